@@ -1,0 +1,120 @@
+"""The configuration of SPEC §9: TOML file, then `VIDEOARCHIVER_*` environment overrides.
+
+Unknown keys are errors that name the key, because a misspelt key silently ignored is a
+setting the user believes in and does not have.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from videoarchiver.errors import ConfigError
+
+CONFIG_ENV = "VIDEOARCHIVER_CONFIG"
+CONFIG_NAME = "videoarchiver.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArchiveConfig(_Section):
+    video_codec: str = "libx264"
+    video_args: list[str] = Field(default_factory=lambda: ["-crf", "18", "-preset", "veryslow"])
+    audio_codec: str = "libopus"
+    audio_args: list[str] = Field(default_factory=lambda: ["-b:a", "128000"])
+    ratio: float = Field(default=0.9, gt=0)
+    grace_seconds: float = Field(default=10, ge=0)
+
+
+class PreviewConfig(_Section):
+    video_codec: str = "libsvtav1"
+    video_args: list[str] = Field(default_factory=lambda: ["-crf", "63", "-preset", "8"])
+    max_side: int = Field(default=1000, ge=2)
+    audio_codec: str = "libopus"
+    audio_args: list[str] = Field(default_factory=lambda: ["-b:a", "10000"])
+
+
+class MontageConfig(_Section):
+    min_n: int = Field(default=1, ge=1)
+    max_n: int = Field(default=10, ge=1)
+    max_tile_width: int = Field(default=0, ge=0)
+
+
+class Config(BaseSettings):
+    """Every setting with the seed's value as its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIDEOARCHIVER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    root: Path | None = None
+    jobs: int = Field(default=0, ge=0)
+    settle_seconds: float = Field(default=30, ge=0)
+    scan_interval: float = Field(default=60, gt=0)
+    after_done: Literal["keep", "move", "delete"] = "keep"
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    preview: PreviewConfig = Field(default_factory=PreviewConfig)
+    montage: MontageConfig = Field(default_factory=MontageConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init values; the environment must win over it.
+        return env_settings, init_settings
+
+    @property
+    def effective_jobs(self) -> int:
+        return self.jobs or os.cpu_count() or 1
+
+
+def find_config_file(explicit: Path | None, root: Path) -> Path | None:
+    """`--config`, then `$VIDEOARCHIVER_CONFIG`, then `<root>/videoarchiver.toml` if present."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    candidate = root / CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def _describe(error: Any) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key}: {error['msg']} (got {error['input']!r})"
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate the TOML file (if any) with environment overrides applied."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                values = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    try:
+        return Config(**values)
+    except ValidationError as exc:
+        where = f"config file {path}" if path else "configuration"
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from exc

@@ -1,0 +1,39 @@
+"""One flat error hierarchy: callers catch `VideoArchiverError` to record a failure and go on.
+
+Every error carries a message written for the user who reads `videoarchiver status`, because
+that message is what ends up in the state database and the log.
+"""
+
+from __future__ import annotations
+
+
+class VideoArchiverError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(VideoArchiverError):
+    """The configuration file or environment holds an unknown key or a wrong value."""
+
+
+class ToolError(VideoArchiverError):
+    """ffmpeg or ffprobe is missing, or lacks an encoder the configuration names."""
+
+
+class ProbeError(VideoArchiverError):
+    """ffprobe cannot read the file, or it holds no audio or video stream."""
+
+
+class ProcessError(VideoArchiverError):
+    """An ffmpeg/ffprobe process exited with an error; the message ends with its stderr tail."""
+
+
+class VerifyError(VideoArchiverError):
+    """A finished output does not match its raw file; it is not published."""
+
+
+class PublishError(VideoArchiverError):
+    """An output could not be put in place without overwriting something that is not ours."""
+
+
+class LockError(VideoArchiverError):
+    """Another daemon already works in this root folder."""

@@ -1,0 +1,185 @@
+"""Archive planning (SPEC §3): one decision per raw stream, and the ffmpeg commands they need.
+
+Video and audio are encoded each in its own process into a part file; everything else is
+muxed straight from the raw file, so that nothing is copied twice. A stream that the ratio
+rule rejects becomes a COPY decision and is muxed from the raw file as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+from videoarchiver.config import ArchiveConfig
+from videoarchiver.planning.audio import opus_conversion
+from videoarchiver.planning.commands import FFMPEG, PROGRESS, url
+from videoarchiver.planning.pixels import archive_pixel_format
+from videoarchiver.planning.probe import Probe, Stream
+
+
+class Action(StrEnum):
+    ENCODE = "encode"
+    COPY = "copy"
+    CONVERT = "convert"
+    DROP = "drop"
+
+
+@dataclass(frozen=True)
+class StreamDecision:
+    """What happens to one raw stream; `notes` are recorded for the user to read."""
+
+    index: int
+    kind: str
+    action: Action
+    codec: str | None = None
+    args: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def fallback_to_copy(self, reason: str) -> StreamDecision:
+        return replace(self, action=Action.COPY, codec=None, args=(), notes=(*self.notes, reason))
+
+
+# Subtitle codecs Matroska holds as they are.
+MATROSKA_SUBTITLES = frozenset(
+    {"subrip", "ass", "ssa", "webvtt", "text", "dvd_subtitle", "hdmv_pgs_subtitle",
+     "dvb_subtitle", "hdmv_text_subtitle", "arib_caption"}
+)  # fmt: skip
+# Text subtitles Matroska cannot hold but ffmpeg can rewrite as SubRip without losing text.
+TEXT_SUBTITLES = frozenset(
+    {"mov_text", "microdvd", "subviewer", "subviewer1", "sami", "realtext", "jacosub", "mpl2",
+     "pjs", "stl", "vplayer", "eia_608"}
+)  # fmt: skip
+# Dispositions ffmpeg's `-disposition` accepts (ffprobe may print newer ones).
+DISPOSITIONS = (
+    "default", "dub", "original", "comment", "lyrics", "karaoke", "forced", "hearing_impaired",
+    "visual_impaired", "clean_effects", "attached_pic", "timed_thumbnails", "captions",
+    "descriptions", "metadata", "dependent", "still_image",
+)  # fmt: skip
+# Statistics tags (mkvmerge, ffmpeg) that describe the raw encoding and would lie afterwards.
+STALE_TAGS = frozenset(
+    {"DURATION", "BPS", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "ENCODER", "_STATISTICS_TAGS",
+     "_STATISTICS_WRITING_APP", "_STATISTICS_WRITING_DATE_UTC"}
+)  # fmt: skip
+_COLOUR_OPTIONS = (
+    ("color_primaries", "-color_primaries"),
+    ("color_transfer", "-color_trc"),
+    ("color_space", "-colorspace"),
+    ("color_range", "-color_range"),
+)
+
+
+def stream_kind(stream: Stream) -> str:
+    return "attached_pic" if stream.is_attached_picture else stream.codec_type
+
+
+def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
+    args: list[str] = []
+    notes: list[str] = []
+    choice = archive_pixel_format(stream.pix_fmt)
+    if choice is not None:
+        args += ["-pix_fmt", choice.pix_fmt]
+        notes += choice.notes
+    for field, option in _COLOUR_OPTIONS:
+        value = getattr(stream, field)
+        if value and value not in ("unknown", "reserved", "unspecified"):
+            args += [option, value]
+    if choice is not None and choice.from_rgb and not stream.color_space:
+        # swscale converts RGB with the BT.601 matrix into limited range: say so in the file.
+        args += ["-colorspace", "smpte170m", "-color_range", "tv"]
+    args += ["-fps_mode", "passthrough"]
+    return StreamDecision(
+        stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes)
+    )
+
+
+def _audio(stream: Stream, config: ArchiveConfig) -> StreamDecision:
+    if config.audio_codec != "libopus":
+        return StreamDecision(stream.index, "audio", Action.ENCODE, config.audio_codec)
+    conversion = opus_conversion(stream.sample_rate, stream.channels, stream.channel_layout)
+    return StreamDecision(
+        stream.index, "audio", Action.ENCODE, config.audio_codec, conversion.args, conversion.notes
+    )
+
+
+def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
+    kind = stream_kind(stream)
+    if stream.codec_name in (None, "none") and kind in ("video", "audio"):
+        note = "ffmpeg knows no decoder for this stream: kept as it is"
+        return StreamDecision(stream.index, kind, Action.COPY, notes=(note,))
+    if kind == "video":
+        return _video(stream, config)
+    if kind == "audio":
+        return _audio(stream, config)
+    if kind in ("attached_pic", "attachment"):
+        return StreamDecision(stream.index, kind, Action.COPY)
+    if kind == "subtitle" and stream.codec_name in MATROSKA_SUBTITLES:
+        return StreamDecision(stream.index, kind, Action.COPY)
+    if kind == "subtitle" and stream.codec_name in TEXT_SUBTITLES:
+        note = f"{stream.codec_name} subtitles stored as SubRip (Matroska cannot hold them)"
+        return StreamDecision(stream.index, kind, Action.CONVERT, "srt", notes=(note,))
+    name = stream.codec_tag_string if stream.codec_name in (None, "none") else stream.codec_name
+    note = f"stream {stream.index} ({kind} {name}) dropped: Matroska cannot hold it"
+    return StreamDecision(stream.index, kind, Action.DROP, notes=(note,))
+
+
+def plan_archive(probe: Probe, config: ArchiveConfig) -> list[StreamDecision]:
+    return [decide_stream(stream, config) for stream in probe.streams]
+
+
+def encode_args(
+    raw: Path, decision: StreamDecision, codec_args: Sequence[str], output: Path
+) -> list[str]:
+    """One stream, encoded on its own with absolute timestamps kept (`-copyts`) for the mux."""
+    letter = "v" if decision.kind == "video" else "a"
+    return [
+        *FFMPEG, "-copyts", "-i", url(raw),
+        "-map", f"0:{decision.index}", "-map_metadata", "-1", "-map_chapters", "-1",
+        f"-c:{letter}", str(decision.codec), *codec_args, *decision.args,
+        *PROGRESS, "-f", "matroska", url(output),
+    ]  # fmt: skip
+
+
+def _disposition(stream: Stream) -> str:
+    return "+".join(name for name in DISPOSITIONS if stream.disposition.get(name)) or "0"
+
+
+def mux_args(
+    raw: Path,
+    probe: Probe,
+    decisions: Sequence[StreamDecision],
+    parts: dict[int, Path],
+    output: Path,
+) -> list[str]:
+    """The final MKV: kept streams in raw order, metadata, dispositions and chapters of the raw.
+
+    `parts` maps a raw stream index to its encoded part; other kept streams come from the raw.
+    """
+    inputs = ["-copyts", "-i", url(raw)]
+    part_input: dict[int, int] = {}
+    for index, path in parts.items():
+        part_input[index] = len(part_input) + 1
+        inputs += ["-i", url(path)]
+    streams = {stream.index: stream for stream in probe.streams}
+    maps: list[str] = []
+    per_stream: list[str] = []
+    kept = [d for d in decisions if d.action is not Action.DROP]
+    for out, decision in enumerate(kept):
+        in_part = decision.index in parts
+        maps += ["-map", f"{part_input[decision.index]}:0" if in_part else f"0:{decision.index}"]
+        stream = streams[decision.index]
+        per_stream += [f"-map_metadata:s:{out}", f"0:s:{decision.index}"]
+        per_stream += [f"-disposition:{out}", _disposition(stream)]
+        if decision.action is Action.CONVERT:
+            per_stream += [f"-c:{out}", str(decision.codec)]
+        if in_part:
+            for tag in stream.tags:
+                if tag.upper() in STALE_TAGS or tag.upper().startswith("NUMBER_OF_"):
+                    per_stream += [f"-metadata:s:{out}", f"{tag}="]
+    return [
+        *FFMPEG, *inputs, *maps, "-c", "copy", *per_stream,
+        "-map_metadata", "0", "-map_chapters", "0",
+        "-max_muxing_queue_size", "4096", "-default_mode", "passthrough",
+        "-f", "matroska", url(output),
+    ]  # fmt: skip

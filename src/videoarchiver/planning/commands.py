@@ -1,0 +1,33 @@
+"""Argument lists shared by every ffmpeg/ffprobe command we build.
+
+Paths are always passed as absolute `file:` URLs: a raw file named `-x.mp4` or `a:b.mkv`
+must never be read as an option or a protocol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from videoarchiver.planning.packets import PACKET_ENTRIES
+
+FFMPEG = ("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y")
+FFPROBE = ("ffprobe", "-hide_banner", "-loglevel", "error")
+PROGRESS = ("-progress", "pipe:1")
+
+
+def url(path: Path) -> str:
+    """An ffmpeg input/output URL that no file name can turn into an option or protocol."""
+    return "file:" + str(path.absolute())
+
+
+def probe_args(path: Path) -> list[str]:
+    return [
+        *FFPROBE,
+        "-print_format", "json",
+        "-show_format", "-show_streams", "-show_chapters",
+        url(path),
+    ]  # fmt: skip
+
+
+def packet_args(path: Path) -> list[str]:
+    return [*FFPROBE, "-print_format", "compact=p=0", "-show_entries", PACKET_ENTRIES, url(path)]

@@ -1,0 +1,117 @@
+"""Pydantic models of `ffprobe -show_format -show_streams -show_chapters` JSON.
+
+ffprobe prints many numbers as strings and leaves out whatever it does not know, so every
+field is optional and lax; the properties answer the questions the planners ask.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from videoarchiver.errors import ProbeError
+
+
+class _Lax(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Stream(_Lax):
+    index: int
+    codec_type: str = "unknown"
+    codec_name: str | None = None
+    codec_tag_string: str | None = None
+    width: int | None = None
+    height: int | None = None
+    pix_fmt: str | None = None
+    bits_per_raw_sample: int | None = None
+    color_range: str | None = None
+    color_space: str | None = None
+    color_transfer: str | None = None
+    color_primaries: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    channel_layout: str | None = None
+    avg_frame_rate: str | None = None
+    r_frame_rate: str | None = None
+    start_time: float | None = None
+    duration: float | None = None
+    disposition: dict[str, int] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    side_data_list: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def is_attached_picture(self) -> bool:
+        return self.codec_type == "video" and bool(self.disposition.get("attached_pic"))
+
+    @property
+    def is_video(self) -> bool:
+        """A moving-picture stream: video that is not cover art."""
+        return self.codec_type == "video" and not self.is_attached_picture
+
+    @property
+    def is_audio(self) -> bool:
+        return self.codec_type == "audio"
+
+    @property
+    def frame_seconds(self) -> float | None:
+        """Duration of one frame from the average (else nominal) frame rate, if known."""
+        for rate in (self.avg_frame_rate, self.r_frame_rate):
+            fps = parse_rate(rate)
+            if fps:
+                return float(1 / fps)
+        return None
+
+    @property
+    def rotation(self) -> int:
+        """Display rotation in degrees (counter-clockwise, as ffprobe reports it), 0 if none."""
+        for side_data in self.side_data_list:
+            if "rotation" in side_data:
+                return int(float(side_data["rotation"]))
+        rotate = self.tags.get("rotate")
+        return int(float(rotate)) if rotate else 0
+
+
+class Format(_Lax):
+    format_name: str | None = None
+    start_time: float | None = None
+    duration: float | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Chapter(_Lax):
+    id: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Probe(_Lax):
+    streams: list[Stream] = Field(default_factory=list)
+    format: Format = Field(default_factory=Format)
+    chapters: list[Chapter] = Field(default_factory=list)
+
+    @property
+    def has_media(self) -> bool:
+        return any(s.is_video or s.is_audio for s in self.streams)
+
+
+def parse_rate(text: str | None) -> Fraction | None:
+    """Parse ffprobe's `num/den` rates; `0/0` and garbage give None."""
+    if not text:
+        return None
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value > 0 else None
+
+
+def parse_probe(raw_json: bytes | str) -> Probe:
+    """Validate ffprobe's JSON; a file ffprobe describes but we cannot model is a ProbeError."""
+    try:
+        return Probe.model_validate_json(raw_json)
+    except ValidationError as exc:
+        raise ProbeError(f"unexpected ffprobe output: {exc.errors()[0]['msg']}") from exc

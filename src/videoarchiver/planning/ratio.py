@@ -1,0 +1,72 @@
+"""The size-ratio rule (SPEC §3): give up on an encode that will not save enough space.
+
+While encoding, the output is compared with the raw stream prorated to the media time encoded
+so far, once `grace_seconds` have been written (the first seconds of an encode are dominated
+by keyframes and headers). The finished output is compared without proration, so an archive
+stream is never larger than `ratio` × its raw stream unless it is the raw stream itself.
+"""
+
+from __future__ import annotations
+
+from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
+
+
+def allowed_bytes(raw_bytes: int, raw_seconds: float, out_seconds: float, ratio: float) -> float:
+    """Bytes the output may hold after `out_seconds` of media (whole budget without a time)."""
+    if raw_seconds <= 0:
+        return ratio * raw_bytes
+    return ratio * raw_bytes * min(out_seconds, raw_seconds) / raw_seconds
+
+
+def exceeds_during_encode(
+    out_bytes: int | None,
+    out_seconds: float | None,
+    raw_bytes: int,
+    raw_seconds: float,
+    ratio: float,
+    grace_seconds: float,
+) -> bool:
+    """True when a running encode should be stopped in favour of copying the raw stream."""
+    if out_bytes is None or out_seconds is None or out_seconds < grace_seconds:
+        return False
+    return out_bytes > allowed_bytes(raw_bytes, raw_seconds, out_seconds, ratio)
+
+
+def exceeds_when_finished(out_bytes: int, raw_bytes: int, ratio: float) -> bool:
+    """The final check on a finished stream, whatever its length."""
+    return out_bytes > ratio * raw_bytes
+
+
+class RatioWatch:
+    """Watches an encode's `-progress` bytes and says when the ratio rule wants it stopped.
+
+    Sans-I/O: `feed` takes whatever the pipe gave and returns True once the encode should be
+    terminated; `reason` then says why, with the figures, for the job record.
+    """
+
+    def __init__(self, raw_bytes: int, raw_seconds: float, ratio: float, grace: float) -> None:
+        self._parser = ProgressParser()
+        self._raw_bytes = raw_bytes
+        self._raw_seconds = raw_seconds
+        self._ratio = ratio
+        self._grace = grace
+        self.latest: ProgressUpdate | None = None
+        self.reason: str | None = None
+
+    def feed(self, data: bytes) -> bool:
+        for update in self._parser.feed(data):
+            self.latest = update
+            if self.reason is None and exceeds_during_encode(
+                update.total_size,
+                update.out_seconds,
+                self._raw_bytes,
+                self._raw_seconds,
+                self._ratio,
+                self._grace,
+            ):
+                self.reason = (
+                    f"stopped at {update.out_seconds:.1f} s: {update.total_size} bytes >"
+                    f" {self._ratio} × {self._raw_bytes} × {update.out_seconds:.1f}"
+                    f" / {self._raw_seconds:.1f}"
+                )
+        return self.reason is not None

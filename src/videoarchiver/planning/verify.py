@@ -1,0 +1,90 @@
+"""Verification of a finished archive against its raw file (SPEC §3), as pure comparisons.
+
+Matroska stores cover art and attachments after its tracks, so those are compared as counts;
+every other stream must appear in the raw order, with the raw's type and duration, and a
+re-encoded video stream with exactly the raw's number of frames.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from videoarchiver.planning.archive import Action, StreamDecision, stream_kind
+from videoarchiver.planning.packets import PacketTally
+from videoarchiver.planning.probe import Probe
+
+UNORDERED_KINDS = frozenset({"attached_pic", "attachment"})
+TIMED_KINDS = frozenset({"video", "audio", "subtitle"})
+MIN_TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class ExpectedStream:
+    kind: str
+    duration: float
+    frame_seconds: float | None = None
+    frames: int | None = None
+
+    @property
+    def tolerance(self) -> float:
+        """max(0.1 s, 2 frames)."""
+        return max(MIN_TOLERANCE, 2 * (self.frame_seconds or 0.0))
+
+
+def expected_streams(
+    probe: Probe, decisions: Sequence[StreamDecision], packets: PacketTally
+) -> list[ExpectedStream]:
+    streams = {stream.index: stream for stream in probe.streams}
+    expected = []
+    for decision in decisions:
+        if decision.action is Action.DROP:
+            continue
+        stream = streams[decision.index]
+        counted = packets.get(decision.index)
+        reencoded_video = decision.kind == "video" and decision.action is Action.ENCODE
+        expected.append(
+            ExpectedStream(
+                kind=decision.kind,
+                duration=counted.duration,
+                frame_seconds=stream.frame_seconds,
+                frames=counted.nonempty if reencoded_video else None,
+            )
+        )
+    return expected
+
+
+def verify_output(
+    expected: Sequence[ExpectedStream], probe: Probe, packets: PacketTally
+) -> list[str]:
+    """Every way the output differs from what was expected; empty when it is good."""
+    actual = [(stream.index, stream_kind(stream)) for stream in probe.streams]
+    ordered_expected = [e for e in expected if e.kind not in UNORDERED_KINDS]
+    ordered_actual = [(i, kind) for i, kind in actual if kind not in UNORDERED_KINDS]
+    problems = []
+    unordered_want = Counter(e.kind for e in expected if e.kind in UNORDERED_KINDS)
+    unordered_have = Counter(kind for _, kind in actual if kind in UNORDERED_KINDS)
+    if unordered_want != unordered_have:
+        problems.append(
+            f"expected {dict(unordered_want)} pictures/attachments, found {dict(unordered_have)}"
+        )
+    want_kinds = [e.kind for e in ordered_expected]
+    have_kinds = [kind for _, kind in ordered_actual]
+    if want_kinds != have_kinds:
+        problems.append(f"streams are {have_kinds}, expected {want_kinds}")
+        return problems
+    for position, (want, (index, kind)) in enumerate(
+        zip(ordered_expected, ordered_actual, strict=True)
+    ):
+        counted = packets.get(index)
+        if kind in TIMED_KINDS and abs(counted.duration - want.duration) > want.tolerance:
+            problems.append(
+                f"{kind} stream {position}: duration {counted.duration:.3f} s, "
+                f"raw {want.duration:.3f} s"
+            )
+        if want.frames is not None and counted.nonempty != want.frames:
+            problems.append(
+                f"{kind} stream {position}: {counted.nonempty} frames, raw {want.frames}"
+            )
+    return problems

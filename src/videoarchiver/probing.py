@@ -1,0 +1,41 @@
+"""Describing a raw file: ffprobe's JSON plus one streamed pass over its packets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from videoarchiver.errors import ProbeError, ProcessError
+from videoarchiver.planning.commands import packet_args, probe_args
+from videoarchiver.planning.packets import PacketTally
+from videoarchiver.planning.probe import Probe, parse_probe
+from videoarchiver.processes import each_line, read_output
+
+
+@dataclass(frozen=True)
+class Probed:
+    probe: Probe
+    packets: PacketTally
+    json: str
+
+
+async def count_packets(path: Path) -> PacketTally:
+    tally = PacketTally()
+    await each_line(packet_args(path), tally.feed_line, "ffprobe packet pass")
+    return tally
+
+
+async def probe_file(path: Path) -> Probed:
+    """Probe a file that must hold audio or video; anything else is a ProbeError."""
+    try:
+        raw_json = await read_output(probe_args(path), "ffprobe")
+    except ProcessError as exc:
+        raise ProbeError(f"not a readable media file: {exc}") from exc
+    probe = parse_probe(raw_json)
+    if not probe.has_media:
+        raise ProbeError("no audio or video stream")
+    try:
+        packets = await count_packets(path)
+    except ProcessError as exc:
+        raise ProbeError(f"cannot read the packets: {exc}") from exc
+    return Probed(probe=probe, packets=packets, json=raw_json.decode("utf-8", "replace"))

@@ -1,0 +1,152 @@
+"""The one place that starts ffmpeg and ffprobe.
+
+Like anyio's `run_process`, stdout and stderr are read concurrently while the process runs
+(a full stderr pipe would otherwise stall ffmpeg), but stdout is handed to the caller chunk
+by chunk, so the `-progress` stream and hour-long packet listings never pile up in memory.
+Only a bounded tail of stderr is kept, for the error message.
+
+Children are started under `setpriv --pdeathsig KILL` where it exists, so no ffmpeg outlives
+the daemon even when the daemon is SIGKILLed; on cancellation they get SIGTERM (ffmpeg then
+closes its output cleanly) and SIGKILL if they do not stop in time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import Process
+
+from videoarchiver.errors import ProcessError, ToolError
+
+STDERR_LINES = 30
+STDERR_LINE_CHARS = 400
+TERMINATE_GRACE_SECONDS = 20.0
+
+# Returns True to ask the process to stop (the ratio rule).
+StdoutHandler = Callable[[bytes], bool]
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    returncode: int
+    stderr_tail: str
+    stopped: bool
+
+    def check(self, what: str) -> None:
+        """Raise ProcessError with ffmpeg's own words when the process failed."""
+        if self.returncode != 0 and not self.stopped:
+            detail = self.stderr_tail or "no message"
+            raise ProcessError(f"{what} failed (exit {self.returncode}): {detail}")
+
+
+def _command(args: Sequence[str]) -> list[str]:
+    program = shutil.which(args[0])
+    if program is None:
+        raise ToolError(f"{args[0]} is not installed (run `make run`, or install ffmpeg)")
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    return [*prefix, program, *args[1:]]
+
+
+class LineBuffer:
+    """Splits a byte stream into lines across chunk boundaries."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        rest, self._pending = self._pending, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+async def _stop(process: Process) -> None:
+    """SIGTERM, then SIGKILL after a grace period; shielded so cancellation cannot skip it."""
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            with anyio.move_on_after(TERMINATE_GRACE_SECONDS):
+                await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def run_process(
+    args: Sequence[str],
+    on_stdout: StdoutHandler,
+    env: Mapping[str, str] | None = None,
+) -> ProcessResult:
+    """Run one command to its end (or until `on_stdout` asks it to stop)."""
+    command = _command(args)
+    tail: deque[str] = deque(maxlen=STDERR_LINES)
+    stopped = False
+    process = await anyio.open_process(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    stdout, stderr = process.stdout, process.stderr
+
+    async def read_stderr() -> None:
+        lines = LineBuffer()
+        async for chunk in stderr:
+            tail.extend(line.strip()[:STDERR_LINE_CHARS] for line in lines.feed(chunk))
+        tail.extend(line.strip()[:STDERR_LINE_CHARS] for line in lines.flush())
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_stderr)
+            async for chunk in stdout:
+                if not stopped and on_stdout(chunk):
+                    stopped = True
+                    process.send_signal(signal.SIGTERM)
+        await process.wait()
+    except BaseException:
+        await _stop(process)
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+    assert process.returncode is not None
+    message = " | ".join(line for line in tail if line)
+    return ProcessResult(returncode=process.returncode, stderr_tail=message, stopped=stopped)
+
+
+async def read_output(args: Sequence[str], what: str) -> bytes:
+    """Run a command that prints a small document (ffprobe JSON) and return its stdout."""
+    collected = bytearray()
+
+    def keep(chunk: bytes) -> bool:
+        collected.extend(chunk)
+        return False
+
+    (await run_process(args, keep)).check(what)
+    return bytes(collected)
+
+
+async def each_line(args: Sequence[str], on_line: Callable[[str], None], what: str) -> None:
+    """Run a command and hand its stdout to `on_line` one line at a time, in constant memory."""
+    lines = LineBuffer()
+
+    def split(chunk: bytes) -> bool:
+        for line in lines.feed(chunk):
+            on_line(line)
+        return False
+
+    (await run_process(args, split)).check(what)
+    for line in lines.flush():
+        on_line(line)

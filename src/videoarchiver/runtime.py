@@ -1,0 +1,47 @@
+"""What every pipeline step needs: the folders, settings, state and the process limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from videoarchiver.config import Config
+from videoarchiver.layout import Layout
+from videoarchiver.probing import Probed
+from videoarchiver.state import FileRow, StateDB
+
+PROBE_SLOTS = 2
+
+
+@dataclass(frozen=True)
+class Runtime:
+    layout: Layout
+    config: Config
+    state: StateDB
+    ffmpeg_slots: anyio.CapacityLimiter
+    probe_slots: anyio.CapacityLimiter
+
+    @classmethod
+    def create(cls, layout: Layout, config: Config, state: StateDB) -> Runtime:
+        return cls(
+            layout=layout,
+            config=config,
+            state=state,
+            ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
+            probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """One raw file being processed: its record, its path and what ffprobe said of it."""
+
+    row: FileRow
+    path: Path
+    probed: Probed
+
+    @property
+    def name(self) -> str:
+        return self.row.rel_path

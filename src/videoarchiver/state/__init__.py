@@ -1,0 +1,7 @@
+"""The SQLite state: the only package that speaks SQL."""
+
+from __future__ import annotations
+
+from videoarchiver.state.database import FileRow, OutputRow, StateDB, StreamJobRow
+
+__all__ = ["FileRow", "OutputRow", "StateDB", "StreamJobRow"]

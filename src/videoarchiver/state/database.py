@@ -1,0 +1,240 @@
+"""State database: what is known of every raw file, each of its outputs and stream jobs.
+
+Each transition is committed before the filesystem step that depends on it, in WAL mode with
+full sync, so that a kill at any instant leaves a database that says what was happening.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from videoarchiver.state.migrations import MIGRATIONS
+
+# States shared by files, outputs and stream jobs.
+PENDING, RUNNING, PUBLISHING, DONE, FAILED = "pending", "running", "publishing", "done", "failed"
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    rel_path: str
+    size: int
+    mtime_ns: int
+    stem: str
+    state: str
+    error: str | None
+    warnings: tuple[str, ...]
+    probe: str | None
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    file_id: int
+    kind: str
+    state: str
+    path: str | None
+    size: int | None
+    sha256: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StreamJobRow:
+    stream_index: int
+    kind: str
+    decision: str
+    state: str
+    notes: tuple[str, ...]
+    raw_bytes: int | None
+    raw_seconds: float | None
+    out_bytes: int | None
+    out_seconds: float | None
+    ratio: float | None
+    wall_seconds: float | None
+    error: str | None
+
+
+_FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, probe"
+_OUTPUT_COLUMNS = "file_id, kind, state, path, size, sha256, error"
+_JOB_COLUMNS = (
+    "stream_index, kind, decision, state, notes, raw_bytes, raw_seconds, out_bytes, "
+    "out_seconds, ratio, wall_seconds, error"
+)
+
+
+def _file(row: aiosqlite.Row) -> FileRow:
+    values = dict(row)
+    values["warnings"] = tuple(json.loads(values["warnings"]))
+    return FileRow(**values)
+
+
+def _job(row: aiosqlite.Row) -> StreamJobRow:
+    values = dict(row)
+    values["notes"] = tuple(json.loads(values["notes"]))
+    return StreamJobRow(**values)
+
+
+class StateDB:
+    """Async access to `work/state.sqlite3`; open it with `StateDB.open(path)`."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path) -> AsyncIterator[StateDB]:
+        async with aiosqlite.connect(path, isolation_level=None) as connection:
+            connection.row_factory = aiosqlite.Row
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA synchronous=FULL")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            await connection.execute("PRAGMA busy_timeout=10000")
+            state = cls(connection)
+            await state._migrate()
+            yield state
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        applied = int(row[0]) if row else 0
+        for number, migration in enumerate(MIGRATIONS[applied:], start=applied + 1):
+            await self._db.executescript(
+                f"BEGIN; {migration.script}; PRAGMA user_version = {number}; COMMIT;"
+            )
+
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
+        await self._db.execute(sql, tuple(params))
+
+    async def _upsert(self, table: str, key: dict[str, Any], columns: dict[str, Any]) -> None:
+        """Insert a row, or update `columns` of the row with the same primary `key`."""
+        values = {**key, **columns, "updated_at": time.time()}
+        names = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        updates = ", ".join(f"{name}=excluded.{name}" for name in values if name not in key)
+        await self._write(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+            values.values(),
+        )
+
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def find_file(self, rel_path: str, size: int, mtime_ns: int) -> FileRow | None:
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE rel_path=? AND size=? AND mtime_ns=?",
+            (rel_path, size, mtime_ns),
+        )
+        return _file(rows[0]) if rows else None
+
+    async def get_file(self, file_id: int) -> FileRow:
+        rows = await self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE id=?", (file_id,))
+        return _file(rows[0])
+
+    async def stem_taken(self, stem: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM files WHERE stem=?", (stem,)))
+
+    async def add_file(self, rel_path: str, size: int, mtime_ns: int, stem: str) -> FileRow:
+        """A new source; unfinished rows for older content at the same path are forgotten."""
+        now = time.time()
+        await self._write("DELETE FROM files WHERE rel_path=? AND state!=?", (rel_path, DONE))
+        await self._write(
+            "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (rel_path, size, mtime_ns, stem, now, now),
+        )
+        found = await self.find_file(rel_path, size, mtime_ns)
+        assert found is not None
+        return found
+
+    async def set_file_state(self, file_id: int, state: str, error: str | None = None) -> None:
+        await self._write(
+            "UPDATE files SET state=?, error=?, updated_at=? WHERE id=?",
+            (state, error, time.time(), file_id),
+        )
+
+    async def set_probe(self, file_id: int, probe_json: str) -> None:
+        await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))
+
+    async def set_warnings(self, file_id: int, warnings: Iterable[str]) -> None:
+        await self._write(
+            "UPDATE files SET warnings=? WHERE id=?", (json.dumps(list(warnings)), file_id)
+        )
+
+    async def files(self, states: Iterable[str] | None = None) -> list[FileRow]:
+        if states is None:
+            rows = await self._rows(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY rel_path, id")
+        else:
+            wanted = list(states)
+            marks = ",".join("?" * len(wanted))
+            rows = await self._rows(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE state IN ({marks}) ORDER BY id", wanted
+            )
+        return [_file(row) for row in rows]
+
+    async def requeue_interrupted(self) -> None:
+        """At start: whatever was running when the last daemon died starts that step again."""
+        now = time.time()
+        for table in ("files", "outputs", "stream_jobs"):
+            await self._write(
+                f"UPDATE {table} SET state=?, updated_at=? WHERE state=?", (PENDING, now, RUNNING)
+            )
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    async def set_output(self, file_id: int, kind: str, state: str, **fields: Any) -> None:
+        """Insert or update one output's row; `fields` are columns of `outputs`."""
+        await self._upsert(
+            "outputs", {"file_id": file_id, "kind": kind}, {"state": state, **fields}
+        )
+
+    async def outputs(self, file_id: int) -> dict[str, OutputRow]:
+        rows = await self._rows(
+            f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id=?", (file_id,)
+        )
+        return {row["kind"]: OutputRow(**dict(row)) for row in rows}
+
+    async def all_outputs(self) -> list[OutputRow]:
+        rows = await self._rows(f"SELECT {_OUTPUT_COLUMNS} FROM outputs")
+        return [OutputRow(**dict(row)) for row in rows]
+
+    # -- stream jobs -------------------------------------------------------------------------
+
+    async def save_job(
+        self,
+        file_id: int,
+        output: str,
+        stream_index: int,
+        *,
+        kind: str,
+        decision: str,
+        state: str,
+        notes: Iterable[str] = (),
+        **figures: Any,
+    ) -> None:
+        """Insert or replace one stream job with its decision, state and figures."""
+        await self._upsert(
+            "stream_jobs",
+            {"file_id": file_id, "output": output, "stream_index": stream_index},
+            {"kind": kind, "decision": decision, "state": state, "notes": json.dumps(list(notes))}
+            | figures,
+        )
+
+    async def jobs(self, file_id: int, output: str) -> dict[int, StreamJobRow]:
+        rows = await self._rows(
+            f"SELECT {_JOB_COLUMNS} FROM stream_jobs WHERE file_id=? AND output=?"
+            " ORDER BY stream_index",
+            (file_id, output),
+        )
+        return {row["stream_index"]: _job(row) for row in rows}

@@ -1,0 +1,68 @@
+"""Numbered, named schema migrations; `PRAGMA user_version` is how many have been applied.
+
+Never edit a migration that has shipped: append a new one, so every database moves forward
+through the same steps.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Migration(NamedTuple):
+    name: str
+    script: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "files, outputs and per-stream jobs",
+        """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            rel_path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            stem TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'pending',
+            error TEXT,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            probe TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (rel_path, size, mtime_ns)
+        );
+        CREATE INDEX files_by_state ON files (state);
+        CREATE INDEX files_by_path ON files (rel_path);
+        CREATE TABLE outputs (
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            path TEXT,
+            size INTEGER,
+            sha256 TEXT,
+            error TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (file_id, kind)
+        );
+        CREATE TABLE stream_jobs (
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            output TEXT NOT NULL,
+            stream_index INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            notes TEXT NOT NULL DEFAULT '[]',
+            raw_bytes INTEGER,
+            raw_seconds REAL,
+            out_bytes INTEGER,
+            out_seconds REAL,
+            ratio REAL,
+            wall_seconds REAL,
+            error TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (file_id, output, stream_index)
+        );
+        """,
+    ),
+)

@@ -1,0 +1,29 @@
+"""The start-up check: ffmpeg and ffprobe exist and have the encoders the settings name."""
+
+from __future__ import annotations
+
+import re
+
+from videoarchiver.config import Config
+from videoarchiver.errors import ProcessError, ToolError
+from videoarchiver.processes import read_output
+
+
+def required_encoders(config: Config) -> set[str]:
+    return {config.archive.video_codec, config.archive.audio_codec}
+
+
+async def check_tools(config: Config) -> None:
+    """Raise ToolError with a message a user can act on, before any file is touched."""
+    await read_output(["ffprobe", "-version"], "ffprobe -version")
+    try:
+        listing = await read_output(["ffmpeg", "-hide_banner", "-encoders"], "ffmpeg -encoders")
+    except ProcessError as exc:
+        raise ToolError(f"ffmpeg does not run: {exc}") from exc
+    available = set(re.findall(r"^ [A-Z.]{6} (\S+)", listing.decode(errors="replace"), re.M))
+    missing = sorted(required_encoders(config) - available)
+    if missing:
+        raise ToolError(
+            f"this ffmpeg lacks the encoder(s) {', '.join(missing)}; install an ffmpeg built"
+            " with them (Debian's ffmpeg package has libx264, libopus and libsvtav1)"
+        )
