@@ -77,7 +77,11 @@ async def _encode_stream(
     settings = rt.config.archive
     codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
     partial = work / f"s{index}.encoding.mkv"
-    watch = RatioWatch(raw.bytes, raw.duration, settings.ratio, settings.grace_seconds)
+    file_start = source.probed.probe.format.start_time or 0.0
+    watch = RatioWatch(
+        raw.bytes, raw.duration, settings.ratio, settings.grace_seconds,
+        start=(raw.start or 0.0) - file_start,
+    )  # fmt: skip
     await _record(rt, source, decision, RUNNING, **figures)
     log.info("%s: stream %d %s started (%s)", source.name, index, decision.kind, decision.codec)
     started = time.monotonic()

@@ -41,6 +41,8 @@ class StreamDecision:
         return replace(self, action=Action.COPY, codec=None, args=(), notes=(*self.notes, reason))
 
 
+# What ffprobe calls a codec it has no decoder for.
+UNKNOWN_CODECS = frozenset({None, "none", "unknown"})
 # Subtitle codecs Matroska holds as they are.
 MATROSKA_SUBTITLES = frozenset(
     {"subrip", "ass", "ssa", "webvtt", "text", "dvd_subtitle", "hdmv_pgs_subtitle",
@@ -105,7 +107,7 @@ def _audio(stream: Stream, config: ArchiveConfig) -> StreamDecision:
 
 def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     kind = stream_kind(stream)
-    if stream.codec_name in (None, "none") and kind in ("video", "audio"):
+    if stream.codec_name in UNKNOWN_CODECS and kind in ("video", "audio"):
         note = "ffmpeg knows no decoder for this stream: kept as it is"
         return StreamDecision(stream.index, kind, Action.COPY, notes=(note,))
     if kind == "video":
@@ -119,7 +121,7 @@ def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     if kind == "subtitle" and stream.codec_name in TEXT_SUBTITLES:
         note = f"{stream.codec_name} subtitles stored as SubRip (Matroska cannot hold them)"
         return StreamDecision(stream.index, kind, Action.CONVERT, "srt", notes=(note,))
-    name = stream.codec_tag_string if stream.codec_name in (None, "none") else stream.codec_name
+    name = stream.codec_tag_string if stream.codec_name in UNKNOWN_CODECS else stream.codec_name
     note = f"stream {stream.index} ({kind} {name}) dropped: Matroska cannot hold it"
     return StreamDecision(stream.index, kind, Action.DROP, notes=(note,))
 
@@ -131,10 +133,15 @@ def plan_archive(probe: Probe, config: ArchiveConfig) -> list[StreamDecision]:
 def encode_args(
     raw: Path, decision: StreamDecision, codec_args: Sequence[str], output: Path
 ) -> list[str]:
-    """One stream, encoded on its own with absolute timestamps kept (`-copyts`) for the mux."""
+    """One stream, encoded on its own.
+
+    Not `-copyts`: ffmpeg 5.1 then reports progress relative to the first time it printed,
+    which breaks the ratio rule. Without it the part's timestamps are relative to the raw
+    file's start, which `mux_args` reproduces for the streams it takes from the raw file.
+    """
     letter = "v" if decision.kind == "video" else "a"
     return [
-        *FFMPEG, "-copyts", "-i", url(raw),
+        *FFMPEG, "-i", url(raw),
         "-map", f"0:{decision.index}", "-map_metadata", "-1", "-map_chapters", "-1",
         f"-c:{letter}", str(decision.codec), *codec_args, *decision.args,
         *PROGRESS, "-f", "matroska", url(output),
@@ -156,7 +163,9 @@ def mux_args(
 
     `parts` maps a raw stream index to its encoded part; other kept streams come from the raw.
     """
-    inputs = ["-copyts", "-i", url(raw)]
+    start = probe.format.start_time or 0.0
+    # Parts start at (stream start − file start); shift the raw input the same way.
+    inputs = ["-copyts", "-itsoffset", f"{-start:.6f}", "-i", url(raw)]
     part_input: dict[int, int] = {}
     for index, path in parts.items():
         part_input[index] = len(part_input) + 1

@@ -44,8 +44,12 @@ class RatioWatch:
     terminated; `reason` then says why, with the figures, for the job record.
     """
 
-    def __init__(self, raw_bytes: int, raw_seconds: float, ratio: float, grace: float) -> None:
+    def __init__(
+        self, raw_bytes: int, raw_seconds: float, ratio: float, grace: float, start: float = 0.0
+    ) -> None:
+        """`start`: where the output's timeline begins (the stream's offset in its file)."""
         self._parser = ProgressParser()
+        self._start = start
         self._raw_bytes = raw_bytes
         self._raw_seconds = raw_seconds
         self._ratio = ratio
@@ -56,17 +60,19 @@ class RatioWatch:
     def feed(self, data: bytes) -> bool:
         for update in self._parser.feed(data):
             self.latest = update
+            media = (
+                None if update.out_seconds is None else max(0.0, update.out_seconds - self._start)
+            )
             if self.reason is None and exceeds_during_encode(
                 update.total_size,
-                update.out_seconds,
+                media,
                 self._raw_bytes,
                 self._raw_seconds,
                 self._ratio,
                 self._grace,
             ):
                 self.reason = (
-                    f"stopped at {update.out_seconds:.1f} s: {update.total_size} bytes >"
-                    f" {self._ratio} × {self._raw_bytes} × {update.out_seconds:.1f}"
-                    f" / {self._raw_seconds:.1f}"
+                    f"stopped at {media:.1f} s: {update.total_size} bytes >"
+                    f" {self._ratio} × {self._raw_bytes} × {media:.1f} / {self._raw_seconds:.1f}"
                 )
         return self.reason is not None

@@ -1,0 +1,48 @@
+# Two commands for a new user: `make run` and `make test`. Both install what is missing:
+# ffmpeg (with apt-get, when ffmpeg/ffprobe are absent) and this package into .venv/.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
+
+.PHONY: run test lint setup system-deps clean
+
+run: setup
+	$(BIN)/videoarchiver run
+
+test: setup lint
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "ffmpeg/ffprobe are missing and apt-get is not available here: install ffmpeg" \
+		     "(with libx264, libopus and libsvtav1) with your package manager, then run make again." >&2; \
+		exit 1; \
+	fi; \
+	echo "Installing ffmpeg with apt-get ..."; \
+	$(SUDO) apt-get update -qq && $(APT_INSTALL) ffmpeg
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "videoarchiver needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)" >&2; exit 1; }
+	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
+		rm -rf $(VENV); \
+		command -v apt-get >/dev/null 2>&1 || { echo "$(PYTHON) cannot create a virtual environment (install its venv module)" >&2; exit 1; }; \
+		echo "Installing python3-venv with apt-get ..."; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from media import FAST_CONFIG
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A root folder with `raw/` and a config that takes files at once and encodes fast."""
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "videoarchiver.toml").write_text(FAST_CONFIG)
+    return tmp_path

@@ -1,0 +1,86 @@
+"""Test helpers: make clips with lavfi and read outputs back with ffprobe, as a user would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+FAST_CONFIG = """\
+settle_seconds = 0
+[archive]
+video_args = ["-crf", "18", "-preset", "ultrafast"]
+"""
+
+
+def ffmpeg(*args: str | Path) -> None:
+    """Run ffmpeg to make a test input; fail loudly with its message."""
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def probe(path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+         "-show_chapters", f"file:{path}"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def packets(path: Path, stream: int) -> list[dict[str, str]]:
+    """Every packet of one stream: pts_time, duration_time, size, flags."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", str(stream), "-print_format", "json",
+         "-show_entries", "packet=pts_time,duration_time,size,flags", f"file:{path}"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    result: list[dict[str, str]] = json.loads(out)["packets"]
+    return result
+
+
+def span(path: Path, stream: int) -> tuple[float, float]:
+    """(first packet start, last packet end) of one stream."""
+    times = [
+        (float(p["pts_time"]), float(p.get("duration_time", 0) or 0))
+        for p in packets(path, stream)
+        if p.get("pts_time", "N/A") != "N/A"
+    ]
+    return min(t for t, _ in times), max(t + d for t, d in times)
+
+
+def stream_hash(path: Path, stream: int) -> str:
+    """SHA-256 of one stream's packet payloads (identical for a stream copied bit for bit)."""
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", f"file:{path}", "-map", f"0:{stream}", "-c", "copy",
+         "-f", "hash", "-hash", "sha256", "-"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    return out.decode().strip()
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_cli(root: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`videoarchiver <args> --root <root>` as a user would start it, output captured."""
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("VIDEOARCHIVER_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "videoarchiver", *args, "--root", str(root)],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def state_rows(root: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Read the state database directly, as `status --json` will later."""
+    import sqlite3
+
+    with sqlite3.connect(root / "work" / "state.sqlite3") as db:
+        return list(db.execute(sql, params))
