@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+
 from media import (
     ffmpeg,
     file_sha256,
@@ -33,8 +35,8 @@ title=Main
 """
 
 
-def _codecs(info: dict[str, object]) -> list[str]:
-    return [s["codec_name"] for s in info["streams"]]  # type: ignore[attr-defined, index]
+def _codecs(info: dict[str, Any]) -> list[str]:
+    return [stream["codec_name"] for stream in info["streams"]]
 
 
 def _jobs(root: Path, rel: str) -> dict[int, tuple[str, str, list[str]]]:
@@ -172,7 +174,7 @@ def test_incompressible_stream_falls_back_to_the_raw_stream(root: Path) -> None:
 
 def test_bad_inputs_fail_cleanly_and_the_rest_goes_on(root: Path) -> None:
     raw = root / "raw"
-    good_names = ["-leading dash.mkv", "it's \"quoted\" ünïcödé.mkv", "with spaces.mkv"]
+    good_names = ["-leading dash.mkv", 'it\'s "quoted" ünïcödé.mkv', "with spaces.mkv"]
     for name in good_names:
         ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:duration=1", "-c:v", "ffv1",
                raw / name)  # fmt: skip

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from videoarchiver.config import ArchiveConfig
+from videoarchiver.planning.archive import Action, encode_args, mux_args, plan_archive
+from videoarchiver.planning.commands import url
+from videoarchiver.planning.packets import PacketTally
+from videoarchiver.planning.probe import Probe
+from videoarchiver.planning.verify import ExpectedStream, expected_streams, verify_output
+
+
+def make_probe(*streams: dict[str, Any], start: float = 0.0) -> Probe:
+    return Probe.model_validate(
+        {
+            "streams": [{"index": i, **s} for i, s in enumerate(streams)],
+            "format": {"start_time": str(start)},
+        }
+    )
+
+
+VIDEO = {
+    "codec_type": "video",
+    "codec_name": "h264",
+    "pix_fmt": "yuv420p",
+    "avg_frame_rate": "25/1",
+}
+AUDIO = {"codec_type": "audio", "codec_name": "aac", "sample_rate": "48000", "channels": 2,
+         "channel_layout": "stereo"}  # fmt: skip
+COVER = {"codec_type": "video", "codec_name": "mjpeg", "disposition": {"attached_pic": 1}}
+
+
+@pytest.mark.parametrize(
+    ("stream", "kind", "action", "codec"),
+    [
+        (VIDEO, "video", Action.ENCODE, "libx264"),
+        (AUDIO, "audio", Action.ENCODE, "libopus"),
+        (COVER, "attached_pic", Action.COPY, None),
+        ({"codec_type": "subtitle", "codec_name": "subrip"}, "subtitle", Action.COPY, None),
+        ({"codec_type": "subtitle", "codec_name": "hdmv_pgs_subtitle"}, "subtitle", Action.COPY,
+         None),
+        ({"codec_type": "subtitle", "codec_name": "mov_text"}, "subtitle", Action.CONVERT, "srt"),
+        ({"codec_type": "subtitle", "codec_name": "xsub"}, "subtitle", Action.DROP, None),
+        ({"codec_type": "data", "codec_name": "unknown", "codec_tag_string": "tmcd"}, "data",
+         Action.DROP, None),
+        ({"codec_type": "attachment", "codec_name": "ttf"}, "attachment", Action.COPY, None),
+        ({"codec_type": "video", "codec_name": None}, "video", Action.COPY, None),
+    ],
+)  # fmt: skip
+def test_stream_decisions(
+    stream: dict[str, Any], kind: str, action: Action, codec: str | None
+) -> None:
+    [decision] = plan_archive(make_probe(stream), ArchiveConfig())
+    assert (decision.kind, decision.action, decision.codec) == (kind, action, codec)
+    if action in (Action.DROP, Action.CONVERT):
+        assert decision.notes, "every conversion or drop is explained"
+
+
+def test_dropped_data_stream_names_its_tag() -> None:
+    tmcd = {"codec_type": "data", "codec_name": "unknown", "codec_tag_string": "tmcd"}
+    [decision] = plan_archive(make_probe(tmcd), ArchiveConfig())
+    assert "tmcd" in decision.notes[0]
+
+
+def test_video_encode_args_keep_format_colour_and_every_frame() -> None:
+    hdr = {
+        **VIDEO, "pix_fmt": "yuv420p10le", "color_primaries": "bt2020",
+        "color_transfer": "smpte2084", "color_space": "bt2020nc", "color_range": "tv",
+    }  # fmt: skip
+    [decision] = plan_archive(make_probe(hdr), ArchiveConfig())
+    args = encode_args(Path("/r/-a.mp4"), decision, ["-crf", "18"], Path("/w/s0.mkv"))
+    assert args[0] == "ffmpeg"
+    assert args[args.index("-i") + 1] == "file:/r/-a.mp4"
+    assert args[-1] == "file:/w/s0.mkv"
+    pairs = dict(itertools.pairwise(args))
+    assert pairs["-map"] == "0:0"
+    assert pairs["-c:v"] == "libx264"
+    assert pairs["-pix_fmt"] == "yuv420p10le"
+    assert (pairs["-color_primaries"], pairs["-color_trc"], pairs["-colorspace"]) == (
+        "bt2020", "smpte2084", "bt2020nc",
+    )  # fmt: skip
+    assert pairs["-fps_mode"] == "passthrough"
+    assert pairs["-progress"] == "pipe:1"
+
+
+def test_rgb_source_is_tagged_with_the_matrix_it_was_converted_with() -> None:
+    [decision] = plan_archive(make_probe({**VIDEO, "pix_fmt": "rgb24"}), ArchiveConfig())
+    pairs = dict(itertools.pairwise(decision.args))
+    assert (pairs["-pix_fmt"], pairs["-colorspace"], pairs["-color_range"]) == (
+        "yuv444p", "smpte170m", "tv",
+    )  # fmt: skip
+
+
+def test_mux_maps_parts_and_raw_streams_in_raw_order() -> None:
+    tmcd = {"codec_type": "data", "codec_name": "unknown", "codec_tag_string": "tmcd"}
+    subs = {"codec_type": "subtitle", "codec_name": "mov_text",
+            "disposition": {"default": 1, "forced": 1}}  # fmt: skip
+    video = {**VIDEO, "tags": {"BPS": "1000", "language": "eng"}}
+    probe = make_probe(video, AUDIO, tmcd, subs, start=1.5)
+    decisions = plan_archive(probe, ArchiveConfig())
+    decisions[1] = decisions[1].fallback_to_copy("ratio")
+    args = mux_args(Path("/r/a.mov"), probe, decisions, {0: Path("/w/s0.mkv")}, Path("/w/out.mkv"))
+    assert args[args.index("-itsoffset") + 1] == "-1.500000"
+    inputs = [args[i + 1] for i, a in enumerate(args) if a == "-i"]
+    assert inputs == [url(Path("/r/a.mov")), url(Path("/w/s0.mkv"))]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-map"] == ["1:0", "0:1", "0:3"]
+    pairs = dict(itertools.pairwise(args))
+    assert pairs["-c:2"] == "srt"
+    assert pairs["-disposition:2"] == "default+forced"
+    assert pairs["-disposition:0"] == "0"
+    assert pairs["-map_metadata:s:2"] == "0:s:3"
+    assert pairs["-metadata:s:0"] == "BPS=", "statistics of the raw encoding are not carried over"
+    assert pairs["-map_chapters"] == "0"
+
+
+def _tally(*streams: tuple[int, float, int]) -> PacketTally:
+    """(stream index, duration, frames) → a tally of 1-byte packets at 25 fps."""
+    tally = PacketTally()
+    for index, duration, frames in streams:
+        step = duration / frames
+        for n in range(frames):
+            tally.feed_line(f"stream_index={index}|pts_time={n * step}|duration_time={step}|size=1")
+    return tally
+
+
+def test_expected_streams_skip_drops_and_count_frames_of_encoded_video() -> None:
+    tmcd = {"codec_type": "data", "codec_name": "unknown", "codec_tag_string": "tmcd"}
+    probe = make_probe(VIDEO, AUDIO, tmcd)
+    decisions = plan_archive(probe, ArchiveConfig())
+    expected = expected_streams(probe, decisions, _tally((0, 4.0, 100), (1, 4.0, 200)))
+    assert [(e.kind, e.frames) for e in expected] == [("video", 100), ("audio", None)]
+    assert expected[0].tolerance == pytest.approx(0.1)
+    assert ExpectedStream("video", 1.0, frame_seconds=0.5).tolerance == 1.0
+
+
+@pytest.mark.parametrize(
+    ("archive_streams", "tally", "problem"),
+    [
+        ((VIDEO, AUDIO), ((0, 4.0, 100), (1, 4.0, 200)), None),
+        ((VIDEO, AUDIO), ((0, 4.0, 100), (1, 4.09, 200)), None),
+        ((VIDEO, AUDIO, COVER), ((0, 4.0, 100), (1, 4.0, 200)), "pictures"),
+        ((AUDIO, VIDEO), ((0, 4.0, 200), (1, 4.0, 100)), "streams are"),
+        ((VIDEO,), ((0, 4.0, 100),), "streams are"),
+        ((VIDEO, AUDIO), ((0, 4.0, 99), (1, 4.0, 200)), "99 frames"),
+        ((VIDEO, AUDIO), ((0, 4.0, 100), (1, 3.5, 200)), "duration"),
+    ],
+)
+def test_verify_output(
+    archive_streams: tuple[dict[str, Any], ...],
+    tally: tuple[tuple[int, float, int], ...],
+    problem: str | None,
+) -> None:
+    raw = make_probe(VIDEO, AUDIO)
+    expected = expected_streams(
+        raw, plan_archive(raw, ArchiveConfig()), _tally((0, 4.0, 100), (1, 4.0, 200))
+    )
+    problems = verify_output(expected, make_probe(*archive_streams), _tally(*tally))
+    if problem is None:
+        assert problems == []
+    else:
+        assert any(problem in text for text in problems), problems

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+
+from videoarchiver.planning.audio import opus_conversion
+from videoarchiver.planning.packets import PacketTally
+from videoarchiver.planning.paths import is_ignored, stem_candidates
+from videoarchiver.planning.pixels import archive_pixel_format
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "note"),
+    [
+        ("yuv420p", "yuv420p", None),
+        ("yuvj420p", "yuvj420p", None),
+        ("yuv422p10le", "yuv422p10le", None),
+        ("yuv444p12le", "yuv444p10le", "12-bit"),
+        ("yuva420p", "yuv420p", "alpha"),
+        ("rgb24", "yuv444p", "RGB"),
+        ("bgra", "yuv444p", "alpha"),
+        ("pal8", "yuv444p", "RGB"),
+        ("gbrp10le", "yuv444p10le", "RGB"),
+        ("rgb48le", "yuv444p10le", "16-bit"),
+        ("gray", "gray", None),
+        ("gray12le", "gray10le", "12-bit"),
+        ("nv12", "yuv420p", None),
+        ("p010le", "yuv420p10le", None),
+        ("uyvy422", "yuv422p", None),
+        ("yuv411p", "yuv422p", "411"),
+        ("yuv410p", "yuv420p", "410"),
+        ("yuv440p", "yuv444p", "440"),
+    ],
+)
+def test_pixel_format_keeps_depth_and_chroma(source: str, target: str, note: str | None) -> None:
+    choice = archive_pixel_format(source)
+    assert choice is not None and choice.pix_fmt == target
+    if note is None:
+        assert choice.notes == ()
+    else:
+        assert any(note in text for text in choice.notes)
+
+
+@pytest.mark.parametrize("source", [None, "", "some_future_format"])
+def test_unknown_pixel_format_is_left_to_ffmpeg(source: str | None) -> None:
+    assert archive_pixel_format(source) is None
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "layout", "expected"),
+    [
+        (48000, 2, "stereo", ()),
+        (24000, 1, "mono", ()),
+        (48000, 6, "5.1", ()),
+        (48000, 4, None, ()),  # unknown layout: libopus uses the Vorbis order itself
+        (44100, 2, "stereo", ("-af", "aformat=sample_rates=48000")),
+        (48000, 6, "5.1(side)", ("-af", "aformat=channel_layouts=5.1")),
+        (48000, 3, "2.1", ("-af", "aformat=channel_layouts=3.0")),
+        (22050, 16, "hexadecagonal", ("-af", "aformat=sample_rates=48000:channel_layouts=7.1")),
+        (48000, 10, None, ("-af", "aformat=channel_layouts=7.1")),
+    ],
+)
+def test_opus_conversion(
+    rate: int, channels: int, layout: str | None, expected: tuple[str, ...]
+) -> None:
+    conversion = opus_conversion(rate, channels, layout)
+    assert conversion.args == expected
+    options = expected[-1].removeprefix("aformat=").split(":") if expected else []
+    assert len(conversion.notes) == len(options), "every change is recorded"
+
+
+def test_packet_tally_spans_reordered_and_missing_times() -> None:
+    tally = PacketTally()
+    for line in [
+        "stream_index=0|pts_time=0.000000|dts_time=-0.080000|duration_time=0.040000|size=900|flags=K__",
+        "stream_index=0|pts_time=0.120000|dts_time=-0.040000|duration_time=0.040000|size=100|flags=___",
+        "stream_index=0|pts_time=0.040000|dts_time=0.000000|duration_time=0.040000|size=0|flags=___",
+        "stream_index=1|pts_time=N/A|dts_time=0.500000|duration_time=N/A|size=10|flags=K_",
+        "stream_index=1|pts_time=N/A|dts_time=N/A|duration_time=N/A|size=10|flags=K_",
+        "garbage line",
+        "",
+    ]:
+        tally.feed_line(line)
+    video, audio = tally.get(0), tally.get(1)
+    assert (video.count, video.nonempty, video.bytes, video.keyframes) == (3, 2, 1000, 1)
+    assert video.duration == pytest.approx(0.16)
+    assert (audio.count, audio.start, audio.duration) == (2, 0.5, 0.0)
+    assert tally.get(7).duration == 0.0
+
+
+@pytest.mark.parametrize(
+    ("rel", "ignored"),
+    [
+        ("a.mp4", False),
+        ("sub/dir/a b.mkv", False),
+        (".hidden.mp4", True),
+        ("sub/.cache/a.mp4", True),
+        ("a.mp4.part", True),
+        ("a.crdownload", True),
+        ("a.MP4.TMP", True),
+        ("a.mp4~", True),
+    ],
+)
+def test_ignored_names(rel: str, ignored: bool) -> None:
+    assert is_ignored(PurePosixPath(rel)) is ignored
+
+
+def test_stem_candidates() -> None:
+    candidates = stem_candidates(PurePosixPath("sub/a.mov"))
+    assert [next(candidates) for _ in range(4)] == [
+        "sub/a",
+        "sub/a.mov",
+        "sub/a.mov.2",
+        "sub/a.mov.3",
+    ]
+    no_suffix = stem_candidates(PurePosixPath("README"))
+    assert [next(no_suffix) for _ in range(2)] == ["README", "README.2"]
