@@ -13,3 +13,9 @@ def root(tmp_path: Path) -> Path:
     (tmp_path / "raw").mkdir()
     (tmp_path / "videoarchiver.toml").write_text(FAST_CONFIG)
     return tmp_path
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The daemon runs on asyncio; async tests use the same backend."""
+    return "asyncio"
