@@ -250,3 +250,44 @@ def test_audio_only_file_with_a_layout_opus_refuses(root: Path) -> None:
     notes = _jobs(root, "surround.wav")[0][2]
     assert "resampled 22050 Hz to 48000 Hz" in notes
     assert "channel layout 5.1(side) remapped to 5.1" in notes
+
+
+def _cut_transport_stream(root: Path, raw: Path) -> None:
+    """An MPEG-TS recording that starts mid-GOP, as a tuner capture does."""
+    full = root / "full.ts"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:d=4:r=25", "-f", "lavfi", "-i", "sine=d=4",
+           "-c:v", "libx264", "-g", "50", "-c:a", "mp2", "-f", "mpegts", full)  # fmt: skip
+    raw.write_bytes(full.read_bytes()[188 * 300 :])
+
+
+WILD_INPUTS = {
+    # Old AVI: Motion JPEG (full range 4:2:2) with zero-size "dropped frame" packets, 8-bit PCM.
+    "dropped.avi": ["-f", "lavfi", "-i", "testsrc2=s=320x240:d=3:r=25", "-f", "lavfi", "-i",
+                    "sine=d=3:sample_rate=11025", "-vf", "select='not(between(n,10,20))'",
+                    "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "2", "-c:a", "pcm_u8"],
+    # Odd-sized RGB at an odd frame rate.
+    "odd.mkv": ["-f", "lavfi", "-i", "testsrc=s=321x241:d=2:r=7", "-c:v", "ffv1"],
+    # MPEG-PS (DVD): packets without pts, a start time that is not zero.
+    "dvd.mpg": ["-f", "lavfi", "-i", "testsrc2=s=320x240:d=3:r=30000/1001", "-f", "lavfi", "-i",
+                "sine=d=3", "-c:v", "mpeg2video", "-q:v", "2", "-c:a", "mp2", "-f", "vob"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [*WILD_INPUTS, "cut.ts"])
+def test_footage_from_the_wild_is_archived_with_every_frame(root: Path, name: str) -> None:
+    raw = root / "raw" / name
+    if name == "cut.ts":
+        _cut_transport_stream(root, raw)
+    else:
+        ffmpeg(*WILD_INPUTS[name], raw)
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    archive = root / "archive" / f"{raw.stem}.mkv"
+    raw_streams, archived = probe(raw)["streams"], probe(archive)["streams"]
+    assert [s["codec_type"] for s in archived] == [s["codec_type"] for s in raw_streams]
+    raw_frames = [p for p in packets(raw, 0) if int(p["size"]) > 0]
+    assert len(packets(archive, 0)) == len(raw_frames)
+    if archived[0]["codec_name"] == "h264":
+        assert (archived[0]["width"], archived[0]["height"]) == (
+            raw_streams[0]["width"], raw_streams[0]["height"],
+        )  # fmt: skip

@@ -131,6 +131,14 @@ async def _verify(source: Source, decisions: list[StreamDecision], muxed: Path) 
 
 async def make_archive(rt: Runtime, source: Source) -> None:
     """Build, verify and publish `archive/<stem>.mkv`; raises VideoArchiverError on failure."""
+    try:
+        await _make_archive(rt, source)
+    except (VideoArchiverError, OSError) as exc:
+        await rt.state.set_output(source.row.id, OUTPUT, FAILED, error=str(exc))
+        raise
+
+
+async def _make_archive(rt: Runtime, source: Source) -> None:
     work = rt.layout.file_work(source.row.id, OUTPUT)
     work.mkdir(parents=True, exist_ok=True)
     planned = plan_archive(source.probed.probe, rt.config.archive)

@@ -64,12 +64,43 @@ STALE_TAGS = frozenset(
     {"DURATION", "BPS", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "ENCODER", "_STATISTICS_TAGS",
      "_STATISTICS_WRITING_APP", "_STATISTICS_WRITING_DATE_UTC"}
 )  # fmt: skip
-_COLOUR_OPTIONS = (
-    ("color_primaries", "-color_primaries"),
-    ("color_transfer", "-color_trc"),
-    ("color_space", "-colorspace"),
-    ("color_range", "-color_range"),
-)
+# ffprobe's colour names → ffmpeg's option names, for every value the options accept.
+_SAME = ("bt709", "smpte170m", "smpte240m", "bt470bg")
+COLOUR_NAMES: dict[str, tuple[str, dict[str, str]]] = {
+    "color_primaries": (
+        "-color_primaries",
+        {n: n for n in (*_SAME, "bt470m", "film", "bt2020", "smpte428", "smpte431", "smpte432",
+                        "jedec-p22", "ebu3213")},
+    ),
+    "color_transfer": (
+        "-color_trc",
+        {n: n for n in (*_SAME, "gamma22", "gamma28", "linear", "log100", "log316",
+                        "iec61966-2-4", "bt1361e", "iec61966-2-1", "bt2020-10", "bt2020-12",
+                        "smpte2084", "smpte428", "arib-std-b67")},
+    ),
+    "color_space": (
+        "-colorspace",
+        {"gbr": "rgb"} | {n: n for n in (*_SAME, "fcc", "ycgco", "bt2020nc", "bt2020c",
+                                         "smpte2085", "chroma-derived-nc", "chroma-derived-c",
+                                         "ictcp")},
+    ),
+    "color_range": ("-color_range", {"tv": "tv", "pc": "pc"}),
+}  # fmt: skip
+
+
+# swscale converts RGB with the BT.601 matrix into limited range: the archive says so.
+RGB_CONVERSION = {"color_space": "smpte170m", "color_range": "tv"}
+
+
+def _colour_args(stream: Stream, from_rgb: bool) -> list[str]:
+    """Carry the colour tags over; an RGB source gets the matrix and range swscale gives it."""
+    overrides = RGB_CONVERSION if from_rgb else {}
+    args: list[str] = []
+    for field, (option, names) in COLOUR_NAMES.items():
+        value = overrides.get(field) or names.get(getattr(stream, field) or "")
+        if value:
+            args += [option, value]
+    return args
 
 
 def stream_kind(stream: Stream) -> str:
@@ -79,17 +110,11 @@ def stream_kind(stream: Stream) -> str:
 def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     args: list[str] = []
     notes: list[str] = []
-    choice = archive_pixel_format(stream.pix_fmt)
+    choice = archive_pixel_format(stream.pix_fmt, stream.width, stream.height)
     if choice is not None:
         args += ["-pix_fmt", choice.pix_fmt]
         notes += choice.notes
-    for field, option in _COLOUR_OPTIONS:
-        value = getattr(stream, field)
-        if value and value not in ("unknown", "reserved", "unspecified"):
-            args += [option, value]
-    if choice is not None and choice.from_rgb and not stream.color_space:
-        # swscale converts RGB with the BT.601 matrix into limited range: say so in the file.
-        args += ["-colorspace", "smpte170m", "-color_range", "tv"]
+    args += _colour_args(stream, from_rgb=choice is not None and choice.from_rgb)
     args += ["-fps_mode", "passthrough"]
     return StreamDecision(
         stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes)
@@ -165,7 +190,8 @@ def mux_args(
     """
     start = probe.format.start_time or 0.0
     # Parts start at (stream start − file start); shift the raw input the same way.
-    inputs = ["-copyts", "-itsoffset", f"{-start:.6f}", "-i", url(raw)]
+    # +genpts: MPEG-PS/TS packets without a pts cannot go into Matroska as they are.
+    inputs = ["-copyts", "-fflags", "+genpts", "-itsoffset", f"{-start:.6f}", "-i", url(raw)]
     part_input: dict[int, int] = {}
     for index, path in parts.items():
         part_input[index] = len(part_input) + 1
@@ -187,7 +213,8 @@ def mux_args(
                 if tag.upper() in STALE_TAGS or tag.upper().startswith("NUMBER_OF_"):
                     per_stream += [f"-metadata:s:{out}", f"{tag}="]
     return [
-        *FFMPEG, *inputs, *maps, "-c", "copy", *per_stream,
+        # -copyinkf: a copied stream keeps the packets before its first keyframe, as in the raw.
+        *FFMPEG, *inputs, *maps, "-c", "copy", "-copyinkf", *per_stream,
         "-map_metadata", "0", "-map_chapters", "0",
         "-max_muxing_queue_size", "4096", "-default_mode", "passthrough",
         "-f", "matroska", url(output),

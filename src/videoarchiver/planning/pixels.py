@@ -85,8 +85,19 @@ def _layout(name: str) -> tuple[str, int, bool] | None:
     return None
 
 
-def archive_pixel_format(source: str | None) -> PixelChoice | None:
-    """The x264 pixel format for a source format; None lets ffmpeg choose (format unknown)."""
+def _fits(chroma: str, width: int | None, height: int | None) -> bool:
+    """x264 needs an even width for 4:2:x and an even height for 4:2:0."""
+    odd_width, odd_height = bool((width or 0) % 2), bool((height or 0) % 2)
+    return not (chroma in ("420", "422") and odd_width) and not (chroma == "420" and odd_height)
+
+
+def archive_pixel_format(
+    source: str | None, width: int | None = None, height: int | None = None
+) -> PixelChoice | None:
+    """The x264 pixel format for a source format; None lets ffmpeg choose (format unknown).
+
+    An odd-sized picture keeps all its pixels: its chroma is stored at 4:4:4 rather than cut.
+    """
     if not source:
         return None
     layout = _layout(source)
@@ -105,6 +116,9 @@ def archive_pixel_format(source: str | None) -> PixelChoice | None:
         target_chroma = _CHROMA_TARGET.get(chroma, "444")
         if target_chroma != chroma:
             notes.append(f"chroma {chroma} stored as {target_chroma} (nothing is lost)")
+        if not _fits(target_chroma, width, height):
+            notes.append(f"odd size {width}x{height}: chroma stored as 444 (nothing is cut)")
+            target_chroma = "444"
         if is_rgb:
             notes.append("RGB stored as YUV 4:4:4")
         jpeg_range = source.startswith("yuvj") and target_bits == 8
