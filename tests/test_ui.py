@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from videoarchiver.state import FileRow, OutputRow
+from videoarchiver.ui import human_size, print_status
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, force_terminal=True, width=160, color_system=None), out
+
+
+def _file(file_id: int, name: str, state: str, error: str | None = None) -> FileRow:
+    return FileRow(file_id, name, 4 * 1024 * 1024, 0, name, state, error, ("tmcd dropped",), None)
+
+
+def test_status_table_shows_states_sizes_saving_and_reasons() -> None:
+    console, out = _console()
+    files = [
+        _file(1, "good.mp4", "done"),
+        _file(2, "bad.mp4", "failed", "not a readable media file"),
+    ]
+    outputs = [OutputRow(1, "archive", "done", "/a/good.mkv", 1024 * 1024, "ab", None)]
+    print_status(console, files, outputs)
+    lines = out.getvalue().splitlines()
+    good = next(line for line in lines if "good.mp4" in line)
+    bad = next(line for line in lines if "bad.mp4" in line)
+    assert "done" in good and "4.0 MiB" in good and "1.0 MiB" in good and "75%" in good
+    assert "failed" in bad and "not a readable media file" in bad and "tmcd dropped" in bad
+
+
+def test_empty_status_says_what_to_do() -> None:
+    console, out = _console()
+    print_status(console, [], [])
+    assert "put videos in raw/" in out.getvalue()
+
+
+def test_human_size() -> None:
+    assert [human_size(n) for n in (None, 0, 1023, 1024, 5 * 1024**4)] == [
+        "-", "0 B", "1023 B", "1.0 KiB", "5.0 TiB",
+    ]  # fmt: skip
