@@ -7,13 +7,11 @@ reuses finished parts and a ratio fallback is never tried twice.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 
-from videoarchiver.errors import VerifyError, VideoArchiverError
+from videoarchiver.outputs import publish_output, verify_file
 from videoarchiver.planning.archive import (
     Action,
     StreamDecision,
@@ -21,156 +19,110 @@ from videoarchiver.planning.archive import (
     mux_args,
     plan_archive,
 )
-from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.paths import archive_path
-from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.ratio import RatioWatch, exceeds_when_finished
-from videoarchiver.planning.verify import expected_streams, verify_output
+from videoarchiver.planning.verify import expected_streams
 from videoarchiver.probing import count_packets
-from videoarchiver.processes import read_output, run_process
-from videoarchiver.publishing import publish, sha256_file
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import DONE, FAILED, PUBLISHING, RUNNING
+from videoarchiver.state.database import DONE, RUNNING
+from videoarchiver.stream_jobs import (
+    StreamJob,
+    finished_part,
+    record,
+    run_job,
+    run_jobs,
+    run_limited,
+)
 
 OUTPUT = "archive"
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class _StreamResults:
-    decisions: dict[int, StreamDecision] = field(default_factory=dict)
-    parts: dict[int, Path] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
+def _job(decision: StreamDecision) -> StreamJob:
+    return StreamJob(OUTPUT, decision.index, decision.kind, decision.action.value, decision.notes)
 
 
-async def _record(
-    rt: Runtime, source: Source, decision: StreamDecision, state: str, **figures: object
-) -> None:
-    await rt.state.save_job(
-        source.row.id,
-        OUTPUT,
-        decision.index,
-        kind=decision.kind,
-        decision=decision.action.value,
-        state=state,
-        notes=decision.notes,
-        **figures,
-    )
+class _ArchiveStreams:
+    """The stream jobs of one archive and what they settle on: final decisions and parts."""
 
+    def __init__(self, rt: Runtime, source: Source, work: Path) -> None:
+        self.rt, self.source, self.work = rt, source, work
+        self.decisions: dict[int, StreamDecision] = {}
+        self.parts: dict[int, Path] = {}
 
-async def _encode_stream(
-    rt: Runtime, source: Source, decision: StreamDecision, work: Path, results: _StreamResults
-) -> None:
-    """Encode one stream into its part, or settle on copying the raw stream instead."""
-    index = decision.index
-    part = work / f"s{index}.mkv"
-    recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(index)
-    if recorded is not None and recorded.state == DONE:
-        if recorded.decision == Action.COPY.value:
-            results.decisions[index] = decision.fallback_to_copy(recorded.notes[-1])
+    async def encode(self, decision: StreamDecision) -> None:
+        """Encode one stream into its part, or settle on copying the raw stream instead."""
+        rt, source, index = self.rt, self.source, decision.index
+        part = self.work / f"s{index}.mkv"
+        recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(index)
+        if recorded is not None and recorded.state == DONE and recorded.decision == Action.COPY:
+            self.decisions[index] = decision.fallback_to_copy(recorded.notes[-1])
             return
-        if part.exists():
-            results.decisions[index], results.parts[index] = decision, part
+        if await finished_part(rt, source, _job(decision), part):
+            self.decisions[index], self.parts[index] = decision, part
             return
-    raw = source.probed.packets.get(index)
-    figures = {"raw_bytes": raw.bytes, "raw_seconds": raw.duration}
-    settings = rt.config.archive
-    codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
-    partial = work / f"s{index}.encoding.mkv"
-    file_start = source.probed.probe.format.start_time or 0.0
-    watch = RatioWatch(
-        raw.bytes, raw.duration, settings.ratio, settings.grace_seconds,
-        start=(raw.start or 0.0) - file_start,
-    )  # fmt: skip
-    await _record(rt, source, decision, RUNNING, **figures)
-    log.info("%s: stream %d %s started (%s)", source.name, index, decision.kind, decision.codec)
-    started = time.monotonic()
-    try:
-        async with rt.ffmpeg_slots:
-            result = await run_process(
-                encode_args(source.path, decision, codec_args, partial), watch.feed
-            )
-        result.check(f"{decision.codec} encode of stream {index}")
-        fallback = watch.reason
-        if fallback is None:
-            counted = (await count_packets(partial)).get(0)
-            figures |= {"out_bytes": counted.bytes, "out_seconds": counted.duration}
-            if raw.bytes:
-                figures["ratio"] = counted.bytes / raw.bytes
-            if exceeds_when_finished(counted.bytes, raw.bytes, settings.ratio):
-                fallback = f"finished at {counted.bytes} bytes > {settings.ratio} × {raw.bytes}"
-            elif decision.kind == "video" and counted.nonempty < raw.nonempty:
-                fallback = f"decoder gave {counted.nonempty} of {raw.nonempty} frames"
-    except (VideoArchiverError, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        message = f"stream {index}: {exc}"
-        await _record(rt, source, decision, FAILED, error=message, **figures)
-        results.errors.append(message)
-        return
-    figures["wall_seconds"] = time.monotonic() - started
-    if fallback is not None:
-        partial.unlink(missing_ok=True)
-        decision = decision.fallback_to_copy(f"raw stream kept (ratio rule): {fallback}")
-        log.info("%s: stream %d ratio fallback, %s", source.name, index, fallback)
-    else:
-        partial.rename(part)
-        results.parts[index] = part
-        log.info("%s: stream %d encoded, %s", source.name, index, figures)
-    results.decisions[index] = decision
-    await _record(rt, source, decision, DONE, **figures)
-
-
-async def _verify(source: Source, decisions: list[StreamDecision], muxed: Path) -> None:
-    probe = parse_probe(await read_output(probe_args(muxed), "ffprobe of the archive"))
-    packets = await count_packets(muxed)
-    expected = expected_streams(source.probed.probe, decisions, source.probed.packets)
-    problems = verify_output(expected, probe, packets)
-    if problems:
-        raise VerifyError(f"archive left in {muxed}: " + "; ".join(problems))
+        raw = source.probed.packets.get(index)
+        settings = rt.config.archive
+        file_start = source.probed.probe.format.start_time or 0.0
+        watch = RatioWatch(
+            raw.bytes, raw.duration, settings.ratio, settings.grace_seconds,
+            start=(raw.start or 0.0) - file_start,
+        )  # fmt: skip
+        codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
+        partial = self.work / f"s{index}.partial.mkv"
+        figures: dict[str, float] = {"raw_bytes": raw.bytes, "raw_seconds": raw.duration}
+        try:
+            _stopped, wall = await run_job(
+                rt, source, _job(decision), encode_args(source.path, decision, codec_args, partial),
+                watch.feed, figures=figures,
+            )  # fmt: skip
+            figures["wall_seconds"] = wall
+            fallback = watch.reason
+            if fallback is None:
+                counted = (await count_packets(partial)).get(0)
+                figures |= {"out_bytes": counted.bytes, "out_seconds": counted.duration}
+                if raw.bytes:
+                    figures["ratio"] = counted.bytes / raw.bytes
+                if exceeds_when_finished(counted.bytes, raw.bytes, settings.ratio):
+                    fallback = f"finished at {counted.bytes} bytes > {settings.ratio} × {raw.bytes}"
+                elif decision.kind == "video" and counted.nonempty < raw.nonempty:
+                    fallback = f"decoder gave {counted.nonempty} of {raw.nonempty} frames"
+        except BaseException:
+            await anyio.Path(partial).unlink(missing_ok=True)
+            raise
+        if fallback is not None:
+            await anyio.Path(partial).unlink(missing_ok=True)
+            decision = decision.fallback_to_copy(f"raw stream kept (ratio rule): {fallback}")
+            log.info("%s: stream %d ratio fallback, %s", source.name, index, fallback)
+        else:
+            await anyio.Path(partial).rename(part)
+            self.parts[index] = part
+        self.decisions[index] = decision
+        await record(rt, source, _job(decision), DONE, **figures)
 
 
 async def make_archive(rt: Runtime, source: Source) -> None:
     """Build, verify and publish `archive/<stem>.mkv`; raises VideoArchiverError on failure."""
-    try:
-        await _make_archive(rt, source)
-    except (VideoArchiverError, OSError) as exc:
-        await rt.state.set_output(source.row.id, OUTPUT, FAILED, error=str(exc))
-        raise
-
-
-async def _make_archive(rt: Runtime, source: Source) -> None:
     work = rt.layout.file_work(source.row.id, OUTPUT)
-    work.mkdir(parents=True, exist_ok=True)
+    await anyio.Path(work).mkdir(parents=True, exist_ok=True)
     planned = plan_archive(source.probed.probe, rt.config.archive)
-    results = _StreamResults()
-    async with anyio.create_task_group() as group:
-        for decision in planned:
-            if decision.action is Action.ENCODE:
-                group.start_soon(_encode_stream, rt, source, decision, work, results)
-            else:
-                results.decisions[decision.index] = decision
-                await _record(rt, source, decision, DONE)
-    if results.errors:
-        raise VideoArchiverError("; ".join(results.errors))
-    decisions = [results.decisions[d.index] for d in planned]
-    await rt.state.set_warnings(
-        source.row.id, [n for d in decisions for n in d.notes if d.action is Action.DROP]
-    )
+    streams = _ArchiveStreams(rt, source, work)
+    encodes = []
+    for decision in planned:
+        if decision.action is Action.ENCODE:
+            encodes.append((_job(decision), lambda d=decision: streams.encode(d)))
+        else:
+            streams.decisions[decision.index] = decision
+            await record(rt, source, _job(decision), DONE)
+    await run_jobs(rt, source, encodes)
+    decisions = [streams.decisions[d.index] for d in planned]
+    drops = [note for d in decisions if d.action is Action.DROP for note in d.notes]
+    await rt.state.set_warnings(source.row.id, drops)
     await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "archive.mkv"
-    async with rt.ffmpeg_slots:
-        result = await run_process(
-            mux_args(source.path, source.probed.probe, decisions, results.parts, muxed),
-            lambda _chunk: False,
-        )
-    result.check("archive mux")
-    await _verify(source, decisions, muxed)
-    destination = archive_path(rt.layout.root, source.row.stem)
-    sha256 = await sha256_file(muxed)
-    size = muxed.stat().st_size
-    await rt.state.set_output(
-        source.row.id, OUTPUT, PUBLISHING, path=str(destination), size=size, sha256=sha256
+    args = mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed)
+    await run_limited(rt, args, "archive mux")
+    await verify_file(
+        muxed, expected_streams(source.probed.probe, decisions, source.probed.packets)
     )
-    await publish(muxed, destination, sha256)
-    await rt.state.set_output(source.row.id, OUTPUT, DONE, error=None)
-    log.info("%s: archive done, %d bytes → %s", source.name, size, destination)
+    await publish_output(rt, source, OUTPUT, muxed, archive_path(rt.layout.root, source.row.stem))

@@ -91,6 +91,12 @@ def _fits(chroma: str, width: int | None, height: int | None) -> bool:
     return not (chroma in ("420", "422") and odd_width) and not (chroma == "420" and odd_height)
 
 
+def source_bits(source: str | None) -> int:
+    """Bits per component of a pixel format (8 when the format is unknown)."""
+    layout = _layout(source) if source else None
+    return layout[1] if layout else 8
+
+
 def archive_pixel_format(
     source: str | None, width: int | None = None, height: int | None = None
 ) -> PixelChoice | None:

@@ -1,0 +1,43 @@
+"""Steps every output ends with: check the finished file with ffprobe, then publish it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from videoarchiver.errors import VerifyError
+from videoarchiver.planning.commands import probe_args
+from videoarchiver.planning.probe import parse_probe
+from videoarchiver.planning.verify import ExpectedStream, verify_output
+from videoarchiver.probing import count_packets
+from videoarchiver.processes import read_output
+from videoarchiver.publishing import publish, sha256_file
+from videoarchiver.runtime import Runtime, Source
+from videoarchiver.state.database import DONE, PUBLISHING
+
+log = logging.getLogger(__name__)
+
+
+async def verify_file(path: Path, expected: Sequence[ExpectedStream]) -> None:
+    """Raise VerifyError (the file stays in `work/`) unless `path` holds what was expected."""
+    probe = parse_probe(await read_output(probe_args(path), f"ffprobe of {path.name}"))
+    problems = verify_output(expected, probe, await count_packets(path))
+    if problems:
+        raise VerifyError(f"{path} kept in work/: " + "; ".join(problems))
+
+
+async def publish_output(
+    rt: Runtime, source: Source, kind: str, finished: Path, destination: Path
+) -> None:
+    """Record the file's SHA-256 and destination, then move it into place and record done."""
+    sha256 = await sha256_file(finished)
+    size = (await anyio.Path(finished).stat()).st_size
+    await rt.state.set_output(
+        source.row.id, kind, PUBLISHING, path=str(destination), size=size, sha256=sha256
+    )
+    await publish(finished, destination, sha256)
+    await rt.state.set_output(source.row.id, kind, DONE, error=None)
+    log.info("%s: %s done, %d bytes → %s", source.name, kind, size, destination)

@@ -1,0 +1,96 @@
+"""Preview planning (SPEC §4): small AV1 video streams and one mixed Opus stream.
+
+Sizes are computed on the displayed picture (after rotation, which ffmpeg applies while
+decoding), halved until both sides fit `max_side`, and always even because SVT-AV1 codes
+4:2:0 only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from videoarchiver.config import PreviewConfig
+from videoarchiver.planning.commands import FFMPEG, PROGRESS, url
+from videoarchiver.planning.packets import PacketTally
+from videoarchiver.planning.pixels import source_bits
+from videoarchiver.planning.probe import Probe, Stream
+from videoarchiver.planning.verify import ExpectedStream
+
+# Opus takes these rates, and at 10 kb/s more than two channels would only waste bits.
+PREVIEW_AUDIO_FORMAT = (
+    "aformat=sample_rates=48000|24000|16000|12000|8000:channel_layouts=stereo|mono"
+)
+
+
+def displayed_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """The picture as shown: width and height swap for a quarter turn."""
+    return (height, width) if rotation % 180 else (width, height)
+
+
+def even(value: float) -> int:
+    return max(2, int(value) // 2 * 2)
+
+
+def preview_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Halve until both sides are ≤ max_side (smallest number of halvings), then round down
+    each side to an even number: 1920×1080 → 960×540, 1002×750 → 500×374."""
+    divisor = 1
+    while width / divisor > max_side or height / divisor > max_side:
+        divisor *= 2
+    return even(width / divisor), even(height / divisor)
+
+
+def preview_pixel_format(stream: Stream) -> str:
+    """SVT-AV1 takes 8- or 10-bit 4:2:0; deeper sources keep as much as it can hold."""
+    return "yuv420p10le" if source_bits(stream.pix_fmt) > 8 else "yuv420p"
+
+
+def preview_video_args(raw: Path, stream: Stream, config: PreviewConfig, output: Path) -> list[str]:
+    width, height = displayed_size(stream.width or 0, stream.height or 0, stream.rotation)
+    target = preview_size(width, height, config.max_side)
+    return [
+        *FFMPEG, "-i", url(raw), "-map", f"0:{stream.index}",
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        "-vf", f"scale={target[0]}:{target[1]}", "-pix_fmt", preview_pixel_format(stream),
+        "-c:v", config.video_codec, *config.video_args, "-fps_mode", "passthrough",
+        *PROGRESS, "-f", "matroska", url(output),
+    ]  # fmt: skip
+
+
+def preview_audio_args(
+    raw: Path, streams: Sequence[Stream], config: PreviewConfig, output: Path
+) -> list[str]:
+    """All audio streams mixed into one (no amix for a single stream)."""
+    if len(streams) == 1:
+        graph = ["-map", f"0:{streams[0].index}", "-af", PREVIEW_AUDIO_FORMAT]
+    else:
+        inputs = "".join(f"[0:{s.index}]" for s in streams)
+        mix = f"{inputs}amix=inputs={len(streams)}:duration=longest,{PREVIEW_AUDIO_FORMAT}[mix]"
+        graph = ["-filter_complex", mix, "-map", "[mix]"]
+    return [
+        *FFMPEG, "-i", url(raw), *graph, "-map_metadata", "-1", "-map_chapters", "-1",
+        "-c:a", config.audio_codec, *config.audio_args, *PROGRESS, "-f", "matroska", url(output),
+    ]  # fmt: skip
+
+
+def preview_mux_args(parts: Sequence[Path], output: Path) -> list[str]:
+    """Parts in the order given (videos, then the audio), nothing else, no metadata."""
+    inputs = [arg for part in parts for arg in ("-i", url(part))]
+    maps = [arg for number in range(len(parts)) for arg in ("-map", f"{number}:0")]
+    return [
+        *FFMPEG, "-copyts", *inputs, *maps, "-c", "copy",
+        "-map_metadata", "-1", "-map_chapters", "-1", "-f", "matroska", url(output),
+    ]  # fmt: skip
+
+
+def preview_expected(probe: Probe, packets: PacketTally) -> list[ExpectedStream]:
+    """Each video as long as its raw stream, then one audio as long as the longest raw one."""
+    videos = [s for s in probe.streams if s.is_video]
+    audios = [s for s in probe.streams if s.is_audio]
+    expected = [
+        ExpectedStream("video", packets.get(s.index).duration, s.frame_seconds) for s in videos
+    ]
+    if audios:
+        expected.append(ExpectedStream("audio", max(packets.get(s.index).duration for s in audios)))
+    return expected

@@ -1,0 +1,132 @@
+"""Per-stream jobs shared by every output: record, run one ffmpeg under the limiter, gather.
+
+A job's failure is recorded against the job and reported to its output once every sibling
+job has finished, so one bad stream neither hides the others' errors nor wastes their work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from videoarchiver.errors import VideoArchiverError
+from videoarchiver.processes import StdoutHandler, run_process
+from videoarchiver.runtime import Runtime, Source
+from videoarchiver.state.database import DONE, FAILED, RUNNING
+
+log = logging.getLogger(__name__)
+
+
+def _ignore(_chunk: bytes) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """One stream of one output: what is recorded in the `stream_jobs` table."""
+
+    output: str
+    index: int
+    kind: str
+    decision: str
+    notes: tuple[str, ...] = ()
+
+    def with_notes(self, *notes: str) -> StreamJob:
+        return replace(self, notes=(*self.notes, *notes))
+
+
+async def record(rt: Runtime, source: Source, job: StreamJob, state: str, **figures: Any) -> None:
+    await rt.state.save_job(
+        source.row.id,
+        job.output,
+        job.index,
+        kind=job.kind,
+        decision=job.decision,
+        state=state,
+        notes=job.notes,
+        **figures,
+    )
+
+
+async def finished_part(rt: Runtime, source: Source, job: StreamJob, part: Path) -> bool:
+    """True when an earlier run recorded this job done and its part is still in `work/`."""
+    recorded = (await rt.state.jobs(source.row.id, job.output)).get(job.index)
+    return recorded is not None and recorded.state == DONE and await anyio.Path(part).exists()
+
+
+async def run_limited(
+    rt: Runtime,
+    args: Sequence[str],
+    what: str,
+    on_stdout: StdoutHandler = _ignore,
+    env: Mapping[str, str] | None = None,
+) -> tuple[bool, float]:
+    """Run one ffmpeg under the process limiter: (stopped by `on_stdout`, wall seconds)."""
+    async with rt.ffmpeg_slots:
+        started = time.monotonic()
+        result = await run_process(args, on_stdout, env)
+        wall = time.monotonic() - started
+    result.check(what)
+    return result.stopped, wall
+
+
+async def run_job(
+    rt: Runtime,
+    source: Source,
+    job: StreamJob,
+    args: Sequence[str],
+    on_stdout: StdoutHandler = _ignore,
+    env: Mapping[str, str] | None = None,
+    figures: Mapping[str, Any] | None = None,
+) -> tuple[bool, float]:
+    """Record the job running (with `figures`), then run its ffmpeg under the limiter."""
+    await record(rt, source, job, RUNNING, **(figures or {}))
+    log.info("%s: %s stream %d %s started", source.name, job.output, job.index, job.kind)
+    what = f"{job.output} {job.decision} of stream {job.index}"
+    return await run_limited(rt, args, what, on_stdout, env)
+
+
+async def encode_part(
+    rt: Runtime,
+    source: Source,
+    job: StreamJob,
+    args_for: Callable[[Path], Sequence[str]],
+    part: Path,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Encode into `<part>.partial`, rename to `part` when complete, record the job done."""
+    if await finished_part(rt, source, job, part):
+        return
+    partial = part.with_name(part.name + ".partial")
+    _stopped, wall = await run_job(rt, source, job, args_for(partial), env=env)
+    await anyio.Path(partial).rename(part)
+    size = (await anyio.Path(part).stat()).st_size
+    await record(rt, source, job, DONE, out_bytes=size, wall_seconds=wall)
+
+
+JobCall = Callable[[], Awaitable[None]]
+
+
+async def run_jobs(rt: Runtime, source: Source, jobs: Sequence[tuple[StreamJob, JobCall]]) -> None:
+    """Run every job concurrently; record each failure; raise once all have ended."""
+    errors: list[str] = []
+
+    async def guarded(job: StreamJob, call: JobCall) -> None:
+        try:
+            await call()
+        except (VideoArchiverError, OSError) as exc:
+            message = f"stream {job.index}: {exc}"
+            errors.append(message)
+            await record(rt, source, job, FAILED, error=message)
+
+    async with anyio.create_task_group() as group:
+        for job, call in jobs:
+            group.start_soon(guarded, job, call)
+    if errors:
+        raise VideoArchiverError("; ".join(errors))
