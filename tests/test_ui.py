@@ -23,12 +23,18 @@ def test_status_table_shows_states_sizes_saving_and_reasons() -> None:
         _file(1, "good.mp4", "done"),
         _file(2, "bad.mp4", "failed", "not a readable media file"),
     ]
-    outputs = [OutputRow(1, "archive", "done", "/a/good.mkv", 1024 * 1024, "ab", None)]
+    outputs = [
+        OutputRow(1, "archive", "done", "/a/good.mkv", 1024 * 1024, "ab", None),
+        OutputRow(1, "preview", "failed", None, None, None, "boom"),
+        OutputRow(1, "montage", "skipped", None, None, None, None),
+    ]
     print_status(console, files, outputs)
     lines = out.getvalue().splitlines()
     good = next(line for line in lines if "good.mp4" in line)
     bad = next(line for line in lines if "bad.mp4" in line)
-    assert "done" in good and "4.0 MiB" in good and "1.0 MiB" in good and "75%" in good
+    cells = [cell.strip() for cell in good.split("│")]
+    assert cells[1:6] == ["good.mp4", "done", "done", "failed", "skipped"]
+    assert "4.0 MiB" in good and "1.0 MiB" in good and "75%" in good
     assert "failed" in bad and "not a readable media file" in bad and "tmcd dropped" in bad
 
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Awaitable, Callable
 
 import anyio
 
 from videoarchiver.archiving import make_archive
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.errors import ProbeError, VideoArchiverError
-from videoarchiver.planning.paths import archive_path, stem_candidates
+from videoarchiver.montaging import make_montage
+from videoarchiver.planning.paths import output_paths, stem_candidates
+from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import FileRow
-from videoarchiver.state.database import DONE, FAILED, RUNNING
+from videoarchiver.state.database import DONE, FAILED, FINISHED, RUNNING
 
 log = logging.getLogger(__name__)
+OUTPUTS: tuple[tuple[str, Callable[[Runtime, Source], Awaitable[None]]], ...] = (
+    ("archive", make_archive),
+    ("preview", make_preview),
+    ("montage", make_montage),
+)
 
 
 def describe_error(exc: Exception) -> str:
@@ -40,7 +48,7 @@ class Scheduler:
         for stem in stem_candidates(raw.rel):
             if await self.rt.state.stem_taken(stem):
                 continue
-            if archive_path(self.rt.layout.root, stem).exists():
+            if any(path.exists() for path in output_paths(self.rt.layout.root, stem)):
                 continue
             return stem
         raise AssertionError("stem_candidates never ends")
@@ -56,9 +64,29 @@ class Scheduler:
             log.info("%s: found, %d bytes, outputs named %r", rel, raw.size, row.stem)
         return row
 
+    async def _output(
+        self,
+        kind: str,
+        make: Callable[[Runtime, Source], Awaitable[None]],
+        source: Source,
+        failures: list[str],
+    ) -> None:
+        """One output of one file; its failure is recorded and reported, not raised."""
+        current = (await self.rt.state.outputs(source.row.id)).get(kind)
+        if current is not None and current.state in FINISHED:
+            return
+        try:
+            await make(self.rt, source)
+        except (VideoArchiverError, OSError) as exc:
+            reason = describe_error(exc)
+            failures.append(f"{kind}: {reason}")
+            await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
+            log.error("%s: %s failed: %s", source.name, kind, reason)
+
     async def process(self, row: FileRow, raw: RawFile) -> None:
-        """All outputs of one file; any failure is recorded and logged, never raised."""
+        """All outputs of one file, concurrently; any failure is recorded and logged."""
         state = self.rt.state
+        failures: list[str] = []
         try:
             if raw.size == 0:
                 raise ProbeError("empty file (0 bytes)")
@@ -66,9 +94,14 @@ class Scheduler:
             async with self.rt.probe_slots:
                 probed = await probe_file(raw.path)
             await state.set_probe(row.id, probed.json)
-            await make_archive(self.rt, Source(row=row, path=raw.path, probed=probed))
+            source = Source(row=row, path=raw.path, probed=probed)
+            async with anyio.create_task_group() as group:
+                for kind, make in OUTPUTS:
+                    group.start_soon(self._output, kind, make, source, failures)
         except (VideoArchiverError, OSError) as exc:
-            reason = describe_error(exc)
+            failures.append(describe_error(exc))
+        if failures:
+            reason = "; ".join(failures)
             await state.set_file_state(row.id, FAILED, reason)
             log.error("%s: failed: %s", row.rel_path, reason)
             return

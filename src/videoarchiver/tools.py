@@ -10,7 +10,14 @@ from videoarchiver.processes import read_output
 
 
 def required_encoders(config: Config) -> set[str]:
-    return {config.archive.video_codec, config.archive.audio_codec}
+    return {
+        config.archive.video_codec,
+        config.archive.audio_codec,
+        config.preview.video_codec,
+        config.preview.audio_codec,
+        "mjpeg",
+        "png",
+    }
 
 
 async def check_tools(config: Config) -> None:

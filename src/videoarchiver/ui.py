@@ -10,6 +10,7 @@ from rich.table import Table
 from videoarchiver.state import FileRow, OutputRow
 
 STATE_STYLES = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim"}
+OUTPUT_KINDS = ("archive", "preview", "montage")
 
 
 def human_size(size: int | None) -> str:
@@ -34,20 +35,24 @@ def status_table(files: Sequence[FileRow], outputs: Sequence[OutputRow]) -> Tabl
     by_file: dict[int, dict[str, OutputRow]] = {}
     for output in outputs:
         by_file.setdefault(output.file_id, {})[output.kind] = output
-    table = Table(title="videoarchiver", expand=False)
-    for column in ("file", "state", "archive", "raw size", "archive size", "saving", "notes"):
-        table.add_column(
-            column, justify="right" if "size" in column or column == "saving" else "left"
-        )
+    table = Table(title="videoarchiver", expand=True)
+    table.add_column("file", overflow="fold", min_width=16, ratio=1)
+    for column in ("state", *OUTPUT_KINDS):
+        table.add_column(column, no_wrap=True)
+    for column in ("raw size", "archive size", "saving"):
+        table.add_column(column, justify="right", no_wrap=True)
+    # One line per file: the full reason is in the log and the state database.
+    table.add_column("notes", no_wrap=True, overflow="ellipsis", ratio=2)
     for row in files:
-        archive = by_file.get(row.id, {}).get("archive")
+        outputs_of = by_file.get(row.id, {})
+        archive = outputs_of.get("archive")
         archive_size = archive.size if archive and archive.state == "done" else None
         saving = f"{1 - archive_size / row.size:.0%}" if archive_size and row.size else "-"
         notes = "; ".join(filter(None, [row.error, *row.warnings]))
         table.add_row(
             row.rel_path,
             _state(row.state),
-            _state(archive.state if archive else None),
+            *(_state(o.state if (o := outputs_of.get(kind)) else None) for kind in OUTPUT_KINDS),
             human_size(row.size),
             human_size(archive_size),
             saving,

@@ -17,6 +17,7 @@ from videoarchiver.planning.preview import displayed_size, even
 
 JPEG_MAX_SIDE = 65535
 JPEG_ARGS = ("-pix_fmt", "yuvj420p", "-q:v", "2", "-c:v", "mjpeg")
+ONE_IMAGE = ("-frames:v", "1", "-update", "1", "-f", "image2")
 
 
 def grid_size(duration: float, min_n: int, max_n: int) -> int:
@@ -72,14 +73,16 @@ class MontagePlan:
 def single_pass_args(raw: Path, plan: MontagePlan, offset: float, output: Path) -> list[str]:
     """Decode once; `select` takes the first frame at or after each time, `tile` lays them out.
 
+    Also the fallback when a seek finds no frame (a stream cut mid-GOP, a damaged index).
+
     `offset` is where the stream starts on ffmpeg's timeline (its start minus the file's).
     """
-    step = plan.times[1] - plan.times[0]
+    step = plan.times[1] - plan.times[0] if len(plan.times) > 1 else 0.0
     chooser = f"if(gte(t\\,{offset + plan.times[0]:.6f}+ld(0))\\,st(0\\,ld(0)+{step:.6f})*0+1\\,0)"
     graph = f"select='{chooser}',{plan.scale()},tile={plan.n}x{plan.n}"
     return [
         *FFMPEG, "-i", url(raw), "-map", f"0:{plan.index}", "-vf", graph,
-        "-frames:v", "1", "-fps_mode", "passthrough", *JPEG_ARGS, "-f", "image2", url(output),
+        "-fps_mode", "passthrough", *JPEG_ARGS, *ONE_IMAGE, url(output),
     ]  # fmt: skip
 
 
@@ -95,7 +98,7 @@ def seek_args(raw: Path, plan: MontagePlan, time: float, output: Path) -> list[s
     image = ("-c:v", "png") if output.suffix == ".png" else JPEG_ARGS
     return [
         *FFMPEG, "-ss", f"{time:.6f}", "-i", url(raw), "-map", f"0:{plan.index}",
-        "-vf", plan.scale(), "-frames:v", "1", *image, "-f", "image2", url(output),
+        "-vf", plan.scale(), *image, *ONE_IMAGE, url(output),
     ]  # fmt: skip
 
 
@@ -104,7 +107,7 @@ def tile_args(folder: Path, n: int, output: Path) -> list[str]:
     image decoder reads them in turn."""
     return [
         *FFMPEG, "-f", "image2", "-start_number", "0", "-i", url(folder / FRAME_PATTERN),
-        "-vf", f"tile={n}x{n}", "-frames:v", "1", *JPEG_ARGS, "-f", "image2", url(output),
+        "-vf", f"tile={n}x{n}", *JPEG_ARGS, *ONE_IMAGE, url(output),
     ]  # fmt: skip
 
 

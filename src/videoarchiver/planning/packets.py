@@ -22,6 +22,14 @@ class StreamPackets:
     keyframes: int = 0
     start: float | None = None
     end: float | None = None
+    key_start: float | None = None
+
+    @property
+    def decodable_duration(self) -> float:
+        """From the first keyframe on: what a decoder can show of a stream cut mid-GOP."""
+        if self.key_start is None or self.end is None:
+            return self.duration
+        return max(0.0, self.end - self.key_start)
 
     @property
     def duration(self) -> float:
@@ -39,6 +47,8 @@ class StreamPackets:
             self.keyframes += 1
         if time is None:
             return
+        if key:
+            self.key_start = time if self.key_start is None else min(self.key_start, time)
         self.start = time if self.start is None else min(self.start, time)
         end = time + duration
         self.end = end if self.end is None else max(self.end, end)

@@ -36,3 +36,21 @@ def stem_candidates(rel: PurePosixPath) -> Iterator[str]:
 
 def archive_path(root: Path, stem: str) -> Path:
     return root / "archive" / f"{stem}.mkv"
+
+
+def preview_path(root: Path, stem: str) -> Path:
+    return root / "preview" / f"{stem}.mkv"
+
+
+def screenshot_path(root: Path, name: str) -> Path:
+    return root / "screenshot" / name
+
+
+def output_paths(root: Path, stem: str) -> tuple[Path, ...]:
+    """Every path the outputs of a stem may take: a stem is free only if none exists."""
+    return (
+        archive_path(root, stem),
+        preview_path(root, stem),
+        screenshot_path(root, f"{stem}.jpg"),
+        screenshot_path(root, stem),
+    )

@@ -85,11 +85,13 @@ def preview_mux_args(parts: Sequence[Path], output: Path) -> list[str]:
 
 
 def preview_expected(probe: Probe, packets: PacketTally) -> list[ExpectedStream]:
-    """Each video as long as its raw stream, then one audio as long as the longest raw one."""
+    """Each video as long as what can be decoded of its raw stream, then one audio as long as
+    the longest raw one."""
     videos = [s for s in probe.streams if s.is_video]
     audios = [s for s in probe.streams if s.is_audio]
     expected = [
-        ExpectedStream("video", packets.get(s.index).duration, s.frame_seconds) for s in videos
+        ExpectedStream("video", packets.get(s.index).decodable_duration, s.frame_seconds)
+        for s in videos
     ]
     if audios:
         expected.append(ExpectedStream("audio", max(packets.get(s.index).duration for s in audios)))

@@ -20,6 +20,8 @@ from videoarchiver.state.migrations import MIGRATIONS
 
 # States shared by files, outputs and stream jobs.
 PENDING, RUNNING, PUBLISHING, DONE, FAILED = "pending", "running", "publishing", "done", "failed"
+SKIPPED = "skipped"  # an output the file has nothing for (no montage without video)
+FINISHED = (DONE, SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,15 @@ class StreamJobRow:
     ratio: float | None
     wall_seconds: float | None
     error: str | None
+    path: str | None
+    sha256: str | None
 
 
 _FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, probe"
 _OUTPUT_COLUMNS = "file_id, kind, state, path, size, sha256, error"
 _JOB_COLUMNS = (
     "stream_index, kind, decision, state, notes, raw_bytes, raw_seconds, out_bytes, "
-    "out_seconds, ratio, wall_seconds, error"
+    "out_seconds, ratio, wall_seconds, error, path, sha256"
 )
 
 

@@ -65,4 +65,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "where each stream job published its own file (montage JPEGs)",
+        """
+        ALTER TABLE stream_jobs ADD COLUMN path TEXT;
+        ALTER TABLE stream_jobs ADD COLUMN sha256 TEXT;
+        """,
+    ),
 )

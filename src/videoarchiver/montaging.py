@@ -1,0 +1,133 @@
+"""The montage output (SPEC §5): one N×N contact sheet per video stream, as JPEG.
+
+Frames come either from one decode pass or from one seek each (the planner decides); every
+sheet is checked for its pixel size before it is published into `screenshot/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+import anyio
+
+from videoarchiver.errors import VerifyError
+from videoarchiver.planning.commands import probe_args
+from videoarchiver.planning.montage import (
+    MontagePlan,
+    frame_name,
+    frame_times,
+    grid_size,
+    montage_names,
+    seek_args,
+    single_pass,
+    single_pass_args,
+    tile_args,
+    tile_size,
+)
+from videoarchiver.planning.paths import screenshot_path
+from videoarchiver.planning.probe import Stream, parse_probe
+from videoarchiver.processes import read_output
+from videoarchiver.publishing import publish, sha256_file
+from videoarchiver.runtime import Runtime, Source
+from videoarchiver.state.database import DONE, RUNNING, SKIPPED
+from videoarchiver.stream_jobs import JobCall, StreamJob, record, run_jobs, run_limited
+
+OUTPUT = "montage"
+log = logging.getLogger(__name__)
+
+
+def plan_stream(
+    source: Source, stream: Stream, max_tile_width: int, min_n: int, max_n: int
+) -> MontagePlan:
+    counted = source.probed.packets.get(stream.index)
+    n = grid_size(counted.duration, min_n, max_n)
+    return MontagePlan(
+        index=stream.index,
+        n=n,
+        times=tuple(frame_times(counted.duration, n)),
+        single_pass=single_pass(counted.duration, n, counted.keyframes),
+        tile=tile_size(stream.width or 0, stream.height or 0, stream.rotation, max_tile_width, n),
+    )
+
+
+async def _seek_frames(
+    rt: Runtime, source: Source, plan: MontagePlan, offset: float, sheet: Path
+) -> bool:
+    """One seek per frame, then tile; False when a seek found no frame to decode."""
+    what = f"montage of stream {plan.index}"
+    if plan.n == 1:
+        await run_limited(rt, seek_args(source.path, plan, offset + plan.times[0], sheet), what)
+        return await anyio.Path(sheet).exists()
+    frames = sheet.with_suffix(".frames")
+    await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
+    for number, time in enumerate(plan.times):
+        frame = frames / frame_name(number)
+        await run_limited(rt, seek_args(source.path, plan, offset + time, frame), what)
+        if not await anyio.Path(frame).exists():
+            return False
+    await run_limited(rt, tile_args(frames, plan.n, sheet), what)
+    return True
+
+
+async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -> None:
+    """Write the contact sheet of one stream to `sheet` (in `work/`)."""
+    counted = source.probed.packets.get(plan.index)
+    offset = (counted.start or 0.0) - (source.probed.probe.format.start_time or 0.0)
+    if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
+        return
+    args = single_pass_args(source.path, plan, offset, sheet)
+    await run_limited(rt, args, f"montage of stream {plan.index}")
+
+
+async def _check(sheet: Path, plan: MontagePlan) -> None:
+    if not await anyio.Path(sheet).exists():
+        raise VerifyError(f"ffmpeg wrote no montage for stream {plan.index}")
+    [image] = parse_probe(await read_output(probe_args(sheet), "ffprobe of the montage")).streams
+    want = (plan.n * plan.tile[0], plan.n * plan.tile[1])
+    if (image.width, image.height) != want:
+        raise VerifyError(f"montage is {image.width}x{image.height}, expected {want[0]}x{want[1]}")
+
+
+async def _montage_stream(
+    rt: Runtime, source: Source, job: StreamJob, plan: MontagePlan, name: str
+) -> None:
+    recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(plan.index)
+    if recorded is not None and recorded.state == DONE:
+        return
+    await record(rt, source, job, RUNNING)
+    sheet = rt.layout.file_work(source.row.id, OUTPUT) / f"s{plan.index}.jpg"
+    await anyio.Path(sheet.parent).mkdir(parents=True, exist_ok=True)
+    await _render(rt, source, plan, sheet)
+    await _check(sheet, plan)
+    sha256 = await sha256_file(sheet)
+    size = (await anyio.Path(sheet).stat()).st_size
+    destination = screenshot_path(rt.layout.root, name)
+    await record(rt, source, job, RUNNING, path=str(destination), sha256=sha256)
+    await publish(sheet, destination, sha256)
+    await record(rt, source, job, DONE, path=str(destination), sha256=sha256, out_bytes=size)
+
+
+async def make_montage(rt: Runtime, source: Source) -> None:
+    """Publish one sheet per video stream; a file without video has no montage (skipped)."""
+    videos = [s for s in source.probed.probe.streams if s.is_video]
+    if not videos:
+        await rt.state.set_output(source.row.id, OUTPUT, SKIPPED, error="no video stream")
+        return
+    settings = rt.config.montage
+    names = montage_names(source.row.stem, [s.index for s in videos])
+    jobs: list[tuple[StreamJob, JobCall]] = []
+    for stream in videos:
+        plan = plan_stream(source, stream, settings.max_tile_width, settings.min_n, settings.max_n)
+        how = "single pass" if plan.single_pass else "seek"
+        tiles = f"{plan.n}x{plan.n} tiles of {plan.tile[0]}x{plan.tile[1]}"
+        job = StreamJob(OUTPUT, stream.index, "video", how, (tiles,))
+        jobs.append((job, partial(_montage_stream, rt, source, job, plan, names[stream.index])))
+    await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
+    await run_jobs(rt, source, jobs)
+    published = [screenshot_path(rt.layout.root, name) for name in names.values()]
+    total = sum([(await anyio.Path(path).stat()).st_size for path in published])
+    where = published[0] if len(published) == 1 else published[0].parent
+    await rt.state.set_output(source.row.id, OUTPUT, DONE, path=str(where), size=total, error=None)
+    log.info("%s: montage done, %d bytes → %s", source.name, total, where)

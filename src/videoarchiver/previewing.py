@@ -1,0 +1,59 @@
+"""The preview output (SPEC §4): AV1 video streams and one mixed Opus stream, muxed and
+verified before they are published into `preview/`."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import anyio
+
+from videoarchiver.outputs import publish_output, verify_file
+from videoarchiver.planning.paths import preview_path
+from videoarchiver.planning.preview import (
+    displayed_size,
+    preview_audio_args,
+    preview_expected,
+    preview_mux_args,
+    preview_size,
+    preview_video_args,
+)
+from videoarchiver.runtime import Runtime, Source
+from videoarchiver.state.database import RUNNING
+from videoarchiver.stream_jobs import JobCall, StreamJob, encode_part, run_jobs, run_limited
+
+OUTPUT = "preview"
+
+
+async def make_preview(rt: Runtime, source: Source) -> None:
+    """Build, verify and publish `preview/<stem>.mkv`; raises VideoArchiverError on failure."""
+    probe, settings = source.probed.probe, rt.config.preview
+    work = rt.layout.file_work(source.row.id, OUTPUT)
+    await anyio.Path(work).mkdir(parents=True, exist_ok=True)
+    # SVT-AV1 prints its banner to stderr itself; SVT_LOG=1 keeps only its errors.
+    env = {**os.environ, "SVT_LOG": "1"}
+    jobs: list[tuple[StreamJob, JobCall]] = []
+    parts = []
+    for stream in (s for s in probe.streams if s.is_video):
+        shown = displayed_size(stream.width or 0, stream.height or 0, stream.rotation)
+        size = preview_size(*shown, settings.max_side)
+        job = StreamJob(OUTPUT, stream.index, "video", "encode", (f"{size[0]}x{size[1]}",))
+        part = work / f"s{stream.index}.mkv"
+        args_for = partial(preview_video_args, source.path, stream, settings)
+        jobs.append((job, partial(encode_part, rt, source, job, args_for, part, env)))
+        parts.append(part)
+    audios = [s for s in probe.streams if s.is_audio]
+    if audios:
+        mixed = ", ".join(str(s.index) for s in audios)
+        notes = (f"mix of streams {mixed}",) if len(audios) > 1 else ()
+        job = StreamJob(OUTPUT, audios[0].index, "audio", "encode", notes)
+        part = work / "audio.mkv"
+        args_for = partial(preview_audio_args, source.path, audios, settings)
+        jobs.append((job, partial(encode_part, rt, source, job, args_for, part)))
+        parts.append(part)
+    await run_jobs(rt, source, jobs)
+    await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
+    muxed = work / "preview.mkv"
+    await run_limited(rt, preview_mux_args(parts, muxed), "preview mux")
+    await verify_file(muxed, preview_expected(probe, source.probed.packets))
+    await publish_output(rt, source, OUTPUT, muxed, preview_path(rt.layout.root, source.row.stem))
