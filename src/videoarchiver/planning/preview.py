@@ -7,6 +7,7 @@ decoding), halved until both sides fit `max_side`, and always even because SVT-A
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,12 +33,24 @@ def even(value: float) -> int:
     return max(2, int(value) // 2 * 2)
 
 
+def even_up(value: float) -> int:
+    return math.ceil(value / 2) * 2
+
+
+# SVT-AV1 refuses pictures narrower or lower than this.
+SVT_MIN_SIDE = 64
+
+
 def preview_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """Halve until both sides are ≤ max_side (smallest number of halvings), then round down
-    each side to an even number: 1920×1080 → 960×540, 1002×750 → 500×374."""
-    divisor = 1
+    each side to an even number: 1920×1080 → 960×540, 1002×750 → 500×374. A picture smaller
+    than SVT-AV1's minimum is scaled up to it, keeping its shape."""
+    divisor = 1.0
     while width / divisor > max_side or height / divisor > max_side:
         divisor *= 2
+    if 0 < min(width, height) / divisor < SVT_MIN_SIDE:
+        factor = SVT_MIN_SIDE / min(width, height)
+        return even_up(width * factor), even_up(height * factor)
     return even(width / divisor), even(height / divisor)
 
 
