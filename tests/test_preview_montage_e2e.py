@@ -138,3 +138,24 @@ def test_montage_grid_grows_with_duration(root: Path, seconds: int, n: int) -> N
     _video(root / "raw" / "clip.mp4", "160x120", seconds=seconds)
     assert run_cli(root, "run", "--once").returncode == 0
     assert _size(root / "screenshot" / "clip.jpg") == (n * 160, n * 120)
+
+
+def test_a_failing_output_does_not_stop_the_others(root: Path) -> None:
+    (root / "videoarchiver.toml").write_text(
+        (root / "videoarchiver.toml").read_text()
+        + '[preview]\nvideo_args = ["-crf", "9999"]\n'  # SVT-AV1 refuses this
+    )
+    _video(root / "raw" / "a.mp4", "160x120")
+    _video(root / "raw" / "b.mp4", "160x120")
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 1
+    states = state_rows(root, "SELECT f.rel_path, o.kind, o.state FROM outputs o"
+                              " JOIN files f ON f.id = o.file_id")  # fmt: skip
+    for name in ("a.mp4", "b.mp4"):
+        assert {(kind, state) for path, kind, state in states if path == name} == {
+            ("archive", "done"), ("preview", "failed"), ("montage", "done"),
+        }  # fmt: skip
+    assert (root / "archive" / "a.mkv").exists() and (root / "screenshot" / "b.jpg").exists()
+    assert not any((root / "preview").iterdir())
+    errors = [error for (error,) in state_rows(root, "SELECT error FROM files")]
+    assert all(error.startswith("preview: ") for error in errors)
