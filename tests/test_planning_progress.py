@@ -83,7 +83,7 @@ def test_ratio_when_finished_is_not_prorated(out_bytes: int, expected: bool) -> 
 def test_ratio_watch_counts_media_time_from_the_stream_start() -> None:
     # An audio stream that starts 5 s into its file: 14 s of output clock is 9 s of media.
     watch = RatioWatch(raw_bytes=1000, raw_seconds=100.0, ratio=0.9, grace=10, start=5.0)
-    assert watch.feed(block(b"500", b"14000000")) is False
-    assert watch.feed(block(b"500", b"16000000")) is True
+    assert watch.check(ProgressUpdate(14.0, 500, None, None, False)) is False
+    assert watch.check(ProgressUpdate(16.0, 500, None, None, False)) is True
     assert watch.reason is not None and "stopped at 11.0 s" in watch.reason
-    assert watch.latest is not None and watch.latest.out_seconds == 16.0
+    assert watch.check(ProgressUpdate(17.0, 1, None, None, True)) is True, "a decision stays"

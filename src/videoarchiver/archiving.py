@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 
+from videoarchiver.errors import VideoArchiverError
 from videoarchiver.outputs import publish_output, verify_file
 from videoarchiver.planning.archive import (
     Action,
@@ -33,6 +34,7 @@ from videoarchiver.stream_jobs import (
     run_jobs,
     run_limited,
 )
+from videoarchiver.ui import TaskInfo
 
 OUTPUT = "archive"
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class _ArchiveStreams:
         try:
             _stopped, wall = await run_job(
                 rt, source, _job(decision), encode_args(source.path, decision, codec_args, partial),
-                watch.feed, figures=figures,
+                watch.check, figures=figures,
             )  # fmt: skip
             figures["wall_seconds"] = wall
             fallback = watch.reason
@@ -87,7 +89,7 @@ class _ArchiveStreams:
                     fallback = f"finished at {counted.bytes} bytes > {settings.ratio} × {raw.bytes}"
                 elif decision.kind == "video" and counted.nonempty < raw.nonempty:
                     fallback = f"decoder gave {counted.nonempty} of {raw.nonempty} frames"
-        except BaseException:
+        except (VideoArchiverError, OSError):
             await anyio.Path(partial).unlink(missing_ok=True)
             raise
         if fallback is not None:
@@ -121,7 +123,7 @@ async def make_archive(rt: Runtime, source: Source) -> None:
     await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "archive.mkv"
     args = mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed)
-    await run_limited(rt, args, "archive mux")
+    await run_limited(rt, args, "archive mux", TaskInfo(source.name, "archive mux"))
     await verify_file(
         muxed, expected_streams(source.probed.probe, decisions, source.probed.packets)
     )

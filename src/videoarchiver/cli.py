@@ -1,32 +1,34 @@
-"""Command line: `videoarchiver run | status`.
+"""Command line: `videoarchiver run | status | retry | verify | config`.
 
-Exit codes: 0 success; 1 some file failed (`run --once`); 2 the configuration, the tools or
-the lock stop the command before it starts.
+Exit codes: 0 success; 1 a file failed (`run --once`), a retry matched nothing, or `verify`
+found a missing or changed archive; 2 the configuration, the tools or the lock stop the
+command before it starts; 130 a second SIGINT/SIGTERM stopped `run` at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import anyio
 from rich.console import Console
 
-from videoarchiver.config import Config, find_config_file, load_config
+from videoarchiver.config import Config, config_sources, find_config_file, load_config
+from videoarchiver.daemon import EXIT_FAILED, EXIT_OK, run_daemon
 from videoarchiver.errors import VideoArchiverError
 from videoarchiver.layout import Layout
 from videoarchiver.locking import hold_lock
 from videoarchiver.logs import configure_logging
-from videoarchiver.runtime import Runtime
-from videoarchiver.scheduler import Scheduler
+from videoarchiver.publishing import sha256_file
 from videoarchiver.state import StateDB
-from videoarchiver.tools import check_tools
-from videoarchiver.ui import print_status
+from videoarchiver.ui import RichReporter, SilentReporter, print_status
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_USAGE = 2
 log = logging.getLogger("videoarchiver")
 
 
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="videoarchiver",
         description="Turn raw videos into verified archive MKVs, AV1 previews and montages.",
+        epilog="Exit codes: 0 ok, 1 something failed, 2 could not start.",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, help="root folder (default: current directory)")
@@ -43,58 +46,126 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[common], help="process raw/ and keep watching it (the daemon)"
     )
     run.add_argument("--once", action="store_true", help="process what is settled now, then exit")
-    commands.add_parser("status", parents=[common], help="show every file's state")
+    status = commands.add_parser("status", parents=[common], help="show every file's state")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    retry = commands.add_parser(
+        "retry", parents=[common], help="make failed files pending again (all, or PATHs)"
+    )
+    retry.add_argument("paths", nargs="*", type=Path, help="raw files (as in status, or paths)")
+    commands.add_parser(
+        "verify", parents=[common], help="check archive/ against the recorded SHA-256 sums"
+    )
+    commands.add_parser(
+        "config", parents=[common], help="print the effective configuration and its sources"
+    )
     return parser
 
 
-def _resolve(args: argparse.Namespace) -> tuple[Layout, Config]:
+def _resolve(args: argparse.Namespace) -> tuple[Layout, Config, Path | None]:
     start = args.root or Path.cwd()
-    config = load_config(find_config_file(args.config, start))
+    path = find_config_file(args.config, start)
+    config = load_config(path)
     root = args.root or config.root or start
-    return Layout(root.absolute()), config
+    return Layout(root.absolute()), config, path
 
 
-async def _run(layout: Layout, config: Config, once: bool) -> int:
-    await check_tools(config)
-    async with StateDB.open(layout.state_db) as state:
-        await state.requeue_interrupted()
-        scheduler = Scheduler(Runtime.create(layout, config, state))
-        if once:
-            return EXIT_OK if await scheduler.run_once() else EXIT_FAILED
-        while True:
-            await scheduler.run_once()
-            await anyio.sleep(config.scan_interval)
-
-
-def command_run(args: argparse.Namespace) -> int:
-    layout, config = _resolve(args)
+def command_run(layout: Layout, config: Config, once: bool, console: Console) -> int:
     layout.create()
-    configure_logging(layout.log)
     with hold_lock(layout.lock):
-        return anyio.run(_run, layout, config, args.once)
+        if console.is_terminal:
+            with RichReporter(console) as reporter:
+                configure_logging(layout.log, reporter.progress.console)
+                return anyio.run(run_daemon, layout, config, once, reporter)
+        configure_logging(layout.log, None)
+        return anyio.run(run_daemon, layout, config, once, SilentReporter())
 
 
-async def _status(layout: Layout, console: Console) -> None:
+async def _status(layout: Layout, console: Console, as_json: bool) -> None:
     async with StateDB.open(layout.state_db) as state:
-        print_status(console, await state.files(), await state.all_outputs())
+        files, outputs = await state.files(), await state.all_outputs()
+        if not as_json:
+            print_status(console, files, outputs)
+            return
+        by_file: dict[int, dict[str, object]] = {}
+        for output in outputs:
+            by_file.setdefault(output.file_id, {})[output.kind] = asdict(output)
+        rows = []
+        for row in files:
+            jobs = {
+                kind: [asdict(job) for job in (await state.jobs(row.id, kind)).values()]
+                for kind in ("archive", "preview", "montage")
+            }
+            rows.append(
+                asdict(row) | {"probe": None, "outputs": by_file.get(row.id, {}), "jobs": jobs}
+            )
+        print(json.dumps(rows, indent=2))
 
 
-def command_status(args: argparse.Namespace, console: Console) -> int:
-    layout, _config = _resolve(args)
-    if not layout.state_db.exists():
-        console.print(f"No state in {layout.root}: run `videoarchiver run` there first.")
-        return EXIT_OK
-    anyio.run(_status, layout, console)
+def _rel_path(layout: Layout, path: Path) -> str:
+    """A path as `status` shows it (relative to raw/), from either form."""
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    try:
+        return absolute.resolve().relative_to(layout.raw.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
+    async with StateDB.open(layout.state_db) as state:
+        wanted = [_rel_path(layout, path) for path in paths] if paths else None
+        retried = await state.retry(wanted)
+    for rel in retried:
+        console.print(f"pending again: {rel}")
+    if not retried:
+        console.print("no failed file matched" if paths else "no failed files")
+    return EXIT_OK if retried or not paths else EXIT_FAILED
+
+
+async def _verify(layout: Layout, console: Console) -> int:
+    async with StateDB.open(layout.state_db) as state:
+        files = {row.id: row for row in await state.files()}
+        archives = [
+            o for o in await state.all_outputs() if o.kind == "archive" and o.state == "done"
+        ]
+    problems = 0
+    for output in archives:
+        name = files[output.file_id].rel_path
+        path = Path(str(output.path))
+        if not await anyio.Path(path).exists():
+            console.print(f"[red]missing[/red] {path} (from {name})")
+            problems += 1
+        elif await sha256_file(path) != output.sha256:
+            console.print(f"[red]changed[/red] {path} (from {name}): SHA-256 differs")
+            problems += 1
+    console.print(f"{len(archives)} archives checked, {problems} problems")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def command_config(config: Config, path: Path | None, console: Console) -> int:
+    console.print(f"# config file: {path or '(none)'}")
+    for key, value, source in config_sources(config, path):
+        console.print(f"{key} = {json.dumps(value)}  [dim]# {source}[/dim]", highlight=False)
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = console or Console()
+    console = console or Console(stderr=args.command == "run")
     try:
+        layout, config, path = _resolve(args)
         if args.command == "run":
-            return command_run(args)
-        return command_status(args, console)
+            return command_run(layout, config, args.once, console)
+        if args.command == "config":
+            return command_config(config, path, console)
+        if not layout.state_db.exists():
+            console.print(f"No state in {layout.root}: run `videoarchiver run` there first.")
+            return EXIT_OK
+        if args.command == "status":
+            anyio.run(_status, layout, console, args.json)
+            return EXIT_OK
+        if args.command == "retry":
+            return anyio.run(_retry, layout, args.paths, console)
+        return anyio.run(_verify, layout, console)
     except VideoArchiverError as exc:
         print(f"videoarchiver: {exc}", file=sys.stderr)
         return EXIT_USAGE

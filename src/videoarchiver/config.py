@@ -118,3 +118,32 @@ def load_config(path: Path | None) -> Config:
         where = f"config file {path}" if path else "configuration"
         problems = "; ".join(_describe(error) for error in exc.errors())
         raise ConfigError(f"{where}: {problems}") from exc
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_sources(config: Config, path: Path | None) -> list[tuple[str, Any, str]]:
+    """(dotted key, effective value, where it came from) for every setting."""
+    in_file: dict[str, Any] = {}
+    if path is not None:
+        with path.open("rb") as handle:
+            in_file = _flatten(tomllib.load(handle))
+    rows = []
+    for key, value in _flatten(config.model_dump(mode="json")).items():
+        variable = "VIDEOARCHIVER_" + key.upper().replace(".", "__")
+        if variable in {name.upper() for name in os.environ}:
+            source = f"environment {variable}"
+        elif key in in_file:
+            source = f"file {path}"
+        else:
+            source = "default"
+        rows.append((key, value, source))
+    return rows

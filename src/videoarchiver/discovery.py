@@ -13,6 +13,14 @@ from videoarchiver.planning.paths import is_ignored
 
 
 @dataclass(frozen=True)
+class Scan:
+    """Settled files, and how long until the next unsettled one may be taken (None: none)."""
+
+    settled: list[RawFile]
+    next_settle: float | None
+
+
+@dataclass(frozen=True)
 class RawFile:
     rel: PurePosixPath
     path: Path
@@ -20,9 +28,11 @@ class RawFile:
     mtime_ns: int
 
 
-def _walk(raw: Path, settle_seconds: float) -> list[RawFile]:
-    settled_before = time.time_ns() - int(settle_seconds * 1e9)
+def _walk(raw: Path, settle_seconds: float) -> Scan:
+    now = time.time_ns()
+    settled_before = now - int(settle_seconds * 1e9)
     found = []
+    waits: list[float] = []
     for folder, dirs, names in os.walk(raw):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
@@ -34,12 +44,19 @@ def _walk(raw: Path, settle_seconds: float) -> list[RawFile]:
                 stat = path.stat()
             except OSError:
                 continue  # vanished between listing and stat: the next scan decides
-            if not path.is_file() or stat.st_mtime_ns > settled_before:
+            if not path.is_file():
+                continue
+            if stat.st_mtime_ns > settled_before:
+                waits.append((stat.st_mtime_ns - settled_before) / 1e9)
                 continue
             found.append(RawFile(rel, path, stat.st_size, stat.st_mtime_ns))
-    return found
+    return Scan(found, min(waits, default=None))
 
 
-async def scan(raw: Path, settle_seconds: float) -> list[RawFile]:
-    """Regular files under `raw/` unchanged for at least `settle_seconds`, in path order."""
+async def scan(raw: Path, settle_seconds: float) -> Scan:
+    """Regular files under `raw/` unchanged for at least `settle_seconds`, in path order.
+
+    A file still being written keeps changing its mtime, so an mtime older than
+    `settle_seconds` means its size and mtime have not changed for that long.
+    """
     return await to_thread.run_sync(_walk, raw, settle_seconds)

@@ -33,6 +33,7 @@ from videoarchiver.publishing import publish, sha256_file
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE, RUNNING, SKIPPED
 from videoarchiver.stream_jobs import JobCall, StreamJob, record, run_jobs, run_limited
+from videoarchiver.ui import TaskInfo
 
 OUTPUT = "montage"
 log = logging.getLogger(__name__)
@@ -57,17 +58,20 @@ async def _seek_frames(
 ) -> bool:
     """One seek per frame, then tile; False when a seek found no frame to decode."""
     what = f"montage of stream {plan.index}"
+    task = TaskInfo(source.name, f"s{plan.index} montage (seek)")
     if plan.n == 1:
-        await run_limited(rt, seek_args(source.path, plan, offset + plan.times[0], sheet), what)
+        await run_limited(
+            rt, seek_args(source.path, plan, offset + plan.times[0], sheet), what, task
+        )
         return await anyio.Path(sheet).exists()
     frames = sheet.with_suffix(".frames")
     await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
     for number, time in enumerate(plan.times):
         frame = frames / frame_name(number)
-        await run_limited(rt, seek_args(source.path, plan, offset + time, frame), what)
+        await run_limited(rt, seek_args(source.path, plan, offset + time, frame), what, task)
         if not await anyio.Path(frame).exists():
             return False
-    await run_limited(rt, tile_args(frames, plan.n, sheet), what)
+    await run_limited(rt, tile_args(frames, plan.n, sheet), what, task)
     return True
 
 
@@ -78,7 +82,8 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
     if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
         return
     args = single_pass_args(source.path, plan, offset, sheet)
-    await run_limited(rt, args, f"montage of stream {plan.index}")
+    task = TaskInfo(source.name, f"s{plan.index} montage (single pass)")
+    await run_limited(rt, args, f"montage of stream {plan.index}", task)
 
 
 async def _check(sheet: Path, plan: MontagePlan) -> None:

@@ -21,6 +21,7 @@ from videoarchiver.planning.preview import (
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import RUNNING
 from videoarchiver.stream_jobs import JobCall, StreamJob, encode_part, run_jobs, run_limited
+from videoarchiver.ui import TaskInfo
 
 OUTPUT = "preview"
 
@@ -54,6 +55,7 @@ async def make_preview(rt: Runtime, source: Source) -> None:
     await run_jobs(rt, source, jobs)
     await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "preview.mkv"
-    await run_limited(rt, preview_mux_args(parts, muxed), "preview mux")
+    mux = TaskInfo(source.name, "preview mux")
+    await run_limited(rt, preview_mux_args(parts, muxed), "preview mux", mux)
     await verify_file(muxed, preview_expected(probe, source.probed.packets))
     await publish_output(rt, source, OUTPUT, muxed, preview_path(rt.layout.root, source.row.stem))

@@ -11,6 +11,7 @@ from videoarchiver.config import Config
 from videoarchiver.layout import Layout
 from videoarchiver.probing import Probed
 from videoarchiver.state import FileRow, StateDB
+from videoarchiver.ui import Reporter
 
 PROBE_SLOTS = 2
 
@@ -22,13 +23,15 @@ class Runtime:
     state: StateDB
     ffmpeg_slots: anyio.CapacityLimiter
     probe_slots: anyio.CapacityLimiter
+    reporter: Reporter
 
     @classmethod
-    def create(cls, layout: Layout, config: Config, state: StateDB) -> Runtime:
+    def create(cls, layout: Layout, config: Config, state: StateDB, reporter: Reporter) -> Runtime:
         return cls(
             layout=layout,
             config=config,
             state=state,
+            reporter=reporter,
             ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
         )

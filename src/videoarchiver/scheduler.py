@@ -12,6 +12,8 @@ import shutil
 from collections.abc import Awaitable, Callable
 
 import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from videoarchiver.archiving import make_archive
 from videoarchiver.discovery import RawFile, scan
@@ -43,6 +45,7 @@ def describe_error(exc: Exception) -> str:
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self._active: set[int] = set()
 
     async def _free_stem(self, raw: RawFile) -> str:
         for stem in stem_candidates(raw.rel):
@@ -111,13 +114,42 @@ class Scheduler:
         await state.set_file_state(row.id, DONE)
         log.info("%s: done", row.rel_path)
 
+    async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
+        try:
+            await self.process(row, raw)
+        finally:
+            self._active.discard(row.id)
+
+    async def dispatch(self, group: TaskGroup) -> tuple[list[FileRow], float | None]:
+        """Scan `raw/` and start every settled file that is neither finished nor running.
+
+        Returns the rows of the settled files and the seconds until the next unsettled file
+        settles (None when no file is waiting to settle).
+        """
+        found = await scan(self.rt.layout.raw, self.rt.config.settle_seconds)
+        rows = []
+        for raw in found.settled:
+            row = await self.register(raw)
+            rows.append(row)
+            if row.state not in (DONE, FAILED) and row.id not in self._active:
+                self._active.add(row.id)
+                group.start_soon(self._process_and_release, row, raw)
+        return rows, found.next_settle
+
     async def run_once(self) -> bool:
         """Process every settled file not yet done or failed; True when all of them are done."""
-        found = await scan(self.rt.layout.raw, self.rt.config.settle_seconds)
-        rows = [(await self.register(raw), raw) for raw in found]
         async with anyio.create_task_group() as group:
-            for row, raw in rows:
-                if row.state not in (DONE, FAILED):
-                    group.start_soon(self.process, row, raw)
-        states = [(await self.rt.state.get_file(row.id)).state for row, _ in rows]
+            rows, _next_settle = await self.dispatch(group)
+        states = [(await self.rt.state.get_file(row.id)).state for row in rows]
         return all(state == DONE for state in states)
+
+    async def run_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
+        """Dispatch at start, on every wake-up (a change in `raw/`), when a waiting file
+        settles, and every `scan_interval` seconds; sleep in between."""
+        interval = self.rt.config.scan_interval
+        async with anyio.create_task_group() as group:
+            while True:
+                _rows, next_settle = await self.dispatch(group)
+                wait = interval if next_settle is None else min(interval, next_settle + 0.05)
+                with anyio.move_on_after(wait):
+                    await wakeups.receive()

@@ -16,15 +16,13 @@ from typing import Any
 import anyio
 
 from videoarchiver.errors import VideoArchiverError
-from videoarchiver.processes import StdoutHandler, run_process
+from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
+from videoarchiver.processes import run_process
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE, FAILED, RUNNING
+from videoarchiver.ui import TaskInfo
 
 log = logging.getLogger(__name__)
-
-
-def _ignore(_chunk: bytes) -> bool:
-    return False
 
 
 @dataclass(frozen=True)
@@ -64,13 +62,29 @@ async def run_limited(
     rt: Runtime,
     args: Sequence[str],
     what: str,
-    on_stdout: StdoutHandler = _ignore,
+    task: TaskInfo,
+    stop_when: Callable[[ProgressUpdate], bool] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> tuple[bool, float]:
-    """Run one ffmpeg under the process limiter: (stopped by `on_stdout`, wall seconds)."""
+    """Run one ffmpeg under the process limiter, its `-progress` shown as `task` and checked
+    by `stop_when`: (stopped by `stop_when`, wall seconds)."""
+    parser = ProgressParser()
     async with rt.ffmpeg_slots:
+        view = rt.reporter.start(task)
+
+        def on_stdout(chunk: bytes) -> bool:
+            stop = False
+            for update in parser.feed(chunk):
+                view.update(update)
+                stop = bool(stop_when and stop_when(update)) or stop
+            return stop
+
         started = time.monotonic()
-        result = await run_process(args, on_stdout, env)
+        result = None
+        try:
+            result = await run_process(args, on_stdout, env)
+        finally:
+            view.end(ok=result is not None and result.returncode == 0)
         wall = time.monotonic() - started
     result.check(what)
     return result.stopped, wall
@@ -81,7 +95,7 @@ async def run_job(
     source: Source,
     job: StreamJob,
     args: Sequence[str],
-    on_stdout: StdoutHandler = _ignore,
+    stop_when: Callable[[ProgressUpdate], bool] | None = None,
     env: Mapping[str, str] | None = None,
     figures: Mapping[str, Any] | None = None,
 ) -> tuple[bool, float]:
@@ -89,7 +103,9 @@ async def run_job(
     await record(rt, source, job, RUNNING, **(figures or {}))
     log.info("%s: %s stream %d %s started", source.name, job.output, job.index, job.kind)
     what = f"{job.output} {job.decision} of stream {job.index}"
-    return await run_limited(rt, args, what, on_stdout, env)
+    total = source.probed.packets.get(job.index).duration or None
+    task = TaskInfo(source.name, f"s{job.index} {job.output} {job.kind}", total)
+    return await run_limited(rt, args, what, task, stop_when, env)
 
 
 async def encode_part(

@@ -1,12 +1,20 @@
-"""What the user sees: the `status` table (rich). The console is injected for tests."""
+"""What the user sees: the `status` table and the live progress (rich).
+
+Consoles and clocks are injected so that tests can capture the output and control time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from rich.console import Console
-from rich.table import Table
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Column, Table
 
+from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.state import FileRow, OutputRow
 
 STATE_STYLES = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim"}
@@ -66,3 +74,110 @@ def print_status(console: Console, files: Sequence[FileRow], outputs: Sequence[O
         console.print("No files recorded yet: put videos in raw/ and run `videoarchiver run`.")
         return
     console.print(status_table(files, outputs))
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the progress display says of one ffmpeg process."""
+
+    file: str
+    label: str
+    total: float | None = None
+
+
+class TaskView(Protocol):
+    def update(self, update: ProgressUpdate) -> None: ...
+
+    def end(self, ok: bool) -> None: ...
+
+
+class Reporter(Protocol):
+    def start(self, task: TaskInfo) -> TaskView: ...
+
+
+class _Unseen:
+    def update(self, update: ProgressUpdate) -> None:
+        pass
+
+    def end(self, ok: bool) -> None:
+        pass
+
+
+class SilentReporter:
+    """Without a terminal nothing is drawn or computed: the log says what happens."""
+
+    def start(self, task: TaskInfo) -> TaskView:
+        return _Unseen()
+
+
+def clock_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+class _RichTask:
+    def __init__(self, reporter: RichReporter, task: TaskInfo) -> None:
+        self._reporter, self._task = reporter, task
+        self._started = reporter.clock()
+        self._encoded: float | None = None
+        self._speed: float | None = None
+        self._id = reporter.progress.add_task(
+            f"{task.file} {task.label}", total=task.total, figures=self._figures()
+        )
+
+    def _figures(self) -> str:
+        total, encoded = self._task.total, self._encoded
+        spent = self._reporter.clock() - self._started
+        remaining = None
+        if total and encoded:
+            remaining = max(0.0, total - encoded) * spent / encoded
+        speed = f"{self._speed:.2f}x" if self._speed is not None else "-"
+        total_text = f"/{clock_text(total)}" if total else ""
+        return (
+            f"E {clock_text(encoded)}{total_text} S {clock_text(spent)}"
+            f" R {clock_text(remaining)} {speed}"
+        )
+
+    def update(self, update: ProgressUpdate) -> None:
+        self._encoded = update.out_seconds if update.out_seconds is not None else self._encoded
+        self._speed = update.speed if update.speed is not None else self._speed
+        self._reporter.progress.update(
+            self._id, completed=self._encoded or 0, figures=self._figures()
+        )
+
+    def end(self, ok: bool) -> None:
+        figures = self._figures()
+        self._reporter.progress.remove_task(self._id)
+        word = "done" if ok else "stopped"
+        self._reporter.progress.console.print(
+            f"{word} {self._task.file} {self._task.label}: {figures}"
+        )
+
+
+class RichReporter:
+    """One live line per running ffmpeg: file, stream, kind, bar, E, S, R, speed.
+
+    The console and the clock are injected so that tests can capture and control both.
+    """
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.progress = Progress(
+            TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True)),
+            BarColumn(),
+            TextColumn("{task.fields[figures]}"),
+            console=console,
+            get_time=clock,
+        )
+
+    def start(self, task: TaskInfo) -> TaskView:
+        return _RichTask(self, task)
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()

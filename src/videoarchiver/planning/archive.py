@@ -217,5 +217,5 @@ def mux_args(
         *FFMPEG, *inputs, *maps, "-c", "copy", "-copyinkf", *per_stream,
         "-map_metadata", "0", "-map_chapters", "0",
         "-max_muxing_queue_size", "4096", "-default_mode", "passthrough",
-        "-f", "matroska", url(output),
+        *PROGRESS, "-f", "matroska", url(output),
     ]  # fmt: skip

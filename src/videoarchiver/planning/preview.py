@@ -93,7 +93,7 @@ def preview_mux_args(parts: Sequence[Path], output: Path) -> list[str]:
     maps = [arg for number in range(len(parts)) for arg in ("-map", f"{number}:0")]
     return [
         *FFMPEG, "-copyts", *inputs, *maps, "-c", "copy",
-        "-map_metadata", "-1", "-map_chapters", "-1", "-f", "matroska", url(output),
+        "-map_metadata", "-1", "-map_chapters", "-1", *PROGRESS, "-f", "matroska", url(output),
     ]  # fmt: skip
 
 

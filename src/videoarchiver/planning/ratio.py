@@ -8,7 +8,7 @@ stream is never larger than `ratio` × its raw stream unless it is the raw strea
 
 from __future__ import annotations
 
-from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
+from videoarchiver.planning.progress import ProgressUpdate
 
 
 def allowed_bytes(raw_bytes: int, raw_seconds: float, out_seconds: float, ratio: float) -> float:
@@ -38,41 +38,30 @@ def exceeds_when_finished(out_bytes: int, raw_bytes: int, ratio: float) -> bool:
 
 
 class RatioWatch:
-    """Watches an encode's `-progress` bytes and says when the ratio rule wants it stopped.
+    """Watches an encode's progress and says when the ratio rule wants it stopped.
 
-    Sans-I/O: `feed` takes whatever the pipe gave and returns True once the encode should be
-    terminated; `reason` then says why, with the figures, for the job record.
+    Sans-I/O: `check` takes each parsed `-progress` update and returns True once the encode
+    should be terminated; `reason` then says why, with the figures, for the job record.
     """
 
     def __init__(
         self, raw_bytes: int, raw_seconds: float, ratio: float, grace: float, start: float = 0.0
     ) -> None:
         """`start`: where the output's timeline begins (the stream's offset in its file)."""
-        self._parser = ProgressParser()
         self._start = start
         self._raw_bytes = raw_bytes
         self._raw_seconds = raw_seconds
         self._ratio = ratio
         self._grace = grace
-        self.latest: ProgressUpdate | None = None
         self.reason: str | None = None
 
-    def feed(self, data: bytes) -> bool:
-        for update in self._parser.feed(data):
-            self.latest = update
-            media = (
-                None if update.out_seconds is None else max(0.0, update.out_seconds - self._start)
+    def check(self, update: ProgressUpdate) -> bool:
+        media = None if update.out_seconds is None else max(0.0, update.out_seconds - self._start)
+        if self.reason is None and exceeds_during_encode(
+            update.total_size, media, self._raw_bytes, self._raw_seconds, self._ratio, self._grace
+        ):
+            self.reason = (
+                f"stopped at {media:.1f} s: {update.total_size} bytes >"
+                f" {self._ratio} × {self._raw_bytes} × {media:.1f} / {self._raw_seconds:.1f}"
             )
-            if self.reason is None and exceeds_during_encode(
-                update.total_size,
-                media,
-                self._raw_bytes,
-                self._raw_seconds,
-                self._ratio,
-                self._grace,
-            ):
-                self.reason = (
-                    f"stopped at {media:.1f} s: {update.total_size} bytes >"
-                    f" {self._ratio} × {self._raw_bytes} × {media:.1f} / {self._raw_seconds:.1f}"
-                )
         return self.reason is not None

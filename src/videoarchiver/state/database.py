@@ -187,6 +187,22 @@ class StateDB:
             )
         return [_file(row) for row in rows]
 
+    async def retry(self, rel_paths: Iterable[str] | None = None) -> list[str]:
+        """Failed files (all, or those at `rel_paths`) become pending, with their failed
+        outputs and stream jobs; returns the paths made pending."""
+        wanted = None if rel_paths is None else list(rel_paths)
+        failed = [
+            row for row in await self.files([FAILED]) if wanted is None or row.rel_path in wanted
+        ]
+        for row in failed:
+            await self.set_file_state(row.id, PENDING)
+            for table in ("outputs", "stream_jobs"):
+                await self._write(
+                    f"UPDATE {table} SET state=?, error=NULL WHERE file_id=? AND state=?",
+                    (PENDING, row.id, FAILED),
+                )
+        return [row.rel_path for row in failed]
+
     async def requeue_interrupted(self) -> None:
         """At start: whatever was running when the last daemon died starts that step again."""
         now = time.time()

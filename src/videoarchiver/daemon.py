@@ -1,0 +1,84 @@
+"""`videoarchiver run`: the scheduler, the watcher of `raw/` and the signal handling.
+
+On SIGTERM or SIGINT the daemon stops starting work and cancels what runs: every ffmpeg gets
+SIGTERM (it then closes its output cleanly), the states of interrupted jobs go back to
+pending, and the daemon exits 0. A second signal ends it at once; its ffmpeg children die
+with it (they run under PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from watchfiles import awatch
+
+from videoarchiver.config import Config
+from videoarchiver.layout import Layout
+from videoarchiver.runtime import Runtime
+from videoarchiver.scheduler import Scheduler
+from videoarchiver.state import StateDB
+from videoarchiver.tools import check_tools
+from videoarchiver.ui import Reporter
+
+EXIT_OK, EXIT_FAILED, EXIT_KILLED = 0, 1, 130
+WATCH_TIMEOUT_MS = 1000
+log = logging.getLogger(__name__)
+
+
+async def watch_raw(raw: Path, wake: MemoryObjectSendStream[None], stop: anyio.Event) -> None:
+    """Wake the scheduler on every change in `raw/`; rescans cover what this misses."""
+    try:
+        async for _changes in awatch(raw, stop_event=stop, rust_timeout=WATCH_TIMEOUT_MS):
+            with contextlib.suppress(anyio.WouldBlock):  # a wake-up is already pending
+                wake.send_nowait(None)
+    except (OSError, RuntimeError) as exc:
+        log.warning("cannot watch %s (%s): relying on rescans every scan_interval", raw, exc)
+
+
+async def _on_signals(work: anyio.CancelScope, stopping: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if stopping.is_set():
+                log.warning("%s again: stopping at once", name)
+                os._exit(EXIT_KILLED)
+            log.info("%s: stopping; running ffmpeg processes are asked to finish", name)
+            stopping.set()
+            work.cancel()
+
+
+async def _forever(scheduler: Scheduler, raw: Path, stopping: anyio.Event) -> None:
+    send, receive = anyio.create_memory_object_stream[None](1)
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch_raw, raw, send, stopping)
+        await scheduler.run_forever(receive)
+
+
+async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Reporter) -> int:
+    """Exit code: 0 when stopped or (with `once`) all done, 1 when a file failed."""
+    await check_tools(config)
+    async with StateDB.open(layout.state_db) as state:
+        await state.requeue_interrupted()
+        scheduler = Scheduler(Runtime.create(layout, config, state, reporter))
+        stopping = anyio.Event()
+        result = EXIT_OK
+        async with anyio.create_task_group() as outer:
+            with anyio.CancelScope() as work:
+                outer.start_soon(_on_signals, work, stopping)
+                if once:
+                    result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
+                else:
+                    await _forever(scheduler, layout.raw, stopping)
+            outer.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await state.requeue_interrupted()
+    if stopping.is_set():
+        log.info("stopped; interrupted work will carry on at the next start")
+        return EXIT_OK
+    return result
