@@ -27,7 +27,7 @@ from videoarchiver.tools import check_tools
 from videoarchiver.ui import Reporter
 
 EXIT_OK, EXIT_FAILED, EXIT_KILLED = 0, 1, 130
-WATCH_TIMEOUT_MS = 1000
+WATCH_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)
 
 

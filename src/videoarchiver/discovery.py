@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import anyio
 from anyio import to_thread
 
 from videoarchiver.planning.paths import is_ignored
@@ -60,3 +61,12 @@ async def scan(raw: Path, settle_seconds: float) -> Scan:
     `settle_seconds` means its size and mtime have not changed for that long.
     """
     return await to_thread.run_sync(_walk, raw, settle_seconds)
+
+
+async def unchanged(raw: RawFile) -> bool:
+    """True while the file at `raw.path` is still the one that was found (size and mtime)."""
+    try:
+        stat = await anyio.Path(raw.path).stat()
+    except OSError:
+        return False
+    return (stat.st_size, stat.st_mtime_ns) == (raw.size, raw.mtime_ns)

@@ -35,5 +35,9 @@ class PublishError(VideoArchiverError):
     """An output could not be put in place without overwriting something that is not ours."""
 
 
+class SourceChangedError(VideoArchiverError):
+    """The raw file was replaced or removed while its outputs were being made."""
+
+
 class LockError(VideoArchiverError):
     """Another daemon already works in this root folder."""

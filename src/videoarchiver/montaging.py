@@ -110,6 +110,7 @@ async def _montage_stream(
     size = (await anyio.Path(sheet).stat()).st_size
     destination = screenshot_path(rt.layout.root, name)
     await record(rt, source, job, RUNNING, path=str(destination), sha256=sha256)
+    await source.ensure_unchanged()
     await publish(sheet, destination, sha256)
     await record(rt, source, job, DONE, path=str(destination), sha256=sha256, out_bytes=size)
 

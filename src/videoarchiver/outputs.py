@@ -33,6 +33,7 @@ async def publish_output(
     rt: Runtime, source: Source, kind: str, finished: Path, destination: Path
 ) -> None:
     """Record the file's SHA-256 and destination, then move it into place and record done."""
+    await source.ensure_unchanged()
     sha256 = await sha256_file(finished)
     size = (await anyio.Path(finished).stat()).st_size
     await rt.state.set_output(

@@ -1,4 +1,5 @@
-"""Putting verified outputs in place: atomically, never over a file that is not ours.
+"""Putting files in place (outputs, and raw files moved to `done/`): atomically, never over
+a file that is not the same.
 
 An output is hard-linked into place (`link` fails rather than replace an existing name) and
 the work copy removed; across filesystems it is copied beside the destination under a hidden
@@ -41,11 +42,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _link_no_clobber(source: Path, destination: Path, sha256: str) -> None:
+def _link_no_clobber(source: Path, destination: Path, sha256: str | None) -> None:
     try:
         os.link(source, destination)
     except FileExistsError:
-        if _sha256(destination) != sha256:
+        if _sha256(destination) != (sha256 or _sha256(source)):
             raise PublishError(
                 f"{destination} already exists and was not written for this source;"
                 " it is left untouched"
@@ -59,7 +60,7 @@ def _link_no_clobber(source: Path, destination: Path, sha256: str) -> None:
         source.rename(destination)
 
 
-def _publish(source: Path, destination: Path, sha256: str) -> None:
+def _publish(source: Path, destination: Path, sha256: str | None) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         _link_no_clobber(source, destination, sha256)
@@ -78,6 +79,7 @@ def _publish(source: Path, destination: Path, sha256: str) -> None:
     source.unlink(missing_ok=True)
 
 
-async def publish(source: Path, destination: Path, sha256: str) -> None:
-    """Move a verified work file to its place; `sha256` identifies it as ours if it is there."""
+async def publish(source: Path, destination: Path, sha256: str | None = None) -> None:
+    """Move `source` to `destination`; an existing destination with the same bytes (SHA-256
+    `sha256`, computed from `source` when not given) counts as already moved."""
     await to_thread.run_sync(_publish, source, destination, sha256)

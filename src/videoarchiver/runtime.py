@@ -8,6 +8,8 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.config import Config
+from videoarchiver.discovery import RawFile, unchanged
+from videoarchiver.errors import SourceChangedError
 from videoarchiver.layout import Layout
 from videoarchiver.probing import Probed
 from videoarchiver.state import FileRow, StateDB
@@ -39,12 +41,24 @@ class Runtime:
 
 @dataclass(frozen=True)
 class Source:
-    """One raw file being processed: its record, its path and what ffprobe said of it."""
+    """One raw file being processed: its record, as found, and what ffprobe said of it."""
 
     row: FileRow
-    path: Path
+    raw: RawFile
     probed: Probed
 
     @property
     def name(self) -> str:
         return self.row.rel_path
+
+    @property
+    def path(self) -> Path:
+        return self.raw.path
+
+    async def ensure_unchanged(self) -> None:
+        """Refuse to publish outputs of a raw file that was replaced while it was processed."""
+        if not await unchanged(self.raw):
+            raise SourceChangedError(
+                "the raw file changed or vanished while it was processed; nothing published"
+                " (new content is taken as a new file)"
+            )

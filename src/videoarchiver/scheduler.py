@@ -17,7 +17,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from videoarchiver.archiving import make_archive
 from videoarchiver.discovery import RawFile, scan
-from videoarchiver.errors import ProbeError, VideoArchiverError
+from videoarchiver.disposal import dispose_raw
+from videoarchiver.errors import ProbeError, VerifyError, VideoArchiverError
 from videoarchiver.montaging import make_montage
 from videoarchiver.planning.paths import output_paths, stem_candidates
 from videoarchiver.previewing import make_preview
@@ -85,6 +86,10 @@ class Scheduler:
             failures.append(f"{kind}: {reason}")
             await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
             log.error("%s: %s failed: %s", source.name, kind, reason)
+            if not isinstance(exc, VerifyError):  # a file that failed its check is kept to look at
+                await anyio.to_thread.run_sync(
+                    shutil.rmtree, self.rt.layout.file_work(source.row.id, kind), True
+                )
 
     async def process(self, row: FileRow, raw: RawFile) -> None:
         """All outputs of one file, concurrently; any failure is recorded and logged."""
@@ -97,7 +102,7 @@ class Scheduler:
             async with self.rt.probe_slots:
                 probed = await probe_file(raw.path)
             await state.set_probe(row.id, probed.json)
-            source = Source(row=row, path=raw.path, probed=probed)
+            source = Source(row=row, raw=raw, probed=probed)
             async with anyio.create_task_group() as group:
                 for kind, make in OUTPUTS:
                     group.start_soon(self._output, kind, make, source, failures)
@@ -113,6 +118,13 @@ class Scheduler:
         )
         await state.set_file_state(row.id, DONE)
         log.info("%s: done", row.rel_path)
+        try:
+            action = await dispose_raw(self.rt.layout, self.rt.config.after_done, raw)
+        except (VideoArchiverError, OSError) as exc:
+            action = f"{self.rt.config.after_done} failed: {describe_error(exc)}"
+            log.error("%s: raw file %s", row.rel_path, action)
+        if action:
+            await state.set_raw_action(row.id, action)
 
     async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
         try:

@@ -56,7 +56,7 @@ def status_table(files: Sequence[FileRow], outputs: Sequence[OutputRow]) -> Tabl
         archive = outputs_of.get("archive")
         archive_size = archive.size if archive and archive.state == "done" else None
         saving = f"{1 - archive_size / row.size:.0%}" if archive_size and row.size else "-"
-        notes = "; ".join(filter(None, [row.error, *row.warnings]))
+        notes = "; ".join(filter(None, [row.error, *row.warnings, row.raw_action]))
         table.add_row(
             row.rel_path,
             _state(row.state),

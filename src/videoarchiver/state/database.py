@@ -35,6 +35,7 @@ class FileRow:
     error: str | None
     warnings: tuple[str, ...]
     probe: str | None
+    raw_action: str | None
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class StreamJobRow:
     sha256: str | None
 
 
-_FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, probe"
+_FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, probe, raw_action"
 _OUTPUT_COLUMNS = "file_id, kind, state, path, size, sha256, error"
 _JOB_COLUMNS = (
     "stream_index, kind, decision, state, notes, raw_bytes, raw_seconds, out_bytes, "
@@ -170,6 +171,9 @@ class StateDB:
 
     async def set_probe(self, file_id: int, probe_json: str) -> None:
         await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))
+
+    async def set_raw_action(self, file_id: int, action: str) -> None:
+        await self._write("UPDATE files SET raw_action=? WHERE id=?", (action, file_id))
 
     async def set_warnings(self, file_id: int, warnings: Iterable[str]) -> None:
         await self._write(

@@ -72,4 +72,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE stream_jobs ADD COLUMN sha256 TEXT;
         """,
     ),
+    Migration(
+        "what happened to the raw file once done (after_done)",
+        "ALTER TABLE files ADD COLUMN raw_action TEXT;",
+    ),
 )
