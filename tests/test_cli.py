@@ -1,0 +1,218 @@
+"""The other commands and the `after_done` setting, run as a user runs them."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from media import ffmpeg, file_sha256, run_cli, state_rows
+from videoarchiver.planning.progress import ProgressUpdate
+from videoarchiver.ui import RichReporter, TaskInfo
+
+
+def _clip(path: Path, seconds: float = 1) -> None:
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=160x120:r=10:d={seconds}", "-c:v", "mpeg4", path)
+
+
+@contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[None]:
+    """A small filesystem of its own at `path` (needs root); the test is skipped without it."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_status_json_lists_files_outputs_and_jobs(root: Path) -> None:
+    _clip(root / "raw" / "a.mp4")
+    assert run_cli(root, "run", "--once").returncode == 0
+    [row] = json.loads(run_cli(root, "status", "--json").stdout)
+    assert (row["rel_path"], row["state"]) == ("a.mp4", "done")
+    assert {kind: output["state"] for kind, output in row["outputs"].items()} == {
+        "archive": "done", "preview": "done", "montage": "done",
+    }  # fmt: skip
+    assert row["outputs"]["archive"]["sha256"] == file_sha256(root / "archive" / "a.mkv")
+    assert [job["stream_index"] for job in row["jobs"]["archive"]] == [0]
+
+
+def test_retry_makes_failed_files_pending_again(root: Path) -> None:
+    config = (root / "videoarchiver.toml").read_text()
+    (root / "videoarchiver.toml").write_text(config + '[preview]\nvideo_args = ["-crf", "999"]\n')
+    _clip(root / "raw" / "a.mp4")
+    assert run_cli(root, "run", "--once").returncode == 1
+    (root / "videoarchiver.toml").write_text(config)
+    assert run_cli(root, "run", "--once").returncode == 1, "failed files wait for a retry"
+    nothing = run_cli(root, "retry", "raw/nope.mp4")
+    assert nothing.returncode == 1 and "no failed file matched" in nothing.stdout
+    retried = run_cli(root, "retry", str(root / "raw" / "a.mp4"))
+    assert retried.returncode == 0 and "pending again: a.mp4" in retried.stdout
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert (root / "preview" / "a.mkv").exists()
+
+
+def test_verify_reports_changed_and_missing_archives(root: Path) -> None:
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        _clip(root / "raw" / name)
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert run_cli(root, "verify").returncode == 0
+    archive = root / "archive" / "a.mkv"
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    (root / "archive" / "b.mkv").unlink()
+    result = run_cli(root, "verify")
+    assert result.returncode == 1
+    assert "changed" in result.stdout and "a.mkv" in result.stdout
+    assert "missing" in result.stdout and "b.mkv" in result.stdout
+    assert "3 archives checked, 2 problems" in result.stdout
+
+
+def test_config_shows_values_and_where_they_come_from(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDEOARCHIVER_ARCHIVE__RATIO", "0.5")
+    result = run_cli(root, "config")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("archive.ratio = 0.5") and "VIDEOARCHIVER_ARCHIVE__RATIO" in line
+               for line in lines)  # fmt: skip
+    assert any(line.startswith("settle_seconds = 0.0") and "file" in line for line in lines)
+    assert any(line.startswith("montage.max_n = 10") and "default" in line for line in lines)
+
+
+def test_help_on_every_command(root: Path) -> None:
+    for command in ("run", "status", "retry", "verify", "config"):
+        result = subprocess.run([sys.executable, "-m", "videoarchiver", command, "--help"],
+                                capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 0 and "--root" in result.stdout
+
+
+@pytest.mark.parametrize("after_done", ["move", "delete"])
+def test_after_done(root: Path, after_done: str) -> None:
+    (root / "videoarchiver.toml").write_text(
+        f'after_done = "{after_done}"\n' + (root / "videoarchiver.toml").read_text()
+    )
+    (root / "raw" / "sub").mkdir()
+    raw = root / "raw" / "sub" / "a.mp4"
+    _clip(raw)
+    sha = file_sha256(raw)
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert not raw.exists()
+    if after_done == "move":
+        assert file_sha256(root / "done" / "sub" / "a.mp4") == sha
+    else:
+        assert not (root / "done").exists()
+    [(action,)] = state_rows(root, "SELECT raw_action FROM files")
+    assert action == ("moved to done/sub/a.mp4" if after_done == "move" else "deleted")
+
+
+def test_move_across_filesystems(root: Path) -> None:
+    (root / "videoarchiver.toml").write_text(
+        'after_done = "move"\n' + (root / "videoarchiver.toml").read_text()
+    )
+    raw = root / "raw" / "a.mp4"
+    _clip(raw)
+    sha = file_sha256(raw)
+    with tmpfs(root / "done", "20m"):
+        assert run_cli(root, "run", "--once").returncode == 0
+        assert not raw.exists()
+        assert file_sha256(root / "done" / "a.mp4") == sha
+        assert [p.name for p in (root / "done").iterdir()] == ["a.mp4"], "no temporary left"
+
+
+def test_full_disk_fails_cleanly(root: Path) -> None:
+    raw = root / "raw" / "big.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=5", "-c:v", "ffv1", raw)
+    sha = file_sha256(raw)
+    with tmpfs(root / "work" / "files", "64k"):
+        result = run_cli(root, "run", "--once")
+        assert result.returncode == 1
+        [(state, error)] = state_rows(root, "SELECT state, error FROM files")
+        assert state == "failed" and "No space left on device" in error
+        assert not any(path.is_file() for path in (root / "work" / "files").rglob("*"))
+    assert file_sha256(raw) == sha
+    assert not any((root / "archive").iterdir())
+
+
+def _archive_encoding(root: Path) -> bool:
+    if not (root / "work" / "state.sqlite3").exists():
+        return False
+    try:
+        sql = "SELECT 1 FROM stream_jobs WHERE output = 'archive' AND state = 'running'"
+        return bool(state_rows(root, sql))
+    except sqlite3.OperationalError:  # the daemon is still creating its tables
+        return False
+
+
+def test_raw_file_replaced_while_processed_is_not_published(root: Path) -> None:
+    (root / "videoarchiver.toml").write_text(
+        (root / "videoarchiver.toml").read_text().replace('"ultrafast"', '"veryslow"')
+    )
+    raw = root / "raw" / "a.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=8", "-c:v", "ffv1", raw)
+    run = subprocess.Popen([sys.executable, "-m", "videoarchiver", "run", "--once",
+                            "--root", str(root)], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _archive_encoding(root):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    replacement = root / "other.mkv"
+    _clip(replacement, seconds=2)
+    shutil.copyfile(replacement, raw)
+    run.communicate(timeout=120)
+    assert run.returncode == 1
+    [(state, error)] = state_rows(root, "SELECT state, error FROM files")
+    assert state == "failed" and "changed or vanished while it was processed" in error
+    assert not (root / "archive" / "a.mkv").exists()
+    assert not (root / "preview" / "a.mkv").exists()
+    assert run_cli(root, "run", "--once").returncode == 0, "the new content is a new file"
+    # The montage of the first content may have been published before the change; the new
+    # content then gets a name of its own rather than overwrite it.
+    [(stem, size)] = state_rows(root, "SELECT stem, size FROM files")
+    assert size == replacement.stat().st_size
+    assert (root / "archive" / f"{stem}.mkv").exists()
+
+
+def test_service_file_is_valid(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = (Path(__file__).parent.parent / "videoArchiver.service").read_text()
+    assert "Restart=on-failure" in unit and "KillMode=control-group" in unit
+    program = str(Path(sys.executable).parent / "videoarchiver")
+    local = tmp_path / "videoArchiver.service"
+    local.write_text(unit.replace("/opt/videoarchiver/.venv/bin/videoarchiver", program))
+    result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_progress_lines_on_a_terminal() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=150, color_system=None)
+    now = [100.0]
+    with RichReporter(console, clock=lambda: now[0]) as reporter:
+        view = reporter.start(TaskInfo("clip.mp4", "s0 archive video", total=10.0))
+        now[0] += 2
+        view.update(ProgressUpdate(out_seconds=5.0, total_size=10, frame=1, speed=2.5, ended=False))
+        reporter.progress.refresh()
+        live = out.getvalue()
+        assert "clip.mp4 s0 archive video" in live
+        assert "E 0:00:05/0:00:10 S 0:00:02 R 0:00:02 2.50x" in live
+        view.end(ok=True)
+    assert "done clip.mp4 s0 archive video: E 0:00:05/0:00:10" in out.getvalue()
