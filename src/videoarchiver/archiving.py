@@ -123,7 +123,8 @@ async def make_archive(rt: Runtime, source: Source) -> None:
     await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "archive.mkv"
     args = mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed)
-    await run_limited(rt, args, "archive mux", TaskInfo(source.name, "archive mux"))
+    task = TaskInfo(source.name, "archive mux", source.probed.probe.format.duration)
+    await run_limited(rt, args, "archive mux", task)
     await verify_file(
         muxed, expected_streams(source.probed.probe, decisions, source.probed.packets)
     )

@@ -55,7 +55,7 @@ async def make_preview(rt: Runtime, source: Source) -> None:
     await run_jobs(rt, source, jobs)
     await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "preview.mkv"
-    mux = TaskInfo(source.name, "preview mux")
+    mux = TaskInfo(source.name, "preview mux", probe.format.duration)
     await run_limited(rt, preview_mux_args(parts, muxed), "preview mux", mux)
     await verify_file(muxed, preview_expected(probe, source.probed.packets))
     await publish_output(rt, source, OUTPUT, muxed, preview_path(rt.layout.root, source.row.stem))

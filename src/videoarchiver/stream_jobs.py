@@ -40,6 +40,12 @@ class StreamJob:
 
 
 async def record(rt: Runtime, source: Source, job: StreamJob, state: str, **figures: Any) -> None:
+    """Save the job's state; a finished job is also one log line with its figures."""
+    if state == DONE:
+        shown = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                          for key, value in figures.items() if key not in ("sha256",))  # fmt: skip
+        log.info("%s: %s stream %d %s %s done%s", source.name, job.output, job.index, job.kind,
+                 job.decision, f" ({shown})" if shown else "")  # fmt: skip
     await rt.state.save_job(
         source.row.id,
         job.output,
