@@ -44,10 +44,10 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def daemon_root(tmp_path: Path) -> Path:
-    (tmp_path / "raw").mkdir()
-    (tmp_path / "videoarchiver.toml").write_text(DAEMON_CONFIG)
-    return tmp_path
+def daemon_root(root: Path) -> Path:
+    """The test root, with files taken after one second and rescans every 30."""
+    (root / "videoarchiver.toml").write_text(DAEMON_CONFIG)
+    return root
 
 
 @pytest.fixture
