@@ -7,6 +7,7 @@ reuses finished parts and a ratio fallback is never tried twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -21,16 +22,17 @@ from videoarchiver.planning.archive import (
     plan_archive,
 )
 from videoarchiver.planning.paths import archive_path
+from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.planning.ratio import RatioWatch, exceeds_when_finished
 from videoarchiver.planning.verify import expected_streams
 from videoarchiver.probing import count_packets
+from videoarchiver.resuming import encode_resumable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE, RUNNING
 from videoarchiver.stream_jobs import (
     StreamJob,
     finished_part,
     record,
-    run_job,
     run_jobs,
     run_limited,
 )
@@ -38,6 +40,11 @@ from videoarchiver.ui import TaskInfo
 
 OUTPUT = "archive"
 log = logging.getLogger(__name__)
+
+
+async def _remove(*paths: Path) -> None:
+    for path in paths:
+        await anyio.Path(path).unlink(missing_ok=True)
 
 
 def _job(decision: StreamDecision) -> StreamJob:
@@ -65,23 +72,30 @@ class _ArchiveStreams:
             return
         raw = source.probed.packets.get(index)
         settings = rt.config.archive
-        file_start = source.probed.probe.format.start_time or 0.0
-        watch = RatioWatch(
-            raw.bytes, raw.duration, settings.ratio, settings.grace_seconds,
-            start=(raw.start or 0.0) - file_start,
-        )  # fmt: skip
+        watches: list[RatioWatch] = []
+
+        def stop_for(
+            previous_bytes: int, previous_seconds: float, start: float
+        ) -> Callable[[ProgressUpdate], bool]:
+            watch = RatioWatch(
+                raw.bytes, raw.duration, settings.ratio, settings.grace_seconds, start,
+                previous=(previous_bytes, previous_seconds),
+            )  # fmt: skip
+            watches.append(watch)
+            return watch.check
+
         codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
-        partial = self.work / f"s{index}.partial.mkv"
         figures: dict[str, float] = {"raw_bytes": raw.bytes, "raw_seconds": raw.duration}
         try:
-            _stopped, wall = await run_job(
-                rt, source, _job(decision), encode_args(source.path, decision, codec_args, partial),
-                watch.check, figures=figures,
+            encoded = await encode_resumable(
+                rt, source, _job(decision),
+                lambda out: encode_args(source.path, decision, codec_args, out), part,
+                stop_for, figures=figures,
             )  # fmt: skip
-            figures["wall_seconds"] = wall
-            fallback = watch.reason
+            figures["wall_seconds"] = encoded.wall
+            fallback = watches[-1].reason if encoded.stopped else None
             if fallback is None:
-                counted = (await count_packets(partial)).get(0)
+                counted = (await count_packets(part)).get(0)
                 figures |= {"out_bytes": counted.bytes, "out_seconds": counted.duration}
                 if raw.bytes:
                     figures["ratio"] = counted.bytes / raw.bytes
@@ -90,14 +104,13 @@ class _ArchiveStreams:
                 elif decision.kind == "video" and counted.nonempty < raw.nonempty:
                     fallback = f"decoder gave {counted.nonempty} of {raw.nonempty} frames"
         except (VideoArchiverError, OSError):
-            await anyio.Path(partial).unlink(missing_ok=True)
+            await anyio.Path(part).unlink(missing_ok=True)
             raise
         if fallback is not None:
-            await anyio.Path(partial).unlink(missing_ok=True)
+            await _remove(part, *(self.work / p.file for p in encoded.parts))
             decision = decision.fallback_to_copy(f"raw stream kept (ratio rule): {fallback}")
             log.info("%s: stream %d ratio fallback, %s", source.name, index, fallback)
         else:
-            await anyio.Path(partial).rename(part)
             self.parts[index] = part
         self.decisions[index] = decision
         await record(rt, source, _job(decision), DONE, **figures)

@@ -18,9 +18,10 @@ from videoarchiver.planning.preview import (
     preview_size,
     preview_video_args,
 )
+from videoarchiver.resuming import encode_part
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import RUNNING
-from videoarchiver.stream_jobs import JobCall, StreamJob, encode_part, run_jobs, run_limited
+from videoarchiver.stream_jobs import JobCall, StreamJob, run_jobs, run_limited
 from videoarchiver.ui import TaskInfo
 
 OUTPUT = "preview"

@@ -114,24 +114,6 @@ async def run_job(
     return await run_limited(rt, args, what, task, stop_when, env)
 
 
-async def encode_part(
-    rt: Runtime,
-    source: Source,
-    job: StreamJob,
-    args_for: Callable[[Path], Sequence[str]],
-    part: Path,
-    env: Mapping[str, str] | None = None,
-) -> None:
-    """Encode into `<part>.partial`, rename to `part` when complete, record the job done."""
-    if await finished_part(rt, source, job, part):
-        return
-    partial = part.with_name(part.name + ".partial")
-    _stopped, wall = await run_job(rt, source, job, args_for(partial), env=env)
-    await anyio.Path(partial).rename(part)
-    size = (await anyio.Path(part).stat()).st_size
-    await record(rt, source, job, DONE, out_bytes=size, wall_seconds=wall)
-
-
 JobCall = Callable[[], Awaitable[None]]
 
 

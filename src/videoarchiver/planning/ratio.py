@@ -45,10 +45,18 @@ class RatioWatch:
     """
 
     def __init__(
-        self, raw_bytes: int, raw_seconds: float, ratio: float, grace: float, start: float = 0.0
+        self,
+        raw_bytes: int,
+        raw_seconds: float,
+        ratio: float,
+        grace: float,
+        start: float = 0.0,
+        previous: tuple[int, float] = (0, 0.0),
     ) -> None:
-        """`start`: where the output's timeline begins (the stream's offset in its file)."""
+        """`start`: where the encode's progress clock begins (the stream's offset in its file);
+        `previous`: bytes and seconds of the parts kept from interrupted runs, which count."""
         self._start = start
+        self._previous_bytes, self._previous_seconds = previous
         self._raw_bytes = raw_bytes
         self._raw_seconds = raw_seconds
         self._ratio = ratio
@@ -56,12 +64,15 @@ class RatioWatch:
         self.reason: str | None = None
 
     def check(self, update: ProgressUpdate) -> bool:
-        media = None if update.out_seconds is None else max(0.0, update.out_seconds - self._start)
+        media = None
+        if update.out_seconds is not None:
+            media = self._previous_seconds + max(0.0, update.out_seconds - self._start)
+        size = None if update.total_size is None else self._previous_bytes + update.total_size
         if self.reason is None and exceeds_during_encode(
-            update.total_size, media, self._raw_bytes, self._raw_seconds, self._ratio, self._grace
+            size, media, self._raw_bytes, self._raw_seconds, self._ratio, self._grace
         ):
             self.reason = (
-                f"stopped at {media:.1f} s: {update.total_size} bytes >"
+                f"stopped at {media:.1f} s: {size} bytes >"
                 f" {self._ratio} × {self._raw_bytes} × {media:.1f} / {self._raw_seconds:.1f}"
             )
         return self.reason is not None

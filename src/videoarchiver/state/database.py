@@ -65,13 +65,14 @@ class StreamJobRow:
     error: str | None
     path: str | None
     sha256: str | None
+    parts: str
 
 
 _FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, probe, raw_action"
 _OUTPUT_COLUMNS = "file_id, kind, state, path, size, sha256, error"
 _JOB_COLUMNS = (
     "stream_index, kind, decision, state, notes, raw_bytes, raw_seconds, out_bytes, "
-    "out_seconds, ratio, wall_seconds, error, path, sha256"
+    "out_seconds, ratio, wall_seconds, error, path, sha256, parts"
 )
 
 

@@ -76,4 +76,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "what happened to the raw file once done (after_done)",
         "ALTER TABLE files ADD COLUMN raw_action TEXT;",
     ),
+    Migration(
+        "the parts of an interrupted stream encode (JSON), so a restart resumes it",
+        "ALTER TABLE stream_jobs ADD COLUMN parts TEXT NOT NULL DEFAULT '[]';",
+    ),
 )

@@ -1,0 +1,120 @@
+"""Interrupt recovery (SPEC §7), pure: what to keep of a killed encode and how to go on.
+
+A killed ffmpeg leaves a Matroska file readable up to its last complete cluster. Of video,
+every complete GOP is kept (packets before the last keyframe, in decode order: x264's GOPs
+are closed, so they cover presentation times up to that keyframe exactly); of audio, every
+packet but the last, which may be cut. The encode resumes at the kept packets' end, read
+from the packets themselves, into a new part; all parts share the raw file's timeline
+(`-output_ts_offset`), and are joined with the concat demuxer and `-c copy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from videoarchiver.planning.commands import FFMPEG, PROGRESS, url
+
+# Seek this much before the resume point: Matroska stores milliseconds, so the exact frame
+# time may lie up to half a millisecond before the stored end.
+SEEK_MARGIN = 0.0005
+
+
+class Part(BaseModel):
+    """One finished or salvaged piece of a stream encode, on the raw file's timeline."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    start: float
+    end: float
+    bytes: int
+    packets: int
+    last: bool = False  # the encode reached the end of the stream with this part
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class SalvageTally:
+    """Fed the packet lines of a killed part (`compact=p=0`), in file (decode) order."""
+
+    video: bool
+    packets: int = 0
+    keep: int = 0
+    kept_bytes: int = 0
+    kept_start: float | None = None
+    kept_end: float | None = None
+    _bytes: int = 0
+    _start: float | None = None
+    _end: float | None = None
+
+    def feed_line(self, line: str) -> None:
+        fields = dict(part.split("=", 1) for part in line.strip().split("|") if "=" in part)
+        if "pts_time" not in fields:
+            return
+        try:
+            pts = float(fields["pts_time"])
+            duration = float(fields.get("duration_time") or 0)
+        except ValueError:
+            return
+        if not self.video or "K" in fields.get("flags", ""):
+            # Everything before this packet is complete: commit it.
+            self.keep, self.kept_bytes = self.packets, self._bytes
+            self.kept_start, self.kept_end = self._start, self._end
+        self.packets += 1
+        self._bytes += int(fields.get("size") or 0)
+        self._start = pts if self._start is None else min(self._start, pts)
+        self._end = pts + duration if self._end is None else max(self._end, pts + duration)
+
+    def salvaged(self, name: str) -> Part | None:
+        """The part worth keeping, or None when there is no complete GOP (or frame)."""
+        if self.keep == 0 or self.kept_start is None or self.kept_end is None:
+            return None
+        return Part(
+            file=name, start=self.kept_start, end=self.kept_end, bytes=self.kept_bytes,
+            packets=self.keep,
+        )  # fmt: skip
+
+
+def cut_args(partial: Path, video: bool, packets: int, output: Path) -> list[str]:
+    """Copy the first `packets` packets (decode order) of a killed part into a clean file."""
+    limit = "-frames:v" if video else "-frames:a"
+    return [*FFMPEG, "-i", url(partial), "-map", "0:0", "-c", "copy", limit, str(packets),
+            "-f", "matroska", url(output)]  # fmt: skip
+
+
+def resume_args(encode: Sequence[str], at: float) -> list[str]:
+    """An encode command made to start at `at` seconds of the raw timeline and keep that
+    timeline: seek the input, shift the output back by the same amount."""
+    position = f"{max(0.0, at - SEEK_MARGIN):.6f}"
+    args = list(encode)
+    assert args[-3] == "-f", "encode commands end with -f FORMAT OUTPUT"
+    where = args.index("-i")
+    args[where:where] = ["-ss", position]
+    args[-3:-3] = ["-output_ts_offset", position]
+    return args
+
+
+def concat_list(parts: Sequence[tuple[Path, Part]]) -> str:
+    """An ffconcat script placing each part right after the previous one's kept end."""
+    lines = ["ffconcat version 1.0"]
+    for number, (path, part) in enumerate(parts):
+        quoted = url(path).replace("'", "'\\''")
+        lines.append(f"file '{quoted}'")
+        if number < len(parts) - 1:
+            lines.append(f"duration {part.seconds:.6f}")
+    return "\n".join(lines) + "\n"
+
+
+def join_args(script: Path, start: float, output: Path) -> list[str]:
+    """Join the parts losslessly; the result starts where the first part starts."""
+    return [
+        *FFMPEG, "-f", "concat", "-safe", "0", "-i", url(script), "-map", "0", "-c", "copy",
+        "-output_ts_offset", f"{start:.6f}", *PROGRESS, "-f", "matroska", url(output),
+    ]  # fmt: skip

@@ -1,0 +1,176 @@
+"""Stream encodes that survive a kill: salvage the killed part, resume, join (SPEC §7).
+
+The parts of a job are recorded in its `stream_jobs` row before anything depends on them, so
+a kill at any point leaves either a recorded part on disk or a partial file to salvage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import TypeAdapter
+
+from videoarchiver.planning.commands import packet_args
+from videoarchiver.planning.progress import ProgressUpdate
+from videoarchiver.planning.resume import (
+    Part,
+    SalvageTally,
+    concat_list,
+    cut_args,
+    join_args,
+    resume_args,
+)
+from videoarchiver.probing import count_packets
+from videoarchiver.processes import each_line
+from videoarchiver.runtime import Runtime, Source
+from videoarchiver.state.database import DONE, RUNNING
+from videoarchiver.stream_jobs import StreamJob, finished_part, record, run_job, run_limited
+from videoarchiver.ui import TaskInfo
+
+log = logging.getLogger(__name__)
+PARTS = TypeAdapter(list[Part])
+
+# (bytes and seconds of the parts already kept, start of the new part's clock) → a check that
+# stops the encode when it returns True.
+StopFactory = Callable[[int, float, float], Callable[[ProgressUpdate], bool]]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    stopped: bool
+    wall: float
+    parts: list[Part]
+
+
+def partial_path(final: Path) -> Path:
+    return final.with_name(f"{final.stem}.partial{final.suffix}")
+
+
+def _parts_json(parts: Sequence[Part]) -> str:
+    return json.dumps([part.model_dump() for part in parts])
+
+
+async def _recorded_parts(rt: Runtime, source: Source, job: StreamJob, work: Path) -> list[Part]:
+    """The recorded parts, up to the first one whose file is gone."""
+    row = (await rt.state.jobs(source.row.id, job.output)).get(job.index)
+    kept: list[Part] = []
+    for part in PARTS.validate_json(row.parts) if row else []:
+        if not await anyio.Path(work / part.file).exists():
+            break
+        kept.append(part)
+    return kept
+
+
+async def _salvage(
+    rt: Runtime, source: Source, job: StreamJob, partial: Path, parts: list[Part]
+) -> list[Part]:
+    """Keep the complete GOPs (video) or frames (audio) of a killed encode as a new part."""
+    tally = SalvageTally(video=job.kind == "video")
+    await each_line(packet_args(partial), tally.feed_line, "ffprobe of a killed part")
+    name = f"{partial.name.split('.')[0]}.p{len(parts)}.mkv"
+    salvaged = tally.salvaged(name)
+    if salvaged is None:
+        log.info("%s: %s stream %d: nothing complete to salvage, starting over",
+                 source.name, job.output, job.index)  # fmt: skip
+    else:
+        args = cut_args(partial, tally.video, salvaged.packets, partial.with_name(name))
+        task = TaskInfo(source.name, f"s{job.index} {job.output} salvage")
+        await run_limited(rt, args, "salvage of a killed part", task)
+        parts = [*parts, salvaged]
+        await record(rt, source, job, RUNNING, parts=_parts_json(parts))
+        log.info("%s: %s stream %d: salvaged %.2f s (%d packets) of a killed encode", source.name,
+                 job.output, job.index, salvaged.seconds, salvaged.packets)  # fmt: skip
+    await anyio.Path(partial).unlink()
+    return parts
+
+
+async def _join(
+    rt: Runtime, source: Source, job: StreamJob, parts: list[Part], final: Path
+) -> None:
+    work = final.parent
+    script = work / f"{final.stem}.concat"
+    await anyio.Path(script).write_text(concat_list([(work / p.file, p) for p in parts]))
+    task = TaskInfo(source.name, f"s{job.index} {job.output} join")
+    joined = final.with_name(f"{final.stem}.joining{final.suffix}")
+    await run_limited(rt, join_args(script, parts[0].start, joined), "join of parts", task)
+    await anyio.Path(joined).rename(final)
+    for path in (script, *(work / p.file for p in parts)):
+        await anyio.Path(path).unlink(missing_ok=True)
+
+
+async def encode_resumable(
+    rt: Runtime,
+    source: Source,
+    job: StreamJob,
+    args_for: Callable[[Path], Sequence[str]],
+    final: Path,
+    stop_for: StopFactory | None = None,
+    env: Mapping[str, str] | None = None,
+    figures: Mapping[str, Any] | None = None,
+) -> Encoded:
+    """Encode one stream into `final`, carrying on from what a killed run left behind."""
+    work, partial = final.parent, partial_path(final)
+    parts = await _recorded_parts(rt, source, job, work)
+    if parts and parts[-1].last:  # killed after the encode, before or while joining
+        await _finish(rt, source, job, parts, final)
+        return Encoded(False, 0.0, parts)
+    if await anyio.Path(partial).exists():
+        parts = await _salvage(rt, source, job, partial, parts)
+    args = list(args_for(partial))
+    if parts:
+        args = resume_args(args, parts[-1].end)
+        start = 0.0  # a resumed encode's progress clock starts at its seek point
+    else:
+        counted = source.probed.packets.get(job.index)
+        start = (counted.start or 0.0) - (source.probed.probe.format.start_time or 0.0)
+    stop_when = None
+    if stop_for is not None:
+        stop_when = stop_for(sum(p.bytes for p in parts), sum(p.seconds for p in parts), start)
+    figures = {**(figures or {}), "parts": _parts_json(parts)}
+    stopped, wall = await run_job(rt, source, job, args, stop_when, env, figures)
+    if stopped:
+        await anyio.Path(partial).unlink(missing_ok=True)
+        return Encoded(True, wall, parts)
+    counted = (await count_packets(partial)).get(0)
+    last = Part(
+        file=f"{final.stem}.p{len(parts)}.mkv", start=counted.start or 0.0,
+        end=counted.end or 0.0, bytes=counted.bytes, packets=counted.count, last=True,
+    )  # fmt: skip
+    await anyio.Path(partial).rename(work / last.file)
+    parts = [*parts, last]
+    await record(rt, source, job, RUNNING, parts=_parts_json(parts))
+    await _finish(rt, source, job, parts, final)
+    return Encoded(False, wall, parts)
+
+
+async def _finish(
+    rt: Runtime, source: Source, job: StreamJob, parts: list[Part], final: Path
+) -> None:
+    """The encode is complete: its one part becomes `final`, or its parts are joined."""
+    if len(parts) == 1:
+        await anyio.Path(final.parent / parts[0].file).rename(final)
+    else:
+        await _join(rt, source, job, parts, final)
+
+
+async def encode_part(
+    rt: Runtime,
+    source: Source,
+    job: StreamJob,
+    args_for: Callable[[Path], Sequence[str]],
+    final: Path,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """A resumable encode with no ratio rule (the preview); records the job done."""
+    if await finished_part(rt, source, job, final):
+        return
+    encoded = await encode_resumable(rt, source, job, args_for, final, env=env)
+    size = (await anyio.Path(final).stat()).st_size
+    await record(rt, source, job, DONE, out_bytes=size, wall_seconds=encoded.wall,
+                 parts=_parts_json(encoded.parts))  # fmt: skip
