@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from pydantic import TypeAdapter
 
+from videoarchiver.errors import ProcessError
 from videoarchiver.planning.commands import packet_args
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.planning.resume import (
@@ -48,8 +49,11 @@ class Encoded:
     parts: list[Part]
 
 
-def partial_path(final: Path) -> Path:
-    return final.with_name(f"{final.stem}.partial{final.suffix}")
+def partial_path(final: Path, attempt: int) -> Path:
+    """Where an encode writes that starts with `attempt` parts kept: a partial is salvaged
+    only while exactly that many parts are recorded, so a kill between recording its part
+    and deleting it cannot salvage it twice."""
+    return final.with_name(f"{final.stem}.partial{attempt}{final.suffix}")
 
 
 def _parts_json(parts: Sequence[Part]) -> str:
@@ -72,9 +76,12 @@ async def _salvage(
 ) -> list[Part]:
     """Keep the complete GOPs (video) or frames (audio) of a killed encode as a new part."""
     tally = SalvageTally(video=job.kind == "video")
-    await each_line(packet_args(partial), tally.feed_line, "ffprobe of a killed part")
-    name = f"{partial.name.split('.')[0]}.p{len(parts)}.mkv"
-    salvaged = tally.salvaged(name)
+    name = f"{partial.name.split('.')[0]}.p{len(parts)}{partial.suffix}"
+    try:
+        await each_line(packet_args(partial), tally.feed_line, "ffprobe of a killed part")
+        salvaged = tally.salvaged(name)
+    except ProcessError:  # killed before its header was written: nothing to read
+        salvaged = None
     if salvaged is None:
         log.info("%s: %s stream %d: nothing complete to salvage, starting over",
                  source.name, job.output, job.index)  # fmt: skip
@@ -115,13 +122,19 @@ async def encode_resumable(
     figures: Mapping[str, Any] | None = None,
 ) -> Encoded:
     """Encode one stream into `final`, carrying on from what a killed run left behind."""
-    work, partial = final.parent, partial_path(final)
+    work = final.parent
     parts = await _recorded_parts(rt, source, job, work)
     if parts and parts[-1].last:  # killed after the encode, before or while joining
         await _finish(rt, source, job, parts, final)
         return Encoded(False, 0.0, parts)
-    if await anyio.Path(partial).exists():
-        parts = await _salvage(rt, source, job, partial, parts)
+    pattern = f"{final.stem}.partial*{final.suffix}"
+    for left in await anyio.to_thread.run_sync(lambda: sorted(work.glob(pattern))):
+        attempt = left.name.removeprefix(f"{final.stem}.partial").removesuffix(final.suffix)
+        if attempt == str(len(parts)):
+            parts = await _salvage(rt, source, job, left, parts)
+        else:  # already salvaged, or from before a part was lost
+            await anyio.Path(left).unlink()
+    partial = partial_path(final, len(parts))
     args = list(args_for(partial))
     if parts:
         args = resume_args(args, parts[-1].end)

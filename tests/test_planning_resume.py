@@ -1,0 +1,106 @@
+"""Salvage and resume-point arithmetic, without processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from videoarchiver.planning.resume import (
+    Part,
+    SalvageTally,
+    concat_list,
+    cut_args,
+    join_args,
+    resume_args,
+)
+
+
+def _line(pts: float, duration: float, key: bool, size: int = 10) -> str:
+    flags = "K_" if key else "__"
+    return (
+        f"stream_index=0|pts_time={pts:.6f}|duration_time={duration:.6f}|size={size}|flags={flags}"
+    )
+
+
+def _gops(*lengths: int, fps: float = 25.0) -> list[str]:
+    """Packets of closed GOPs in decode order: I then P/B frames, B-frames reordered."""
+    lines, frame = [], 0
+    for length in lengths:
+        order = [0, *range(2, length), 1] if length > 2 else list(range(length))
+        lines += [_line((frame + n) / fps, 1 / fps, n == 0) for n in order]
+        frame += length
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("lines", "keep", "end"),
+    [
+        (_gops(25, 25, 10), 50, 2.0),  # the last GOP is cut: it may be incomplete
+        (_gops(25, 3), 25, 1.0),
+        (_gops(25), 0, None),  # inside the first GOP: nothing to salvage
+        ([], 0, None),
+    ],
+)
+def test_video_keeps_every_complete_gop(lines: list[str], keep: int, end: float | None) -> None:
+    tally = SalvageTally(video=True)
+    for line in lines:
+        tally.feed_line(line)
+    part = tally.salvaged("s0.p0.mkv")
+    if end is None:
+        assert part is None
+    else:
+        assert part is not None
+        assert (part.packets, part.start, part.bytes) == (keep, 0.0, keep * 10)
+        assert part.end == pytest.approx(end)
+
+
+def test_audio_keeps_every_frame_but_the_last() -> None:
+    tally = SalvageTally(video=False)
+    for n in range(50):
+        tally.feed_line(_line(-0.0065 + n * 0.02, 0.02, True))
+    tally.feed_line("stream_index=0|pts_time=N/A|size=3")  # no time: ignored
+    part = tally.salvaged("a.p0.mkv")
+    assert part is not None and part.packets == 49
+    assert part.start == pytest.approx(-0.0065)
+    assert part.end == pytest.approx(-0.0065 + 49 * 0.02)
+
+
+def test_resume_seeks_and_keeps_the_raw_timeline() -> None:
+    encode = ["ffmpeg", "-y", "-i", "file:/r.mkv", "-map", "0:0", "-c:v", "libx264",
+              "-f", "matroska", "file:/w/s0.partial.mkv"]  # fmt: skip
+    args = resume_args(encode, 12.04)
+    assert args[:4] == ["ffmpeg", "-y", "-ss", "12.039500"]
+    assert args[-5:] == [
+        "-output_ts_offset",
+        "12.039500",
+        "-f",
+        "matroska",
+        "file:/w/s0.partial.mkv",
+    ]
+    assert resume_args(encode, 0.0)[3] == "0.000000"
+
+
+def test_concat_places_parts_end_to_end_and_join_keeps_the_start() -> None:
+    parts = [
+        (
+            Path("/w/it's/s0.p0.mkv"),
+            Part(file="s0.p0.mkv", start=0.5, end=10.5, bytes=1, packets=250),
+        ),
+        (
+            Path("/w/it's/s0.p1.mkv"),
+            Part(file="s0.p1.mkv", start=10.5, end=20.0, bytes=1, packets=1),
+        ),
+    ]
+    assert concat_list(parts).splitlines() == [
+        "ffconcat version 1.0",
+        "file 'file:/w/it'\\''s/s0.p0.mkv'",
+        "duration 10.000000",
+        "file 'file:/w/it'\\''s/s0.p1.mkv'",
+    ]
+    join = join_args(Path("/w/list"), 0.5, Path("/w/s0.mkv"))
+    assert join[join.index("-output_ts_offset") + 1] == "0.500000"
+    assert join[join.index("-c") + 1] == "copy"
+    cut = cut_args(Path("/w/p.mkv"), True, 250, Path("/w/s0.p0.mkv"))
+    assert cut[cut.index("-frames:v") + 1] == "250"
+    assert cut_args(Path("/w/p.mkv"), False, 9, Path("/w/a.mkv")).count("-frames:a") == 1

@@ -1,0 +1,141 @@
+"""Real kills: SIGKILL the daemon mid-encode, mid-mux, twice in a row; restart; check."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from media import ffmpeg, packets, probe, run_cli, span, state_rows
+
+FRAMES = 750  # 30 s at 25 fps
+
+
+def _live_ffmpegs(root: Path) -> list[int]:
+    """ffmpeg processes working on this root that are not already dead (zombies)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if "ffmpeg" in command and str(root) in command and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _start(root: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _kill_when(daemon: subprocess.Popen[bytes], ready: Callable[[], bool], root: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not ready():
+        assert daemon.poll() is None, "the run ended before the moment to kill it"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait()
+    deadline = time.monotonic() + 5
+    while _live_ffmpegs(root):
+        assert time.monotonic() < deadline, f"ffmpeg outlived the daemon: {_live_ffmpegs(root)}"
+        time.sleep(0.05)
+
+
+def _partial_grew(root: Path, attempt: int, size: int) -> bool:
+    partial = root / "work" / "files" / "1" / "archive" / f"s0.partial{attempt}.mkv"
+    return partial.exists() and partial.stat().st_size > size
+
+
+def _parts(root: Path) -> list[dict[str, object]]:
+    """The parts recorded for the archive's video stream so far."""
+    sql = "SELECT parts FROM stream_jobs WHERE output = 'archive' AND stream_index = 0"
+    try:
+        rows = state_rows(root, sql)
+    except sqlite3.OperationalError:  # the database is still being created
+        return []
+    loaded: list[dict[str, object]] = json.loads(rows[0][0]) if rows else []
+    return loaded
+
+
+@pytest.fixture
+def clip_root(tmp_path: Path) -> Path:
+    root = tmp_path / "it's a root"  # a quote in every path: the concat script must cope
+    (root / "raw").mkdir(parents=True)
+    (root / "videoarchiver.toml").write_text(
+        "settle_seconds = 0\njobs = 1\n[archive]\n"
+        'video_args = ["-crf", "18", "-preset", "slow", "-g", "50"]\n'  # a GOP every 2 s
+    )
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=480x270:r=25:d=30", "-f", "lavfi", "-i",
+           "sine=d=30:sample_rate=48000", "-c:v", "mpeg4", "-q:v", "2", "-c:a", "pcm_s16le",
+           root / "raw" / "clip.mkv")  # fmt: skip
+    return root
+
+
+def _check_archive(root: Path) -> list[dict[str, object]]:
+    archive = root / "archive" / "clip.mkv"
+    raw = root / "raw" / "clip.mkv"
+    times = sorted(float(p["pts_time"]) for p in packets(archive, 0))
+    assert len(times) == FRAMES, "every frame, none duplicated or lost at a join"
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) > 0.039 and max(gaps) < 0.041
+    raw_audio = span(raw, 1)[1] - span(raw, 1)[0]
+    audio = span(archive, 1)[1] - span(archive, 1)[0]
+    # One Opus frame (20 ms), plus the 6.5 ms of priming every Opus encode starts with.
+    assert abs(audio - raw_audio) <= 0.0265, "audio within one Opus frame of the raw"
+    assert [s["codec_name"] for s in probe(archive)["streams"]] == ["h264", "opus"]
+    assert state_rows(root, "SELECT state FROM files") == [("done",)]
+    return _parts(root)
+
+
+def test_killed_during_an_encode_twice_resumes_from_the_salvaged_parts(clip_root: Path) -> None:
+    daemon = _start(clip_root)
+    _kill_when(daemon, lambda: _partial_grew(clip_root, 0, 600_000), clip_root)
+    daemon = _start(clip_root)
+    # The second run salvages the first part and encodes a new partial; kill it again.
+    _kill_when(
+        daemon,
+        lambda: len(_parts(clip_root)) == 1 and _partial_grew(clip_root, 1, 400_000),
+        clip_root,
+    )
+    assert run_cli(clip_root, "run", "--once").returncode == 0
+    parts = _check_archive(clip_root)
+    assert len(parts) >= 3, parts
+    assert parts[0]["start"] == 0.0 and not parts[0]["last"] and parts[-1]["last"]
+    for before, after in itertools.pairwise(parts):
+        assert after["start"] == pytest.approx(before["end"], abs=0.002), "parts abut"
+    assert not (clip_root / "work" / "files").exists() or not any(
+        (clip_root / "work" / "files").rglob("*.mkv")
+    ), "no stale work files once the file is done"
+
+
+def test_killed_during_the_mux_starts_the_mux_again(clip_root: Path) -> None:
+    config = clip_root / "videoarchiver.toml"
+    config.write_text(config.read_text().replace('"slow"', '"ultrafast"'))
+
+    def muxing() -> bool:
+        try:
+            rows = state_rows(clip_root, "SELECT state FROM outputs WHERE kind = 'archive'")
+        except sqlite3.OperationalError:  # the database is still being created
+            return False
+        return rows == [("running",)]
+
+    _kill_when(_start(clip_root), muxing, clip_root)
+    assert not (clip_root / "archive" / "clip.mkv").exists(), "nothing half-written published"
+    assert run_cli(clip_root, "run", "--once").returncode == 0
+    parts = _check_archive(clip_root)
+    assert len(parts) == 1, "the finished encode is not redone"
