@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from videoarchiver.layout import Layout
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.state import StateDB
+from videoarchiver.state.database import FAILED, PENDING, RUNNING
 from videoarchiver.tools import check_tools
 from videoarchiver.ui import Reporter
 
@@ -60,11 +62,25 @@ async def _forever(scheduler: Scheduler, raw: Path, stopping: anyio.Event) -> No
         await scheduler.run_forever(receive)
 
 
+async def remove_stale_work(layout: Layout, state: StateDB) -> None:
+    """Work folders of files that are done or no longer known are left-overs of a kill;
+    those of pending files hold parts to resume, those of failed ones what failed its check."""
+    keep = {str(row.id) for row in await state.files([PENDING, RUNNING, FAILED])}
+    folder = layout.work / "files"
+    if not await anyio.Path(folder).exists():
+        return
+    async for entry in anyio.Path(folder).iterdir():
+        if entry.name not in keep:
+            log.info("removing stale work files %s", entry)
+            await anyio.to_thread.run_sync(shutil.rmtree, Path(entry), True)
+
+
 async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Reporter) -> int:
     """Exit code: 0 when stopped or (with `once`) all done, 1 when a file failed."""
     await check_tools(config)
     async with StateDB.open(layout.state_db) as state:
         await state.requeue_interrupted()
+        await remove_stale_work(layout, state)
         scheduler = Scheduler(Runtime.create(layout, config, state, reporter))
         stopping = anyio.Event()
         result = EXIT_OK
