@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -79,8 +80,16 @@ def run_cli(root: Path, *args: str, timeout: float = 240) -> subprocess.Complete
 
 
 def state_rows(root: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    """Read the state database directly, as `status --json` will later."""
-    import sqlite3
-
+    """Read the state database directly."""
     with sqlite3.connect(root / "work" / "state.sqlite3") as db:
         return list(db.execute(sql, params))
+
+
+def poll_rows(root: Path, sql: str) -> list[tuple[Any, ...]]:
+    """`state_rows` while a daemon may still be creating the database: [] until it exists."""
+    if not (root / "work" / "state.sqlite3").exists():
+        return []
+    try:
+        return state_rows(root, sql)
+    except sqlite3.OperationalError:
+        return []

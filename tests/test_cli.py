@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from media import ffmpeg, file_sha256, run_cli, state_rows
+from media import ffmpeg, file_sha256, poll_rows, run_cli, state_rows
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.ui import RichReporter, TaskInfo
 
@@ -150,16 +149,6 @@ def test_full_disk_fails_cleanly(root: Path) -> None:
     assert not any((root / "archive").iterdir())
 
 
-def _archive_encoding(root: Path) -> bool:
-    if not (root / "work" / "state.sqlite3").exists():
-        return False
-    try:
-        sql = "SELECT 1 FROM stream_jobs WHERE output = 'archive' AND state = 'running'"
-        return bool(state_rows(root, sql))
-    except sqlite3.OperationalError:  # the daemon is still creating its tables
-        return False
-
-
 def test_raw_file_replaced_while_processed_is_not_published(root: Path) -> None:
     (root / "videoarchiver.toml").write_text(
         (root / "videoarchiver.toml").read_text().replace('"ultrafast"', '"veryslow"')
@@ -169,7 +158,8 @@ def test_raw_file_replaced_while_processed_is_not_published(root: Path) -> None:
     run = subprocess.Popen([sys.executable, "-m", "videoarchiver", "run", "--once",
                             "--root", str(root)], stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 60
-    while not _archive_encoding(root):
+    running = "SELECT 1 FROM stream_jobs WHERE output = 'archive' AND state = 'running'"
+    while not poll_rows(root, running):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     replacement = root / "other.mkv"

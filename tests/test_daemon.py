@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, probe, run_cli, state_rows
+from media import ffmpeg, poll_rows, probe, run_cli, state_rows
 
 DAEMON_CONFIG = """\
 settle_seconds = 1
@@ -110,9 +110,7 @@ def test_sigterm_during_an_encode_stops_cleanly_and_work_resumes(
     )
     drop(daemon_root / "raw", "long.mkv", seconds=30)
     daemon = start_daemon()
-    wait_for(lambda: any(
-        state == "running" for (state,) in state_rows(daemon_root, "SELECT state FROM stream_jobs")
-    ) if (daemon_root / "work" / "state.sqlite3").exists() else False)  # fmt: skip
+    wait_for(lambda: ("running",) in poll_rows(daemon_root, "SELECT state FROM stream_jobs"))
     wait_for(lambda: len(children(daemon.pid)) > 0)
     ffmpegs = children(daemon.pid)
     started = time.monotonic()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, packets, probe, run_cli, span, state_rows
+from media import ffmpeg, packets, poll_rows, probe, run_cli, span, state_rows
 
 FRAMES = 750  # 30 s at 25 fps
 
@@ -63,11 +62,9 @@ def _partial_grew(root: Path, attempt: int, size: int) -> bool:
 
 def _parts(root: Path) -> list[dict[str, object]]:
     """The parts recorded for the archive's video stream so far."""
-    sql = "SELECT parts FROM stream_jobs WHERE output = 'archive' AND stream_index = 0"
-    try:
-        rows = state_rows(root, sql)
-    except sqlite3.OperationalError:  # the database is still being created
-        return []
+    rows = poll_rows(
+        root, "SELECT parts FROM stream_jobs WHERE output = 'archive' AND stream_index = 0"
+    )
     loaded: list[dict[str, object]] = json.loads(rows[0][0]) if rows else []
     return loaded
 
@@ -128,11 +125,9 @@ def test_killed_during_the_mux_starts_the_mux_again(clip_root: Path) -> None:
     config.write_text(config.read_text().replace('"slow"', '"ultrafast"'))
 
     def muxing() -> bool:
-        try:
-            rows = state_rows(clip_root, "SELECT state FROM outputs WHERE kind = 'archive'")
-        except sqlite3.OperationalError:  # the database is still being created
-            return False
-        return rows == [("running",)]
+        return poll_rows(clip_root, "SELECT state FROM outputs WHERE kind = 'archive'") == [
+            ("running",)
+        ]
 
     _kill_when(_start(clip_root), muxing, clip_root)
     assert not (clip_root / "archive" / "clip.mkv").exists(), "nothing half-written published"

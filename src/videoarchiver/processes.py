@@ -39,8 +39,12 @@ class ProcessResult:
     stopped: bool
 
     def check(self, what: str) -> None:
-        """Raise ProcessError with ffmpeg's own words when the process failed."""
-        if self.returncode != 0 and not self.stopped:
+        """Raise ProcessError with ffmpeg's own words when the process failed.
+
+        ffmpeg can exit 0 after its output hit a full disk; that is a failure too.
+        """
+        disk_full = "No space left on device" in self.stderr_tail
+        if (self.returncode != 0 and not self.stopped) or disk_full:
             detail = self.stderr_tail or "no message"
             raise ProcessError(f"{what} failed (exit {self.returncode}): {detail}")
 

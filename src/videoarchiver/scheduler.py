@@ -79,6 +79,7 @@ class Scheduler:
         current = (await self.rt.state.outputs(source.row.id)).get(kind)
         if current is not None and current.state in FINISHED:
             return
+        work = self.rt.layout.file_work(source.row.id, kind)
         try:
             await make(self.rt, source)
         except (VideoArchiverError, OSError) as exc:
@@ -86,10 +87,9 @@ class Scheduler:
             failures.append(f"{kind}: {reason}")
             await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
             log.error("%s: %s failed: %s", source.name, kind, reason)
-            if not isinstance(exc, VerifyError):  # a file that failed its check is kept to look at
-                await anyio.to_thread.run_sync(
-                    shutil.rmtree, self.rt.layout.file_work(source.row.id, kind), True
-                )
+            if isinstance(exc, VerifyError):  # what failed its check is kept to look at
+                return
+        await anyio.to_thread.run_sync(shutil.rmtree, work, True)
 
     async def process(self, row: FileRow, raw: RawFile) -> None:
         """All outputs of one file, concurrently; any failure is recorded and logged."""
