@@ -4,7 +4,7 @@ import io
 
 from rich.console import Console
 
-from videoarchiver.state import FileRow, OutputRow
+from videoarchiver.state import FileRow, OutputRow, Summary
 from videoarchiver.ui import human_size, print_status
 
 
@@ -14,9 +14,7 @@ def _console() -> tuple[Console, io.StringIO]:
 
 
 def _file(file_id: int, name: str, state: str, error: str | None = None) -> FileRow:
-    return FileRow(
-        file_id, name, 4 * 1024 * 1024, 0, name, state, error, ("tmcd dropped",), None, None
-    )
+    return FileRow(file_id, name, 4 * 1024 * 1024, 0, name, state, error, ("tmcd dropped",), None)
 
 
 def test_status_table_shows_states_sizes_saving_and_reasons() -> None:
@@ -30,8 +28,15 @@ def test_status_table_shows_states_sizes_saving_and_reasons() -> None:
         OutputRow(1, "preview", "failed", None, None, None, "boom"),
         OutputRow(1, "montage", "skipped", None, None, None, None),
     ]
-    print_status(console, files, outputs)
+    print_status(
+        console, files, outputs, Summary({"done": 1, "failed": 1, "pending": 1}, 4 << 20, 1 << 20)
+    )
     lines = out.getvalue().splitlines()
+    assert (
+        lines[0]
+        == "3 files: done 1, failed 1, pending 1; archived: 4.0 MiB raw → 1.0 MiB (75% saved)"
+    )
+    assert lines[-1] == "1 more done files not listed: `status --all` or `status --json`."
     good = next(line for line in lines if "good.mp4" in line)
     bad = next(line for line in lines if "bad.mp4" in line)
     cells = [cell.strip() for cell in good.split("│")]
@@ -42,7 +47,7 @@ def test_status_table_shows_states_sizes_saving_and_reasons() -> None:
 
 def test_empty_status_says_what_to_do() -> None:
     console, out = _console()
-    print_status(console, [], [])
+    print_status(console, [], [], Summary({}, 0, 0))
     assert "put videos in raw/" in out.getvalue()
 
 

@@ -12,23 +12,22 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import anyio
 from rich.console import Console
 
 from videoarchiver.config import Config, config_sources, find_config_file, load_config
-from videoarchiver.daemon import EXIT_FAILED, EXIT_OK, run_daemon
 from videoarchiver.errors import VideoArchiverError
+from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.layout import Layout
 from videoarchiver.locking import hold_lock
 from videoarchiver.logs import configure_logging
 from videoarchiver.publishing import sha256_file
 from videoarchiver.state import StateDB
-from videoarchiver.ui import RichReporter, SilentReporter, print_status
+from videoarchiver.ui import RichReporter, SilentReporter, print_json, print_status
 
-EXIT_USAGE = 2
+RECENT = 20  # finished files `status` lists without --all
 log = logging.getLogger("videoarchiver")
 
 
@@ -48,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="process what is settled now, then exit")
     status = commands.add_parser("status", parents=[common], help="show every file's state")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every file, not only those not done and the last {RECENT} done",
+    )
     retry = commands.add_parser(
         "retry", parents=[common], help="make failed files pending again (all, or PATHs)"
     )
@@ -70,6 +74,9 @@ def _resolve(args: argparse.Namespace) -> tuple[Layout, Config, Path | None]:
 
 
 def command_run(layout: Layout, config: Config, once: bool, console: Console) -> int:
+    # Imported here: the daemon's modules (watchfiles, the pipelines) would slow `status`.
+    from videoarchiver.daemon import run_daemon
+
     layout.create()
     with hold_lock(layout.lock):
         if console.is_terminal:
@@ -80,25 +87,15 @@ def command_run(layout: Layout, config: Config, once: bool, console: Console) ->
         return anyio.run(run_daemon, layout, config, once, SilentReporter())
 
 
-async def _status(layout: Layout, console: Console, as_json: bool) -> None:
+async def _status(layout: Layout, console: Console, as_json: bool, everything: bool) -> None:
     async with StateDB.open(layout.state_db) as state:
-        files, outputs = await state.files(), await state.all_outputs()
-        if not as_json:
-            print_status(console, files, outputs)
+        if as_json:
+            print_json(await state.files(), await state.all_outputs(), await state.all_jobs())
             return
-        by_file: dict[int, dict[str, object]] = {}
-        for output in outputs:
-            by_file.setdefault(output.file_id, {})[output.kind] = asdict(output)
-        rows = []
-        for row in files:
-            jobs = {
-                kind: [asdict(job) for job in (await state.jobs(row.id, kind)).values()]
-                for kind in ("archive", "preview", "montage")
-            }
-            rows.append(
-                asdict(row) | {"probe": None, "outputs": by_file.get(row.id, {}), "jobs": jobs}
-            )
-        print(json.dumps(rows, indent=2))
+        summary = await state.summary()
+        files = await state.files() if everything else await state.attention_and_recent(RECENT)
+        outputs = await state.all_outputs([row.id for row in files])
+        print_status(console, files, outputs, summary)
 
 
 def _rel_path(layout: Layout, path: Path) -> str:
@@ -161,7 +158,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             console.print(f"No state in {layout.root}: run `videoarchiver run` there first.")
             return EXIT_OK
         if args.command == "status":
-            anyio.run(_status, layout, console, args.json)
+            anyio.run(_status, layout, console, args.json, args.all)
             return EXIT_OK
         if args.command == "retry":
             return anyio.run(_retry, layout, args.paths, console)

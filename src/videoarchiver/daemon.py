@@ -20,6 +20,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from watchfiles import awatch
 
 from videoarchiver.config import Config
+from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
@@ -28,7 +29,6 @@ from videoarchiver.state.database import FAILED, PENDING, RUNNING
 from videoarchiver.tools import check_tools
 from videoarchiver.ui import Reporter
 
-EXIT_OK, EXIT_FAILED, EXIT_KILLED = 0, 1, 130
 WATCH_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)
 

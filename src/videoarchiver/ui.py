@@ -5,9 +5,11 @@ Consoles and clocks are injected so that tests can capture the output and contro
 
 from __future__ import annotations
 
+import json
+import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from rich.console import Console
@@ -15,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column, Table
 
 from videoarchiver.planning.progress import ProgressUpdate
-from videoarchiver.state import FileRow, OutputRow
+from videoarchiver.state import FileRow, OutputRow, StreamJobRow, Summary
 
 STATE_STYLES = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim"}
 OUTPUT_KINDS = ("archive", "preview", "montage")
@@ -69,11 +71,53 @@ def status_table(files: Sequence[FileRow], outputs: Sequence[OutputRow]) -> Tabl
     return table
 
 
-def print_status(console: Console, files: Sequence[FileRow], outputs: Sequence[OutputRow]) -> None:
+def summary_line(summary: Summary) -> str:
+    total = sum(summary.files.values())
+    states = ", ".join(f"{state} {count}" for state, count in sorted(summary.files.items()))
+    saving = ""
+    if summary.raw_bytes:
+        saving = f" ({1 - summary.archive_bytes / summary.raw_bytes:.0%} saved)"
+    return (
+        f"{total} files: {states}; archived: {human_size(summary.raw_bytes)} raw → "
+        f"{human_size(summary.archive_bytes)}{saving}"
+    )
+
+
+def print_status(
+    console: Console,
+    files: Sequence[FileRow],
+    outputs: Sequence[OutputRow],
+    summary: Summary,
+) -> None:
+    """A summary line, then a table of the files given (those not done and the latest done,
+    or all of them): one line per file even with 100,000 files recorded."""
     if not files:
         console.print("No files recorded yet: put videos in raw/ and run `videoarchiver run`.")
         return
+    console.print(summary_line(summary))
     console.print(status_table(files, outputs))
+    hidden = sum(summary.files.values()) - len(files)
+    if hidden > 0:
+        console.print(f"{hidden} more done files not listed: `status --all` or `status --json`.")
+
+
+def print_json(
+    files: Sequence[FileRow],
+    outputs: Sequence[OutputRow],
+    jobs: Mapping[int, Sequence[tuple[str, StreamJobRow]]],
+) -> None:
+    """Everything recorded, for scripts: files with their outputs and stream jobs."""
+    by_file: dict[int, dict[str, object]] = {}
+    for output in outputs:
+        by_file.setdefault(output.file_id, {})[output.kind] = asdict(output)
+    rows = []
+    for row in files:
+        grouped: dict[str, list[object]] = {"archive": [], "preview": [], "montage": []}
+        for kind, job in jobs.get(row.id, ()):
+            grouped.setdefault(kind, []).append(asdict(job))
+        rows.append(asdict(row) | {"outputs": by_file.get(row.id, {}), "jobs": grouped})
+    sys.stdout.write(json.dumps(rows, indent=1))
+    sys.stdout.write("\n")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from videoarchiver.state.database import FileRow, OutputRow, StateDB, StreamJobRow
+from videoarchiver.state.database import FileRow, OutputRow, StateDB, StreamJobRow, Summary
 
-__all__ = ["FileRow", "OutputRow", "StateDB", "StreamJobRow"]
+__all__ = ["FileRow", "OutputRow", "StateDB", "StreamJobRow", "Summary"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,6 @@ class FileRow:
     state: str
     error: str | None
     warnings: tuple[str, ...]
-    probe: str | None
     raw_action: str | None
 
 
@@ -68,7 +67,15 @@ class StreamJobRow:
     parts: str
 
 
-_FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, probe, raw_action"
+# The ffprobe JSON (`probe`) is stored for the record but never listed: it is large.
+@dataclass(frozen=True)
+class Summary:
+    files: dict[str, int]
+    raw_bytes: int
+    archive_bytes: int
+
+
+_FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, raw_action"
 _OUTPUT_COLUMNS = "file_id, kind, state, path, size, sha256, error"
 _JOB_COLUMNS = (
     "stream_index, kind, decision, state, notes, raw_bytes, raw_seconds, out_bytes, "
@@ -82,10 +89,13 @@ def _file(row: aiosqlite.Row) -> FileRow:
     return FileRow(**values)
 
 
-def _job(row: aiosqlite.Row) -> StreamJobRow:
-    values = dict(row)
+def _job_values(values: dict[str, Any]) -> StreamJobRow:
     values["notes"] = tuple(json.loads(values["notes"]))
     return StreamJobRow(**values)
+
+
+def _job(row: aiosqlite.Row) -> StreamJobRow:
+    return _job_values(dict(row))
 
 
 class StateDB:
@@ -208,6 +218,42 @@ class StateDB:
                 )
         return [row.rel_path for row in failed]
 
+    async def attention_and_recent(self, recent: int) -> list[FileRow]:
+        """Files that are not done, then the `recent` last finished ones: what `status`
+        shows of a large state without listing every file."""
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state != ? ORDER BY rel_path, id", (DONE,)
+        )
+        latest = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state = ? ORDER BY updated_at DESC, id DESC"
+            " LIMIT ?",
+            (DONE, recent),
+        )
+        return [_file(row) for row in rows] + [_file(row) for row in reversed(latest)]
+
+    async def summary(self) -> Summary:
+        """Files per state, and raw and archive bytes of the files whose archive is done."""
+        states = await self._rows("SELECT state, COUNT(*) FROM files GROUP BY state")
+        [(raw, archived)] = await self._rows(
+            "SELECT COALESCE(SUM(f.size), 0), COALESCE(SUM(o.size), 0) FROM outputs o"
+            " JOIN files f ON f.id = o.file_id WHERE o.kind = 'archive' AND o.state = ?",
+            (DONE,),
+        )
+        return Summary({row[0]: row[1] for row in states}, raw, archived)
+
+    async def all_jobs(self) -> dict[int, list[tuple[str, StreamJobRow]]]:
+        """Every stream job, by file id, with its output kind: one query for `status --json`."""
+        rows = await self._rows(
+            f"SELECT file_id, output, {_JOB_COLUMNS} FROM stream_jobs"
+            " ORDER BY file_id, output, stream_index"
+        )
+        jobs: dict[int, list[tuple[str, StreamJobRow]]] = {}
+        for row in rows:
+            values = dict(row)
+            file_id, output = values.pop("file_id"), values.pop("output")
+            jobs.setdefault(file_id, []).append((output, _job_values(values)))
+        return jobs
+
     async def requeue_interrupted(self) -> None:
         """At start: whatever was running when the last daemon died starts that step again."""
         now = time.time()
@@ -230,8 +276,18 @@ class StateDB:
         )
         return {row["kind"]: OutputRow(**dict(row)) for row in rows}
 
-    async def all_outputs(self) -> list[OutputRow]:
-        rows = await self._rows(f"SELECT {_OUTPUT_COLUMNS} FROM outputs")
+    async def all_outputs(self, file_ids: Sequence[int] | None = None) -> list[OutputRow]:
+        """Every output, or those of `file_ids`."""
+        if file_ids is None:
+            rows = await self._rows(f"SELECT {_OUTPUT_COLUMNS} FROM outputs")
+        else:
+            rows = []
+            for start in range(0, len(file_ids), 500):  # SQLite limits the number of ? marks
+                chunk = list(file_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows += await self._rows(
+                    f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id IN ({marks})", chunk
+                )
         return [OutputRow(**dict(row)) for row in rows]
 
     # -- stream jobs -------------------------------------------------------------------------

@@ -80,4 +80,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the parts of an interrupted stream encode (JSON), so a restart resumes it",
         "ALTER TABLE stream_jobs ADD COLUMN parts TEXT NOT NULL DEFAULT '[]';",
     ),
+    Migration(
+        "the latest finished files, fast: `status` lists them from 100,000",
+        "CREATE INDEX IF NOT EXISTS files_by_state_time ON files (state, updated_at);",
+    ),
 )
