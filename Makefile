@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: run test lint setup system-deps clean
+.PHONY: run test lint setup system-deps clean bench bench-quick
 
 run: setup
 	$(BIN)/videoarchiver run
@@ -46,3 +46,9 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+bench: setup
+	$(BIN)/python bench/bench.py
+
+bench-quick: setup
+	$(BIN)/python bench/bench.py --quick --out bench/results-quick.md

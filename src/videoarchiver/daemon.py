@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import shutil
 import signal
 from pathlib import Path
@@ -75,6 +76,18 @@ async def remove_stale_work(layout: Layout, state: StateDB) -> None:
             await anyio.to_thread.run_sync(shutil.rmtree, Path(entry), True)
 
 
+def _log_resources() -> None:
+    """The daemon's own cost against its ffmpeg children's (bench/ reads this line)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log.info(
+        "resources: own CPU %.2f s, children CPU %.2f s, peak RSS %.1f MiB",
+        own.ru_utime + own.ru_stime,
+        children.ru_utime + children.ru_stime,
+        own.ru_maxrss / 1024,
+    )
+
+
 async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Reporter) -> int:
     """Exit code: 0 when stopped or (with `once`) all done, 1 when a file failed."""
     await check_tools(config)
@@ -94,6 +107,7 @@ async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Repor
             outer.cancel_scope.cancel()
         with anyio.CancelScope(shield=True):
             await state.requeue_interrupted()
+    _log_resources()
     if stopping.is_set():
         log.info("stopped; interrupted work will carry on at the next start")
         return EXIT_OK

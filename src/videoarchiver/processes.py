@@ -12,18 +12,23 @@ closes its output cleanly) and SIGKILL if they do not stop in time.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
 import subprocess
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 from anyio.abc import Process
 
 from videoarchiver.errors import ProcessError, ToolError
 
+TRACE_ENV = "VIDEOARCHIVER_TRACE"  # a file to append one JSON line per process to (bench/)
 STDERR_LINES = 30
 STDERR_LINE_CHARS = 400
 TERMINATE_GRACE_SECONDS = 20.0
@@ -86,6 +91,18 @@ async def _stop(process: Process) -> None:
             await process.wait()
 
 
+def _trace(args: Sequence[str], env: Mapping[str, str] | None, wall: float, stopped: bool) -> None:
+    """With $VIDEOARCHIVER_TRACE set, record each command so that `make bench` can replay
+    exactly what the daemon ran."""
+    path = os.environ.get(TRACE_ENV)
+    if not path:
+        return
+    extra = {key: value for key, value in (env or {}).items() if os.environ.get(key) != value}
+    line = {"args": list(args), "env": extra, "wall": wall, "stopped": stopped}
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
 async def run_process(
     args: Sequence[str],
     on_stdout: StdoutHandler,
@@ -93,6 +110,7 @@ async def run_process(
 ) -> ProcessResult:
     """Run one command to its end (or until `on_stdout` asks it to stop)."""
     command = _command(args)
+    started = time.monotonic()
     tail: deque[str] = deque(maxlen=STDERR_LINES)
     stopped = False
     process = await anyio.open_process(
@@ -126,6 +144,7 @@ async def run_process(
         with anyio.CancelScope(shield=True):
             await process.aclose()
     assert process.returncode is not None
+    _trace(args, env, time.monotonic() - started, stopped)
     message = " | ".join(line for line in tail if line)
     return ProcessResult(returncode=process.returncode, stderr_tail=message, stopped=stopped)
 

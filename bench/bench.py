@@ -1,0 +1,326 @@
+"""videoarchiver's benchmark: how close to the machine's limit, and how its cost grows.
+
+Run with `make bench` (about 5–10 minutes on 2 cores) or `make bench-quick` (about one). It
+writes `bench/results.md` (or `--out`). What it measures:
+
+- our wall time on a mixed batch, against the *limit*: the CPU seconds of every command the
+  daemon ran (replayed one at a time, from its $VIDEOARCHIVER_TRACE log) divided by the
+  number of cores — no scheduler can finish sooner;
+- the *plain loop*: the same commands run one after another;
+- the daemon's own CPU against its children's, and its peak RSS (its last log line);
+- the CPU of an idle daemon watching an empty raw/;
+- `status` time and daemon RSS with 1k/10k/100k files recorded, and the time to scan a raw/
+  of 1k/10k/100k already-known tiny files;
+- the CPU wasted on an incompressible stream (ratio fallback) against encoding its first 10 s.
+
+Commands the daemon stopped (the ratio rule) are replayed up to 10.5 s of media, about where
+the rule stopped them. The batch uses the shipped settings except x264's preset (`medium`
+rather than `veryslow`, to keep the bench within minutes); the comparison is of the same
+commands either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from videoarchiver.state import StateDB
+
+PROGRAM = str(Path(sys.executable).parent / "videoarchiver")
+CONFIG = """\
+settle_seconds = 0
+[archive]
+video_args = ["-crf", "18", "-preset", "medium"]
+"""
+STOPPED_REPLAY_SECONDS = "10.5"
+TARGETS = {
+    "efficiency": 0.95,
+    "daemon_cpu_share": 0.01,
+    "idle_cpu": 0.005,
+    "rss_100k_mib": 150,
+    "status_100k_s": 1.0,
+}
+
+
+def ffmpeg(*args: str | Path) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def make_workload(raw: Path, quick: bool) -> dict[str, str]:
+    """The mixed batch; returns a description of each file for the report."""
+    raw.mkdir(parents=True)
+    scale = 4 if quick else 1
+    big, mid = ("1280x720", "854x480") if quick else ("1920x1080", "1280x720")
+    seconds = {"big": 12 // scale, "mid": 24 // scale, "multi": 20 // scale, "song": 120 // scale}
+    noise_seconds = 14 if quick else 30  # the ratio rule needs more than 10 s to act
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={big}:r=25:d={seconds['big']}",
+           "-f", "lavfi", "-i", f"sine=d={seconds['big']}:sample_rate=48000", "-ac", "2",
+           "-c:v", "mpeg4", "-q:v", "3", "-c:a", "pcm_s16le", raw / "big.mkv")  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=s={mid}:r=30:d={seconds['mid']}",
+           "-f", "lavfi", "-i", f"sine=d={seconds['mid']}:sample_rate=44100", "-ac", "2",
+           "-c:v", "mpeg4", "-q:v", "3", "-c:a", "aac", "-b:a", "320k",
+           raw / "mid.mp4")  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=640x360:r=25:d={seconds['multi']}",
+           "-f", "lavfi", "-i", f"sine=frequency=300:d={seconds['multi']}",
+           "-f", "lavfi", "-i", f"testsrc=s=640x360:r=25:d={seconds['multi']}",
+           "-f", "lavfi", "-i", f"sine=frequency=500:d={seconds['multi']}",
+           "-map", "0", "-map", "1", "-map", "2", "-map", "3",
+           "-c:v", "mpeg4", "-q:v", "3", "-c:a", "pcm_s16le", raw / "multi.mkv")  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", f"sine=d={seconds['song']}:sample_rate=44100", "-ac", "2",
+           "-c:a", "flac", raw / "song.flac")  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i",
+           f"nullsrc=s=320x240:d={noise_seconds}:r=25,geq=lum='random(1)*255':cb=128:cr=128",
+           "-c:v", "mpeg4", "-b:v", "300k", raw / "noise.avi")  # fmt: skip
+    return {
+        "big.mkv": f"{big} {seconds['big']} s + stereo PCM",
+        "mid.mp4": f"{mid} {seconds['mid']} s 30 fps + stereo AAC",
+        "multi.mkv": f"2 × 640x360 + 2 audio, {seconds['multi']} s",
+        "song.flac": f"audio only, {seconds['song']} s",
+        "noise.avi": f"incompressible noise 320x240, {noise_seconds} s",
+    }
+
+
+def resources_line(root: Path) -> dict[str, float]:
+    text = (root / "log" / "videoarchiver.log").read_text()
+    match = re.findall(
+        r"resources: own CPU ([\d.]+) s, children CPU ([\d.]+) s, peak RSS ([\d.]+) MiB", text
+    )[-1]
+    return {"own": float(match[0]), "children": float(match[1]), "rss": float(match[2])}
+
+
+def run_once(root: Path, env: dict[str, str] | None = None) -> float:
+    started = time.monotonic()
+    subprocess.run([PROGRAM, "run", "--once", "--root", str(root)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, **(env or {})})  # fmt: skip
+    return time.monotonic() - started
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def replay(command: dict[str, Any], limit: str | None = None) -> tuple[float, float]:
+    """Run one recorded command alone: (CPU seconds, wall seconds)."""
+    args = list(command["args"])
+    if args[0] == "ffmpeg":
+        output = args[-1].removeprefix("file:")
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        if limit is not None:
+            args[-3:-3] = ["-t", limit]
+    before, started = children_cpu(), time.monotonic()
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, **command["env"]}, check=False)  # fmt: skip
+    return children_cpu() - before, time.monotonic() - started
+
+
+def batch(tmp: Path, quick: bool) -> dict[str, Any]:
+    root = tmp / "batch"
+    files = make_workload(root / "raw", quick)
+    (root / "videoarchiver.toml").write_text(CONFIG)
+    trace = tmp / "trace.jsonl"
+    wall = run_once(root, {"VIDEOARCHIVER_TRACE": str(trace)})
+    used = resources_line(root)
+    commands = [json.loads(line) for line in trace.read_text().splitlines()]
+    cpu_total = plain = 0.0
+    waste: list[tuple[float, float]] = []
+    for command in commands:
+        stopped = command["stopped"]
+        cpu, seconds = replay(command, STOPPED_REPLAY_SECONDS if stopped else None)
+        cpu_total += cpu
+        plain += seconds
+        if stopped:
+            first_ten, _ = replay(command, "10")
+            waste.append((cpu, first_ten))
+    cores = os.cpu_count() or 1
+    limit = cpu_total / cores
+    return {
+        "files": files, "wall": wall, "commands": len(commands), "cpu": cpu_total,
+        "limit": limit, "plain": plain, "efficiency": limit / wall, "speedup": plain / wall,
+        "own": used["own"], "children": used["children"], "rss": used["rss"], "waste": waste,
+        "cores": cores,
+    }  # fmt: skip
+
+
+def idle_cpu(tmp: Path, seconds: float) -> float:
+    root = tmp / "idle"
+    (root / "raw").mkdir(parents=True)
+    (root / "videoarchiver.toml").write_text(CONFIG)
+    daemon = subprocess.Popen([PROGRAM, "run", "--root", str(root)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(3)
+
+    def ticks() -> int:
+        fields = Path(f"/proc/{daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    start = ticks()
+    time.sleep(seconds)
+    used = (ticks() - start) / os.sysconf("SC_CLK_TCK")
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(timeout=30)
+    return used / seconds
+
+
+def fill_state(root: Path, count: int, raw_files: bool) -> None:
+    """`count` done files with their three outputs; with `raw_files`, tiny files in raw/ that
+    match them, so a scan finds every one already known."""
+    (root / "work").mkdir(parents=True)
+    (root / "raw").mkdir()
+    (root / "videoarchiver.toml").write_text(CONFIG)
+
+    async def create() -> None:
+        async with StateDB.open(root / "work" / "state.sqlite3"):
+            pass
+
+    anyio.run(create)
+    rows = []
+    for number in range(count):
+        rel = f"cam{number // 1000:03d}/{number:06d}.mp4"
+        size, mtime_ns = 1000 + number, 1_000_000_000_000_000_000
+        if raw_files:
+            path = root / "raw" / rel
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(b"x" * size)
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+        rows.append((number + 1, rel, size, mtime_ns, rel.removesuffix(".mp4")))
+    now = time.time()
+    with sqlite3.connect(root / "work" / "state.sqlite3") as db:
+        db.executemany(
+            "INSERT INTO files (id, rel_path, size, mtime_ns, stem, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'done', ?, ?)",
+            ((*row, now, now) for row in rows),
+        )
+        db.executemany(
+            "INSERT INTO outputs (file_id, kind, state, path, size, sha256, updated_at)"
+            " VALUES (?, ?, 'done', ?, ?, ?, ?)",
+            ((row[0], kind, f"/x/{row[0]}", row[2] // 2, "0" * 64, now)
+             for row in rows for kind in ("archive", "preview", "montage")),
+        )  # fmt: skip
+
+
+def scale(tmp: Path, counts: list[int]) -> list[dict[str, float]]:
+    results = []
+    for count in counts:
+        root = tmp / f"state{count}"
+        fill_state(root, count, raw_files=False)
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            subprocess.run([PROGRAM, "status", "--root", str(root)], check=True,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+            timings.append(time.monotonic() - started)
+        run_once(root)  # an empty raw/: the daemon's footprint with `count` files recorded
+        rss = resources_line(root)["rss"]
+        scan_root = tmp / f"scan{count}"
+        fill_state(scan_root, count, raw_files=True)
+        scan = run_once(scan_root)
+        results.append({"count": count, "status": statistics.median(timings), "rss": rss,
+                        "scan": scan})  # fmt: skip
+    return results
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def report(result: dict[str, Any], idle: float, grows: list[dict[str, float]], quick: bool) -> str:
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
+    share = result["own"] / result["children"] if result["children"] else 0.0
+    lines = [
+        f"# videoarchiver bench{' (quick)' if quick else ''}",
+        "",
+        f"Machine: {result['cores']} cores; {version.splitlines()[0]}; x264 preset `medium`.",
+        "",
+        "## Batch",
+        "",
+        "| file | content |",
+        "|---|---|",
+        *[f"| {name} | {text} |" for name, text in result["files"].items()],
+        "",
+        "| measure | value | target | |",
+        "|---|---|---|---|",
+        f"| our wall time (`run --once`) | {result['wall']:.1f} s | | |",
+        f"| commands run | {result['commands']} | | |",
+        f"| CPU of every command, each run alone | {result['cpu']:.1f} s | | |",
+        f"| limit = CPU / {result['cores']} cores | {result['limit']:.1f} s | | |",
+        f"| efficiency = limit / our wall | {result['efficiency']:.2f} | ≥ 0.95 |"
+        f" {verdict(result['efficiency'] >= TARGETS['efficiency'])} |",
+        f"| plain loop (same commands, one by one) | {result['plain']:.1f} s | | |",
+        f"| speed-up over the plain loop | {result['speedup']:.2f}× | > 1 |"
+        f" {verdict(result['speedup'] > 1)} |",
+        f"| daemon's own CPU / children's CPU | {result['own']:.2f} s / {result['children']:.1f} s"
+        f" = {share:.1%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
+        f"| daemon peak RSS (batch) | {result['rss']:.1f} MiB | | |",
+        f"| idle daemon CPU | {idle:.2%} of a core | ≈ 0 |"
+        f" {verdict(idle <= TARGETS['idle_cpu'])} |",
+    ]
+    for cpu, first_ten in result["waste"]:
+        lines.append(
+            f"| incompressible stream: CPU until the fallback / CPU of its first 10 s |"
+            f" {cpu:.2f} s / {first_ten:.2f} s | ≈ 1 | |"
+        )
+    lines += [
+        "",
+        "## Scale",
+        "",
+        "| files recorded | `status` | daemon RSS | scan of raw/ (all known) |",
+        "|---|---|---|---|",
+        *[
+            f"| {g['count']:,} | {g['status']:.2f} s | {g['rss']:.1f} MiB | {g['scan']:.2f} s |"
+            for g in grows
+        ],
+    ]
+    largest = grows[-1]
+    if largest["count"] >= 100_000:
+        lines += [
+            "",
+            f"At 100,000 files: `status` {largest['status']:.2f} s (target < 1 s:"
+            f" {verdict(largest['status'] < TARGETS['status_100k_s'])}), daemon RSS"
+            f" {largest['rss']:.1f} MiB (target ≤ 150 MB:"
+            f" {verdict(largest['rss'] <= TARGETS['rss_100k_mib'])}).",
+        ]
+    lines += [
+        "",
+        "Times are wall seconds, including Python's start-up (≈ 0.4 s) where a command is run.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a one-minute version")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="videoarchiver-bench-") as folder:
+        tmp = Path(folder)
+        print("batch …", flush=True)
+        result = batch(tmp, args.quick)
+        print(f"  wall {result['wall']:.1f} s, efficiency {result['efficiency']:.2f}", flush=True)
+        print("idle …", flush=True)
+        idle = idle_cpu(tmp, 10 if args.quick else 30)
+        print("scale …", flush=True)
+        grows = scale(tmp, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
+    text = report(result, idle, grows, args.quick)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
