@@ -80,8 +80,8 @@ def make_workload(raw: Path, quick: bool) -> dict[str, str]:
            "-f", "lavfi", "-i", f"sine=frequency=500:d={seconds['multi']}",
            "-map", "0", "-map", "1", "-map", "2", "-map", "3",
            "-c:v", "mpeg4", "-q:v", "3", "-c:a", "pcm_s16le", raw / "multi.mkv")  # fmt: skip
-    ffmpeg("-f", "lavfi", "-i", f"sine=d={seconds['song']}:sample_rate=44100", "-ac", "2",
-           "-c:a", "flac", raw / "song.flac")  # fmt: skip
+    song = f"anoisesrc=d={seconds['song']}:color=pink:amplitude=0.2:r=44100"
+    ffmpeg("-f", "lavfi", "-i", song, "-ac", "2", "-c:a", "flac", raw / "song.flac")
     ffmpeg("-f", "lavfi", "-i",
            f"nullsrc=s=320x240:d={noise_seconds}:r=25,geq=lum='random(1)*255':cb=128:cr=128",
            "-c:v", "mpeg4", "-b:v", "300k", raw / "noise.avi")  # fmt: skip

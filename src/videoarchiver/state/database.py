@@ -20,6 +20,7 @@ from videoarchiver.state.migrations import MIGRATIONS
 
 # States shared by files, outputs and stream jobs.
 PENDING, RUNNING, PUBLISHING, DONE, FAILED = "pending", "running", "publishing", "done", "failed"
+CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
 SKIPPED = "skipped"  # an output the file has nothing for (no montage without video)
 FINISHED = (DONE, SKIPPED)
 
@@ -154,6 +155,19 @@ class StateDB:
         )
         return _file(rows[0]) if rows else None
 
+    async def find_files(self, rel_paths: Sequence[str]) -> dict[tuple[str, int, int], FileRow]:
+        """Every recorded row at these paths, by identity (path, size, mtime_ns)."""
+        found = {}
+        for start in range(0, len(rel_paths), CHUNK):
+            chunk = list(rel_paths[start : start + CHUNK])
+            marks = ",".join("?" * len(chunk))
+            for row in await self._rows(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE rel_path IN ({marks})", chunk
+            ):
+                file = _file(row)
+                found[(file.rel_path, file.size, file.mtime_ns)] = file
+        return found
+
     async def get_file(self, file_id: int) -> FileRow:
         rows = await self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE id=?", (file_id,))
         return _file(rows[0])
@@ -282,8 +296,8 @@ class StateDB:
             rows = await self._rows(f"SELECT {_OUTPUT_COLUMNS} FROM outputs")
         else:
             rows = []
-            for start in range(0, len(file_ids), 500):  # SQLite limits the number of ? marks
-                chunk = list(file_ids[start : start + 500])
+            for start in range(0, len(file_ids), CHUNK):
+                chunk = list(file_ids[start : start + CHUNK])
                 marks = ",".join("?" * len(chunk))
                 rows += await self._rows(
                     f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id IN ({marks})", chunk
