@@ -231,7 +231,7 @@ def scale(tmp: Path, counts: list[int]) -> list[dict[str, float]]:
         fill_state(scan_root, count, raw_files=True)
         scan = run_once(scan_root)
         results.append({"count": count, "status": statistics.median(timings), "rss": rss,
-                        "scan": scan})  # fmt: skip
+                        "scan": scan, "scan_rss": resources_line(scan_root)["rss"]})  # fmt: skip
     return results
 
 
@@ -292,8 +292,9 @@ def report(result: dict[str, Any], idle: float, grows: list[dict[str, float]], q
             "",
             f"At 100,000 files: `status` {largest['status']:.2f} s (target < 1 s:"
             f" {verdict(largest['status'] < TARGETS['status_100k_s'])}), daemon RSS"
-            f" {largest['rss']:.1f} MiB (target ≤ 150 MB:"
-            f" {verdict(largest['rss'] <= TARGETS['rss_100k_mib'])}).",
+            f" {largest['rss']:.1f} MiB, {largest['scan_rss']:.1f} MiB while rescanning 100,000"
+            f" files (target ≤ 150 MB:"
+            f" {verdict(max(largest['rss'], largest['scan_rss']) <= TARGETS['rss_100k_mib'])}).",
         ]
     lines += [
         "",

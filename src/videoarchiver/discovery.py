@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -21,36 +23,61 @@ class Scan:
     next_settle: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RawFile:
-    rel: PurePosixPath
-    path: Path
+    """A file found in `raw/`: its path relative to raw/ (POSIX form) and its identity.
+
+    Kept small: a rescan of 100,000 files holds one of these per file.
+    """
+
+    raw: Path
+    rel: str
     size: int
     mtime_ns: int
 
+    @property
+    def path(self) -> Path:
+        return self.raw / self.rel
+
+    @property
+    def rel_path(self) -> PurePosixPath:
+        return PurePosixPath(self.rel)
+
+
+def _entries(folder: Path, prefix: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(relative path, entry) of every file below `folder`, in path order, skipping hidden
+    folders; one `scandir` per folder, no second `stat` for the file type."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return  # vanished or unreadable: the next scan decides
+    for entry in entries:
+        rel = prefix + entry.name
+        if entry.is_dir(follow_symlinks=True):
+            if not entry.name.startswith("."):
+                yield from _entries(Path(entry.path), rel + "/")
+        else:
+            yield rel, entry
+
 
 def _walk(raw: Path, settle_seconds: float) -> Scan:
-    now = time.time_ns()
-    settled_before = now - int(settle_seconds * 1e9)
+    settled_before = time.time_ns() - int(settle_seconds * 1e9)
     found = []
     waits: list[float] = []
-    for folder, dirs, names in os.walk(raw):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            path = Path(folder, name)
-            rel = PurePosixPath(path.relative_to(raw).as_posix())
-            if is_ignored(rel):
-                continue
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # vanished between listing and stat: the next scan decides
-            if not path.is_file():
-                continue
-            if stat.st_mtime_ns > settled_before:
-                waits.append((stat.st_mtime_ns - settled_before) / 1e9)
-                continue
-            found.append(RawFile(rel, path, stat.st_size, stat.st_mtime_ns))
+    for rel, entry in _entries(raw, ""):
+        if is_ignored(PurePosixPath(rel)):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=True)
+        except OSError:
+            continue  # vanished between listing and stat: the next scan decides
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        if info.st_mtime_ns > settled_before:
+            waits.append((info.st_mtime_ns - settled_before) / 1e9)
+            continue
+        found.append(RawFile(raw, rel, info.st_size, info.st_mtime_ns))
     return Scan(found, min(waits, default=None))
 
 

@@ -26,9 +26,9 @@ async def dispose_raw(layout: Layout, after_done: str, raw: RawFile) -> str | No
     elif after_done == "move":
         destination = layout.root / "done" / raw.rel
         await publish(raw.path, destination)
-        action = f"moved to done/{raw.rel.as_posix()}"
+        action = f"moved to done/{raw.rel}"
     else:
         await anyio.Path(raw.path).unlink()
         action = "deleted"
-    log.info("%s: raw file %s", raw.rel.as_posix(), action)
+    log.info("%s: raw file %s", raw.rel, action)
     return action

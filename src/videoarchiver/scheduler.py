@@ -49,7 +49,7 @@ class Scheduler:
         self._active: set[int] = set()
 
     async def _free_stem(self, raw: RawFile) -> str:
-        for stem in stem_candidates(raw.rel):
+        for stem in stem_candidates(raw.rel_path):
             if await self.rt.state.stem_taken(stem):
                 continue
             if any(path.exists() for path in output_paths(self.rt.layout.root, stem)):
@@ -63,10 +63,10 @@ class Scheduler:
         Known files are looked up together: a rescan of 100,000 files is a few hundred
         queries, not 100,000.
         """
-        known = await self.rt.state.find_files([raw.rel.as_posix() for raw in raws])
+        known = await self.rt.state.find_files([raw.rel for raw in raws])
         rows = []
         for raw in raws:
-            rel = raw.rel.as_posix()
+            rel = raw.rel
             row = known.get((rel, raw.size, raw.mtime_ns))
             if row is None:
                 stem = await self._free_stem(raw)
@@ -157,8 +157,11 @@ class Scheduler:
         """Process every settled file not yet done or failed; True when all of them are done."""
         async with anyio.create_task_group() as group:
             rows, _next_settle = await self.dispatch(group)
-        now = await self.rt.state.find_files([row.rel_path for row in rows])
-        return all(now[(row.rel_path, row.size, row.mtime_ns)].state == DONE for row in rows)
+        started = [row for row in rows if row.state not in (DONE, FAILED)]
+        if any(row.state == FAILED for row in rows):
+            return False
+        now = await self.rt.state.find_files([row.rel_path for row in started])
+        return all(now[(row.rel_path, row.size, row.mtime_ns)].state == DONE for row in started)
 
     async def run_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
         """Dispatch at start, on every wake-up (a change in `raw/`), when a waiting file

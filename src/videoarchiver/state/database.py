@@ -25,7 +25,7 @@ SKIPPED = "skipped"  # an output the file has nothing for (no montage without vi
 FINISHED = (DONE, SKIPPED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileRow:
     id: int
     rel_path: str
@@ -38,7 +38,7 @@ class FileRow:
     raw_action: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputRow:
     file_id: int
     kind: str
@@ -49,7 +49,7 @@ class OutputRow:
     error: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamJobRow:
     stream_index: int
     kind: str
@@ -86,7 +86,8 @@ _JOB_COLUMNS = (
 
 def _file(row: aiosqlite.Row) -> FileRow:
     values = dict(row)
-    values["warnings"] = tuple(json.loads(values["warnings"]))
+    warnings = values["warnings"]
+    values["warnings"] = () if warnings == "[]" else tuple(json.loads(warnings))
     return FileRow(**values)
 
 
