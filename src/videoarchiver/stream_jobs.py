@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,6 @@ class StreamJob:
     kind: str
     decision: str
     notes: tuple[str, ...] = ()
-
-    def with_notes(self, *notes: str) -> StreamJob:
-        return replace(self, notes=(*self.notes, *notes))
 
 
 async def record(rt: Runtime, source: Source, job: StreamJob, state: str, **figures: Any) -> None:
