@@ -293,3 +293,20 @@ def test_footage_from_the_wild_is_archived_with_every_frame(root: Path, name: st
         assert (archived[0]["width"], archived[0]["height"]) == (
             raw_streams[0]["width"], raw_streams[0]["height"],
         )  # fmt: skip
+
+
+def test_cover_art_is_kept_bit_for_bit(root: Path) -> None:
+    song, cover = root / "song.mp3", root / "cover.jpg"
+    ffmpeg("-f", "lavfi", "-i", "sine=d=3", "-c:a", "libmp3lame", "-b:a", "320k", song)
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=300x300:d=1", "-frames:v", "1", cover)
+    raw = root / "raw" / "song.mp3"
+    ffmpeg("-i", song, "-i", cover, "-map", "0", "-map", "1", "-c", "copy",
+           "-disposition:v", "attached_pic", raw)  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 0
+    archive = root / "archive" / "song.mkv"
+    audio, picture = probe(archive)["streams"]
+    assert audio["codec_name"] == "opus"
+    assert picture["disposition"]["attached_pic"] == 1
+    assert picture["tags"]["filename"] == "cover.jpg"
+    assert stream_hash(archive, 1) == stream_hash(raw, 1)
+    assert not (root / "screenshot" / "song.jpg").exists(), "cover art is not a video"

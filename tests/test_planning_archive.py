@@ -39,7 +39,7 @@ COVER = {"codec_type": "video", "codec_name": "mjpeg", "disposition": {"attached
     [
         (VIDEO, "video", Action.ENCODE, "libx264"),
         (AUDIO, "audio", Action.ENCODE, "libopus"),
-        (COVER, "attached_pic", Action.COPY, None),
+        (COVER, "attached_pic", Action.ATTACH, "mjpeg"),
         ({"codec_type": "subtitle", "codec_name": "subrip"}, "subtitle", Action.COPY, None),
         ({"codec_type": "subtitle", "codec_name": "hdmv_pgs_subtitle"}, "subtitle", Action.COPY,
          None),
@@ -115,6 +115,18 @@ def test_mux_maps_parts_and_raw_streams_in_raw_order() -> None:
     assert pairs["-map_metadata:s:2"] == "0:s:3"
     assert pairs["-metadata:s:0"] == "BPS=", "statistics of the raw encoding are not carried over"
     assert pairs["-map_chapters"] == "0"
+
+
+def test_cover_art_is_attached_as_matroska_cover() -> None:
+    cover = {**COVER, "tags": {"title": "Front"}}
+    probe = make_probe(AUDIO, cover)
+    decisions = plan_archive(probe, ArchiveConfig())
+    pictures = {1: Path("/w/s1.jpg")}
+    args = mux_args(Path("/r/a.mp3"), probe, decisions, {}, Path("/w/out.mkv"), pictures)
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-map"] == ["0:0"]
+    assert args[args.index("-attach") + 1] == "file:/w/s1.jpg"
+    metadata = [args[i + 1] for i, a in enumerate(args) if a == "-metadata:s:t:0"]
+    assert metadata == ["mimetype=image/jpeg", "filename=cover.jpg", "title=Front"]
 
 
 def _tally(*streams: tuple[int, float, int]) -> PacketTally:

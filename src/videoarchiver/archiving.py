@@ -15,10 +15,12 @@ import anyio
 from videoarchiver.errors import VideoArchiverError
 from videoarchiver.outputs import publish_output, verify_file
 from videoarchiver.planning.archive import (
+    PICTURES,
     Action,
     StreamDecision,
     encode_args,
     mux_args,
+    picture_args,
     plan_archive,
 )
 from videoarchiver.planning.paths import archive_path
@@ -116,6 +118,21 @@ class _ArchiveStreams:
         await record(rt, source, _job(decision), DONE, **figures)
 
 
+async def _extract_pictures(
+    rt: Runtime, source: Source, decisions: list[StreamDecision], work: Path
+) -> dict[int, Path]:
+    """Cover art, copied out of the raw file to be attached to the archive."""
+    pictures = {}
+    for decision in decisions:
+        if decision.action is Action.ATTACH:
+            picture = work / f"s{decision.index}.{PICTURES[str(decision.codec)][0]}"
+            task = TaskInfo(source.name, f"s{decision.index} cover art")
+            args = picture_args(source.path, decision.index, picture)
+            await run_limited(rt, args, f"copy of the cover art in stream {decision.index}", task)
+            pictures[decision.index] = picture
+    return pictures
+
+
 async def make_archive(rt: Runtime, source: Source) -> None:
     """Build, verify and publish `archive/<stem>.mkv`; raises VideoArchiverError on failure."""
     work = rt.layout.file_work(source.row.id, OUTPUT)
@@ -135,7 +152,8 @@ async def make_archive(rt: Runtime, source: Source) -> None:
     await rt.state.set_warnings(source.row.id, drops)
     await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "archive.mkv"
-    args = mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed)
+    pictures = await _extract_pictures(rt, source, decisions, work)
+    args = mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed, pictures)
     task = TaskInfo(source.name, "archive mux", source.probed.probe.format.duration)
     await run_limited(rt, args, "archive mux", task)
     await verify_file(

@@ -23,6 +23,7 @@ class Action(StrEnum):
     ENCODE = "encode"
     COPY = "copy"
     CONVERT = "convert"
+    ATTACH = "attach"  # cover art, stored the Matroska way: an image attachment
     DROP = "drop"
 
 
@@ -53,6 +54,16 @@ TEXT_SUBTITLES = frozenset(
     {"mov_text", "microdvd", "subviewer", "subviewer1", "sami", "realtext", "jacosub", "mpl2",
      "pjs", "stl", "vplayer", "eia_608"}
 )  # fmt: skip
+# Cover-art codecs → (file extension, MIME type): Matroska keeps cover art as an attachment,
+# and ffmpeg reads attachments of these types back as cover art.
+PICTURES = {
+    "mjpeg": ("jpg", "image/jpeg"),
+    "png": ("png", "image/png"),
+    "bmp": ("bmp", "image/bmp"),
+    "gif": ("gif", "image/gif"),
+    "tiff": ("tif", "image/tiff"),
+    "webp": ("webp", "image/webp"),
+}
 # Dispositions ffmpeg's `-disposition` accepts (ffprobe may print newer ones).
 DISPOSITIONS = (
     "default", "dub", "original", "comment", "lyrics", "karaoke", "forced", "hearing_impaired",
@@ -139,7 +150,9 @@ def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
         return _video(stream, config)
     if kind == "audio":
         return _audio(stream, config)
-    if kind in ("attached_pic", "attachment"):
+    if kind == "attached_pic" and stream.codec_name in PICTURES:
+        return StreamDecision(stream.index, kind, Action.ATTACH, stream.codec_name)
+    if kind == "attachment":
         return StreamDecision(stream.index, kind, Action.COPY)
     if kind == "subtitle" and stream.codec_name in MATROSKA_SUBTITLES:
         return StreamDecision(stream.index, kind, Action.COPY)
@@ -177,16 +190,48 @@ def _disposition(stream: Stream) -> str:
     return "+".join(name for name in DISPOSITIONS if stream.disposition.get(name)) or "0"
 
 
+def picture_args(raw: Path, index: int, output: Path) -> list[str]:
+    """The cover art's bytes as they are, into an image file to attach."""
+    return [*FFMPEG, "-i", url(raw), "-map", f"0:{index}", "-c", "copy", "-frames:v", "1",
+            "-update", "1", "-f", "image2", url(output)]  # fmt: skip
+
+
+def picture_name(decision: StreamDecision, number: int) -> str:
+    """`cover.jpg`, then `cover_2.png`, …: the names Matroska players look for."""
+    extension = PICTURES[str(decision.codec)][0]
+    return f"cover.{extension}" if number == 1 else f"cover_{number}.{extension}"
+
+
+def _attachments(
+    streams: dict[int, Stream], decisions: Sequence[StreamDecision], pictures: dict[int, Path]
+) -> list[str]:
+    args: list[str] = []
+    attached = [d for d in decisions if d.action is Action.ATTACH]
+    for number, decision in enumerate(attached):
+        spec = f"-metadata:s:t:{number}"
+        args += ["-attach", url(pictures[decision.index])]
+        args += [spec, f"mimetype={PICTURES[str(decision.codec)][1]}"]
+        args += [spec, f"filename={picture_name(decision, number + 1)}"]
+        title = streams[decision.index].tags.get("title") or streams[decision.index].tags.get(
+            "comment"
+        )
+        if title:
+            args += [spec, f"title={title}"]
+    return args
+
+
 def mux_args(
     raw: Path,
     probe: Probe,
     decisions: Sequence[StreamDecision],
     parts: dict[int, Path],
     output: Path,
+    pictures: dict[int, Path] | None = None,
 ) -> list[str]:
     """The final MKV: kept streams in raw order, metadata, dispositions and chapters of the raw.
 
-    `parts` maps a raw stream index to its encoded part; other kept streams come from the raw.
+    `parts` maps a raw stream index to its encoded part; `pictures` the cover art extracted
+    to attach; other kept streams come from the raw.
     """
     start = probe.format.start_time or 0.0
     # Parts start at (stream start − file start); shift the raw input the same way.
@@ -199,7 +244,7 @@ def mux_args(
     streams = {stream.index: stream for stream in probe.streams}
     maps: list[str] = []
     per_stream: list[str] = []
-    kept = [d for d in decisions if d.action is not Action.DROP]
+    kept = [d for d in decisions if d.action not in (Action.DROP, Action.ATTACH)]
     for out, decision in enumerate(kept):
         in_part = decision.index in parts
         maps += ["-map", f"{part_input[decision.index]}:0" if in_part else f"0:{decision.index}"]
@@ -215,6 +260,7 @@ def mux_args(
     return [
         # -copyinkf: a copied stream keeps the packets before its first keyframe, as in the raw.
         *FFMPEG, *inputs, *maps, "-c", "copy", "-copyinkf", *per_stream,
+        *_attachments(streams, decisions, pictures or {}),
         "-map_metadata", "0", "-map_chapters", "0",
         "-max_muxing_queue_size", "4096", "-default_mode", "passthrough",
         *PROGRESS, "-f", "matroska", url(output),
