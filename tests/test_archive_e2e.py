@@ -269,6 +269,9 @@ WILD_INPUTS = {
                     "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "2", "-c:a", "pcm_u8"],
     # Odd-sized RGB at an odd frame rate.
     "odd.mkv": ["-f", "lavfi", "-i", "testsrc=s=321x241:d=2:r=7", "-c:v", "ffv1"],
+    # A raw H.264 elementary stream (security cameras): no timestamps at all.
+    "elementary.h264": ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3", "-c:v", "libx264",
+                        "-f", "h264"],
     # MPEG-PS (DVD): packets without pts, a start time that is not zero.
     "dvd.mpg": ["-f", "lavfi", "-i", "testsrc2=s=320x240:d=3:r=30000/1001", "-f", "lavfi", "-i",
                 "sine=d=3", "-c:v", "mpeg2video", "-q:v", "2", "-c:a", "mp2", "-f", "vob"],

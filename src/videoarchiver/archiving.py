@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -108,6 +109,12 @@ class _ArchiveStreams:
         except (VideoArchiverError, OSError):
             await anyio.Path(part).unlink(missing_ok=True)
             raise
+        if fallback is not None and raw.start is None and not encoded.stopped:
+            # A raw elementary stream (.h264) has no timestamps: Matroska cannot take it as
+            # it is, so the (visually lossless) encode is kept although it saves too little.
+            decision = replace(decision, notes=(*decision.notes, f"encode kept: {fallback}, but"
+                               " the raw stream has no timestamps to be copied with"))  # fmt: skip
+            fallback = None
         if fallback is not None:
             await _remove(part, *(self.work / p.file for p in encoded.parts))
             decision = decision.fallback_to_copy(f"raw stream kept (ratio rule): {fallback}")

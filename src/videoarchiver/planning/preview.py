@@ -16,7 +16,7 @@ from videoarchiver.planning.commands import FFMPEG, PROGRESS, url
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.pixels import source_bits
 from videoarchiver.planning.probe import Probe, Stream
-from videoarchiver.planning.verify import ExpectedStream
+from videoarchiver.planning.verify import ExpectedStream, raw_duration
 
 # Opus takes these rates, and at 10 kb/s more than two channels would only waste bits.
 PREVIEW_AUDIO_FORMAT = (
@@ -103,9 +103,12 @@ def preview_expected(probe: Probe, packets: PacketTally) -> list[ExpectedStream]
     videos = [s for s in probe.streams if s.is_video]
     audios = [s for s in probe.streams if s.is_audio]
     expected = [
-        ExpectedStream("video", packets.get(s.index).decodable_duration, s.frame_seconds)
+        ExpectedStream(
+            "video", raw_duration(s, packets.get(s.index), decodable=True), s.frame_seconds
+        )
         for s in videos
     ]
     if audios:
-        expected.append(ExpectedStream("audio", max(packets.get(s.index).duration for s in audios)))
+        longest = max(raw_duration(s, packets.get(s.index)) for s in audios)
+        expected.append(ExpectedStream("audio", longest))
     return expected

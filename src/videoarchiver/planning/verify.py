@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from videoarchiver.planning.archive import Action, StreamDecision, stream_kind
-from videoarchiver.planning.packets import PacketTally
-from videoarchiver.planning.probe import Probe
+from videoarchiver.planning.packets import PacketTally, StreamPackets
+from videoarchiver.planning.probe import Probe, Stream
 
 UNORDERED_KINDS = frozenset({"attached_pic", "attachment"})
 TIMED_KINDS = frozenset({"video", "audio"})
@@ -35,6 +35,15 @@ class ExpectedStream:
         return max(MIN_TOLERANCE, 2 * (self.frame_seconds or 0.0))
 
 
+def raw_duration(stream: Stream, counted: StreamPackets, decodable: bool = False) -> float:
+    """A raw stream's duration from its packets; a raw elementary stream (`.h264`) has no
+    timestamps at all, and then its frames at its nominal frame rate are the measure."""
+    duration = counted.decodable_duration if decodable else counted.duration
+    if duration == 0 and counted.nonempty and stream.frame_seconds:
+        return counted.nonempty * stream.frame_seconds
+    return duration
+
+
 def expected_streams(
     probe: Probe, decisions: Sequence[StreamDecision], packets: PacketTally
 ) -> list[ExpectedStream]:
@@ -49,7 +58,7 @@ def expected_streams(
         expected.append(
             ExpectedStream(
                 kind=decision.kind,
-                duration=counted.duration,
+                duration=raw_duration(stream, counted),
                 frame_seconds=stream.frame_seconds,
                 frames=counted.nonempty if reencoded_video else None,
             )
