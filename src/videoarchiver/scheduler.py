@@ -18,7 +18,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from videoarchiver.archiving import make_archive
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.disposal import dispose_raw
-from videoarchiver.errors import ProbeError, VerifyError, VideoArchiverError
+from videoarchiver.errors import ProbeError, SourceChangedError, VerifyError, VideoArchiverError
 from videoarchiver.montaging import make_montage
 from videoarchiver.planning.paths import output_paths, stem_candidates
 from videoarchiver.previewing import make_preview
@@ -89,7 +89,11 @@ class Scheduler:
         work = self.rt.layout.file_work(source.row.id, kind)
         try:
             await make(self.rt, source)
-        except (VideoArchiverError, OSError) as exc:
+        except (VideoArchiverError, OSError):
+            try:
+                await source.ensure_unchanged()  # a changed raw file explains any failure
+            except SourceChangedError as changed:
+                exc = changed
             reason = describe_error(exc)
             failures.append(f"{kind}: {reason}")
             await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
