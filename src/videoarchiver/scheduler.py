@@ -43,6 +43,15 @@ def describe_error(exc: Exception) -> str:
     return str(exc)
 
 
+async def _explained(source: Source, exc: Exception) -> Exception:
+    """A raw file that changed while it was processed explains any failure of its outputs."""
+    try:
+        await source.ensure_unchanged()
+    except SourceChangedError as changed:
+        return changed
+    return exc
+
+
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -89,16 +98,13 @@ class Scheduler:
         work = self.rt.layout.file_work(source.row.id, kind)
         try:
             await make(self.rt, source)
-        except (VideoArchiverError, OSError):
-            try:
-                await source.ensure_unchanged()  # a changed raw file explains any failure
-            except SourceChangedError as changed:
-                exc = changed
-            reason = describe_error(exc)
+        except (VideoArchiverError, OSError) as exc:
+            cause = await _explained(source, exc)
+            reason = describe_error(cause)
             failures.append(f"{kind}: {reason}")
             await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
             log.error("%s: %s failed: %s", source.name, kind, reason)
-            if isinstance(exc, VerifyError):  # what failed its check is kept to look at
+            if isinstance(cause, VerifyError):  # what failed its check is kept to look at
                 return
         await anyio.to_thread.run_sync(shutil.rmtree, work, True)
 
@@ -140,6 +146,10 @@ class Scheduler:
     async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
         try:
             await self.process(row, raw)
+        except Exception as exc:  # a bug of ours must cost one file, never the daemon
+            log.exception("%s: internal error", row.rel_path)
+            with anyio.CancelScope(shield=True):
+                await self.rt.state.set_file_state(row.id, FAILED, f"internal error: {exc!r}")
         finally:
             self._active.discard(row.id)
 
