@@ -25,6 +25,9 @@ class Runtime:
     state: StateDB
     ffmpeg_slots: anyio.CapacityLimiter
     probe_slots: anyio.CapacityLimiter
+    # Files in progress at once: enough to keep every ffmpeg slot busy, few enough that a
+    # file's mux does not queue behind the encodes of a thousand other files.
+    file_slots: anyio.CapacityLimiter
     reporter: Reporter
 
     @classmethod
@@ -36,6 +39,7 @@ class Runtime:
             reporter=reporter,
             ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
+            file_slots=anyio.CapacityLimiter(2 * config.effective_jobs),
         )
 
 

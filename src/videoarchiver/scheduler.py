@@ -145,7 +145,8 @@ class Scheduler:
 
     async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
         try:
-            await self.process(row, raw)
+            async with self.rt.file_slots:
+                await self.process(row, raw)
         except Exception as exc:  # a bug of ours must cost one file, never the daemon
             log.exception("%s: internal error", row.rel_path)
             with anyio.CancelScope(shield=True):
