@@ -89,11 +89,14 @@ class _ArchiveStreams:
 
         codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
         figures: dict[str, float] = {"raw_bytes": raw.bytes, "raw_seconds": raw.duration}
+        # A raw elementary stream (.h264) has no timestamps: Matroska cannot take it as it is,
+        # so its (visually lossless) encode is kept even when it saves too little.
+        copyable = raw.start is not None
         try:
             encoded = await encode_resumable(
                 rt, source, _job(decision),
                 lambda out: encode_args(source.path, decision, codec_args, out), part,
-                stop_for, figures=figures,
+                stop_for if copyable else None, figures=figures,
             )  # fmt: skip
             figures["wall_seconds"] = encoded.wall
             fallback = watches[-1].reason if encoded.stopped else None
@@ -109,11 +112,9 @@ class _ArchiveStreams:
         except (VideoArchiverError, OSError):
             await anyio.Path(part).unlink(missing_ok=True)
             raise
-        if fallback is not None and raw.start is None and not encoded.stopped:
-            # A raw elementary stream (.h264) has no timestamps: Matroska cannot take it as
-            # it is, so the (visually lossless) encode is kept although it saves too little.
-            decision = replace(decision, notes=(*decision.notes, f"encode kept: {fallback}, but"
-                               " the raw stream has no timestamps to be copied with"))  # fmt: skip
+        if fallback is not None and not copyable:
+            note = f"encode kept: {fallback}, but the raw stream has no timestamps to copy"
+            decision = replace(decision, notes=(*decision.notes, note))
             fallback = None
         if fallback is not None:
             await _remove(part, *(self.work / p.file for p in encoded.parts))
