@@ -77,8 +77,7 @@ async def _seek_frames(
 
 async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -> None:
     """Write the contact sheet of one stream to `sheet` (in `work/`)."""
-    counted = source.probed.packets.get(plan.index)
-    offset = (counted.start or 0.0) - (source.probed.probe.format.start_time or 0.0)
+    offset = source.offset(plan.index)
     if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
         return
     args = single_pass_args(source.path, plan, offset, sheet)

@@ -56,6 +56,11 @@ def partial_path(final: Path, attempt: int) -> Path:
     return final.with_name(f"{final.stem}.partial{attempt}{final.suffix}")
 
 
+def part_name(final: Path, number: int) -> str:
+    """The file of part `number` (from 0) of the encode that ends as `final`."""
+    return f"{final.stem}.p{number}{final.suffix}"
+
+
 def _parts_json(parts: Sequence[Part]) -> str:
     return json.dumps([part.model_dump() for part in parts])
 
@@ -72,11 +77,11 @@ async def _recorded_parts(rt: Runtime, source: Source, job: StreamJob, work: Pat
 
 
 async def _salvage(
-    rt: Runtime, source: Source, job: StreamJob, partial: Path, parts: list[Part]
+    rt: Runtime, source: Source, job: StreamJob, partial: Path, parts: list[Part], final: Path
 ) -> list[Part]:
     """Keep the complete GOPs (video) or frames (audio) of a killed encode as a new part."""
     tally = SalvageTally(video=job.kind == "video")
-    name = f"{partial.name.split('.')[0]}.p{len(parts)}{partial.suffix}"
+    name = part_name(final, len(parts))
     try:
         await each_line(packet_args(partial), tally.feed_line, "ffprobe of a killed part")
         salvaged = tally.salvaged(name)
@@ -131,7 +136,7 @@ async def encode_resumable(
     for left in await anyio.to_thread.run_sync(lambda: sorted(work.glob(pattern))):
         attempt = left.name.removeprefix(f"{final.stem}.partial").removesuffix(final.suffix)
         if attempt == str(len(parts)):
-            parts = await _salvage(rt, source, job, left, parts)
+            parts = await _salvage(rt, source, job, left, parts, final)
         else:  # already salvaged, or from before a part was lost
             await anyio.Path(left).unlink()
     partial = partial_path(final, len(parts))
@@ -140,8 +145,7 @@ async def encode_resumable(
         args = resume_args(args, parts[-1].end)
         start = 0.0  # a resumed encode's progress clock starts at its seek point
     else:
-        counted = source.probed.packets.get(job.index)
-        start = (counted.start or 0.0) - (source.probed.probe.format.start_time or 0.0)
+        start = source.offset(job.index)
     stop_when = None
     if stop_for is not None:
         stop_when = stop_for(sum(p.bytes for p in parts), sum(p.seconds for p in parts), start)
@@ -152,7 +156,7 @@ async def encode_resumable(
         return Encoded(True, wall, parts)
     counted = (await count_packets(partial)).get(0)
     last = Part(
-        file=f"{final.stem}.p{len(parts)}.mkv", start=counted.start or 0.0,
+        file=part_name(final, len(parts)), start=counted.start or 0.0,
         end=counted.end or 0.0, bytes=counted.bytes, packets=counted.count, last=True,
     )  # fmt: skip
     await anyio.Path(partial).rename(work / last.file)

@@ -59,6 +59,12 @@ class Source:
     def path(self) -> Path:
         return self.raw.path
 
+    def offset(self, index: int) -> float:
+        """Where stream `index` starts on ffmpeg's timeline: ffmpeg counts from the file's
+        start, so a stream that starts later (audio after video) starts that much later."""
+        counted = self.probed.packets.get(index)
+        return (counted.start or 0.0) - (self.probed.probe.format.start_time or 0.0)
+
     async def ensure_unchanged(self) -> None:
         """Refuse to publish outputs of a raw file that was replaced while it was processed."""
         if not await unchanged(self.raw):
