@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.errors import VideoArchiverError
-from videoarchiver.outputs import publish_output, verify_file
+from videoarchiver.outputs import mux_verify_publish
 from videoarchiver.planning.archive import (
     PICTURES,
     Action,
@@ -31,7 +31,7 @@ from videoarchiver.planning.verify import expected_streams
 from videoarchiver.probing import count_packets
 from videoarchiver.resuming import encode_resumable
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import DONE, RUNNING
+from videoarchiver.state.database import DONE
 from videoarchiver.stream_jobs import (
     StreamJob,
     finished_part,
@@ -158,13 +158,12 @@ async def make_archive(rt: Runtime, source: Source) -> None:
     decisions = [streams.decisions[d.index] for d in planned]
     drops = [note for d in decisions if d.action is Action.DROP for note in d.notes]
     await rt.state.set_warnings(source.row.id, drops)
-    await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "archive.mkv"
     pictures = await _extract_pictures(rt, source, decisions, work)
-    args = mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed, pictures)
-    task = TaskInfo(source.name, "archive mux", source.probed.probe.format.duration)
-    await run_limited(rt, args, "archive mux", task)
-    await verify_file(
-        muxed, expected_streams(source.probed.probe, decisions, source.probed.packets)
-    )
-    await publish_output(rt, source, OUTPUT, muxed, archive_path(rt.layout.root, source.row.stem))
+    await mux_verify_publish(
+        rt, source, OUTPUT,
+        mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed, pictures),
+        muxed,
+        expected_streams(source.probed.probe, decisions, source.probed.packets),
+        archive_path(rt.layout.root, source.row.stem),
+    )  # fmt: skip

@@ -67,7 +67,7 @@ async def remove_stale_work(layout: Layout, state: StateDB) -> None:
     """Work folders of files that are done or no longer known are left-overs of a kill;
     those of pending files hold parts to resume, those of failed ones what failed its check."""
     keep = {str(row.id) for row in await state.files([PENDING, RUNNING, FAILED])}
-    folder = layout.work / "files"
+    folder = layout.files_work
     if not await anyio.Path(folder).exists():
         return
     async for entry in anyio.Path(folder).iterdir():

@@ -36,9 +36,15 @@ class Layout:
     def lock(self) -> Path:
         return self.work / "videoarchiver.lock"
 
-    def file_work(self, file_id: int, output: str) -> Path:
-        """Where one raw file's intermediate files for one output live until it is published."""
-        return self.work / "files" / str(file_id) / output
+    @property
+    def files_work(self) -> Path:
+        """The work folders of raw files in progress, one per file id."""
+        return self.work / "files"
+
+    def file_work(self, file_id: int, output: str | None = None) -> Path:
+        """Where one raw file's intermediate files (for one output) live until published."""
+        folder = self.files_work / str(file_id)
+        return folder / output if output else folder
 
     def create(self) -> None:
         for name in FOLDERS:

@@ -16,7 +16,9 @@ from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
 from videoarchiver.publishing import publish, sha256_file
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import DONE, PUBLISHING
+from videoarchiver.state.database import DONE, PUBLISHING, RUNNING
+from videoarchiver.stream_jobs import run_limited
+from videoarchiver.ui import TaskInfo
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,24 @@ async def verify_file(path: Path, expected: Sequence[ExpectedStream]) -> None:
     problems = verify_output(expected, probe, await count_packets(path))
     if problems:
         raise VerifyError(f"{path} kept in work/: " + "; ".join(problems))
+
+
+async def mux_verify_publish(
+    rt: Runtime,
+    source: Source,
+    kind: str,
+    args: Sequence[str],
+    muxed: Path,
+    expected: Sequence[ExpectedStream],
+    destination: Path,
+) -> None:
+    """How the archive and the preview end, once their streams are done: mux into `muxed`
+    (in `work/`), check it against `expected`, and put it at `destination`."""
+    await rt.state.set_output(source.row.id, kind, RUNNING)
+    task = TaskInfo(source.name, f"{kind} mux", source.probed.probe.format.duration)
+    await run_limited(rt, args, f"{kind} mux", task)
+    await verify_file(muxed, expected)
+    await publish_output(rt, source, kind, muxed, destination)
 
 
 async def publish_output(

@@ -8,7 +8,7 @@ from functools import partial
 
 import anyio
 
-from videoarchiver.outputs import publish_output, verify_file
+from videoarchiver.outputs import mux_verify_publish
 from videoarchiver.planning.paths import preview_path
 from videoarchiver.planning.preview import (
     displayed_size,
@@ -20,9 +20,7 @@ from videoarchiver.planning.preview import (
 )
 from videoarchiver.resuming import encode_part
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import RUNNING
-from videoarchiver.stream_jobs import JobCall, StreamJob, run_jobs, run_limited
-from videoarchiver.ui import TaskInfo
+from videoarchiver.stream_jobs import JobCall, StreamJob, run_jobs
 
 OUTPUT = "preview"
 
@@ -54,9 +52,9 @@ async def make_preview(rt: Runtime, source: Source) -> None:
         jobs.append((job, partial(encode_part, rt, source, job, args_for, part)))
         parts.append(part)
     await run_jobs(rt, source, jobs)
-    await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     muxed = work / "preview.mkv"
-    mux = TaskInfo(source.name, "preview mux", probe.format.duration)
-    await run_limited(rt, preview_mux_args(parts, muxed), "preview mux", mux)
-    await verify_file(muxed, preview_expected(probe, source.probed.packets))
-    await publish_output(rt, source, OUTPUT, muxed, preview_path(rt.layout.root, source.row.stem))
+    await mux_verify_publish(
+        rt, source, OUTPUT, preview_mux_args(parts, muxed), muxed,
+        preview_expected(probe, source.probed.packets),
+        preview_path(rt.layout.root, source.row.stem),
+    )  # fmt: skip

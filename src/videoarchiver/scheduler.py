@@ -130,9 +130,7 @@ class Scheduler:
             await state.set_file_state(row.id, FAILED, reason)
             log.error("%s: failed: %s", row.rel_path, reason)
             return
-        await anyio.to_thread.run_sync(
-            shutil.rmtree, self.rt.layout.work / "files" / str(row.id), True
-        )
+        await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(row.id), True)
         await state.set_file_state(row.id, DONE)
         log.info("%s: done", row.rel_path)
         try:
