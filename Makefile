@@ -1,5 +1,6 @@
 # Two commands for a new user: `make run` and `make test`. Both install what is missing:
-# ffmpeg (with apt-get, when ffmpeg/ffprobe are absent) and this package into .venv/.
+# ffmpeg (with apt-get, when ffmpeg/ffprobe are absent; strace too for the tests) and this
+# package into .venv/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,12 +8,12 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: run test lint setup system-deps clean bench bench-quick
+.PHONY: run test lint setup system-deps test-deps clean bench bench-quick
 
 run: setup
 	$(BIN)/videoarchiver run
 
-test: setup lint
+test: setup test-deps lint
 	$(BIN)/pytest -q
 
 lint: setup
@@ -22,15 +23,25 @@ lint: setup
 
 setup: system-deps $(STAMP)
 
-system-deps:
-	@if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then exit 0; fi; \
+# $(call install-missing,COMMANDS,PACKAGES): apt-get install PACKAGES unless every COMMAND exists.
+define install-missing
+	@missing=0; for command in $(1); do command -v $$command >/dev/null 2>&1 || missing=1; done; \
+	if [ $$missing -eq 0 ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "ffmpeg/ffprobe are missing and apt-get is not available here: install ffmpeg" \
-		     "(with libx264, libopus and libsvtav1) with your package manager, then run make again." >&2; \
+		echo "$(1) missing and apt-get is not available here: install $(2)" \
+		     "with your package manager, then run make again." >&2; \
 		exit 1; \
 	fi; \
-	echo "Installing ffmpeg with apt-get ..."; \
-	$(SUDO) apt-get update -qq && $(APT_INSTALL) ffmpeg
+	echo "Installing $(2) with apt-get ..."; \
+	$(SUDO) apt-get update -qq && $(APT_INSTALL) $(2)
+endef
+
+system-deps:
+	$(call install-missing,ffmpeg ffprobe,ffmpeg)
+
+# The tests aim kills at one system call with strace.
+test-deps:
+	$(call install-missing,strace,strace)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

@@ -46,7 +46,7 @@ def test_video_keeps_every_complete_gop(lines: list[str], keep: int, end: float 
     tally = SalvageTally(video=True)
     for line in lines:
         tally.feed_line(line)
-    part = tally.salvaged("s0.p0.mkv")
+    part = tally.salvaged("s0.p0.mkv", "9:abc")
     if end is None:
         assert part is None
     else:
@@ -60,7 +60,7 @@ def test_audio_keeps_every_frame_but_the_last() -> None:
     for n in range(50):
         tally.feed_line(_line(-0.0065 + n * 0.02, 0.02, True))
     tally.feed_line("stream_index=0|pts_time=N/A|size=3")  # no time: ignored
-    part = tally.salvaged("a.p0.mkv")
+    part = tally.salvaged("a.p0.mkv", "9:abc")
     assert part is not None and part.packets == 49
     assert part.start == pytest.approx(-0.0065)
     assert part.end == pytest.approx(-0.0065 + 49 * 0.02)

@@ -14,7 +14,9 @@ def _console() -> tuple[Console, io.StringIO]:
 
 
 def _file(file_id: int, name: str, state: str, error: str | None = None) -> FileRow:
-    return FileRow(file_id, name, 4 * 1024 * 1024, 0, name, state, error, ("tmcd dropped",), None)
+    return FileRow(
+        file_id, name, 4 * 1024 * 1024, 0, "f", name, state, error, ("tmcd dropped",), None
+    )
 
 
 def test_status_table_shows_states_sizes_saving_and_reasons() -> None:

@@ -18,7 +18,7 @@ import anyio
 from rich.console import Console
 
 from videoarchiver.config import Config, config_sources, find_config_file, load_config
-from videoarchiver.errors import VideoArchiverError
+from videoarchiver.errors import VideoArchiverError, describe_error, first_of
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.layout import Layout
 from videoarchiver.locking import hold_lock
@@ -163,6 +163,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         if args.command == "retry":
             return anyio.run(_retry, layout, args.paths, console)
         return anyio.run(_verify, layout, console)
-    except VideoArchiverError as exc:
-        print(f"videoarchiver: {exc}", file=sys.stderr)
+    except BaseException as exc:
+        # A stop with a reason (damaged state, unusable folder) is a message, not a traceback.
+        reason = first_of(exc, (VideoArchiverError, OSError))
+        if reason is None:
+            raise
+        print(f"videoarchiver: {describe_error(reason)}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,9 +1,9 @@
 """`videoarchiver run`: the scheduler, the watcher of `raw/` and the signal handling.
 
-On SIGTERM or SIGINT the daemon stops starting work and cancels what runs: every ffmpeg gets
-SIGTERM (it then closes its output cleanly), the states of interrupted jobs go back to
-pending, and the daemon exits 0. A second signal ends it at once; its ffmpeg children die
-with it (they run under PR_SET_PDEATHSIG).
+On SIGTERM, SIGINT or SIGHUP (a closed terminal) the daemon stops starting work and cancels
+what runs: every ffmpeg gets SIGTERM (it then closes its output cleanly), the states of
+interrupted jobs go back to pending, and the daemon exits 0. A second signal ends it at
+once; its ffmpeg children die with it (they run under PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from watchfiles import awatch
 
 from videoarchiver.config import Config
+from videoarchiver.disposal import PENDING as PENDING_ACTION
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.runtime import Runtime
@@ -45,7 +46,7 @@ async def watch_raw(raw: Path, wake: MemoryObjectSendStream[None], stop: anyio.E
 
 
 async def _on_signals(work: anyio.CancelScope, stopping: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
             if stopping.is_set():
@@ -95,6 +96,8 @@ async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Repor
         await state.requeue_interrupted()
         await remove_stale_work(layout, state)
         scheduler = Scheduler(Runtime.create(layout, config, state, reporter))
+        for row in await state.with_pending_raw_action(PENDING_ACTION):
+            await scheduler.finish_raw_action(row)
         stopping = anyio.Event()
         result = EXIT_OK
         async with anyio.create_task_group() as outer:

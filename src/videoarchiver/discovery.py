@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import anyio
 from anyio import to_thread
 
-from videoarchiver.planning.paths import is_ignored
+from videoarchiver.planning.paths import is_ignored, rel_key
 
 
 @dataclass(frozen=True)
@@ -40,32 +39,47 @@ class RawFile:
         return self.raw / self.rel
 
     @property
-    def rel_path(self) -> PurePosixPath:
-        return PurePosixPath(self.rel)
+    def key(self) -> str:
+        """The path as the state records it (valid text even when the name is not UTF-8)."""
+        return rel_key(self.rel)
 
 
-def _entries(folder: Path, prefix: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+def _entries(
+    folder: Path, prefix: str, inside: Path, seen: set[tuple[int, int]]
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(relative path, entry) of every file below `folder`, in path order, skipping hidden
-    folders; one `scandir` per folder, no second `stat` for the file type."""
+    folders; one `scandir` per folder, no second `stat` for the file type.
+
+    A folder symlink is followed only when it resolves inside raw/ (`inside`), and no folder
+    is listed twice, so a symlink loop ends and nothing outside the root is ever acted on.
+    """
     try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
     except OSError:
         return  # vanished or unreadable: the next scan decides
     for entry in entries:
         rel = prefix + entry.name
-        if entry.is_dir(follow_symlinks=True):
-            if not entry.name.startswith("."):
-                yield from _entries(Path(entry.path), rel + "/")
-        else:
+        try:
+            is_folder = entry.is_dir(follow_symlinks=True)
+            outside = entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(inside)
+        except (OSError, RuntimeError):  # a symlink loop (ELOOP)
+            continue
+        if not is_folder:
             yield rel, entry
+        elif not entry.name.startswith(".") and not outside:
+            yield from _entries(Path(entry.path), rel + "/", inside, seen)
 
 
 def _walk(raw: Path, settle_seconds: float) -> Scan:
     settled_before = time.time_ns() - int(settle_seconds * 1e9)
     found = []
     waits: list[float] = []
-    for rel, entry in _entries(raw, ""):
+    for rel, entry in _entries(raw, "", raw.resolve(), set()):
         if is_ignored(PurePosixPath(rel)):
             continue
         try:
@@ -88,12 +102,3 @@ async def scan(raw: Path, settle_seconds: float) -> Scan:
     `settle_seconds` means its size and mtime have not changed for that long.
     """
     return await to_thread.run_sync(_walk, raw, settle_seconds)
-
-
-async def unchanged(raw: RawFile) -> bool:
-    """True while the file at `raw.path` is still the one that was found (size and mtime)."""
-    try:
-        stat = await anyio.Path(raw.path).stat()
-    except OSError:
-        return False
-    return (stat.st_size, stat.st_mtime_ns) == (raw.size, raw.mtime_ns)

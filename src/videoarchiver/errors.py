@@ -41,3 +41,25 @@ class SourceChangedError(VideoArchiverError):
 
 class LockError(VideoArchiverError):
     """Another daemon already works in this root folder."""
+
+
+class StateError(VideoArchiverError):
+    """The state database is missing, damaged or replaced: the daemon cannot go on safely."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for `status` and the log."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return str(exc)
+
+
+def first_of(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of `kinds` in `exc`, looking inside exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := first_of(inner, kinds)) is not None:
+                return found
+        return None
+    return exc if isinstance(exc, kinds) else None

@@ -1,10 +1,18 @@
-"""Logging to stderr and to `log/videoarchiver.log`, rotated so it never fills the disk."""
+"""Logging to stderr and to `log/videoarchiver.log`, rotated so it never fills the disk.
+
+Names in messages are escaped: a newline in a file name cannot forge a log line, and a name
+whose bytes are not UTF-8 is shown with `\\xNN` escapes instead of breaking the handler. The
+log file is readable by its owner only (it names every recording).
+"""
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
-from pathlib import Path
+import os
+import re
+from pathlib import Path, PurePath
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -12,6 +20,37 @@ from rich.logging import RichHandler
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
+PRIVATE = 0o600
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match[0]
+    if "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8, as Python decodes names
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]  # \n, \t, \x1b, \ud800
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and undecodable bytes written as escapes."""
+    return UNPRINTABLE.sub(_escape, text)
+
+
+class _EscapeNames(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                printable(str(arg)) if isinstance(arg, str | PurePath) else arg
+                for arg in record.args
+            )
+        return True
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+        os.fchmod(fd, PRIVATE)
+        return io.TextIOWrapper(io.FileIO(fd, "a"), encoding="utf-8", errors="backslashreplace")
 
 
 def configure_logging(log_dir: Path | None, console: Console | None) -> None:
@@ -28,11 +67,12 @@ def configure_logging(log_dir: Path | None, console: Console | None) -> None:
     handlers: list[logging.Handler] = [terminal]
     if log_dir is not None:
         handlers.append(
-            logging.handlers.RotatingFileHandler(
+            _PrivateRotatingFileHandler(
                 log_dir / "videoarchiver.log", maxBytes=MAX_BYTES, backupCount=BACKUPS
             )
         )
     for handler in handlers:
         if not isinstance(handler, RichHandler):
             handler.setFormatter(logging.Formatter(FORMAT))
+        handler.addFilter(_EscapeNames())
         logger.addHandler(handler)

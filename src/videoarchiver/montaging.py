@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.errors import VerifyError
+from videoarchiver.outputs import publish_recorded
 from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.montage import (
     MontagePlan,
@@ -29,7 +30,7 @@ from videoarchiver.planning.montage import (
 from videoarchiver.planning.paths import screenshot_path
 from videoarchiver.planning.probe import Stream, parse_probe
 from videoarchiver.processes import read_output
-from videoarchiver.publishing import publish, sha256_file
+from videoarchiver.publishing import adoptable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE, RUNNING, SKIPPED
 from videoarchiver.stream_jobs import JobCall, StreamJob, record, run_jobs, run_limited
@@ -97,20 +98,25 @@ async def _check(sheet: Path, plan: MontagePlan) -> None:
 async def _montage_stream(
     rt: Runtime, source: Source, job: StreamJob, plan: MontagePlan, name: str
 ) -> None:
+    destination = screenshot_path(rt.layout.root, name)
     recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(plan.index)
     if recorded is not None and recorded.state == DONE:
+        return
+    if recorded is not None and await adoptable(destination, recorded.out_bytes, recorded.sha256):
+        # Published before a kill, not yet recorded: the recorded intent matches.
+        await record(rt, source, job, DONE)
         return
     await record(rt, source, job, RUNNING)
     sheet = rt.layout.file_work(source.row.id, OUTPUT) / f"s{plan.index}.jpg"
     await anyio.Path(sheet.parent).mkdir(parents=True, exist_ok=True)
     await _render(rt, source, plan, sheet)
     await _check(sheet, plan)
-    sha256 = await sha256_file(sheet)
-    size = (await anyio.Path(sheet).stat()).st_size
-    destination = screenshot_path(rt.layout.root, name)
-    await record(rt, source, job, RUNNING, path=str(destination), sha256=sha256)
-    await source.ensure_unchanged()
-    await publish(sheet, destination, sha256)
+
+    async def intent(size: int, sha256: str) -> None:
+        await record(rt, source, job, RUNNING, path=str(destination), sha256=sha256,
+                     out_bytes=size)  # fmt: skip
+
+    size, sha256 = await publish_recorded(source, sheet, destination, intent)
     await record(rt, source, job, DONE, path=str(destination), sha256=sha256, out_bytes=size)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -14,7 +14,7 @@ from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.verify import ExpectedStream, verify_output
 from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
-from videoarchiver.publishing import publish, sha256_file
+from videoarchiver.publishing import adoptable, publish, sha256_file
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE, PUBLISHING, RUNNING
 from videoarchiver.stream_jobs import run_limited
@@ -52,13 +52,41 @@ async def mux_verify_publish(
 async def publish_output(
     rt: Runtime, source: Source, kind: str, finished: Path, destination: Path
 ) -> None:
-    """Record the file's SHA-256 and destination, then move it into place and record done."""
+    """Record the intent (destination, size, SHA-256), move the file into place, record done."""
+    await publish_recorded(
+        source, finished, destination,
+        lambda size, sha256: rt.state.set_output(
+            source.row.id, kind, PUBLISHING, path=str(destination), size=size, sha256=sha256
+        ),
+    )  # fmt: skip
+    await rt.state.set_output(source.row.id, kind, DONE, error=None)
+    log.info("%s: %s done → %s", source.name, kind, destination)
+
+
+async def publish_recorded(
+    source: Source,
+    finished: Path,
+    destination: Path,
+    record_intent: Callable[[int, str], Awaitable[None]],
+) -> tuple[int, str]:
+    """SPEC §12's protocol: the raw file is still the one processed, the intent (size and
+    SHA-256 of `finished`) is recorded, then the file is published; returns (size, SHA-256)."""
     await source.ensure_unchanged()
     sha256 = await sha256_file(finished)
     size = (await anyio.Path(finished).stat()).st_size
-    await rt.state.set_output(
-        source.row.id, kind, PUBLISHING, path=str(destination), size=size, sha256=sha256
-    )
-    await publish(finished, destination, sha256)
+    await record_intent(size, sha256)
+    await publish(finished, destination, sha256, mode=source.mode)
+    return size, sha256
+
+
+async def adopt_published(rt: Runtime, source: Source, kind: str) -> bool:
+    """True (and recorded done) when a kill came after this output was published but before
+    it was recorded: its destination holds exactly the recorded intent."""
+    current = (await rt.state.outputs(source.row.id)).get(kind)
+    if current is None or current.state != PUBLISHING or current.path is None:
+        return False
+    if not await adoptable(Path(current.path), current.size, current.sha256):
+        return False
     await rt.state.set_output(source.row.id, kind, DONE, error=None)
-    log.info("%s: %s done, %d bytes → %s", source.name, kind, size, destination)
+    log.info("%s: %s was published before an interruption: %s", source.name, kind, current.path)
+    return True

@@ -1,10 +1,11 @@
-"""Putting files in place (outputs, and raw files moved to `done/`): atomically, never over
-a file that is not the same.
+"""Putting files in place (outputs, and raw files moved to `done/`): atomically, durably,
+never over a file that is not the same.
 
-An output is hard-linked into place (`link` fails rather than replace an existing name) and
-the work copy removed; across filesystems it is copied beside the destination under a hidden
-temporary name, fsynced, and linked. A destination that already holds exactly our bytes is
-what a crash between publishing and recording it leaves behind, and counts as published.
+The caller records the intent (destination, size, SHA-256) first. The file's data is fsynced,
+then it is hard-linked into place (`link` fails rather than replace an existing name) and the
+work name removed; across filesystems it is copied beside the destination under a hidden
+temporary name, fsynced, and linked. A destination that already holds exactly the intended
+bytes is what a crash between publishing and recording it leaves behind: it is adopted.
 """
 
 from __future__ import annotations
@@ -42,9 +43,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def matches(path: Path, size: int | None, sha256: str | None) -> bool:
+    """True when `path` holds exactly the recorded bytes (size first: it costs no reading)."""
+    try:
+        return path.stat().st_size == size and _sha256(path) == sha256
+    except OSError:
+        return False
+
+
 def _link_no_clobber(source: Path, destination: Path, sha256: str | None) -> None:
     try:
-        os.link(source, destination)
+        os.link(source, destination, follow_symlinks=False)
     except FileExistsError:
         if _sha256(destination) != (sha256 or _sha256(source)):
             raise PublishError(
@@ -60,26 +74,55 @@ def _link_no_clobber(source: Path, destination: Path, sha256: str | None) -> Non
         source.rename(destination)
 
 
-def _publish(source: Path, destination: Path, sha256: str | None) -> None:
+def _temporary(destination: Path) -> Path:
+    """A hidden name beside `destination` that fits a file name however long its name."""
+    tag = hashlib.sha256(destination.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return destination.with_name(f".videoarchiver-{tag}.tmp")
+
+
+def _publish(source: Path, destination: Path, sha256: str | None, mode: int | None) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
+    if not source.is_symlink():
+        if mode is not None:
+            source.chmod(mode)
+        _fsync_file(source)
     try:
         _link_no_clobber(source, destination, sha256)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        temporary = destination.with_name(f".{destination.name}.videoarchiver-tmp")
+        temporary = _temporary(destination)
+        temporary.unlink(missing_ok=True)
         shutil.copyfile(source, temporary)
-        with temporary.open("rb+") as handle:
-            os.fsync(handle.fileno())
+        if mode is not None:
+            temporary.chmod(mode)
+        _fsync_file(temporary)
         try:
             _link_no_clobber(temporary, destination, sha256)
         finally:
             temporary.unlink(missing_ok=True)
     _fsync_dir(destination.parent)
     source.unlink(missing_ok=True)
+    _fsync_dir(source.parent)
 
 
-async def publish(source: Path, destination: Path, sha256: str | None = None) -> None:
-    """Move `source` to `destination`; an existing destination with the same bytes (SHA-256
-    `sha256`, computed from `source` when not given) counts as already moved."""
-    await to_thread.run_sync(_publish, source, destination, sha256)
+async def publish(
+    source: Path, destination: Path, sha256: str | None = None, mode: int | None = None
+) -> None:
+    """Move `source` to `destination` (with permission bits `mode`, if given); an existing
+    destination with the same bytes (SHA-256 `sha256`, computed from `source` when not
+    given) counts as already moved. A symlink is moved as the link."""
+    await to_thread.run_sync(_publish, source, destination, sha256, mode)
+
+
+def _adopt(path: Path, size: int | None, sha256: str | None) -> bool:
+    if not matches(path, size, sha256):
+        return False
+    _temporary(path).unlink(missing_ok=True)  # left by a kill during a cross-filesystem copy
+    return True
+
+
+async def adoptable(path: Path, size: int | None, sha256: str | None) -> bool:
+    """True when a recorded intent's destination holds its bytes: published before a kill
+    (whatever that publishing left beside it is removed)."""
+    return await to_thread.run_sync(_adopt, path, size, sha256)

@@ -66,11 +66,12 @@ def _parts_json(parts: Sequence[Part]) -> str:
 
 
 async def _recorded_parts(rt: Runtime, source: Source, job: StreamJob, work: Path) -> list[Part]:
-    """The recorded parts, up to the first one whose file is gone."""
+    """The recorded parts, up to the first one whose file is gone or that was made from
+    other content than the raw file's now."""
     row = (await rt.state.jobs(source.row.id, job.output)).get(job.index)
     kept: list[Part] = []
     for part in PARTS.validate_json(row.parts) if row else []:
-        if not await anyio.Path(work / part.file).exists():
+        if part.source != source.identity or not await anyio.Path(work / part.file).exists():
             break
         kept.append(part)
     return kept
@@ -84,7 +85,7 @@ async def _salvage(
     name = part_name(final, len(parts))
     try:
         await each_line(packet_args(partial), tally.feed_line, "ffprobe of a killed part")
-        salvaged = tally.salvaged(name)
+        salvaged = tally.salvaged(name, source.identity)
     except ProcessError:  # killed before its header was written: nothing to read
         salvaged = None
     if salvaged is None:
@@ -158,6 +159,7 @@ async def encode_resumable(
     last = Part(
         file=part_name(final, len(parts)), start=counted.start or 0.0,
         end=counted.end or 0.0, bytes=counted.bytes, packets=counted.count, last=True,
+        source=source.identity,
     )  # fmt: skip
     await anyio.Path(partial).rename(work / last.file)
     parts = [*parts, last]

@@ -8,8 +8,9 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.config import Config
-from videoarchiver.discovery import RawFile, unchanged
+from videoarchiver.discovery import RawFile
 from videoarchiver.errors import SourceChangedError
+from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
 from videoarchiver.probing import Probed
 from videoarchiver.state import FileRow, StateDB
@@ -50,6 +51,7 @@ class Source:
     row: FileRow
     raw: RawFile
     probed: Probed
+    mode: int  # the raw file's permission bits, which its outputs take
 
     @property
     def name(self) -> str:
@@ -65,9 +67,14 @@ class Source:
         counted = self.probed.packets.get(index)
         return (counted.start or 0.0) - (self.probed.probe.format.start_time or 0.0)
 
+    @property
+    def identity(self) -> str:
+        """What every part made from this file records: the content it came from."""
+        return f"{self.row.size}:{self.row.fingerprint}"
+
     async def ensure_unchanged(self) -> None:
         """Refuse to publish outputs of a raw file that was replaced while it was processed."""
-        if not await unchanged(self.raw):
+        if not await same_content(self.raw.path, self.row.size, self.row.fingerprint):
             raise SourceChangedError(
                 "the raw file changed or vanished while it was processed; nothing published"
                 " (new content is taken as a new file)"

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import stat
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
@@ -17,30 +20,32 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from videoarchiver.archiving import make_archive
 from videoarchiver.discovery import RawFile, scan
-from videoarchiver.disposal import dispose_raw
-from videoarchiver.errors import ProbeError, SourceChangedError, VerifyError, VideoArchiverError
+from videoarchiver.disposal import finish_raw_action, pending_action, planned
+from videoarchiver.errors import (
+    ProbeError,
+    SourceChangedError,
+    StateError,
+    VerifyError,
+    VideoArchiverError,
+    describe_error,
+)
+from videoarchiver.identity import fingerprint
 from videoarchiver.montaging import make_montage
-from videoarchiver.planning.paths import output_paths, stem_candidates
+from videoarchiver.outputs import adopt_published
+from videoarchiver.planning.paths import output_paths, shown_rel, stem_candidates
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import FileRow
-from videoarchiver.state.database import DONE, FAILED, FINISHED, RUNNING
+from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNING
 
 log = logging.getLogger(__name__)
+SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 OUTPUTS: tuple[tuple[str, Callable[[Runtime, Source], Awaitable[None]]], ...] = (
     ("archive", make_archive),
     ("preview", make_preview),
     ("montage", make_montage),
 )
-
-
-def describe_error(exc: Exception) -> str:
-    """A one-line reason for `status` and the log."""
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror or exc}{where}"
-    return str(exc)
 
 
 async def _explained(source: Source, exc: Exception) -> Exception:
@@ -58,7 +63,7 @@ class Scheduler:
         self._active: set[int] = set()
 
     async def _free_stem(self, raw: RawFile) -> str:
-        for stem in stem_candidates(raw.rel_path):
+        for stem in stem_candidates(shown_rel(raw.key)):
             if await self.rt.state.stem_taken(stem):
                 continue
             if any(path.exists() for path in output_paths(self.rt.layout.root, stem)):
@@ -66,23 +71,50 @@ class Scheduler:
             return stem
         raise AssertionError("stem_candidates never ends")
 
-    async def register(self, raws: Sequence[RawFile]) -> list[FileRow]:
+    async def register(self, raws: Sequence[RawFile]) -> list[tuple[FileRow, RawFile]]:
         """The state rows of settled raw files, created (output names reserved) for new ones.
 
         Known files are looked up together: a rescan of 100,000 files is a few hundred
-        queries, not 100,000.
+        queries, not 100,000, and reads no file whose size and mtime are as recorded.
         """
-        known = await self.rt.state.find_files([raw.rel for raw in raws])
+        known = await self.rt.state.find_files([raw.key for raw in raws])
         rows = []
         for raw in raws:
-            rel = raw.rel
-            row = known.get((rel, raw.size, raw.mtime_ns))
-            if row is None:
-                stem = await self._free_stem(raw)
-                row = await self.rt.state.add_file(rel, raw.size, raw.mtime_ns, stem)
-                log.info("%s: found, %d bytes, outputs named %r", rel, raw.size, row.stem)
-            rows.append(row)
+            try:
+                rows.append((await self._identify(raw, known.get(raw.key, [])), raw))
+            except OSError as exc:  # vanished or unreadable since the scan: the next decides
+                log.warning("%s: cannot read it now (%s)", raw.key, describe_error(exc))
         return rows
+
+    async def _identify(self, raw: RawFile, recorded: list[FileRow]) -> FileRow:
+        """The row for the content now at `raw.rel`: size and mtime as recorded are taken on
+        trust; anything else is fingerprinted, and new content is a new file."""
+        state = self.rt.state
+        hinted = [row for row in recorded if (row.size, row.mtime_ns) == (raw.size, raw.mtime_ns)]
+        if hinted and hinted[-1].fingerprint is not None:
+            row = hinted[-1]
+        else:
+            content = await fingerprint(raw.path)
+            # A row recorded before fingerprints was known by its size and mtime.
+            same = hinted or [r for r in recorded if (r.size, r.fingerprint) == (raw.size, content)]
+            if not same:
+                await self._forget_replaced(raw.key, recorded, keep=None)
+                row = await state.add_file(
+                    raw.key, raw.size, raw.mtime_ns, content, await self._free_stem(raw)
+                )
+                log.info("%s: found, %d bytes, outputs named %r", raw.key, raw.size, row.stem)
+                return row
+            row = replace(same[-1], mtime_ns=raw.mtime_ns, fingerprint=content)
+            await state.set_identity(row.id, raw.mtime_ns, content)
+        await self._forget_replaced(raw.key, recorded, keep=row.id)
+        return row
+
+    async def _forget_replaced(self, key: str, recorded: list[FileRow], keep: int | None) -> None:
+        """Older contents at `key` that never finished nor published anything are forgotten
+        with their work folders, and free their output names."""
+        if any(r.id != keep and r.state in (PENDING, FAILED) for r in recorded):
+            for gone in await self.rt.state.forget_replaced(key, keep=keep or 0):
+                await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
 
     async def _output(
         self,
@@ -97,7 +129,8 @@ class Scheduler:
             return
         work = self.rt.layout.file_work(source.row.id, kind)
         try:
-            await make(self.rt, source)
+            if not await adopt_published(self.rt, source, kind):
+                await make(self.rt, source)
         except (VideoArchiverError, OSError) as exc:
             cause = await _explained(source, exc)
             reason = describe_error(cause)
@@ -107,6 +140,27 @@ class Scheduler:
             if isinstance(cause, VerifyError):  # what failed its check is kept to look at
                 return
         await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+
+    async def _prepare_work(self, source: Source) -> None:
+        """The file's work folder, holding only what was made from this very content: its
+        identity is written in the folder, and a folder of other content is emptied."""
+        folder = anyio.Path(self.rt.layout.file_work(source.row.id))
+        marker = folder / SOURCE_MARKER
+        if await folder.exists() and (
+            not await marker.exists() or await marker.read_text() != source.identity
+        ):
+            await anyio.to_thread.run_sync(shutil.rmtree, Path(folder), True)
+        if not await marker.exists():
+            await folder.mkdir(parents=True, exist_ok=True)
+            await marker.write_text(source.identity)
+
+    async def _tidy_work(self, file_id: int) -> None:
+        """A failed file's work folder goes when nothing is kept in it to look at."""
+        folder = self.rt.layout.file_work(file_id)
+        if await anyio.Path(folder).exists():
+            names = [entry.name async for entry in anyio.Path(folder).iterdir()]
+            if names == [SOURCE_MARKER]:
+                await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
 
     async def process(self, row: FileRow, raw: RawFile) -> None:
         """All outputs of one file, concurrently; any failure is recorded and logged."""
@@ -119,7 +173,10 @@ class Scheduler:
             async with self.rt.probe_slots:
                 probed = await probe_file(raw.path)
             await state.set_probe(row.id, probed.json)
-            source = Source(row=row, raw=raw, probed=probed)
+            mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
+            source = Source(row=row, raw=raw, probed=probed, mode=mode)
+            await source.ensure_unchanged()
+            await self._prepare_work(source)
             async with anyio.create_task_group() as group:
                 for kind, make in OUTPUTS:
                     group.start_soon(self._output, kind, make, source, failures)
@@ -129,22 +186,30 @@ class Scheduler:
             reason = "; ".join(failures)
             await state.set_file_state(row.id, FAILED, reason)
             log.error("%s: failed: %s", row.rel_path, reason)
+            await self._tidy_work(row.id)
             return
         await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(row.id), True)
-        await state.set_file_state(row.id, DONE)
+        action = pending_action(self.rt.config.after_done)
+        await state.set_done(row.id, action)
         log.info("%s: done", row.rel_path)
+        if action is not None:
+            await self.finish_raw_action(await state.get_file(row.id))
+
+    async def finish_raw_action(self, row: FileRow) -> None:
+        """Carry out (and record) the pending `after_done` action of a done file."""
         try:
-            action = await dispose_raw(self.rt.layout, self.rt.config.after_done, raw)
+            action = await finish_raw_action(self.rt.layout, row)
         except (VideoArchiverError, OSError) as exc:
-            action = f"{self.rt.config.after_done} failed: {describe_error(exc)}"
+            action = f"{planned(row)} failed: {describe_error(exc)}"
             log.error("%s: raw file %s", row.rel_path, action)
-        if action:
-            await state.set_raw_action(row.id, action)
+        await self.rt.state.set_raw_action(row.id, action)
 
     async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
         try:
             async with self.rt.file_slots:
                 await self.process(row, raw)
+        except StateError:
+            raise  # the daemon cannot go on without its record
         except Exception as exc:  # a bug of ours must cost one file, never the daemon
             log.exception("%s: internal error", row.rel_path)
             with anyio.CancelScope(shield=True):
@@ -158,13 +223,14 @@ class Scheduler:
         Returns the rows of the settled files and the seconds until the next unsettled file
         settles (None when no file is waiting to settle).
         """
+        self.rt.state.ensure_in_place()
         found = await scan(self.rt.layout.raw, self.rt.config.settle_seconds)
-        rows = await self.register(found.settled)
-        for row, raw in zip(rows, found.settled, strict=True):
+        pairs = await self.register(found.settled)
+        for row, raw in pairs:
             if row.state not in (DONE, FAILED) and row.id not in self._active:
                 self._active.add(row.id)
                 group.start_soon(self._process_and_release, row, raw)
-        return rows, found.next_settle
+        return [row for row, _raw in pairs], found.next_settle
 
     async def run_once(self) -> bool:
         """Process every settled file not yet done or failed; True when all of them are done."""
@@ -173,8 +239,8 @@ class Scheduler:
         started = [row for row in rows if row.state not in (DONE, FAILED)]
         if any(row.state == FAILED for row in rows):
             return False
-        now = await self.rt.state.find_files([row.rel_path for row in started])
-        return all(now[(row.rel_path, row.size, row.mtime_ns)].state == DONE for row in started)
+        now = [await self.rt.state.get_file(row.id) for row in started]
+        return all(row.state == DONE for row in now)
 
     async def run_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
         """Dispatch at start, on every wake-up (a change in `raw/`), when a waiting file

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from videoarchiver.errors import VideoArchiverError
+from videoarchiver.planning.commands import output_of
 from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
 from videoarchiver.processes import run_process
 from videoarchiver.runtime import Runtime, Source
@@ -70,8 +71,10 @@ async def run_limited(
     env: Mapping[str, str] | None = None,
 ) -> tuple[bool, float]:
     """Run one ffmpeg under the process limiter, its `-progress` shown as `task` and checked
-    by `stop_when`: (stopped by `stop_when`, wall seconds)."""
+    by `stop_when`: (stopped by `stop_when`, wall seconds). Its output is always a new file:
+    whatever a killed run left at that name is removed first."""
     parser = ProgressParser()
+    await anyio.Path(output_of(args)).unlink(missing_ok=True)
     async with rt.ffmpeg_slots:
         view = rt.reporter.start(task)
 

@@ -6,11 +6,15 @@ must never be read as an option or a protocol.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from videoarchiver.planning.packets import PACKET_ENTRIES
 
-FFMPEG = ("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y")
+# `-n`: ffmpeg never writes into an existing file. A work file may be a hard link to a
+# published output (a kill between linking and unlinking it); overwriting it in place would
+# rewrite the published file. The caller removes a stale output name first (`output_of`).
+FFMPEG = ("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-n")
 FFPROBE = ("ffprobe", "-hide_banner", "-loglevel", "error")
 PROGRESS = ("-progress", "pipe:1")
 
@@ -18,6 +22,13 @@ PROGRESS = ("-progress", "pipe:1")
 def url(path: Path) -> str:
     """An ffmpeg input/output URL that no file name can turn into an option or protocol."""
     return "file:" + str(path.absolute())
+
+
+def output_of(args: Sequence[str]) -> Path:
+    """The file an ffmpeg command we built writes: every one ends with its output URL."""
+    last = args[-1]
+    assert last.startswith("file:"), f"not an output URL: {last}"
+    return Path(last.removeprefix("file:"))
 
 
 def probe_args(path: Path) -> list[str]:

@@ -34,6 +34,7 @@ class Part(BaseModel):
     bytes: int
     packets: int
     last: bool = False  # the encode reached the end of the stream with this part
+    source: str = ""  # the identity (size:fingerprint) of the raw content it was made from
 
     @property
     def seconds(self) -> float:
@@ -72,13 +73,13 @@ class SalvageTally:
         self._start = pts if self._start is None else min(self._start, pts)
         self._end = pts + duration if self._end is None else max(self._end, pts + duration)
 
-    def salvaged(self, name: str) -> Part | None:
+    def salvaged(self, name: str, source: str) -> Part | None:
         """The part worth keeping, or None when there is no complete GOP (or frame)."""
         if self.keep == 0 or self.kept_start is None or self.kept_end is None:
             return None
         return Part(
             file=name, start=self.kept_start, end=self.kept_end, bytes=self.kept_bytes,
-            packets=self.keep,
+            packets=self.keep, source=source,
         )  # fmt: skip
 
 

@@ -6,16 +6,20 @@ full sync, so that a kill at any instant leaves a database that says what was ha
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from videoarchiver.errors import StateError
 from videoarchiver.state.migrations import MIGRATIONS
 
 # States shared by files, outputs and stream jobs.
@@ -30,7 +34,8 @@ class FileRow:
     id: int
     rel_path: str
     size: int
-    mtime_ns: int
+    mtime_ns: int  # a hint only: the identity is (rel_path, size, fingerprint)
+    fingerprint: str | None  # None for rows recorded before fingerprints: read on next sight
     stem: str
     state: str
     error: str | None
@@ -76,7 +81,9 @@ class Summary:
     archive_bytes: int
 
 
-_FILE_COLUMNS = "id, rel_path, size, mtime_ns, stem, state, error, warnings, raw_action"
+_FILE_COLUMNS = (
+    "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, warnings, raw_action"
+)
 _OUTPUT_COLUMNS = "file_id, kind, state, path, size, sha256, error"
 _JOB_COLUMNS = (
     "stream_index, kind, decision, state, notes, raw_bytes, raw_seconds, out_bytes, "
@@ -100,36 +107,80 @@ def _job(row: aiosqlite.Row) -> StreamJobRow:
     return _job_values(dict(row))
 
 
+@contextmanager
+def _errors_named(path: Path) -> Iterator[None]:
+    """SQLite's errors as the user can act on them: a full disk is `ENOSPC` (the file waits
+    for space like any other), a damaged or unusable database a StateError naming it."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise  # a bug of ours, not the database's state
+    except sqlite3.OperationalError as exc:
+        if "full" in str(exc):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from exc
+        raise StateError(f"the state database {path} cannot be used: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StateError(
+            f"the state database {path} is damaged ({exc}); move it away to start with a new"
+            " one (outputs already published are kept and never overwritten)"
+        ) from exc
+
+
 class StateDB:
     """Async access to `work/state.sqlite3`; open it with `StateDB.open(path)`."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._db = connection
+        self._path = path
+        self._inode = path.stat().st_ino
 
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path) -> AsyncIterator[StateDB]:
-        async with aiosqlite.connect(path, isolation_level=None) as connection:
-            connection.row_factory = aiosqlite.Row
-            await connection.execute("PRAGMA journal_mode=WAL")
-            await connection.execute("PRAGMA synchronous=FULL")
-            await connection.execute("PRAGMA foreign_keys=ON")
-            await connection.execute("PRAGMA busy_timeout=10000")
-            state = cls(connection)
-            await state._migrate()
-            yield state
+        # Created private: it names every recording (SQLite gives its -wal and -shm files
+        # the same permission bits).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        with _errors_named(path):
+            async with aiosqlite.connect(path, isolation_level=None) as connection:
+                connection.row_factory = aiosqlite.Row
+                await connection.execute("PRAGMA journal_mode=WAL")
+                await connection.execute("PRAGMA synchronous=FULL")
+                await connection.execute("PRAGMA foreign_keys=ON")
+                await connection.execute("PRAGMA busy_timeout=10000")
+                state = cls(connection, path)
+                await state._migrate()
+                yield state
+
+    def ensure_in_place(self) -> None:
+        """Raise StateError when the database file was deleted or replaced while open: what
+        is written would go to a file nobody can read again."""
+        try:
+            inode = self._path.stat().st_ino
+        except OSError:
+            inode = None
+        if inode != self._inode:
+            raise StateError(
+                f"the state database {self._path} was deleted or replaced while running;"
+                " stopping (the next start begins with a new one)"
+            )
 
     async def _migrate(self) -> None:
         async with self._db.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         applied = int(row[0]) if row else 0
+        if applied == len(MIGRATIONS):
+            return
+        # Off while tables are rebuilt: dropping a parent table must not cascade.
+        await self._db.execute("PRAGMA foreign_keys=OFF")
         for number, migration in enumerate(MIGRATIONS[applied:], start=applied + 1):
             await self._db.executescript(
                 f"BEGIN; {migration.script}; PRAGMA user_version = {number}; COMMIT;"
             )
+        await self._db.execute("PRAGMA foreign_keys=ON")
 
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        await self._db.execute(sql, tuple(params))
+        with _errors_named(self._path):
+            await self._db.execute(sql, tuple(params))
 
     async def _upsert(self, table: str, key: dict[str, Any], columns: dict[str, Any]) -> None:
         """Insert a row, or update `columns` of the row with the same primary `key`."""
@@ -144,29 +195,24 @@ class StateDB:
         )
 
     async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._db.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        with _errors_named(self._path):
+            async with self._db.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
 
     # -- files -------------------------------------------------------------------------------
 
-    async def find_file(self, rel_path: str, size: int, mtime_ns: int) -> FileRow | None:
-        rows = await self._rows(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE rel_path=? AND size=? AND mtime_ns=?",
-            (rel_path, size, mtime_ns),
-        )
-        return _file(rows[0]) if rows else None
-
-    async def find_files(self, rel_paths: Sequence[str]) -> dict[tuple[str, int, int], FileRow]:
-        """Every recorded row at these paths, by identity (path, size, mtime_ns)."""
-        found = {}
+    async def find_files(self, rel_paths: Sequence[str]) -> dict[str, list[FileRow]]:
+        """Every recorded row at these paths (old contents included), newest last."""
+        found: dict[str, list[FileRow]] = {}
         for start in range(0, len(rel_paths), CHUNK):
             chunk = list(rel_paths[start : start + CHUNK])
             marks = ",".join("?" * len(chunk))
             for row in await self._rows(
-                f"SELECT {_FILE_COLUMNS} FROM files WHERE rel_path IN ({marks})", chunk
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE rel_path IN ({marks}) ORDER BY id",
+                chunk,
             ):
                 file = _file(row)
-                found[(file.rel_path, file.size, file.mtime_ns)] = file
+                found.setdefault(file.rel_path, []).append(file)
         return found
 
     async def get_file(self, file_id: int) -> FileRow:
@@ -176,24 +222,60 @@ class StateDB:
     async def stem_taken(self, stem: str) -> bool:
         return bool(await self._rows("SELECT 1 FROM files WHERE stem=?", (stem,)))
 
-    async def add_file(self, rel_path: str, size: int, mtime_ns: int, stem: str) -> FileRow:
-        """A new source; unfinished rows for older content at the same path are forgotten."""
+    async def add_file(
+        self, rel_path: str, size: int, mtime_ns: int, fingerprint: str, stem: str
+    ) -> FileRow:
+        """A new source, under an id no other file ever had."""
         now = time.time()
-        await self._write("DELETE FROM files WHERE rel_path=? AND state!=?", (rel_path, DONE))
         await self._write(
-            "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (rel_path, size, mtime_ns, stem, now, now),
+            "INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rel_path, size, mtime_ns, fingerprint, stem, now, now),
         )
-        found = await self.find_file(rel_path, size, mtime_ns)
-        assert found is not None
-        return found
+        [(file_id,)] = await self._rows("SELECT last_insert_rowid()")
+        return await self.get_file(file_id)
+
+    async def set_identity(self, file_id: int, mtime_ns: int, fingerprint: str) -> None:
+        """The same content seen with a new mtime (`touch`), or first fingerprinted."""
+        await self._write(
+            "UPDATE files SET mtime_ns=?, fingerprint=? WHERE id=?",
+            (mtime_ns, fingerprint, file_id),
+        )
+
+    async def forget_replaced(self, rel_path: str, keep: int) -> list[int]:
+        """Rows of older content at `rel_path` that never finished nor published anything
+        are forgotten (their ids are never given out again); returns their ids."""
+        unfinished = (
+            "rel_path=? AND id!=? AND state IN (?, ?) AND NOT EXISTS (SELECT 1 FROM outputs o"
+            " WHERE o.file_id=files.id AND o.state IN (?, ?))"
+        )
+        params = (rel_path, keep, PENDING, FAILED, DONE, PUBLISHING)
+        ids = [row[0] for row in await self._rows(f"SELECT id FROM files WHERE {unfinished}",
+                                                   params)]  # fmt: skip
+        if ids:
+            await self._write(f"DELETE FROM files WHERE {unfinished}", params)
+        return ids
 
     async def set_file_state(self, file_id: int, state: str, error: str | None = None) -> None:
         await self._write(
             "UPDATE files SET state=?, error=?, updated_at=? WHERE id=?",
             (state, error, time.time(), file_id),
         )
+
+    async def set_done(self, file_id: int, raw_action: str | None) -> None:
+        """The file is done; `raw_action` (the pending `after_done`) in the same write."""
+        await self._write(
+            "UPDATE files SET state=?, error=NULL, raw_action=?, updated_at=? WHERE id=?",
+            (DONE, raw_action, time.time(), file_id),
+        )
+
+    async def with_pending_raw_action(self, suffix: str) -> list[FileRow]:
+        """Done files whose raw action (recorded as `<action><suffix>`) was interrupted."""
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=? AND raw_action LIKE ?",
+            (DONE, f"%{suffix}"),
+        )
+        return [_file(row) for row in rows]
 
     async def set_probe(self, file_id: int, probe_json: str) -> None:
         await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))

@@ -84,4 +84,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the latest finished files, fast: `status` lists them from 100,000",
         "CREATE INDEX IF NOT EXISTS files_by_state_time ON files (state, updated_at);",
     ),
+    Migration(
+        "file ids are never reused (AUTOINCREMENT) and a file is known by its content",
+        # Rebuilt the SQLite way (foreign keys are off while migrations run): a plain
+        # INTEGER PRIMARY KEY hands a deleted row's id to the next file, which then inherits
+        # its work folder. mtime is a hint now, so (rel_path, size, mtime_ns) is no key.
+        """
+        CREATE TABLE files_v6 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            rel_path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            fingerprint TEXT,
+            stem TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'pending',
+            error TEXT,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            probe TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            raw_action TEXT
+        );
+        INSERT INTO files_v6 (id, rel_path, size, mtime_ns, stem, state, error, warnings, probe,
+                              created_at, updated_at, raw_action)
+            SELECT id, rel_path, size, mtime_ns, stem, state, error, warnings, probe,
+                   created_at, updated_at, raw_action FROM files;
+        DROP TABLE files;
+        ALTER TABLE files_v6 RENAME TO files;
+        CREATE INDEX files_by_state ON files (state);
+        CREATE INDEX files_by_path ON files (rel_path);
+        CREATE INDEX files_by_state_time ON files (state, updated_at);
+        """,
+    ),
 )

@@ -1,0 +1,216 @@
+"""SPEC §12 with real kills: identity of content, the publishing protocol, after_done.
+
+Kills are aimed at one phase with `strace -f -P PATH -e inject=SYSCALL:signal=KILL`:
+the daemon dies on its first SYSCALL touching PATH, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from media import ffmpeg, file_sha256, poll_rows, run_cli, state_rows
+from test_cli import tmpfs
+from test_recovery import _kill_when, _start
+
+NULL_TS_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
+
+
+def _ts_clip(path: Path, source: str, seconds: int) -> None:
+    ffmpeg("-f", "lavfi", "-i", f"{source}=s=480x270:r=25:d={seconds}",
+           "-f", "lavfi", "-i", f"sine=d={seconds}", "-c:v", "mpeg4", "-q:v", "2",
+           "-c:a", "mp2", "-f", "mpegts", path)  # fmt: skip
+
+
+def same_length_clips(first: Path, second: Path, seconds: int) -> None:
+    """Two different recordings of exactly the same byte length (MPEG-TS, padded with null
+    packets, which every demuxer skips)."""
+    _ts_clip(first, "testsrc2", seconds)
+    _ts_clip(second, "smptebars", seconds)
+    short, long = sorted((first, second), key=lambda path: path.stat().st_size)
+    missing = long.stat().st_size - short.stat().st_size
+    with short.open("ab") as handle:
+        handle.write(NULL_TS_PACKET * (missing // len(NULL_TS_PACKET)))
+    assert first.stat().st_size == second.stat().st_size
+
+
+def ssim(archive: Path, reference: Path) -> float:
+    """Mean SSIM of the archive's pictures against a reference recording."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-i", f"file:{archive}", "-i", f"file:{reference}",
+         "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(re.findall(r"All:([0-9.]+)", result.stderr)[-1])
+
+
+def run_killed_at(root: Path, syscall: str, path: Path) -> None:
+    """`run --once`, SIGKILLed on its first `syscall` that touches `path`."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (make test installs it)")
+    result = subprocess.run(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={syscall}",
+         "-P", str(path), "-e", f"inject={syscall}:signal=KILL:when=1",
+         sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
+        capture_output=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()[-2000:]
+
+
+def _configure(root: Path, extra: str = "") -> None:
+    (root / "videoarchiver.toml").write_text(
+        f"settle_seconds = 0\njobs = 1\n{extra}\n[archive]\n"
+        'video_args = ["-crf", "18", "-preset", "ultrafast"]\n'
+    )
+
+
+def _clip(path: Path, seconds: float = 1) -> None:
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=160x120:r=10:d={seconds}", "-c:v", "mpeg4", path)
+
+
+def test_touch_is_not_a_new_file(root: Path) -> None:
+    raw = root / "raw" / "x.mov"
+    _clip(raw)
+    assert run_cli(root, "run", "--once").returncode == 0
+    os.utime(raw, ns=(time.time_ns(), time.time_ns()))
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert sorted(p.name for p in (root / "archive").iterdir()) == ["x.mkv"]
+    assert sorted(p.name for p in (root / "screenshot").iterdir()) == ["x.jpg"]
+    assert state_rows(root, "SELECT rel_path, state FROM files") == [("x.mov", "done")]
+
+
+def test_raw_replaced_during_an_encode_then_killed_is_archived_as_the_new_content(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    (root / "raw").mkdir(parents=True)
+    _configure(root, 'after_done = "delete"')
+    config = root / "videoarchiver.toml"
+    config.write_text(config.read_text().replace('"ultrafast"', '"slow"'))
+    old, new = tmp_path / "old.ts", tmp_path / "new.ts"
+    same_length_clips(old, new, seconds=20)
+    raw = root / "raw" / "clip.ts"
+    shutil.copyfile(old, raw)
+
+    def encoding() -> bool:
+        partials = list((root / "work" / "files").glob("*/archive/s0.partial0.mkv"))
+        return bool(partials) and partials[0].stat().st_size > 100_000
+
+    daemon = _start(root)
+    _kill_when(daemon, lambda: encoding() and _replace(new, raw), root)
+    assert run_cli(root, "run", "--once").returncode == 0
+    archive = root / "archive" / "clip.mkv"
+    assert ssim(archive, new) > 0.95, "the archive holds the new recording's pictures"
+    assert ssim(archive, old) < 0.6
+    assert not raw.exists(), "deleted only once the new content was archived"
+    [(file_id,)] = state_rows(root, "SELECT id FROM files")
+    assert file_id == 2, "the new content has an id of its own"
+
+
+def _replace(source: Path, raw: Path) -> bool:
+    hidden = raw.with_name(".replacing")
+    shutil.copyfile(source, hidden)
+    hidden.replace(raw)
+    return True
+
+
+def test_raw_replaced_while_the_daemon_runs_is_processed_as_a_new_file(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "raw").mkdir(parents=True)
+    (root / "videoarchiver.toml").write_text(
+        'settle_seconds = 0.5\nscan_interval = 2\n[archive]\nvideo_args = ["-preset", "slow"]\n'
+    )
+    old, new = tmp_path / "old.ts", tmp_path / "new.ts"
+    same_length_clips(old, new, seconds=8)
+    raw = root / "raw" / "clip.ts"
+    shutil.copyfile(old, raw)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while ("running",) not in poll_rows(root, "SELECT state FROM stream_jobs"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        _replace(new, raw)
+        while ("done",) not in poll_rows(root, "SELECT state FROM files WHERE id = 2"):
+            assert time.monotonic() < deadline, poll_rows(root, "SELECT * FROM files")
+            time.sleep(0.2)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    [(stem,)] = state_rows(root, "SELECT stem FROM files WHERE id = 2")
+    assert ssim(root / "archive" / f"{stem}.mkv", new) > 0.95
+    assert not (root / "archive" / "clip.mkv").exists() or stem == "clip"
+
+
+@pytest.mark.parametrize("archive_elsewhere", [False, True], ids=["same-fs", "other-fs"])
+def test_killed_right_after_publishing_adopts_the_published_archive(
+    root: Path, archive_elsewhere: bool
+) -> None:
+    _configure(root)
+    _clip(root / "raw" / "a.mp4", seconds=2)
+    archive = root / "archive"
+    if archive_elsewhere:
+        context = tmpfs(archive, "64m")
+        context.__enter__()
+    try:
+        run_killed_at(root, "openat", archive)  # the fsync of archive/ just after the link
+        published = archive / "a.mkv"
+        before = (published.stat().st_ino, file_sha256(published))
+        [(state, sha256)] = state_rows(
+            root, "SELECT state, sha256 FROM outputs WHERE kind = 'archive'"
+        )
+        assert (state, sha256) == ("publishing", before[1]), "killed between link and record"
+        result = run_cli(root, "run", "--once")
+        assert result.returncode == 0, result.stderr
+        assert (published.stat().st_ino, file_sha256(published)) == before, "never rewritten"
+        assert [p.name for p in archive.iterdir()] == ["a.mkv"], "no temporary left beside it"
+        assert state_rows(root, "SELECT state FROM files") == [("done",)]
+    finally:
+        if archive_elsewhere:
+            context.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("after_done", ["move", "delete"])
+def test_after_done_interrupted_by_a_kill_is_finished_at_the_next_start(
+    root: Path, after_done: str
+) -> None:
+    _configure(root, f'after_done = "{after_done}"')
+    raw = root / "raw" / "a.mp4"
+    _clip(raw)
+    sha256 = file_sha256(raw)
+    if after_done == "move":
+        (root / "done").mkdir()
+        run_killed_at(root, "openat", root / "done")  # linked into done/, still in raw/
+        assert raw.exists() and (root / "done" / "a.mp4").exists()
+    else:
+        run_killed_at(root, "unlink", raw)
+        assert raw.exists()
+    assert state_rows(root, "SELECT state, raw_action FROM files") == [
+        ("done", f"{after_done} pending")
+    ]
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert not raw.exists()
+    if after_done == "move":
+        assert file_sha256(root / "done" / "a.mp4") == sha256
+        assert state_rows(root, "SELECT raw_action FROM files") == [("moved to done/a.mp4",)]
+    else:
+        assert state_rows(root, "SELECT raw_action FROM files") == [("deleted",)]
+
+
+def test_keep_never_touches_the_raw_file(root: Path) -> None:
+    raw = root / "raw" / "a.mp4"
+    _clip(raw)
+    before = (file_sha256(raw), raw.stat().st_mode, raw.stat().st_mtime_ns)
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert (file_sha256(raw), raw.stat().st_mode, raw.stat().st_mtime_ns) == before
