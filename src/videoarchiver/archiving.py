@@ -156,7 +156,10 @@ async def make_archive(rt: Runtime, source: Source) -> None:
             await record(rt, source, _job(decision), DONE)
     await run_jobs(rt, source, encodes)
     decisions = [streams.decisions[d.index] for d in planned]
-    drops = [note for d in decisions if d.action is Action.DROP for note in d.notes]
+    drops = [
+        *source.probed.notes,
+        *(note for d in decisions if d.action is Action.DROP for note in d.notes),
+    ]
     await rt.state.set_warnings(source.row.id, drops)
     muxed = work / "archive.mkv"
     pictures = await _extract_pictures(rt, source, decisions, work)

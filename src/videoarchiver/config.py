@@ -62,6 +62,7 @@ class Config(BaseSettings):
     settle_seconds: float = Field(default=30, ge=0)
     scan_interval: float = Field(default=60, gt=0)
     after_done: Literal["keep", "move", "delete"] = "keep"
+    stall_seconds: float = Field(default=300, gt=0)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     preview: PreviewConfig = Field(default_factory=PreviewConfig)
     montage: MontageConfig = Field(default_factory=MontageConfig)

@@ -14,9 +14,10 @@ from videoarchiver.processes import each_line, read_output
 
 @dataclass(frozen=True)
 class Probed:
-    probe: Probe
+    probe: Probe  # without the video and audio streams that hold no data
     packets: PacketTally
     json: str
+    notes: tuple[str, ...] = ()  # what was left out, and why
 
 
 async def count_packets(path: Path) -> PacketTally:
@@ -38,4 +39,9 @@ async def probe_file(path: Path) -> Probed:
         packets = await count_packets(path)
     except ProcessError as exc:
         raise ProbeError(f"cannot read the packets: {exc}") from exc
-    return Probed(probe=probe, packets=packets, json=raw_json.decode("utf-8", "replace"))
+    with_data, notes = probe.without_empty(packets)
+    if not with_data.has_media:
+        raise ProbeError(
+            "no audio or video stream holds any data (a file cut before its first frame?)"
+        )
+    return Probed(with_data, packets, raw_json.decode("utf-8", "replace"), tuple(notes))

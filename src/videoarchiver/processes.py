@@ -32,9 +32,50 @@ TRACE_ENV = "VIDEOARCHIVER_TRACE"  # a file to append one JSON line per process 
 STDERR_LINES = 30
 STDERR_LINE_CHARS = 400
 TERMINATE_GRACE_SECONDS = 20.0
+STALL_GRACE_SECONDS = 5.0  # a stalled process rarely honours SIGTERM
+STALL_CHECK_SECONDS = 1.0
+# CPU time per check that counts as work: a decoder busy on a long stream moves even when
+# it prints nothing; a process blocked for good (or polling) stays below this.
+WORKING_CPU_SECONDS = 0.02
+DEFAULT_STALL_SECONDS = 300.0
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 # Returns True to ask the process to stop (the ratio rule).
 StdoutHandler = Callable[[bytes], bool]
+
+
+class Watchdog:
+    """Notices a process that stopped working: nothing moved for `seconds`. What moves is
+    what the caller reports (`moved`: progress, output lines) and CPU time the process
+    spends (checked by `run_process`)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._last = clock()
+        self._cpu = 0.0
+
+    def moved(self) -> None:
+        self._last = self._clock()
+
+    def spent(self, cpu_seconds: float) -> None:
+        """The process's CPU time so far: enough more than last time is work."""
+        if cpu_seconds - self._cpu >= WORKING_CPU_SECONDS:
+            self.moved()
+        self._cpu = cpu_seconds
+
+    @property
+    def stalled(self) -> bool:
+        return self._clock() - self._last > self.seconds
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -42,12 +83,15 @@ class ProcessResult:
     returncode: int
     stderr_tail: str
     stopped: bool
+    stalled_after: float | None = None  # seconds without progress when the watchdog stopped it
 
     def check(self, what: str) -> None:
         """Raise ProcessError with ffmpeg's own words when the process failed.
 
         ffmpeg can exit 0 after its output hit a full disk; that is a failure too.
         """
+        if self.stalled_after is not None:
+            raise ProcessError(f"{what} stalled: no progress for {self.stalled_after:g} s")
         disk_full = "No space left on device" in self.stderr_tail
         if (self.returncode != 0 and not self.stopped) or disk_full:
             detail = self.stderr_tail or "no message"
@@ -79,12 +123,12 @@ class LineBuffer:
         return [rest.decode("utf-8", "replace")] if rest else []
 
 
-async def _stop(process: Process) -> None:
+async def _stop(process: Process, grace: float = TERMINATE_GRACE_SECONDS) -> None:
     """SIGTERM, then SIGKILL after a grace period; shielded so cancellation cannot skip it."""
     with anyio.CancelScope(shield=True):
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
-            with anyio.move_on_after(TERMINATE_GRACE_SECONDS):
+            with anyio.move_on_after(grace):
                 await process.wait()
         if process.returncode is None:
             process.kill()
@@ -107,12 +151,16 @@ async def run_process(
     args: Sequence[str],
     on_stdout: StdoutHandler,
     env: Mapping[str, str] | None = None,
+    watchdog: Watchdog | None = None,
 ) -> ProcessResult:
-    """Run one command to its end (or until `on_stdout` asks it to stop)."""
+    """Run one command to its end (or until `on_stdout` asks it to stop, or the watchdog
+    finds it stalled: it is then stopped, SIGKILLed if need be)."""
     command = _command(args)
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=STDERR_LINES)
     stopped = False
+    stalled_after: float | None = None
+    watchdog = watchdog or Watchdog(DEFAULT_STALL_SECONDS)
     process = await anyio.open_process(
         command,
         stdin=subprocess.DEVNULL,
@@ -129,14 +177,25 @@ async def run_process(
             tail.extend(line.strip()[:STDERR_LINE_CHARS] for line in lines.feed(chunk))
         tail.extend(line.strip()[:STDERR_LINE_CHARS] for line in lines.flush())
 
+    async def watch() -> None:
+        nonlocal stalled_after
+        while not watchdog.stalled:
+            await anyio.sleep(STALL_CHECK_SECONDS)
+            watchdog.spent(_cpu_seconds(process.pid))
+        stalled_after = watchdog.seconds
+        await _stop(process, STALL_GRACE_SECONDS)
+
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(read_stderr)
-            async for chunk in stdout:
-                if not stopped and on_stdout(chunk):
-                    stopped = True
-                    process.send_signal(signal.SIGTERM)
-        await process.wait()
+            async with anyio.create_task_group() as watching:
+                watching.start_soon(watch)
+                async for chunk in stdout:
+                    if not stopped and on_stdout(chunk):
+                        stopped = True
+                        process.send_signal(signal.SIGTERM)
+                await process.wait()
+                watching.cancel_scope.cancel()
     except BaseException:
         await _stop(process)
         raise
@@ -146,30 +205,34 @@ async def run_process(
     assert process.returncode is not None
     _trace(args, env, time.monotonic() - started, stopped)
     message = " | ".join(line for line in tail if line)
-    return ProcessResult(returncode=process.returncode, stderr_tail=message, stopped=stopped)
+    return ProcessResult(process.returncode, message, stopped, stalled_after)
 
 
 async def read_output(args: Sequence[str], what: str) -> bytes:
     """Run a command that prints a small document (ffprobe JSON) and return its stdout."""
     collected = bytearray()
+    watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
     def keep(chunk: bytes) -> bool:
         collected.extend(chunk)
+        watchdog.moved()
         return False
 
-    (await run_process(args, keep)).check(what)
+    (await run_process(args, keep, watchdog=watchdog)).check(what)
     return bytes(collected)
 
 
 async def each_line(args: Sequence[str], on_line: Callable[[str], None], what: str) -> None:
     """Run a command and hand its stdout to `on_line` one line at a time, in constant memory."""
     lines = LineBuffer()
+    watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
     def split(chunk: bytes) -> bool:
+        watchdog.moved()
         for line in lines.feed(chunk):
             on_line(line)
         return False
 
-    (await run_process(args, split)).check(what)
+    (await run_process(args, split, watchdog=watchdog)).check(what)
     for line in lines.flush():
         on_line(line)

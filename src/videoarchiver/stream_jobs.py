@@ -18,7 +18,7 @@ import anyio
 from videoarchiver.errors import VideoArchiverError
 from videoarchiver.planning.commands import output_of
 from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
-from videoarchiver.processes import run_process
+from videoarchiver.processes import Watchdog, run_process
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE, FAILED, RUNNING
 from videoarchiver.ui import TaskInfo
@@ -77,18 +77,24 @@ async def run_limited(
     await anyio.Path(output_of(args)).unlink(missing_ok=True)
     async with rt.ffmpeg_slots:
         view = rt.reporter.start(task)
+        watchdog = Watchdog(rt.config.stall_seconds)
+        last: tuple[object, ...] = ()
 
         def on_stdout(chunk: bytes) -> bool:
+            nonlocal last
             stop = False
             for update in parser.feed(chunk):
                 view.update(update)
                 stop = bool(stop_when and stop_when(update)) or stop
+                if (now := (update.out_seconds, update.total_size, update.frame)) != last:
+                    watchdog.moved()
+                    last = now
             return stop
 
         started = time.monotonic()
         result = None
         try:
-            result = await run_process(args, on_stdout, env)
+            result = await run_process(args, on_stdout, env, watchdog)
         finally:
             view.end(ok=result is not None and result.returncode == 0)
         wall = time.monotonic() - started

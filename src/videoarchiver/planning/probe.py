@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from videoarchiver.errors import ProbeError
+from videoarchiver.planning.packets import PacketTally
 
 
 class _Lax(BaseModel):
@@ -96,6 +97,20 @@ class Probe(_Lax):
     @property
     def has_media(self) -> bool:
         return any(s.is_video or s.is_audio for s in self.streams)
+
+    def without_empty(self, packets: PacketTally) -> tuple[Probe, list[str]]:
+        """The file as far as it holds data: video and audio streams without a single packet
+        (a camera clip cut mid-write, an unused track) are left out, each with a note."""
+        empty = [
+            s for s in self.streams if (s.is_video or s.is_audio) and not packets.get(s.index).count
+        ]
+        notes = [
+            f"stream {s.index} ({s.codec_type} {s.codec_name}) dropped: it holds no data"
+            for s in empty
+        ]
+        gone = {s.index for s in empty}
+        kept = [s for s in self.streams if s.index not in gone]
+        return self.model_copy(update={"streams": kept}), notes
 
 
 def parse_rate(text: str | None) -> Fraction | None:

@@ -1,0 +1,165 @@
+"""SPEC §11: no name, file or fault stops the daemon or reaches outside the root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from media import ffmpeg, file_sha256, probe, run_cli, state_rows
+
+
+def _clip(path: Path) -> None:
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "mpeg4", path)
+
+
+def _configure(root: Path, extra: str) -> None:
+    (root / "videoarchiver.toml").write_text(
+        f"settle_seconds = 0\n{extra}\n[archive]\n"
+        'video_args = ["-crf", "18", "-preset", "ultrafast"]\n'
+    )
+
+
+def test_a_stalled_ffmpeg_is_stopped_and_the_file_fails_with_a_reason(root: Path) -> None:
+    _configure(root, "stall_seconds = 2")
+    _clip(root / "raw" / "a.mp4")
+    fake = root / "bin"
+    fake.mkdir()
+    # An ffmpeg that hangs at 0 % CPU and ignores SIGTERM on the preview's encode.
+    (fake / "ffmpeg").write_text(
+        "#!/bin/sh\n"
+        "case \"$*\" in *libsvtav1*) trap '' TERM; exec sleep 600;; esac\n"
+        f'exec {shutil.which("ffmpeg")} "$@"\n'
+    )
+    (fake / "ffmpeg").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert time.monotonic() - started < 60
+    [(error,)] = state_rows(root, "SELECT error FROM files")
+    assert "stalled: no progress for 2 s" in error
+    assert (root / "archive" / "a.mkv").exists() and (root / "screenshot" / "a.jpg").exists()
+
+
+def test_a_stream_without_data_is_left_out_with_a_note(root: Path) -> None:
+    raw = root / "raw" / "a.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-f", "lavfi", "-i", "anullsrc",
+           "-map", "0", "-map", "1", "-c:v", "mpeg4", "-c:a", "pcm_s16le", "-frames:a", "0",
+           "-t", "1", raw)  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert [s["codec_name"] for s in probe(root / "archive" / "a.mkv")["streams"]] == ["h264"]
+    [(warnings,)] = state_rows(root, "SELECT warnings FROM files")
+    assert "stream 1 (audio pcm_s16le) dropped: it holds no data" in warnings
+
+
+def test_hostile_names_and_links_are_handled_and_nothing_outside_is_touched(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    raw = root / "raw"
+    raw.mkdir(parents=True)
+    _configure(root, 'after_done = "delete"')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _clip(elsewhere / "outside.mp4")
+    _clip(elsewhere / "target.mp4")
+    before = {p.name: file_sha256(p) for p in elsewhere.iterdir()}
+    names = [
+        os.fsdecode(b"caf\xe9.mp4"),  # not UTF-8
+        "line\nbreak.mp4",
+        "-dash.mp4",
+        "v" * 250 + ".mp4",
+        "v" * 250 + ".mov",  # its output name would be 258 bytes
+    ]
+    for name in names:
+        _clip(raw / name)
+    (raw / "loop").symlink_to(".")
+    (raw / "folder").symlink_to(elsewhere)
+    (raw / "dangling.mp4").symlink_to(tmp_path / "nothing.mp4")
+    (raw / "link.mp4").symlink_to(elsewhere / "target.mp4")
+    os.mkfifo(raw / "pipe.mp4")
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    rows = dict(state_rows(root, "SELECT rel_path, state FROM files"))
+    assert len(rows) == len(names) + 1 and set(rows.values()) == {"done"}, rows
+    archives = sorted(p.name for p in (root / "archive").iterdir())
+    assert "caf\\xe9.mkv" in archives and "line\nbreak.mkv" in archives
+    assert "-dash.mkv" in archives and "link.mkv" in archives
+    assert "v" * 250 + ".mkv" in archives
+    [shortened] = [name for name in archives if name.startswith("v" * 200) and "~" in name]
+    assert len(shortened.encode()) <= 255 and shortened.endswith(".mkv")
+    assert not any((root / "archive").rglob("outside*")), "a folder link out of raw/ is not read"
+    assert {p.name: file_sha256(p) for p in elsewhere.iterdir()} == before, "nothing outside"
+    assert sorted(p.name for p in raw.iterdir()) == ["dangling.mp4", "folder", "loop", "pipe.mp4"]
+    log = (root / "log" / "videoarchiver.log").read_text()
+    assert "line\\nbreak.mp4: done" in log and not any(
+        line.startswith("break.mp4") for line in log.splitlines()
+    )
+    assert "caf\\xe9.mp4: done" in log
+
+
+def test_a_damaged_state_database_is_a_clear_message_and_exit_2(root: Path) -> None:
+    (root / "work").mkdir()
+    (root / "work" / "state.sqlite3").write_bytes(b"not a database, just bytes " * 100)
+    for command in (["run", "--once"], ["status"]):
+        result = run_cli(root, *command)
+        assert result.returncode == 2, result.stderr
+        assert "state database" in result.stderr and "state.sqlite3" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_state_database_deleted_while_running_stops_with_exit_2(root: Path) -> None:
+    _configure(root, "scan_interval = 1")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        database = root / "work" / "state.sqlite3"
+        deadline = time.monotonic() + 30
+        while not database.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)
+        for path in database.parent.glob("state.sqlite3*"):
+            path.unlink()
+        _out, err = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 2, err
+    assert "was deleted or replaced while running" in err and "Traceback" not in err
+
+
+def test_permissions_outputs_follow_the_raw_state_and_log_are_private(root: Path) -> None:
+    raw = root / "raw" / "a.mp4"
+    _clip(raw)
+    raw.chmod(0o640)
+    assert run_cli(root, "run", "--once").returncode == 0
+    for output in ("archive/a.mkv", "preview/a.mkv", "screenshot/a.jpg"):
+        assert stat.S_IMODE((root / output).stat().st_mode) == 0o640, output
+    for private in ("work/state.sqlite3", "log/videoarchiver.log"):
+        assert stat.S_IMODE((root / private).stat().st_mode) & 0o077 == 0, private
+
+
+def test_sighup_stops_like_sigterm(root: Path) -> None:
+    _configure(root, "")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(2)
+    daemon.send_signal(signal.SIGHUP)
+    _out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert "SIGHUP: stopping" in err
