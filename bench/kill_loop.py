@@ -47,6 +47,12 @@ after_done = "{after_done}"
 [archive]
 video_args = ["-crf", "18", "-preset", "veryfast", "-g", "25"]
 """
+# Output folder, name suffix, and whether only files with video have one.
+OUTPUT_FOLDERS = (
+    ("archive", ".mkv", False),
+    ("preview", ".mkv", False),
+    ("screenshot", ".jpg", True),
+)
 DURATION_TOLERANCE = 0.15
 GONE_WITHIN = 5.0
 STRACE = ("strace", "-f", "-qq", "-o", "/dev/null")
@@ -529,48 +535,29 @@ def new_root(base: Path, number: int, seed: int, after_done: str) -> Root:
 
 
 def aims(root: Root, rng: random.Random) -> list[Aim]:
-    """The phases a kill can be aimed at, for this root's clips and after_done."""
+    """The phases a kill can be aimed at, for this root's after_done and for outputs and raw
+    files not yet published or moved (a kill aimed at what is done already would not fire)."""
     path = root.path
-    clip = rng.choice(root.clips)
-    video = rng.choice([c for c in root.clips if c.spec.has_video])
+    wal = path / "work" / "state.sqlite3-wal"
     found = [
-        Aim("archive linked, not recorded", "openat", path / "archive"),
-        Aim("preview linked, not recorded", "openat", path / "preview"),
-        Aim("montage linked, not recorded", "openat", path / "screenshot"),
-        Aim(
-            "archive intent recorded, before link",
-            "link,linkat",
-            path / "archive" / f"{clip.spec.stem}.mkv",
-        ),
-        Aim(
-            "preview intent recorded, before link",
-            "link,linkat",
-            path / "preview" / f"{clip.spec.stem}.mkv",
-        ),
-        Aim(
-            "montage intent recorded, before link",
-            "link,linkat",
-            path / "screenshot" / f"{video.spec.stem}.jpg",
-        ),
-        Aim(
-            "state database write",
-            "pwrite64",
-            path / "work" / "state.sqlite3-wal",
-            rng.randint(1, 300),
-        ),
-        Aim(
-            "state database commit (WAL sync)",
-            "fsync,fdatasync",
-            path / "work" / "state.sqlite3-wal",
-            rng.randint(1, 80),
-        ),
+        Aim("state database write", "pwrite64", wal, rng.randint(1, 300)),
+        Aim("state database commit (WAL sync)", "fsync,fdatasync", wal, rng.randint(1, 80)),
     ]
-    raw = path / "raw" / clip.spec.name
-    if root.after_done in ("move", "delete"):
-        found.append(Aim(f"raw unlink ({root.after_done})", "unlink,unlinkat", raw))
-    if root.after_done == "move":
-        found.append(Aim("raw linked into done/", "openat", path / "done"))
-        found.append(Aim("raw move, before link", "link,linkat", path / "done" / clip.spec.name))
+    for folder, suffix, video_only in OUTPUT_FOLDERS:
+        clips = [c for c in root.clips if c.spec.has_video or not video_only]
+        missing = [c for c in clips if not (path / folder / f"{c.spec.stem}{suffix}").exists()]
+        if missing:
+            name = "montage" if folder == "screenshot" else folder
+            found.append(Aim(f"{name} linked, not recorded", "openat", path / folder))
+            target = path / folder / f"{rng.choice(missing).spec.stem}{suffix}"
+            found.append(Aim(f"{name} intent recorded, before link", "link,linkat", target))
+    in_raw = [c for c in root.clips if (path / "raw" / c.spec.name).exists()]
+    if in_raw and root.after_done != "keep":
+        raw = rng.choice(in_raw).spec.name
+        found.append(Aim(f"raw unlink ({root.after_done})", "unlink,unlinkat", path / "raw" / raw))
+        if root.after_done == "move":
+            found.append(Aim("raw linked into done/", "openat", path / "done"))
+            found.append(Aim("raw move, before link", "link,linkat", path / "done" / raw))
     return found
 
 

@@ -163,3 +163,21 @@ def test_sighup_stops_like_sigterm(root: Path) -> None:
     _out, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, err
     assert "SIGHUP: stopping" in err
+
+
+def test_a_playlist_posing_as_a_video_is_refused_and_reads_nothing_outside(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    (root / "raw").mkdir(parents=True)
+    _configure(root, "")
+    secret = tmp_path / "secret.ts"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=2", "-c:v", "mpeg4", "-f", "mpegts",
+           secret)  # fmt: skip
+    (root / "raw" / "evil.mp4").write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2,\n{secret}\n#EXT-X-ENDLIST\n"
+    )
+    assert run_cli(root, "run", "--once").returncode == 1
+    [(state, error)] = state_rows(root, "SELECT state, error FROM files")
+    assert state == "failed" and "not on whitelist" in error
+    assert not any((root / "archive").iterdir()) and not any((root / "preview").iterdir())

@@ -8,7 +8,7 @@ import pytest
 
 from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.archive import Action, encode_args, mux_args, plan_archive
-from videoarchiver.planning.commands import url
+from videoarchiver.planning.commands import RawInput, safe_demuxers, url
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.probe import Probe
 from videoarchiver.planning.verify import ExpectedStream, expected_streams, verify_output
@@ -72,7 +72,9 @@ def test_video_encode_args_keep_format_colour_and_every_frame() -> None:
         "color_transfer": "smpte2084", "color_space": "bt2020nc", "color_range": "tv",
     }  # fmt: skip
     [decision] = plan_archive(make_probe(hdr), ArchiveConfig())
-    args = encode_args(Path("/r/-a.mp4"), decision, ["-crf", "18"], Path("/w/s0.mkv"))
+    args = encode_args(
+        RawInput(Path("/r/-a.mp4"), "mov"), decision, ["-crf", "18"], Path("/w/s0.mkv")
+    )
     assert args[0] == "ffmpeg"
     assert args[args.index("-i") + 1] == "file:/r/-a.mp4"
     assert args[-1] == "file:/w/s0.mkv"
@@ -103,7 +105,13 @@ def test_mux_maps_parts_and_raw_streams_in_raw_order() -> None:
     probe = make_probe(video, AUDIO, tmcd, subs, start=1.5)
     decisions = plan_archive(probe, ArchiveConfig())
     decisions[1] = decisions[1].fallback_to_copy("ratio")
-    args = mux_args(Path("/r/a.mov"), probe, decisions, {0: Path("/w/s0.mkv")}, Path("/w/out.mkv"))
+    args = mux_args(
+        RawInput(Path("/r/a.mov"), "mov"),
+        probe,
+        decisions,
+        {0: Path("/w/s0.mkv")},
+        Path("/w/out.mkv"),
+    )
     assert args[args.index("-itsoffset") + 1] == "-1.500000"
     inputs = [args[i + 1] for i, a in enumerate(args) if a == "-i"]
     assert inputs == [url(Path("/r/a.mov")), url(Path("/w/s0.mkv"))]
@@ -122,7 +130,9 @@ def test_cover_art_is_attached_as_matroska_cover() -> None:
     probe = make_probe(AUDIO, cover)
     decisions = plan_archive(probe, ArchiveConfig())
     pictures = {1: Path("/w/s1.jpg")}
-    args = mux_args(Path("/r/a.mp3"), probe, decisions, {}, Path("/w/out.mkv"), pictures)
+    args = mux_args(
+        RawInput(Path("/r/a.mp3"), "mov"), probe, decisions, {}, Path("/w/out.mkv"), pictures
+    )
     assert [args[i + 1] for i, a in enumerate(args) if a == "-map"] == ["0:0"]
     assert args[args.index("-attach") + 1] == "file:/w/s1.jpg"
     metadata = [args[i + 1] for i, a in enumerate(args) if a == "-metadata:s:t:0"]
@@ -175,3 +185,16 @@ def test_verify_output(
         assert problems == []
     else:
         assert any(problem in text for text in problems), problems
+
+
+def test_raw_files_are_read_as_themselves_only() -> None:
+    listing = (
+        " D. = Demuxing supported\n --\n D  aac             raw ADTS AAC\n"
+        " D  concat          Virtual concatenation script\n D  hls             Apple HTTP Live\n"
+        " DE matroska,webm   Matroska / WebM\n D  mov,mp4,m4a,3gp,3g2,mj2 QuickTime / MOV\n"
+    )
+    allowed = safe_demuxers(listing)
+    assert allowed == "3g2,3gp,aac,m4a,matroska,mj2,mov,mp4,webm"
+    args = RawInput(Path("/r/a.mp4"), allowed).args()
+    assert args == ["-protocol_whitelist", "file", "-format_whitelist", allowed, "-i",
+                    "file:/r/a.mp4"]  # fmt: skip

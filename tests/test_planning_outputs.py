@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from videoarchiver.config import PreviewConfig
+from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.montage import (
     MontagePlan,
     frame_times,
@@ -63,10 +64,15 @@ def test_preview_pixel_format(pix_fmt: str | None, expected: str) -> None:
 
 
 def test_preview_audio_mixes_only_several_streams() -> None:
-    one = preview_audio_args(Path("/r.mkv"), [Stream(index=1)], PreviewConfig(), Path("/o.mkv"))
+    one = preview_audio_args(
+        RawInput(Path("/r.mkv"), "mov"), [Stream(index=1)], PreviewConfig(), Path("/o.mkv")
+    )
     assert "amix" not in " ".join(one) and one[one.index("-map") + 1] == "0:1"
     two = preview_audio_args(
-        Path("/r.mkv"), [Stream(index=1), Stream(index=3)], PreviewConfig(), Path("/o.mkv")
+        RawInput(Path("/r.mkv"), "mov"),
+        [Stream(index=1), Stream(index=3)],
+        PreviewConfig(),
+        Path("/o.mkv"),
     )
     graph = two[two.index("-filter_complex") + 1]
     assert graph.startswith("[0:1][0:3]amix=inputs=2:duration=longest,")
@@ -117,7 +123,7 @@ def test_montage_names() -> None:
 
 def test_single_pass_graph_selects_each_time_then_tiles() -> None:
     plan = MontagePlan(index=1, n=2, times=(0.0, 5.0, 10.0, 15.0), single_pass=True, tile=(64, 48))
-    args = single_pass_args(Path("/r.ts"), plan, offset=0.5, output=Path("/o.jpg"))
+    args = single_pass_args(RawInput(Path("/r.ts"), "mov"), plan, offset=0.5, output=Path("/o.jpg"))
     graph = args[args.index("-vf") + 1]
     assert "gte(t\\,0.500000+ld(0))" in graph and "ld(0)+5.000000" in graph
     assert graph.endswith(",scale=64:48,tile=2x2")

@@ -71,7 +71,9 @@ def _parts(root: Path) -> list[dict[str, object]]:
 
 @pytest.fixture
 def clip_root(tmp_path: Path) -> Path:
-    root = tmp_path / "it's a root"  # a quote in every path: the concat script must cope
+    # A quote, a `%` and a newline in every path: the concat script and the montage's frame
+    # pattern must cope.
+    root = tmp_path / "it's 100%\na root"
     (root / "raw").mkdir(parents=True)
     (root / "videoarchiver.toml").write_text(
         "settle_seconds = 0\njobs = 1\n[archive]\n"

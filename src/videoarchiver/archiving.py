@@ -95,7 +95,7 @@ class _ArchiveStreams:
         try:
             encoded = await encode_resumable(
                 rt, source, _job(decision),
-                lambda out: encode_args(source.path, decision, codec_args, out), part,
+                lambda out: encode_args(source.input, decision, codec_args, out), part,
                 stop_for if copyable else None, figures=figures,
             )  # fmt: skip
             figures["wall_seconds"] = encoded.wall
@@ -135,7 +135,7 @@ async def _extract_pictures(
         if decision.action is Action.ATTACH:
             picture = work / f"s{decision.index}.{PICTURES[str(decision.codec)][0]}"
             task = TaskInfo(source.name, f"s{decision.index} cover art")
-            args = picture_args(source.path, decision.index, picture)
+            args = picture_args(source.input, decision.index, picture)
             await run_limited(rt, args, f"copy of the cover art in stream {decision.index}", task)
             pictures[decision.index] = picture
     return pictures
@@ -165,7 +165,7 @@ async def make_archive(rt: Runtime, source: Source) -> None:
     pictures = await _extract_pictures(rt, source, decisions, work)
     await mux_verify_publish(
         rt, source, OUTPUT,
-        mux_args(source.path, source.probed.probe, decisions, streams.parts, muxed, pictures),
+        mux_args(source.input, source.probed.probe, decisions, streams.parts, muxed, pictures),
         muxed,
         expected_streams(source.probed.probe, decisions, source.probed.packets),
         archive_path(rt.layout.root, source.row.stem),

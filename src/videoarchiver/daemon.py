@@ -91,11 +91,11 @@ def _log_resources() -> None:
 
 async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Reporter) -> int:
     """Exit code: 0 when stopped or (with `once`) all done, 1 when a file failed."""
-    await check_tools(config)
+    demuxers = await check_tools(config)
     async with StateDB.open(layout.state_db) as state:
         await state.requeue_interrupted()
         await remove_stale_work(layout, state)
-        scheduler = Scheduler(Runtime.create(layout, config, state, reporter))
+        scheduler = Scheduler(Runtime.create(layout, config, state, reporter, demuxers))
         for row in await state.with_pending_raw_action(PENDING_ACTION):
             await scheduler.finish_raw_action(row)
         stopping = anyio.Event()

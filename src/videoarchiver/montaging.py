@@ -62,14 +62,14 @@ async def _seek_frames(
     task = TaskInfo(source.name, f"s{plan.index} montage (seek)")
     if plan.n == 1:
         await run_limited(
-            rt, seek_args(source.path, plan, offset + plan.times[0], sheet), what, task
+            rt, seek_args(source.input, plan, offset + plan.times[0], sheet), what, task
         )
         return await anyio.Path(sheet).exists()
     frames = sheet.with_suffix(".frames")
     await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
     for number, time in enumerate(plan.times):
         frame = frames / frame_name(number)
-        await run_limited(rt, seek_args(source.path, plan, offset + time, frame), what, task)
+        await run_limited(rt, seek_args(source.input, plan, offset + time, frame), what, task)
         if not await anyio.Path(frame).exists():
             return False
     await run_limited(rt, tile_args(frames, plan.n, sheet), what, task)
@@ -81,7 +81,7 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
     offset = source.offset(plan.index)
     if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
         return
-    args = single_pass_args(source.path, plan, offset, sheet)
+    args = single_pass_args(source.input, plan, offset, sheet)
     task = TaskInfo(source.name, f"s{plan.index} montage (single pass)")
     await run_limited(rt, args, f"montage of stream {plan.index}", task)
 

@@ -39,7 +39,7 @@ async def make_preview(rt: Runtime, source: Source) -> None:
         size = preview_size(*shown, settings.max_side)
         job = StreamJob(OUTPUT, stream.index, "video", "encode", (f"{size[0]}x{size[1]}",))
         part = work / f"s{stream.index}.mkv"
-        args_for = partial(preview_video_args, source.path, stream, settings)
+        args_for = partial(preview_video_args, source.input, stream, settings)
         jobs.append((job, partial(encode_part, rt, source, job, args_for, part, env)))
         parts.append(part)
     audios = [s for s in probe.streams if s.is_audio]
@@ -48,7 +48,7 @@ async def make_preview(rt: Runtime, source: Source) -> None:
         notes = (f"mix of streams {mixed}",) if len(audios) > 1 else ()
         job = StreamJob(OUTPUT, audios[0].index, "audio", "encode", notes)
         part = work / "audio.mkv"
-        args_for = partial(preview_audio_args, source.path, audios, settings)
+        args_for = partial(preview_audio_args, source.input, audios, settings)
         jobs.append((job, partial(encode_part, rt, source, job, args_for, part)))
         parts.append(part)
     await run_jobs(rt, source, jobs)

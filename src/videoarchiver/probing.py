@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoarchiver.errors import ProbeError, ProcessError
-from videoarchiver.planning.commands import packet_args, probe_args
+from videoarchiver.planning.commands import RawInput, packet_args, probe_args
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.probe import Probe, parse_probe
 from videoarchiver.processes import each_line, read_output
@@ -20,13 +20,13 @@ class Probed:
     notes: tuple[str, ...] = ()  # what was left out, and why
 
 
-async def count_packets(path: Path) -> PacketTally:
+async def count_packets(path: Path | RawInput) -> PacketTally:
     tally = PacketTally()
     await each_line(packet_args(path), tally.feed_line, "ffprobe packet pass")
     return tally
 
 
-async def probe_file(path: Path) -> Probed:
+async def probe_file(path: RawInput) -> Probed:
     """Probe a file that must hold audio or video; anything else is a ProbeError."""
     try:
         raw_json = await read_output(probe_args(path), "ffprobe")

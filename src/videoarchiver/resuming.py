@@ -108,7 +108,7 @@ async def _join(
 ) -> None:
     work = final.parent
     script = work / f"{final.stem}.concat"
-    await anyio.Path(script).write_text(concat_list([(work / p.file, p) for p in parts]))
+    await anyio.Path(script).write_text(concat_list(parts))
     task = TaskInfo(source.name, f"s{job.index} {job.output} join")
     joined = final.with_name(f"{final.stem}.joining{final.suffix}")
     await run_limited(rt, join_args(script, parts[0].start, joined), "join of parts", task)

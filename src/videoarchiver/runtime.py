@@ -12,6 +12,7 @@ from videoarchiver.discovery import RawFile
 from videoarchiver.errors import SourceChangedError
 from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
+from videoarchiver.planning.commands import RawInput
 from videoarchiver.probing import Probed
 from videoarchiver.state import FileRow, StateDB
 from videoarchiver.ui import Reporter
@@ -30,14 +31,18 @@ class Runtime:
     # file's mux does not queue behind the encodes of a thousand other files.
     file_slots: anyio.CapacityLimiter
     reporter: Reporter
+    demuxers: str  # what raw files may be read as (`RawInput`)
 
     @classmethod
-    def create(cls, layout: Layout, config: Config, state: StateDB, reporter: Reporter) -> Runtime:
+    def create(
+        cls, layout: Layout, config: Config, state: StateDB, reporter: Reporter, demuxers: str
+    ) -> Runtime:
         return cls(
             layout=layout,
             config=config,
             state=state,
             reporter=reporter,
+            demuxers=demuxers,
             ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
             file_slots=anyio.CapacityLimiter(2 * config.effective_jobs),
@@ -50,6 +55,7 @@ class Source:
 
     row: FileRow
     raw: RawFile
+    input: RawInput  # how ffmpeg opens it
     probed: Probed
     mode: int  # the raw file's permission bits, which its outputs take
 
@@ -59,7 +65,7 @@ class Source:
 
     @property
     def path(self) -> Path:
-        return self.raw.path
+        return self.input.path
 
     def offset(self, index: int) -> float:
         """Where stream `index` starts on ffmpeg's timeline: ffmpeg counts from the file's

@@ -32,6 +32,7 @@ from videoarchiver.errors import (
 from videoarchiver.identity import fingerprint
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt_published
+from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.paths import output_paths, shown_rel, stem_candidates
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
@@ -170,11 +171,12 @@ class Scheduler:
             if raw.size == 0:
                 raise ProbeError("empty file (0 bytes)")
             await state.set_file_state(row.id, RUNNING)
+            raw_input = RawInput(raw.path, self.rt.demuxers)
             async with self.rt.probe_slots:
-                probed = await probe_file(raw.path)
+                probed = await probe_file(raw_input)
             await state.set_probe(row.id, probed.json)
             mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
-            source = Source(row=row, raw=raw, probed=probed, mode=mode)
+            source = Source(row=row, raw=raw, input=raw_input, probed=probed, mode=mode)
             await source.ensure_unchanged()
             await self._prepare_work(source)
             async with anyio.create_task_group() as group:

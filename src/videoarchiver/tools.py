@@ -6,6 +6,7 @@ import re
 
 from videoarchiver.config import Config
 from videoarchiver.errors import ProcessError, ToolError
+from videoarchiver.planning.commands import safe_demuxers
 from videoarchiver.processes import read_output
 
 
@@ -20,8 +21,9 @@ def required_encoders(config: Config) -> set[str]:
     }
 
 
-async def check_tools(config: Config) -> None:
-    """Raise ToolError with a message a user can act on, before any file is touched."""
+async def check_tools(config: Config) -> str:
+    """Raise ToolError with a message a user can act on, before any file is touched; returns
+    the demuxers raw files may be read with (`safe_demuxers`)."""
     await read_output(["ffprobe", "-version"], "ffprobe -version")
     try:
         listing = await read_output(["ffmpeg", "-hide_banner", "-encoders"], "ffmpeg -encoders")
@@ -34,3 +36,5 @@ async def check_tools(config: Config) -> None:
             f"this ffmpeg lacks the encoder(s) {', '.join(missing)}; install an ffmpeg built"
             " with them (Debian's ffmpeg package has libx264, libopus and libsvtav1)"
         )
+    demuxers = await read_output(["ffmpeg", "-hide_banner", "-demuxers"], "ffmpeg -demuxers")
+    return safe_demuxers(demuxers.decode(errors="replace"))

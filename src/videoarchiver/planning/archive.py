@@ -14,7 +14,7 @@ from pathlib import Path
 
 from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.audio import opus_conversion
-from videoarchiver.planning.commands import FFMPEG, PROGRESS, url
+from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
 from videoarchiver.planning.pixels import archive_pixel_format
 from videoarchiver.planning.probe import Probe, Stream
 
@@ -169,7 +169,7 @@ def plan_archive(probe: Probe, config: ArchiveConfig) -> list[StreamDecision]:
 
 
 def encode_args(
-    raw: Path, decision: StreamDecision, codec_args: Sequence[str], output: Path
+    raw: RawInput, decision: StreamDecision, codec_args: Sequence[str], output: Path
 ) -> list[str]:
     """One stream, encoded on its own.
 
@@ -179,7 +179,7 @@ def encode_args(
     """
     letter = "v" if decision.kind == "video" else "a"
     return [
-        *FFMPEG, "-i", url(raw),
+        *FFMPEG, *raw.args(),
         "-map", f"0:{decision.index}", "-map_metadata", "-1", "-map_chapters", "-1",
         f"-c:{letter}", str(decision.codec), *codec_args, *decision.args,
         *PROGRESS, "-f", "matroska", url(output),
@@ -190,9 +190,9 @@ def _disposition(stream: Stream) -> str:
     return "+".join(name for name in DISPOSITIONS if stream.disposition.get(name)) or "0"
 
 
-def picture_args(raw: Path, index: int, output: Path) -> list[str]:
+def picture_args(raw: RawInput, index: int, output: Path) -> list[str]:
     """The cover art's bytes as they are, into an image file to attach."""
-    return [*FFMPEG, "-i", url(raw), "-map", f"0:{index}", "-c", "copy", "-frames:v", "1",
+    return [*FFMPEG, *raw.args(), "-map", f"0:{index}", "-c", "copy", "-frames:v", "1",
             "-update", "1", "-f", "image2", url(output)]  # fmt: skip
 
 
@@ -221,7 +221,7 @@ def _attachments(
 
 
 def mux_args(
-    raw: Path,
+    raw: RawInput,
     probe: Probe,
     decisions: Sequence[StreamDecision],
     parts: dict[int, Path],
@@ -236,7 +236,7 @@ def mux_args(
     start = probe.format.start_time or 0.0
     # Parts start at (stream start − file start); shift the raw input the same way.
     # +genpts: MPEG-PS/TS packets without a pts cannot go into Matroska as they are.
-    inputs = ["-copyts", "-fflags", "+genpts", "-itsoffset", f"{-start:.6f}", "-i", url(raw)]
+    inputs = ["-copyts", "-fflags", "+genpts", "-itsoffset", f"{-start:.6f}", *raw.args()]
     part_input: dict[int, int] = {}
     for index, path in parts.items():
         part_input[index] = len(part_input) + 1

@@ -6,7 +6,9 @@ must never be read as an option or a protocol.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from videoarchiver.planning.packets import PACKET_ENTRIES
@@ -19,9 +21,59 @@ FFPROBE = ("ffprobe", "-hide_banner", "-loglevel", "error")
 PROGRESS = ("-progress", "pipe:1")
 
 
+# Demuxers that open other files or the network on a file's say-so (playlists, concat and
+# manifest lists, scripts, session descriptions): a raw file is read as itself, never as
+# directions to read something else (a `.mp4` holding an HLS playlist would publish any file
+# it names).
+REFERENCING_DEMUXERS = frozenset(
+    {"hls", "applehttp", "concat", "dash", "imf", "sdp", "rtsp", "rtp", "avisynth",
+     "vapoursynth", "lavfi", "ffconcat"}
+)  # fmt: skip
+DEMUXER_LINE = re.compile(r"^ D[E ]\s+(\S+)", re.MULTILINE)
+
+
 def url(path: Path) -> str:
     """An ffmpeg input/output URL that no file name can turn into an option or protocol."""
     return "file:" + str(path.absolute())
+
+
+def safe_demuxers(listing: str) -> str:
+    """From `ffmpeg -demuxers`, every demuxer that reads only the file it is given, as the
+    comma-separated list `-format_whitelist` takes."""
+    names = {name for line in DEMUXER_LINE.findall(listing) for name in line.split(",")}
+    return ",".join(sorted(names - REFERENCING_DEMUXERS))
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """A raw file as ffmpeg and ffprobe open it: the `file` protocol alone, and only the
+    demuxers `safe_demuxers` allows."""
+
+    path: Path
+    demuxers: str
+
+    def args(self) -> list[str]:
+        return [
+            "-protocol_whitelist", "file", "-format_whitelist", self.demuxers, "-i", url(self.path)
+        ]  # fmt: skip
+
+
+IMAGE_SUFFIXES = (".jpg", ".png")
+
+
+def input_args(target: Path | RawInput) -> list[str]:
+    """The input options for one of our own files (a path) or a raw file. Our images are
+    single files, never `%d` patterns, whatever `%` their folder's name holds."""
+    if isinstance(target, RawInput):
+        return target.args()
+    if target.suffix in IMAGE_SUFFIXES:
+        return ["-f", "image2", "-pattern_type", "none", "-i", url(target)]
+    return ["-i", url(target)]
+
+
+def pattern_url(folder: Path, pattern: str) -> str:
+    """An image2 `%d` pattern in `folder`, with any `%` of the folder's path kept literal."""
+    return url(folder).replace("%", "%%") + "/" + pattern
 
 
 def output_of(args: Sequence[str]) -> Path:
@@ -31,14 +83,17 @@ def output_of(args: Sequence[str]) -> Path:
     return Path(last.removeprefix("file:"))
 
 
-def probe_args(path: Path) -> list[str]:
+def probe_args(target: Path | RawInput) -> list[str]:
     return [
         *FFPROBE,
         "-print_format", "json",
         "-show_format", "-show_streams", "-show_chapters",
-        url(path),
+        *input_args(target),
     ]  # fmt: skip
 
 
-def packet_args(path: Path) -> list[str]:
-    return [*FFPROBE, "-print_format", "compact=p=0", "-show_entries", PACKET_ENTRIES, url(path)]
+def packet_args(target: Path | RawInput) -> list[str]:
+    return [
+        *FFPROBE, "-print_format", "compact=p=0", "-show_entries", PACKET_ENTRIES,
+        *input_args(target),
+    ]  # fmt: skip

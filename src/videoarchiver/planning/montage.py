@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoarchiver.planning.commands import FFMPEG, url
+from videoarchiver.planning.commands import FFMPEG, RawInput, pattern_url, url
 from videoarchiver.planning.preview import displayed_size, even
 
 JPEG_MAX_SIDE = 65535
@@ -70,7 +70,7 @@ class MontagePlan:
         return f"scale={self.tile[0]}:{self.tile[1]}"
 
 
-def single_pass_args(raw: Path, plan: MontagePlan, offset: float, output: Path) -> list[str]:
+def single_pass_args(raw: RawInput, plan: MontagePlan, offset: float, output: Path) -> list[str]:
     """Decode once; `select` takes the first frame at or after each time, `tile` lays them out.
 
     Also the fallback when a seek finds no frame (a stream cut mid-GOP, a damaged index).
@@ -81,7 +81,7 @@ def single_pass_args(raw: Path, plan: MontagePlan, offset: float, output: Path) 
     chooser = f"if(gte(t\\,{offset + plan.times[0]:.6f}+ld(0))\\,st(0\\,ld(0)+{step:.6f})*0+1\\,0)"
     graph = f"select='{chooser}',{plan.scale()},tile={plan.n}x{plan.n}"
     return [
-        *FFMPEG, "-i", url(raw), "-map", f"0:{plan.index}", "-vf", graph,
+        *FFMPEG, *raw.args(), "-map", f"0:{plan.index}", "-vf", graph,
         "-fps_mode", "passthrough", *JPEG_ARGS, *ONE_IMAGE, url(output),
     ]  # fmt: skip
 
@@ -93,11 +93,11 @@ def frame_name(number: int) -> str:
     return FRAME_PATTERN % number
 
 
-def seek_args(raw: Path, plan: MontagePlan, time: float, output: Path) -> list[str]:
+def seek_args(raw: RawInput, plan: MontagePlan, time: float, output: Path) -> list[str]:
     """One frame at `time` on ffmpeg's timeline: seek to the keyframe before, decode to it."""
     image = ("-c:v", "png") if output.suffix == ".png" else JPEG_ARGS
     return [
-        *FFMPEG, "-ss", f"{time:.6f}", "-i", url(raw), "-map", f"0:{plan.index}",
+        *FFMPEG, "-ss", f"{time:.6f}", *raw.args(), "-map", f"0:{plan.index}",
         "-vf", plan.scale(), *image, *ONE_IMAGE, url(output),
     ]  # fmt: skip
 
@@ -106,7 +106,7 @@ def tile_args(folder: Path, n: int, output: Path) -> list[str]:
     """Lay out the frames `frame_000.png` … of `folder`, row by row, into one N×N JPEG; one
     image decoder reads them in turn."""
     return [
-        *FFMPEG, "-f", "image2", "-start_number", "0", "-i", url(folder / FRAME_PATTERN),
+        *FFMPEG, "-f", "image2", "-start_number", "0", "-i", pattern_url(folder, FRAME_PATTERN),
         "-vf", f"tile={n}x{n}", *JPEG_ARGS, *ONE_IMAGE, url(output),
     ]  # fmt: skip
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from videoarchiver.config import PreviewConfig
-from videoarchiver.planning.commands import FFMPEG, PROGRESS, url
+from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.pixels import source_bits
 from videoarchiver.planning.probe import Probe, Stream
@@ -59,11 +59,13 @@ def preview_pixel_format(stream: Stream) -> str:
     return "yuv420p10le" if source_bits(stream.pix_fmt) > 8 else "yuv420p"
 
 
-def preview_video_args(raw: Path, stream: Stream, config: PreviewConfig, output: Path) -> list[str]:
+def preview_video_args(
+    raw: RawInput, stream: Stream, config: PreviewConfig, output: Path
+) -> list[str]:
     width, height = displayed_size(stream.width or 0, stream.height or 0, stream.rotation)
     target = preview_size(width, height, config.max_side)
     return [
-        *FFMPEG, "-i", url(raw), "-map", f"0:{stream.index}",
+        *FFMPEG, *raw.args(), "-map", f"0:{stream.index}",
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-vf", f"scale={target[0]}:{target[1]}", "-pix_fmt", preview_pixel_format(stream),
         "-c:v", config.video_codec, *config.video_args, "-fps_mode", "passthrough",
@@ -72,7 +74,7 @@ def preview_video_args(raw: Path, stream: Stream, config: PreviewConfig, output:
 
 
 def preview_audio_args(
-    raw: Path, streams: Sequence[Stream], config: PreviewConfig, output: Path
+    raw: RawInput, streams: Sequence[Stream], config: PreviewConfig, output: Path
 ) -> list[str]:
     """All audio streams mixed into one (no amix for a single stream)."""
     if len(streams) == 1:
@@ -82,7 +84,7 @@ def preview_audio_args(
         mix = f"{inputs}amix=inputs={len(streams)}:duration=longest,{PREVIEW_AUDIO_FORMAT}[mix]"
         graph = ["-filter_complex", mix, "-map", "[mix]"]
     return [
-        *FFMPEG, "-i", url(raw), *graph, "-map_metadata", "-1", "-map_chapters", "-1",
+        *FFMPEG, *raw.args(), *graph, "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:a", config.audio_codec, *config.audio_args, *PROGRESS, "-f", "matroska", url(output),
     ]  # fmt: skip
 

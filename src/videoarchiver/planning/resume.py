@@ -102,11 +102,13 @@ def resume_args(encode: Sequence[str], at: float) -> list[str]:
     return args
 
 
-def concat_list(parts: Sequence[tuple[Path, Part]]) -> str:
-    """An ffconcat script placing each part right after the previous one's kept end."""
+def concat_list(parts: Sequence[Part]) -> str:
+    """An ffconcat script, written beside the parts, placing each part right after the
+    previous one's kept end. Parts are named relative to the script: a folder path may hold
+    a newline, which no line of the script could."""
     lines = ["ffconcat version 1.0"]
-    for number, (path, part) in enumerate(parts):
-        quoted = url(path).replace("'", "'\\''")
+    for number, part in enumerate(parts):
+        quoted = part.file.replace("'", "'\\''")
         lines.append(f"file '{quoted}'")
         if number < len(parts) - 1:
             lines.append(f"duration {part.seconds:.6f}")
