@@ -54,6 +54,7 @@ OUTPUT_FOLDERS = (
     ("screenshot", ".jpg", True),
 )
 DURATION_TOLERANCE = 0.15
+MAX_KEPT = 8  # roots kept for deviations only (every failing root is kept)
 GONE_WITHIN = 5.0
 STRACE = ("strace", "-f", "-qq", "-o", "/dev/null")
 WORK_ENTRIES = {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"}
@@ -90,6 +91,10 @@ class ClipSpec:
     def stem(self) -> str:
         return Path(self.name).stem
 
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
 
 CLIP_A = (  # 6 s 320x240 25 fps, mpeg4 + PCM, in MKV
     "-f lavfi -i testsrc2=size=320x240:rate=25:duration=6"
@@ -103,13 +108,16 @@ CLIP_B = (  # 4 s, lossless h264 (x264 CRF 18 shrinks it) + 256 kb/s AAC, in MP4
 CLIP_C = "-f lavfi -i sine=frequency=330:duration=5:sample_rate=44100 -ac 2"  # 5 s audio only
 
 
-def clip_specs(rng: random.Random) -> list[ClipSpec]:
+def clip_specs(audio_exts: Sequence[str]) -> list[ClipSpec]:
     """Three kinds: MKV mpeg4 + PCM, MP4 h264 + AAC, and audio only (WAV or FLAC)."""
-    audio_ext = rng.choice(("wav", "flac"))
+    audio = [
+        ClipSpec(f"clip_{letter}.{ext}", False, _split(CLIP_C))
+        for letter, ext in zip("cdef", audio_exts, strict=False)
+    ]
     return [
         ClipSpec("clip_a.mkv", True, _split(CLIP_A)),
         ClipSpec("clip_b.mp4", True, _split(CLIP_B)),
-        ClipSpec(f"clip_c.{audio_ext}", False, _split(CLIP_C)),
+        *audio,
     ]
 
 
@@ -304,17 +312,25 @@ def _rows(connection: sqlite3.Connection, table: str, tables: set[str]) -> list[
     return [dict(row) for row in connection.execute(f"SELECT * FROM {table}")]
 
 
-def phases_of(state: State | None) -> list[str]:
-    """What the daemon was doing when it died, from the rows it had committed."""
+def phases_of(state: State | None, since: float) -> list[str]:
+    """What the daemon was doing when it died, from the rows it had committed; a row not
+    written since the run started (time `since`) was left so by an earlier kill."""
     if state is None or not state.files:
         return ["startup (nothing recorded)"]
+
+    def fresh(row: Row) -> bool:
+        return float(row.get("updated_at") or 0.0) >= since
+
+    def suffix(row: Row) -> str:
+        return "" if fresh(row) else " (left by an earlier kill)"
+
     found: list[str] = []
     for row in state.files:
         if (row.get("raw_action") or "").endswith(" pending"):
-            found.append("after_done " + row["raw_action"].split()[0])
+            found.append("after_done " + row["raw_action"].split()[0] + suffix(row))
     for row in state.outputs:
         if row["state"] == "publishing":
-            found.append(f"{row['kind']} publish")
+            found.append(f"{row['kind']} publish{suffix(row)}")
         elif row["state"] == "running" and row["kind"] != "montage":
             jobs = state.jobs_of(row["file_id"], row["kind"])
             if jobs and all(job["state"] == "done" for job in jobs):
@@ -329,8 +345,13 @@ def phases_of(state: State | None) -> list[str]:
         if row["state"] == "running" and not state.outputs_of(row["id"]):
             found.append("probe")
     if not found:
-        done = all(row["state"] == "done" for row in state.files)
-        found.append("finished, exiting" if done else "between steps")
+        rows = state.files + state.outputs + state.jobs
+        if all(row["state"] == "done" for row in state.files):
+            found.append("finished, exiting")
+        elif not any(fresh(row) for row in rows):
+            found.append("startup (nothing committed yet)")
+        else:
+            found.append("between steps")
     return sorted(set(found), key=_phase_rank)
 
 
@@ -512,25 +533,36 @@ class Root:
     runs: int = 0
     kills: list[Kill] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    deviations: list[Failure] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
+    # (raw suffix, output) → audio samples an uninterrupted run's output decodes to
+    reference: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def fail(self, category: str, message: str) -> None:
         self.failures.append(Failure(self.number, category, message))
         print(f"  FAILURE root {self.number} [{category}] {message}", flush=True)
+
+    def deviate(self, category: str, message: str) -> None:
+        """Not a crash-safety failure, but not what an uninterrupted run makes."""
+        self.deviations.append(Failure(self.number, category, message))
+        print(f"  deviation root {self.number} [{category}] {message}", flush=True)
 
     def next_log(self) -> Path:
         self.runs += 1
         return self.logs / f"run{self.runs:02d}.log"
 
 
-def new_root(base: Path, number: int, seed: int, after_done: str) -> Root:
+def new_root(
+    base: Path, number: int, seed: int, after_done: str, audio_exts: Sequence[str] | None = None
+) -> Root:
     path = base / f"root{number:03d}"
     logs = base / f"root{number:03d}.logs"
     logs.mkdir(parents=True)
     path.mkdir()
     (path / "videoarchiver.toml").write_text(CONFIG.format(after_done=after_done))
     root = Root(number, path, logs, seed, after_done)
-    root.clips = make_clips(path / "raw", clip_specs(random.Random(seed)))
+    exts = audio_exts or [random.Random(seed).choice(("wav", "flac"))]
+    root.clips = make_clips(path / "raw", clip_specs(exts))
     return root
 
 
@@ -756,6 +788,7 @@ def check_clip_outputs(root: Root, state: State, clip: Clip) -> set[Path]:
         _check_output_row(root, clip, kind, outputs.get(kind), path)
         if path.is_file():
             compare_media(root, path, clip, codecs, kind)
+            compare_audio(root, state, row["id"], clip, kind, path)
     for job in state.jobs_of(row["id"], "archive") + state.jobs_of(row["id"], "preview"):
         if job["state"] != "done":
             root.fail(
@@ -765,6 +798,37 @@ def check_clip_outputs(root: Root, state: State, clip: Clip) -> set[Path]:
             )
     expected |= _check_montage(root, state, clip, row)
     return expected
+
+
+def audio_samples(path: Path) -> int:
+    """How many samples the first audio stream decodes to, at 48 kHz mono."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+         "-f", "s16le", "-ac", "1", "-ar", "48000", "-"],
+        capture_output=True, stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )  # fmt: skip
+    return len(result.stdout) // 2
+
+
+def compare_audio(
+    root: Root, state: State, file_id: int, clip: Clip, kind: str, path: Path
+) -> None:
+    """Resumed audio joins: as long as what an uninterrupted run makes, sample for sample."""
+    want = root.reference.get((clip.spec.suffix, kind))
+    if want is None:
+        return
+    got = audio_samples(path)
+    if got != want:
+        parts = [
+            f"stream {job['stream_index']} parts {job['parts']}"
+            for job in state.jobs_of(file_id, kind)
+            if job["kind"] == "audio"
+        ]
+        root.deviate(
+            "audio not sample-exact",
+            f"{clip.spec.name} {kind}: decodes to {got} samples at 48 kHz, an uninterrupted"
+            f" run's to {want} ({(got - want) / 48:+.2f} ms); {'; '.join(parts)}",
+        )
 
 
 def _decisions(state: State, file_id: int) -> dict[int, str]:
@@ -912,6 +976,7 @@ class Totals:
     missed_aims: Counter[str] = field(default_factory=Counter)
     roots: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
+    deviations: list[Failure] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
 
 
@@ -924,24 +989,39 @@ class Loop:
         self.totals = Totals()
         self.full_run = 0.0
         self.limit = 300.0
+        self.reference: dict[tuple[str, str], int] = {}
 
     def calibrate(self) -> None:
         """A full uninterrupted run on a fresh root: how long the random delays may be."""
-        root = new_root(self.base, 0, self.rng.randrange(2**32), "keep")
-        result = self.daemon.run(root.path, root.next_log(), None, self.limit)
+        seed = self.rng.randrange(2**32)
+        timing = new_root(self.base, 0, seed, "keep", ["wav"])
+        result = self.daemon.run(timing.path, timing.next_log(), None, self.limit)
         self.full_run = result.elapsed
         self.limit = max(120.0, 15 * self.full_run)
         print(f"calibration: a full run takes {self.full_run:.2f} s (exit {result.returncode})")
-        check_traceback(root, result.stderr)
+        check_traceback(timing, result.stderr)
+        check_final(timing, self.daemon, result, self.limit)
+        self.finish_root(timing)
+        # The same clips (and both audio-only kinds) uninterrupted: what resumed outputs match.
+        root = new_root(self.base, 999, seed, "keep", ["wav", "flac"])
+        result = self.daemon.run(root.path, root.next_log(), None, self.limit)
         check_final(root, self.daemon, result, self.limit)
+        for clip in root.clips:
+            for kind in ("archive", "preview"):
+                output = root.path / kind / f"{clip.spec.stem}.mkv"
+                self.reference[(clip.spec.suffix, kind)] = audio_samples(output)
+        print(f"reference audio samples: {self.reference}", flush=True)
         self.finish_root(root)
 
     def kill_once(self, root: Root, rng: random.Random) -> RunResult:
         log = root.next_log()
+        started = time.time()
+        target = ""
         if rng.random() < self.args.aimed_share:
             aim = rng.choice(aims(root, rng))
             result = self.daemon.run_aimed(root.path, log, aim, self.limit)
             how, delay = aim.name, None
+            target = f" ({aim.calls} {aim.path.relative_to(root.path)} when={aim.when})"
             if not result.killed:
                 self.totals.missed_aims[aim.name] += 1
         else:
@@ -949,21 +1029,21 @@ class Loop:
             result = self.daemon.run(root.path, log, delay, self.limit)
             how = "random"
         root.history.append(
-            f"{log.name}: {how} delay={delay} exit={result.returncode} "
+            f"{log.name}: {how}{target} delay={delay} exit={result.returncode} "
             f"killed={result.killed} after {result.elapsed:.2f} s"
         )
         check_traceback(root, log)
         if result.killed:
-            self.after_kill(root, how, delay)
+            self.after_kill(root, how, delay, started)
         return result
 
-    def after_kill(self, root: Root, how: str, delay: float | None) -> None:
+    def after_kill(self, root: Root, how: str, delay: float | None, started: float) -> None:
         gone_after, alive = wait_gone(root.path)
         if alive:
             root.fail("live ffmpeg after kill", f"{GONE_WITHIN} s after the kill: {alive}")
             end_processes(alive)
         state = read_state(root.path)
-        phases = phases_of(state)
+        phases = phases_of(state, started)
         kill = Kill(root.number, root.runs, how, delay, phases, gone_after)
         root.kills.append(kill)
         self.totals.kills.append(kill)
@@ -988,6 +1068,7 @@ class Loop:
         seed = self.rng.randrange(2**32)
         rng = random.Random(seed)
         root = new_root(self.base, number, seed, rng.choice(AFTER_DONE))
+        root.reference = self.reference
         planned = rng.randint(1, self.args.max_kills_per_root)
         print(
             f"root {number}: seed {seed}, after_done={root.after_done}, "
@@ -1014,7 +1095,9 @@ class Loop:
     def finish_root(self, root: Root) -> None:
         self.totals.roots[root.after_done] += 1
         self.totals.failures += root.failures
-        if root.failures or self.args.keep:
+        self.totals.deviations += root.deviations
+        kept_for_deviation = root.deviations and len(self.totals.kept) < MAX_KEPT
+        if root.failures or kept_for_deviation or self.args.keep:
             self.totals.kept.append(root.path)
             (root.logs / "evidence.txt").write_text(evidence(root))
             print(f"  root {root.number} kept: {root.path} (evidence in {root.logs})", flush=True)
@@ -1044,6 +1127,8 @@ def evidence(root: Root) -> str:
         "raw files: " + ", ".join(f"{c.spec.name} {c.sha256[:16]}" for c in root.clips),
         "failures:",
         *[f"  [{f.category}] {f.message}" for f in root.failures],
+        "deviations:",
+        *[f"  [{d.category}] {d.message}" for d in root.deviations],
         "runs:",
         *[f"  {line}" for line in root.history],
         "state:",
@@ -1065,7 +1150,7 @@ def summary(totals: Totals, runtime: float, seed: int) -> str:
         f"{sum(totals.missed_aims.values())})",
         f"roots completed: {sum(totals.roots.values())} ({dict(totals.roots)})",
         f"ffmpeg gone after a kill: max {max((k.gone_after for k in kills), default=0):.2f} s",
-        f"failures: {len(totals.failures)}",
+        f"failures: {len(totals.failures)}; deviations: {len(totals.deviations)}",
         "",
         f"{'phase at the kill (from the state)':<44} {'random':>7} {'aimed':>7}",
     ]
@@ -1083,6 +1168,10 @@ def summary(totals: Totals, runtime: float, seed: int) -> str:
         lines += ["", "failures (most serious first):"]
         for failure in sorted(totals.failures, key=lambda f: SEVERITY.index(f.category)):
             lines.append(f"  root {failure.root} [{failure.category}] {failure.message}")
+    if totals.deviations:
+        categories = Counter(d.category for d in totals.deviations)
+        lines += ["", f"deviations (not crash-safety failures): {dict(categories)}"]
+        lines += [f"  root {d.root} [{d.category}] {d.message}" for d in totals.deviations]
     if totals.kept:
         lines += ["", "kept roots:", *[f"  {path}" for path in totals.kept]]
     return "\n".join(lines)

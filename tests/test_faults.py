@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,9 +10,13 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from media import ffmpeg, file_sha256, probe, run_cli, state_rows
+from test_cli import tmpfs
 
 
 def _clip(path: Path) -> None:
@@ -181,3 +186,58 @@ def test_a_playlist_posing_as_a_video_is_refused_and_reads_nothing_outside(
     [(state, error)] = state_rows(root, "SELECT state, error FROM files")
     assert state == "failed" and "not on whitelist" in error
     assert not any((root / "archive").iterdir()) and not any((root / "preview").iterdir())
+
+
+@pytest.mark.parametrize("full", ["work files", "state database"])
+def test_a_full_disk_never_stops_the_daemon_and_work_is_retried_once_space_is_back(
+    tmp_path: Path, full: str
+) -> None:
+    root = tmp_path / "root"
+    (root / "raw").mkdir(parents=True)
+    _configure(root, "scan_interval = 1")
+    raw = tmp_path / "a.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=4", "-c:v", "ffv1", raw)
+    small = root / "work" / "files" if full == "work files" else root / "work"
+    log = root / "log" / "videoarchiver.log"
+    with tmpfs(small, "64k" if full == "work files" else "8m"):
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            _wait(lambda: (root / "work" / "state.sqlite3").exists())
+            time.sleep(0.5)
+            if full == "state database":
+                _fill(root / "work" / "ballast")
+            shutil.copyfile(raw, root / "raw" / ".a.mkv")
+            (root / "raw" / ".a.mkv").rename(root / "raw" / "a.mkv")
+            _wait(lambda: "the disk is full" in log.read_text())
+            assert daemon.poll() is None, "the daemon keeps running"
+            assert not list((root / "work" / "files").rglob("*.*")), "work files removed"
+            if full == "work files":
+                [(state, error)] = state_rows(root, "SELECT state, error FROM files")
+                assert state == "failed" and "No space left on device" in error
+                subprocess.run(["umount", "-l", str(small)], check=True)  # room below it
+            else:
+                (root / "work" / "ballast").unlink()
+            _wait(lambda: state_rows(root, "SELECT state FROM files") == [("done",)])
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err
+    assert [s["codec_name"] for s in probe(root / "archive" / "a.mkv")["streams"]] == ["h264"]
+
+
+def _fill(ballast: Path) -> None:
+    """Take every byte its filesystem has left."""
+    with ballast.open("wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)

@@ -11,7 +11,7 @@ import logging
 import shutil
 import stat
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -37,10 +37,12 @@ from videoarchiver.planning.paths import output_paths, shown_rel, stem_candidate
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Runtime, Source
+from videoarchiver.space import SpaceBackoff, short_of_space
 from videoarchiver.state import FileRow
 from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNING
 
 log = logging.getLogger(__name__)
+SPACE_BASE_SECONDS = 60.0
 SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 OUTPUTS: tuple[tuple[str, Callable[[Runtime, Source], Awaitable[None]]], ...] = (
     ("archive", make_archive),
@@ -58,10 +60,21 @@ async def _explained(source: Source, exc: Exception) -> Exception:
     return exc
 
 
+@dataclass
+class _Failures:
+    """What failed of one file, and whether the cause was a full disk."""
+
+    reasons: list[str] = field(default_factory=list)
+    for_space: bool = False
+
+
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._active: set[int] = set()
+        # Retried from the first rescan on, then after doubling waits.
+        self._space = SpaceBackoff(min(runtime.config.scan_interval, SPACE_BASE_SECONDS))
+        self._waiting_for_space: set[str] = set()  # files failed for want of space
 
     async def _free_stem(self, raw: RawFile) -> str:
         for stem in stem_candidates(shown_rel(raw.key)):
@@ -84,6 +97,8 @@ class Scheduler:
             try:
                 rows.append((await self._identify(raw, known.get(raw.key, [])), raw))
             except OSError as exc:  # vanished or unreadable since the scan: the next decides
+                if short_of_space(exc):  # not the file's doing: no new work for a while
+                    raise
                 log.warning("%s: cannot read it now (%s)", raw.key, describe_error(exc))
         return rows
 
@@ -122,7 +137,7 @@ class Scheduler:
         kind: str,
         make: Callable[[Runtime, Source], Awaitable[None]],
         source: Source,
-        failures: list[str],
+        failures: _Failures,
     ) -> None:
         """One output of one file; its failure is recorded and reported, not raised."""
         current = (await self.rt.state.outputs(source.row.id)).get(kind)
@@ -135,7 +150,8 @@ class Scheduler:
         except (VideoArchiverError, OSError) as exc:
             cause = await _explained(source, exc)
             reason = describe_error(cause)
-            failures.append(f"{kind}: {reason}")
+            failures.reasons.append(f"{kind}: {reason}")
+            failures.for_space = failures.for_space or short_of_space(cause)
             await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
             log.error("%s: %s failed: %s", source.name, kind, reason)
             if isinstance(cause, VerifyError):  # what failed its check is kept to look at
@@ -166,7 +182,7 @@ class Scheduler:
     async def process(self, row: FileRow, raw: RawFile) -> None:
         """All outputs of one file, concurrently; any failure is recorded and logged."""
         state = self.rt.state
-        failures: list[str] = []
+        failures = _Failures()
         try:
             if raw.size == 0:
                 raise ProbeError("empty file (0 bytes)")
@@ -183,13 +199,18 @@ class Scheduler:
                 for kind, make in OUTPUTS:
                     group.start_soon(self._output, kind, make, source, failures)
         except (VideoArchiverError, OSError) as exc:
-            failures.append(describe_error(exc))
-        if failures:
-            reason = "; ".join(failures)
+            failures.reasons.append(describe_error(exc))
+            failures.for_space = failures.for_space or short_of_space(exc)
+        if failures.reasons:
+            reason = "; ".join(failures.reasons)
             await state.set_file_state(row.id, FAILED, reason)
             log.error("%s: failed: %s", row.rel_path, reason)
             await self._tidy_work(row.id)
+            if failures.for_space:
+                self._waiting_for_space.add(row.rel_path)
+                self._short_of_space(row.rel_path)
             return
+        self._space.recovered()
         await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(row.id), True)
         action = pending_action(self.rt.config.after_done)
         await state.set_done(row.id, action)
@@ -212,12 +233,20 @@ class Scheduler:
                 await self.process(row, raw)
         except StateError:
             raise  # the daemon cannot go on without its record
-        except Exception as exc:  # a bug of ours must cost one file, never the daemon
+        except Exception as exc:
+            if short_of_space(exc):  # the state could not be written: it says running, and
+                self._short_of_space(row.rel_path)  # the file starts again after the wait
+                return
+            # A bug of ours must cost one file, never the daemon.
             log.exception("%s: internal error", row.rel_path)
             with anyio.CancelScope(shield=True):
                 await self.rt.state.set_file_state(row.id, FAILED, f"internal error: {exc!r}")
         finally:
             self._active.discard(row.id)
+
+    def _short_of_space(self, name: str) -> None:
+        wait = self._space.short()
+        log.warning("%s: the disk is full; new work waits %g s, then it is tried again", name, wait)
 
     async def dispatch(self, group: TaskGroup) -> tuple[list[FileRow], float | None]:
         """Scan `raw/` and start every settled file that is neither finished nor running.
@@ -226,13 +255,19 @@ class Scheduler:
         settles (None when no file is waiting to settle).
         """
         self.rt.state.ensure_in_place()
+        paused = self._space.remaining
+        if not paused and self._waiting_for_space:
+            for rel in await self.rt.state.retry(self._waiting_for_space):
+                log.info("%s: trying again now that the waiting for space is over", rel)
+            self._waiting_for_space.clear()
         found = await scan(self.rt.layout.raw, self.rt.config.settle_seconds)
         pairs = await self.register(found.settled)
         for row, raw in pairs:
-            if row.state not in (DONE, FAILED) and row.id not in self._active:
+            if row.state not in (DONE, FAILED) and row.id not in self._active and not paused:
                 self._active.add(row.id)
                 group.start_soon(self._process_and_release, row, raw)
-        return [row for row, _raw in pairs], found.next_settle
+        waits = [w for w in (found.next_settle, paused) if w]
+        return [row for row, _raw in pairs], min(waits, default=None)
 
     async def run_once(self) -> bool:
         """Process every settled file not yet done or failed; True when all of them are done."""
@@ -250,7 +285,13 @@ class Scheduler:
         interval = self.rt.config.scan_interval
         async with anyio.create_task_group() as group:
             while True:
-                _rows, next_settle = await self.dispatch(group)
+                try:
+                    _rows, next_settle = await self.dispatch(group)
+                except OSError as exc:  # raw/ unreadable, or no space to record what is there
+                    if not short_of_space(exc):
+                        raise
+                    self._short_of_space("raw/")
+                    next_settle = self._space.remaining
                 wait = interval if next_settle is None else min(interval, next_settle + 0.05)
                 with anyio.move_on_after(wait):
                     await wakeups.receive()

@@ -1,0 +1,42 @@
+"""Waiting for disk space: after work fails for want of space, new work waits and is tried
+again, first after `base` seconds, then twice as long each time space runs out again (up to
+an hour); work that completes ends the waiting."""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable
+
+MAX_WAIT_SECONDS = 3600.0
+SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded")
+
+
+def short_of_space(exc: BaseException) -> bool:
+    """True when `exc` says a disk (or quota) is full, as an OSError or in ffmpeg's words."""
+    if isinstance(exc, OSError) and exc.errno in SPACE_ERRNOS:
+        return True
+    return any(message in str(exc) for message in SPACE_MESSAGES)
+
+
+class SpaceBackoff:
+    def __init__(self, base: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.base = base
+        self._clock = clock
+        self._wait = 0.0
+        self._until = 0.0
+
+    def short(self) -> float:
+        """Space ran out: returns how long new work now waits."""
+        self._wait = min(MAX_WAIT_SECONDS, max(self.base, 2 * self._wait))
+        self._until = self._clock() + self._wait
+        return self._wait
+
+    def recovered(self) -> None:
+        self._wait = self._until = 0.0
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until new work may start (0: now)."""
+        return max(0.0, self._until - self._clock())

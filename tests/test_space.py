@@ -1,0 +1,30 @@
+"""Waiting for disk space: doubling waits, reset by work that completes."""
+
+from __future__ import annotations
+
+import errno
+
+from videoarchiver.errors import ProcessError
+from videoarchiver.space import MAX_WAIT_SECONDS, SpaceBackoff, short_of_space
+
+
+def test_waits_double_up_to_an_hour_and_end_when_work_completes() -> None:
+    now = [100.0]
+    backoff = SpaceBackoff(5, clock=lambda: now[0])
+    assert backoff.remaining == 0
+    assert [backoff.short() for _ in range(3)] == [5, 10, 20]
+    assert backoff.remaining == 20
+    now[0] += 15
+    assert backoff.remaining == 5
+    for _ in range(20):
+        backoff.short()
+    assert backoff.remaining == MAX_WAIT_SECONDS
+    backoff.recovered()
+    assert backoff.remaining == 0 and backoff.short() == 5
+
+
+def test_full_disks_are_recognised_in_every_form() -> None:
+    assert short_of_space(OSError(errno.ENOSPC, "No space left on device"))
+    assert short_of_space(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert short_of_space(ProcessError("mux failed (exit 1): ... No space left on device"))
+    assert not short_of_space(OSError(errno.EACCES, "Permission denied"))
