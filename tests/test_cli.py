@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -189,6 +190,13 @@ def test_service_file_is_valid(tmp_path: Path) -> None:
     local.write_text(unit.replace("/opt/videoarchiver/.venv/bin/videoarchiver", program))
     result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    security = subprocess.run(
+        [analyze, "security", "--offline=yes", str(local)], capture_output=True, text=True
+    )
+    if "--offline" in security.stderr:
+        pytest.skip("this systemd-analyze cannot rate a unit file offline")
+    [exposure] = re.findall(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout)
+    assert float(exposure) <= 3.0, security.stdout
 
 
 def test_progress_lines_on_a_terminal() -> None:
