@@ -22,12 +22,14 @@ PROGRESS = ("-progress", "pipe:1")
 
 
 # Demuxers that open other files or the network on a file's say-so (playlists, concat and
-# manifest lists, scripts, session descriptions): a raw file is read as itself, never as
-# directions to read something else (a `.mp4` holding an HLS playlist would publish any file
-# it names).
-REFERENCING_DEMUXERS = frozenset(
+# manifest lists, scripts, session descriptions), and devices: a raw file is read as itself,
+# never as directions to read something else (a `.mp4` holding an HLS playlist would publish
+# any file it names).
+REFUSED_DEMUXERS = frozenset(
     {"hls", "applehttp", "concat", "dash", "imf", "sdp", "rtsp", "rtp", "avisynth",
-     "vapoursynth", "lavfi", "ffconcat"}
+     "vapoursynth", "lavfi", "ffconcat",
+     "alsa", "fbdev", "jack", "kmsgrab", "v4l2", "video4linux2", "x11grab", "pulse", "oss",
+     "openal", "libcdio", "libdc1394", "iec61883", "sndio", "decklink"}
 )  # fmt: skip
 DEMUXER_LINE = re.compile(r"^ D[E ]\s+(\S+)", re.MULTILINE)
 
@@ -41,7 +43,7 @@ def safe_demuxers(listing: str) -> str:
     """From `ffmpeg -demuxers`, every demuxer that reads only the file it is given, as the
     comma-separated list `-format_whitelist` takes."""
     names = {name for line in DEMUXER_LINE.findall(listing) for name in line.split(",")}
-    return ",".join(sorted(names - REFERENCING_DEMUXERS))
+    return ",".join(sorted(names - REFUSED_DEMUXERS))
 
 
 @dataclass(frozen=True)
