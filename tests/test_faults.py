@@ -111,6 +111,8 @@ def test_hostile_names_and_links_are_handled_and_nothing_outside_is_touched(
         line.startswith("break.mp4") for line in log.splitlines()
     )
     assert "caf\\xe9.mp4: done" in log
+    status = run_cli(root, "status").stdout
+    assert "caf\\xe9.mp4" in status and "/caf" not in status
 
 
 def test_a_damaged_state_database_is_a_clear_message_and_exit_2(root: Path) -> None:

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import PurePosixPath
 
 import pytest
 
 from videoarchiver.planning.audio import opus_conversion
 from videoarchiver.planning.packets import PacketTally
-from videoarchiver.planning.paths import is_ignored, stem_candidates
+from videoarchiver.planning.paths import (
+    fit_name,
+    is_ignored,
+    rel_from_key,
+    rel_key,
+    shown_name,
+    stem_candidates,
+)
 from videoarchiver.planning.pixels import archive_pixel_format
 
 
@@ -116,3 +125,23 @@ def test_stem_candidates() -> None:
     ]
     no_suffix = stem_candidates(PurePosixPath("README"))
     assert [next(no_suffix) for _ in range(2)] == ["README", "README.2"]
+
+
+def test_names_that_are_not_utf8_are_recorded_reversibly_as_text() -> None:
+    name = os.fsdecode(b"dir\\sub/caf\xe9.mp4")
+    key = rel_key(name)
+    assert key == "/dir\\\\sub/caf\\xe9.mp4" and key.encode("utf-8")
+    assert rel_from_key(key) == name
+    assert rel_key("dir\\sub/café.mp4") == "dir\\sub/café.mp4", "valid names stay as they are"
+    assert rel_from_key("dir\\sub/café.mp4") == "dir\\sub/café.mp4"
+    assert shown_name(key) == "dir\\\\sub/caf\\xe9.mp4"
+
+
+def test_long_names_are_shortened_recognisably_and_distinctly() -> None:
+    long = "é" * 126 + ".ts"  # 255 bytes: its stem and `.mkv` would be 256
+    [first, second, third] = itertools.islice(stem_candidates(PurePosixPath(f"d/{long}")), 3)
+    for stem in (first, second, third):
+        name = stem.split("/")[-1]
+        assert len((name + ".mkv").encode()) <= 255 and name.startswith("é" * 100)
+    assert len({first, second, third}) == 3
+    assert fit_name("short") == "short"

@@ -23,6 +23,7 @@ from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.layout import Layout
 from videoarchiver.locking import hold_lock
 from videoarchiver.logs import configure_logging
+from videoarchiver.planning.paths import rel_key, shown_name
 from videoarchiver.publishing import sha256_file
 from videoarchiver.state import StateDB
 from videoarchiver.ui import RichReporter, SilentReporter, print_json, print_status
@@ -98,21 +99,22 @@ async def _status(layout: Layout, console: Console, as_json: bool, everything: b
         print_status(console, files, outputs, summary)
 
 
-def _rel_path(layout: Layout, path: Path) -> str:
-    """A path as `status` shows it (relative to raw/), from either form."""
+def _rel_keys(layout: Layout, path: Path) -> list[str]:
+    """How the state may record a path given as `status` shows it or as a path to a file in
+    raw/ (a name that is not UTF-8 is shown with `\\xNN` escapes, recorded with `/` first)."""
     absolute = path if path.is_absolute() else Path.cwd() / path
     try:
-        return absolute.resolve().relative_to(layout.raw.resolve()).as_posix()
+        return [rel_key(absolute.resolve().relative_to(layout.raw.resolve()).as_posix())]
     except ValueError:
-        return path.as_posix()
+        return [rel_key(path.as_posix()), "/" + path.as_posix()]
 
 
 async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
     async with StateDB.open(layout.state_db) as state:
-        wanted = [_rel_path(layout, path) for path in paths] if paths else None
+        wanted = [key for path in paths for key in _rel_keys(layout, path)] if paths else None
         retried = await state.retry(wanted)
     for rel in retried:
-        console.print(f"pending again: {rel}")
+        console.print(f"pending again: {shown_name(rel)}")
     if not retried:
         console.print("no failed file matched" if paths else "no failed files")
     return EXIT_OK if retried or not paths else EXIT_FAILED
@@ -126,7 +128,7 @@ async def _verify(layout: Layout, console: Console) -> int:
         ]
     problems = 0
     for output in archives:
-        name = files[output.file_id].rel_path
+        name = shown_name(files[output.file_id].rel_path)
         path = Path(str(output.path))
         if not await anyio.Path(path).exists():
             console.print(f"[red]missing[/red] {path} (from {name})")

@@ -16,7 +16,7 @@ import anyio
 
 from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
-from videoarchiver.planning.paths import rel_from_key
+from videoarchiver.planning.paths import rel_from_key, shown_name
 from videoarchiver.publishing import publish
 from videoarchiver.state import FileRow
 
@@ -41,7 +41,7 @@ def _inside(path: Path, folder: Path) -> bool:
 async def finish_raw_action(layout: Layout, row: FileRow) -> str:
     """Carry out the pending `after_done` of a done file; returns what was done."""
     what = planned(row)
-    rel = rel_from_key(row.rel_path)
+    rel, name = rel_from_key(row.rel_path), shown_name(row.rel_path)
     path = layout.raw / rel
     destination = layout.root / "done" / rel
     present = await anyio.Path(path).is_symlink() or await anyio.Path(path).exists()
@@ -51,15 +51,15 @@ async def finish_raw_action(layout: Layout, row: FileRow) -> str:
         action = "kept: it changed after it was processed"
     elif what == "move" and present:
         await publish(path, destination)
-        action = f"moved to done/{row.rel_path}"
+        action = f"moved to done/{name}"
     elif what == "move":
         moved = await same_content(destination, row.size, row.fingerprint)
-        action = f"moved to done/{row.rel_path}" if moved else "kept: no longer in raw/"
+        action = f"moved to done/{name}" if moved else "kept: no longer in raw/"
     elif what == "delete":
         if present:
             await anyio.Path(path).unlink()
         action = "deleted"
     else:
         raise AssertionError(f"no raw action pending for {row.rel_path}: {row.raw_action!r}")
-    log.info("%s: raw file %s", row.rel_path, action)
+    log.info("%s: raw file %s", name, action)
     return action

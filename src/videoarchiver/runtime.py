@@ -13,6 +13,7 @@ from videoarchiver.errors import SourceChangedError
 from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
 from videoarchiver.planning.commands import RawInput
+from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import Probed
 from videoarchiver.state import FileRow, StateDB
 from videoarchiver.ui import Reporter
@@ -61,7 +62,7 @@ class Source:
 
     @property
     def name(self) -> str:
-        return self.row.rel_path
+        return shown_name(self.row.rel_path)
 
     @property
     def path(self) -> Path:

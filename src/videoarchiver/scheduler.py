@@ -33,7 +33,7 @@ from videoarchiver.identity import fingerprint
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt_published
 from videoarchiver.planning.commands import RawInput
-from videoarchiver.planning.paths import output_paths, shown_rel, stem_candidates
+from videoarchiver.planning.paths import output_paths, shown_name, shown_rel, stem_candidates
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Runtime, Source
@@ -99,7 +99,7 @@ class Scheduler:
             except OSError as exc:  # vanished or unreadable since the scan: the next decides
                 if short_of_space(exc):  # not the file's doing: no new work for a while
                     raise
-                log.warning("%s: cannot read it now (%s)", raw.key, describe_error(exc))
+                log.warning("%s: cannot read it now (%s)", shown_name(raw.key), describe_error(exc))
         return rows
 
     async def _identify(self, raw: RawFile, recorded: list[FileRow]) -> FileRow:
@@ -118,7 +118,9 @@ class Scheduler:
                 row = await state.add_file(
                     raw.key, raw.size, raw.mtime_ns, content, await self._free_stem(raw)
                 )
-                log.info("%s: found, %d bytes, outputs named %r", raw.key, raw.size, row.stem)
+                log.info(
+                    "%s: found, %d bytes, outputs named %r", shown_name(raw.key), raw.size, row.stem
+                )
                 return row
             row = replace(same[-1], mtime_ns=raw.mtime_ns, fingerprint=content)
             await state.set_identity(row.id, raw.mtime_ns, content)
@@ -204,17 +206,17 @@ class Scheduler:
         if failures.reasons:
             reason = "; ".join(failures.reasons)
             await state.set_file_state(row.id, FAILED, reason)
-            log.error("%s: failed: %s", row.rel_path, reason)
+            log.error("%s: failed: %s", shown_name(row.rel_path), reason)
             await self._tidy_work(row.id)
             if failures.for_space:
                 self._waiting_for_space.add(row.rel_path)
-                self._short_of_space(row.rel_path)
+                self._short_of_space(shown_name(row.rel_path))
             return
         self._space.recovered()
         await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(row.id), True)
         action = pending_action(self.rt.config.after_done)
         await state.set_done(row.id, action)
-        log.info("%s: done", row.rel_path)
+        log.info("%s: done", shown_name(row.rel_path))
         if action is not None:
             await self.finish_raw_action(await state.get_file(row.id))
 
@@ -224,7 +226,7 @@ class Scheduler:
             action = await finish_raw_action(self.rt.layout, row)
         except (VideoArchiverError, OSError) as exc:
             action = f"{planned(row)} failed: {describe_error(exc)}"
-            log.error("%s: raw file %s", row.rel_path, action)
+            log.error("%s: raw file %s", shown_name(row.rel_path), action)
         await self.rt.state.set_raw_action(row.id, action)
 
     async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
@@ -235,10 +237,12 @@ class Scheduler:
             raise  # the daemon cannot go on without its record
         except Exception as exc:
             if short_of_space(exc):  # the state could not be written: it says running, and
-                self._short_of_space(row.rel_path)  # the file starts again after the wait
+                self._short_of_space(
+                    shown_name(row.rel_path)
+                )  # the file starts again after the wait
                 return
             # A bug of ours must cost one file, never the daemon.
-            log.exception("%s: internal error", row.rel_path)
+            log.exception("%s: internal error", shown_name(row.rel_path))
             with anyio.CancelScope(shield=True):
                 await self.rt.state.set_file_state(row.id, FAILED, f"internal error: {exc!r}")
         finally:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column, Table
 
+from videoarchiver.planning.paths import shown_name
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.state import FileRow, OutputRow, StreamJobRow, Summary
 
@@ -60,7 +61,7 @@ def status_table(files: Sequence[FileRow], outputs: Sequence[OutputRow]) -> Tabl
         saving = f"{1 - archive_size / row.size:.0%}" if archive_size and row.size else "-"
         notes = "; ".join(filter(None, [row.error, *row.warnings, row.raw_action]))
         table.add_row(
-            row.rel_path,
+            shown_name(row.rel_path),
             _state(row.state),
             *(_state(o.state if (o := outputs_of.get(kind)) else None) for kind in OUTPUT_KINDS),
             human_size(row.size),

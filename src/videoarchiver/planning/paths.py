@@ -44,9 +44,13 @@ def rel_from_key(key: str) -> str:
     )
 
 
-def shown_rel(key: str) -> PurePosixPath:
+def shown_name(key: str) -> str:
     """A recorded path as people read it (and as outputs are named): valid text always."""
-    return PurePosixPath(key.removeprefix("/"))
+    return key.removeprefix("/")
+
+
+def shown_rel(key: str) -> PurePosixPath:
+    return PurePosixPath(shown_name(key))
 
 
 def fit_name(name: str, room: int = SUFFIX_ROOM) -> str:
