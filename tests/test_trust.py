@@ -214,3 +214,30 @@ def test_keep_never_touches_the_raw_file(root: Path) -> None:
     before = (file_sha256(raw), raw.stat().st_mode, raw.stat().st_mtime_ns)
     assert run_cli(root, "run", "--once").returncode == 0
     assert (file_sha256(raw), raw.stat().st_mode, raw.stat().st_mtime_ns) == before
+
+
+def test_every_output_is_synced_to_disk_before_it_is_linked_into_place(root: Path) -> None:
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (make test installs it)")
+    _configure(root)
+    _clip(root / "raw" / "a.mp4")
+    trace = root.parent / "trace"
+    subprocess.run(
+        ["strace", "-ff", "-qq", "-o", str(trace), "-e", "trace=openat,fsync,linkat",
+         sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
+        check=True, capture_output=True, timeout=240,
+    )  # fmt: skip
+    linked = []
+    for thread in root.parent.glob("trace.*"):  # one file per thread: calls in order
+        opened: dict[str, str] = {}  # fd → path
+        synced: set[str] = set()
+        for line in thread.read_text().splitlines():
+            if match := re.match(r'openat\(AT_FDCWD, "([^"]+)".* = (\d+)$', line):
+                opened[match[2]] = match[1]
+            elif match := re.match(r"fsync\((\d+)\)\s+= 0", line):
+                synced.add(opened.get(match[1], ""))
+            elif match := re.match(r'linkat\(AT_FDCWD, "([^"]+)", AT_FDCWD, "([^"]+)"', line):
+                linked.append(match[2])
+                assert match[1] in synced, f"{match[1]} linked before its data was synced"
+    published = {str(root / p) for p in ("archive/a.mkv", "preview/a.mkv", "screenshot/a.jpg")}
+    assert published <= set(linked)
