@@ -241,3 +241,29 @@ def test_every_output_is_synced_to_disk_before_it_is_linked_into_place(root: Pat
                 assert match[1] in synced, f"{match[1]} linked before its data was synced"
     published = {str(root / p) for p in ("archive/a.mkv", "preview/a.mkv", "screenshot/a.jpg")}
     assert published <= set(linked)
+
+
+def test_content_replaced_keeping_size_and_mtime_is_still_a_new_file(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "raw").mkdir(parents=True)
+    _configure(root)
+    config = root / "videoarchiver.toml"
+    config.write_text(config.read_text().replace('"ultrafast"', '"slow"'))
+    old, new = tmp_path / "old.ts", tmp_path / "new.ts"
+    same_length_clips(old, new, seconds=8)
+    raw = root / "raw" / "clip.ts"
+    shutil.copyfile(old, raw)
+    daemon = _start(root)
+    running = "SELECT 1 FROM stream_jobs WHERE output = 'archive' AND state = 'running'"
+    deadline = time.monotonic() + 60
+    while not poll_rows(root, running):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stat = raw.stat()
+    _replace(new, raw)
+    os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p` or rsync -t leave it
+    assert daemon.wait(timeout=120) == 1, "nothing of the old content is published"
+    assert not (root / "archive" / "clip.mkv").exists()
+    assert run_cli(root, "run", "--once").returncode == 0
+    [(stem,)] = state_rows(root, "SELECT stem FROM files WHERE state = 'done'")
+    assert ssim(root / "archive" / f"{stem}.mkv", new) > 0.95

@@ -29,7 +29,7 @@ from videoarchiver.errors import (
     VideoArchiverError,
     describe_error,
 )
-from videoarchiver.identity import fingerprint
+from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt_published
 from videoarchiver.planning.commands import RawInput
@@ -44,6 +44,7 @@ from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNIN
 log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
 SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
+STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
 OUTPUTS: tuple[tuple[str, Callable[[Runtime, Source], Awaitable[None]]], ...] = (
     ("archive", make_archive),
     ("preview", make_preview),
@@ -208,6 +209,10 @@ class Scheduler:
             await state.set_file_state(row.id, FAILED, reason)
             log.error("%s: failed: %s", shown_name(row.rel_path), reason)
             await self._tidy_work(row.id)
+            if not await same_content(raw.path, row.size, row.fingerprint):
+                # Replaced, perhaps with its size and mtime kept (`cp -p`): the next scan
+                # must fingerprint what is there now, which is a new file.
+                await state.set_identity(row.id, STALE_MTIME, row.fingerprint or "")
             if failures.for_space:
                 self._waiting_for_space.add(row.rel_path)
                 self._short_of_space(shown_name(row.rel_path))
