@@ -12,11 +12,16 @@ def test_waits_double_up_to_an_hour_and_end_when_work_completes() -> None:
     now = [100.0]
     backoff = SpaceBackoff(5, clock=lambda: now[0])
     assert backoff.remaining == 0
-    assert [backoff.short() for _ in range(3)] == [5, 10, 20]
-    assert backoff.remaining == 20
-    now[0] += 15
-    assert backoff.remaining == 5
+    assert backoff.short() == 5
+    now[0] += 2
+    assert backoff.short() == 3, "more failures within a wait do not make it longer"
+    waits = []
+    for _ in range(3):
+        now[0] += backoff.remaining
+        waits.append(backoff.short())
+    assert waits == [10, 20, 40]
     for _ in range(20):
+        now[0] += backoff.remaining
         backoff.short()
     assert backoff.remaining == MAX_WAIT_SECONDS
     backoff.recovered()

@@ -31,7 +31,7 @@ async def test_file_identity_and_replaced_content(tmp_path: Path) -> None:
         # New content at the same path while the old one is unfinished: the old row goes,
         # and its id is never given to another file.
         second = await state.add_file("a.mp4", 11, 2, "fp2", "a.mp4")
-        assert await state.forget_replaced("a.mp4", keep=second.id) == [first.id]
+        assert await state.forget_replaced("a.mp4", keep=second.id, busy=()) == [first.id]
         assert [row.id for row in await state.files()] == [second.id]
         third = await state.add_file("b.mp4", 12, 3, "fp3", "b")
         assert third.id > second.id > first.id
@@ -39,8 +39,15 @@ async def test_file_identity_and_replaced_content(tmp_path: Path) -> None:
         await state.set_done(second.id, None)
         await state.set_output(third.id, "archive", DONE, path="/x", size=1, sha256="s")
         fourth = await state.add_file("a.mp4", 12, 3, "fp4", "a.mp4.2")
-        assert await state.forget_replaced("a.mp4", keep=fourth.id) == []
-        assert await state.forget_replaced("b.mp4", keep=fourth.id) == []
+        assert await state.forget_replaced("a.mp4", keep=fourth.id, busy=()) == []
+        assert await state.forget_replaced("b.mp4", keep=fourth.id, busy=()) == []
+        # Nor is a row a task works on, or one with a published montage sheet.
+        fifth = await state.add_file("c.mp4", 1, 1, "fp5", "c")
+        sixth = await state.add_file("c.mp4", 2, 2, "fp6", "c.mp4")
+        assert await state.forget_replaced("c.mp4", keep=0, busy=[fifth.id]) == [sixth.id]
+        await state.save_job(fifth.id, "montage", 0, kind="video", decision="seek",
+                             state=RUNNING, path="/s/c.jpg", sha256="s")  # fmt: skip
+        assert await state.forget_replaced("c.mp4", keep=0, busy=()) == []
         # `touch`: the same content with a new mtime keeps its row.
         await state.set_identity(fourth.id, 99, "fp4")
         assert (await state.get_file(fourth.id)).mtime_ns == 99
@@ -66,7 +73,7 @@ async def test_files_of_an_older_schema_migrate_and_ids_stop_being_reused(tmp_pa
             (1, "a.mp4", None), (2, "b.mp4", None)
         ]  # fmt: skip
         assert list(await state.jobs(2, "archive")) == [0], "stream jobs survive the rebuild"
-        assert await state.forget_replaced("b.mp4", keep=0) == [2]
+        assert await state.forget_replaced("b.mp4", keep=0, busy=()) == [2]
         assert (await state.add_file("c.mp4", 1, 1, "fp", "c")).id == 3, "id 2 is not reused"
 
 

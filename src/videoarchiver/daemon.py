@@ -24,6 +24,7 @@ from videoarchiver.config import Config
 from videoarchiver.disposal import PENDING as PENDING_ACTION
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
+from videoarchiver.outputs import adopt_published
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.state import StateDB
@@ -46,7 +47,9 @@ async def watch_raw(raw: Path, wake: MemoryObjectSendStream[None], stop: anyio.E
 
 
 async def _on_signals(work: anyio.CancelScope, stopping: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+    # SIGHUP (a closed terminal) stops it too, unless it was started to ignore it (nohup).
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *hangup) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
             if stopping.is_set():
@@ -94,6 +97,7 @@ async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Repor
     demuxers = await check_tools(config)
     async with StateDB.open(layout.state_db) as state:
         await state.requeue_interrupted()
+        await adopt_published(state)
         await remove_stale_work(layout, state)
         scheduler = Scheduler(Runtime.create(layout, config, state, reporter, demuxers))
         for row in await state.with_pending_raw_action(PENDING_ACTION):

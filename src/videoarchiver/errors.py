@@ -6,6 +6,8 @@ that message is what ends up in the state database and the log.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class VideoArchiverError(Exception):
     """Root of every error this package raises on purpose."""
@@ -55,11 +57,15 @@ def describe_error(exc: BaseException) -> str:
     return str(exc)
 
 
-def first_of(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
-    """The first exception of `kinds` in `exc`, looking inside exception groups."""
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside `exc`, looking through exception groups."""
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            if (found := first_of(inner, kinds)) is not None:
-                return found
-        return None
-    return exc if isinstance(exc, kinds) else None
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+def first_of(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of `kinds` in `exc`, looking inside exception groups."""
+    return next((leaf for leaf in leaves(exc) if isinstance(leaf, kinds)), None)

@@ -16,6 +16,7 @@ from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
 from videoarchiver.publishing import adoptable, publish, sha256_file
 from videoarchiver.runtime import Runtime, Source
+from videoarchiver.state import StateDB
 from videoarchiver.state.database import DONE, PUBLISHING, RUNNING
 from videoarchiver.stream_jobs import run_limited
 from videoarchiver.ui import TaskInfo
@@ -79,14 +80,11 @@ async def publish_recorded(
     return size, sha256
 
 
-async def adopt_published(rt: Runtime, source: Source, kind: str) -> bool:
-    """True (and recorded done) when a kill came after this output was published but before
-    it was recorded: its destination holds exactly the recorded intent."""
-    current = (await rt.state.outputs(source.row.id)).get(kind)
-    if current is None or current.state != PUBLISHING or current.path is None:
-        return False
-    if not await adoptable(Path(current.path), current.size, current.sha256):
-        return False
-    await rt.state.set_output(source.row.id, kind, DONE, error=None)
-    log.info("%s: %s was published before an interruption: %s", source.name, kind, current.path)
-    return True
+async def adopt_published(state: StateDB) -> None:
+    """At start: every output a kill caught after it was published and before it was
+    recorded done (its destination holds exactly the recorded intent) is recorded done,
+    whatever became of its raw file since."""
+    for output in await state.publishing():
+        if output.path and await adoptable(Path(output.path), output.size, output.sha256):
+            await state.set_output(output.file_id, output.kind, DONE, error=None)
+            log.info("%s was published before an interruption: recorded", output.path)

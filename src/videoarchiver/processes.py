@@ -34,11 +34,11 @@ STDERR_LINE_CHARS = 400
 TERMINATE_GRACE_SECONDS = 20.0
 STALL_GRACE_SECONDS = 5.0  # a stalled process rarely honours SIGTERM
 STALL_CHECK_SECONDS = 1.0
-# CPU time per check that counts as work: a decoder busy on a long stream moves even when
-# it prints nothing; a process blocked for good (or polling) stays below this.
-WORKING_CPU_SECONDS = 0.02
+# CPU time that counts as work, since the last movement: a decoder busy on a long stream
+# moves even when it prints nothing, however starved it is; a process blocked for good
+# spends none (two clock ticks allow for the odd wake-up).
+WORKING_CPU_TICKS = 2
 DEFAULT_STALL_SECONDS = 300.0
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 # Returns True to ask the process to stop (the ratio rule).
 StdoutHandler = Callable[[bytes], bool]
@@ -53,29 +53,32 @@ class Watchdog:
         self.seconds = seconds
         self._clock = clock
         self._last = clock()
-        self._cpu = 0.0
+        self._ticks_then = 0  # CPU ticks at the last movement
+        self._ticks = 0
 
     def moved(self) -> None:
         self._last = self._clock()
+        self._ticks_then = self._ticks
 
-    def spent(self, cpu_seconds: float) -> None:
-        """The process's CPU time so far: enough more than last time is work."""
-        if cpu_seconds - self._cpu >= WORKING_CPU_SECONDS:
+    def spent(self, ticks: int) -> None:
+        """The process's CPU time so far, in clock ticks: enough since the last movement
+        is work."""
+        self._ticks = ticks
+        if ticks - self._ticks_then >= WORKING_CPU_TICKS:
             self.moved()
-        self._cpu = cpu_seconds
 
     @property
     def stalled(self) -> bool:
         return self._clock() - self._last > self.seconds
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a live process (0 when it is gone)."""
+def _cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of a live process in clock ticks (0 when it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ async def run_process(
         nonlocal stalled_after
         while not watchdog.stalled:
             await anyio.sleep(STALL_CHECK_SECONDS)
-            watchdog.spent(_cpu_seconds(process.pid))
+            watchdog.spent(_cpu_ticks(process.pid))
         stalled_after = watchdog.seconds
         await _stop(process, STALL_GRACE_SECONDS)
 

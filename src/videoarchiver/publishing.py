@@ -80,8 +80,31 @@ def _temporary(destination: Path) -> Path:
     return destination.with_name(f".videoarchiver-{tag}.tmp")
 
 
+def _make_folders(folder: Path) -> None:
+    """`mkdir -p`, each new folder synced into its parent so a power loss cannot drop it."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        _fsync_dir(new.parent)
+
+
+def _copy_beside(source: Path, temporary: Path, mode: int | None) -> None:
+    """A synced copy of `source` (a symlink: the link itself) under `temporary`."""
+    temporary.unlink(missing_ok=True)
+    if source.is_symlink():
+        temporary.symlink_to(source.readlink())
+        return
+    shutil.copyfile(source, temporary)
+    if mode is not None:
+        temporary.chmod(mode)
+    _fsync_file(temporary)
+
+
 def _publish(source: Path, destination: Path, sha256: str | None, mode: int | None) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    _make_folders(destination.parent)
     if not source.is_symlink():
         if mode is not None:
             source.chmod(mode)
@@ -92,11 +115,7 @@ def _publish(source: Path, destination: Path, sha256: str | None, mode: int | No
         if exc.errno != errno.EXDEV:
             raise
         temporary = _temporary(destination)
-        temporary.unlink(missing_ok=True)
-        shutil.copyfile(source, temporary)
-        if mode is not None:
-            temporary.chmod(mode)
-        _fsync_file(temporary)
+        _copy_beside(source, temporary, mode)
         try:
             _link_no_clobber(temporary, destination, sha256)
         finally:

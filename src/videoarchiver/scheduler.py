@@ -28,16 +28,17 @@ from videoarchiver.errors import (
     VerifyError,
     VideoArchiverError,
     describe_error,
+    first_of,
+    leaves,
 )
 from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
-from videoarchiver.outputs import adopt_published
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.paths import output_paths, shown_name, shown_rel, stem_candidates
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.space import SpaceBackoff, short_of_space
+from videoarchiver.space import SpaceBackoff, short_of_space, space_message
 from videoarchiver.state import FileRow
 from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNING
 
@@ -75,7 +76,6 @@ class Scheduler:
         self._active: set[int] = set()
         # Retried from the first rescan on, then after doubling waits.
         self._space = SpaceBackoff(min(runtime.config.scan_interval, SPACE_BASE_SECONDS))
-        self._waiting_for_space: set[str] = set()  # files failed for want of space
 
     async def _free_stem(self, raw: RawFile) -> str:
         for stem in stem_candidates(shown_rel(raw.key)):
@@ -95,44 +95,62 @@ class Scheduler:
         known = await self.rt.state.find_files([raw.key for raw in raws])
         rows = []
         for raw in raws:
-            try:
-                rows.append((await self._identify(raw, known.get(raw.key, [])), raw))
-            except OSError as exc:  # vanished or unreadable since the scan: the next decides
-                if short_of_space(exc):  # not the file's doing: no new work for a while
-                    raise
-                log.warning("%s: cannot read it now (%s)", shown_name(raw.key), describe_error(exc))
+            row = await self._identify(raw, known.get(raw.key, []))
+            if row is not None:
+                rows.append((row, raw))
         return rows
 
-    async def _identify(self, raw: RawFile, recorded: list[FileRow]) -> FileRow:
-        """The row for the content now at `raw.rel`: size and mtime as recorded are taken on
-        trust; anything else is fingerprinted, and new content is a new file."""
-        state = self.rt.state
-        hinted = [row for row in recorded if (row.size, row.mtime_ns) == (raw.size, raw.mtime_ns)]
-        if hinted and hinted[-1].fingerprint is not None:
-            row = hinted[-1]
+    async def _identify(self, raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
+        """The row for the content now at `raw.rel` (None if it vanished): size and mtime as
+        recorded are taken on trust; anything else is fingerprinted, and new content is a new
+        file. A file that cannot be read is recorded failed, with the reason."""
+        hinted = recorded[-1] if recorded else None
+        if hinted is None or (hinted.size, hinted.mtime_ns) != (raw.size, raw.mtime_ns):
+            hinted = None
+        # A file done before fingerprints existed is read only if it is needed again.
+        legacy = hinted is not None and hinted.fingerprint is None
+        if hinted is not None and (hinted.fingerprint or (legacy and hinted.state == DONE)):
+            row = hinted
         else:
-            content = await fingerprint(raw.path)
-            # A row recorded before fingerprints was known by its size and mtime.
-            same = hinted or [r for r in recorded if (r.size, r.fingerprint) == (raw.size, content)]
+            try:
+                content = await fingerprint(raw.path)
+            except FileNotFoundError:
+                return None  # gone since the scan
+            except OSError as exc:
+                if short_of_space(exc):
+                    raise
+                reason = f"cannot read it: {describe_error(exc)}"
+                return hinted or await self._new_file(raw, recorded, "", reason)
+            same = [r for r in recorded if (r.size, r.fingerprint) == (raw.size, content)]
+            if legacy and hinted is not None:
+                same = [hinted]  # known before fingerprints by its size and mtime
             if not same:
-                await self._forget_replaced(raw.key, recorded, keep=None)
-                row = await state.add_file(
-                    raw.key, raw.size, raw.mtime_ns, content, await self._free_stem(raw)
-                )
-                log.info(
-                    "%s: found, %d bytes, outputs named %r", shown_name(raw.key), raw.size, row.stem
-                )
-                return row
+                return await self._new_file(raw, recorded, content)
             row = replace(same[-1], mtime_ns=raw.mtime_ns, fingerprint=content)
-            await state.set_identity(row.id, raw.mtime_ns, content)
+            await self.rt.state.set_identity(row.id, raw.mtime_ns, content)
         await self._forget_replaced(raw.key, recorded, keep=row.id)
         return row
 
+    async def _new_file(
+        self, raw: RawFile, recorded: list[FileRow], content: str, failure: str | None = None
+    ) -> FileRow:
+        await self._forget_replaced(raw.key, recorded, keep=None)
+        state, name = self.rt.state, shown_name(raw.key)
+        row = await state.add_file(
+            raw.key, raw.size, raw.mtime_ns, content, await self._free_stem(raw)
+        )
+        log.info("%s: found, %d bytes, outputs named %r", name, raw.size, row.stem)
+        if failure is not None:
+            await state.set_file_state(row.id, FAILED, failure)
+            log.error("%s: failed: %s", name, failure)
+            row = replace(row, state=FAILED, error=failure)
+        return row
+
     async def _forget_replaced(self, key: str, recorded: list[FileRow], keep: int | None) -> None:
-        """Older contents at `key` that never finished nor published anything are forgotten
-        with their work folders, and free their output names."""
+        """Older contents at `key` that never finished nor published anything, and that no
+        task works on, are forgotten with their work folders, and free their output names."""
         if any(r.id != keep and r.state in (PENDING, FAILED) for r in recorded):
-            for gone in await self.rt.state.forget_replaced(key, keep=keep or 0):
+            for gone in await self.rt.state.forget_replaced(key, keep or 0, self._active):
                 await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
 
     async def _output(
@@ -148,8 +166,7 @@ class Scheduler:
             return
         work = self.rt.layout.file_work(source.row.id, kind)
         try:
-            if not await adopt_published(self.rt, source, kind):
-                await make(self.rt, source)
+            await make(self.rt, source)
         except (VideoArchiverError, OSError) as exc:
             cause = await _explained(source, exc)
             reason = describe_error(cause)
@@ -214,7 +231,6 @@ class Scheduler:
                 # must fingerprint what is there now, which is a new file.
                 await state.set_identity(row.id, STALE_MTIME, row.fingerprint or "")
             if failures.for_space:
-                self._waiting_for_space.add(row.rel_path)
                 self._short_of_space(shown_name(row.rel_path))
             return
         self._space.recovered()
@@ -238,20 +254,35 @@ class Scheduler:
         try:
             async with self.rt.file_slots:
                 await self.process(row, raw)
-        except StateError:
-            raise  # the daemon cannot go on without its record
         except Exception as exc:
-            if short_of_space(exc):  # the state could not be written: it says running, and
-                self._short_of_space(
-                    shown_name(row.rel_path)
-                )  # the file starts again after the wait
-                return
-            # A bug of ours must cost one file, never the daemon.
-            log.exception("%s: internal error", shown_name(row.rel_path))
-            with anyio.CancelScope(shield=True):
-                await self.rt.state.set_file_state(row.id, FAILED, f"internal error: {exc!r}")
+            await self._after_escape(row, exc)
         finally:
             self._active.discard(row.id)
+
+    async def _after_escape(self, row: FileRow, exc: Exception) -> None:
+        """What escaped `process` (a state write that failed while recording a failure, or a
+        bug of ours) costs this file, never the daemon; a damaged state stops the daemon."""
+        name = shown_name(row.rel_path)
+        if first_of(exc, (StateError,)) is not None:
+            raise exc
+        if any(short_of_space(error) for error in leaves(exc)):
+            # The state could not be written: it says running, and the file starts again
+            # once the wait for space is over.
+            self._short_of_space(name)
+            return
+        log.error("%s: internal error", name, exc_info=exc)
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.rt.state.set_file_state(row.id, FAILED, f"internal error: {exc!r}")
+        except OSError as again:
+            log.error("%s: cannot record the failure: %s", name, describe_error(again))
+
+    async def _retry_space_failures(self) -> None:
+        """Files that failed because a disk was full are tried again when no wait is on."""
+        failed = await self.rt.state.files([FAILED])
+        waiting = [row.rel_path for row in failed if row.error and space_message(row.error)]
+        for rel in await self.rt.state.retry(waiting) if waiting else []:
+            log.info("%s: trying again (it failed for want of space)", shown_name(rel))
 
     def _short_of_space(self, name: str) -> None:
         wait = self._space.short()
@@ -265,10 +296,8 @@ class Scheduler:
         """
         self.rt.state.ensure_in_place()
         paused = self._space.remaining
-        if not paused and self._waiting_for_space:
-            for rel in await self.rt.state.retry(self._waiting_for_space):
-                log.info("%s: trying again now that the waiting for space is over", rel)
-            self._waiting_for_space.clear()
+        if not paused:
+            await self._retry_space_failures()
         found = await scan(self.rt.layout.raw, self.rt.config.settle_seconds)
         pairs = await self.register(found.settled)
         for row, raw in pairs:

@@ -13,11 +13,16 @@ SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded")
 
 
+def space_message(text: str) -> bool:
+    """True when a recorded reason says a disk (or quota) was full."""
+    return any(message in text for message in SPACE_MESSAGES)
+
+
 def short_of_space(exc: BaseException) -> bool:
     """True when `exc` says a disk (or quota) is full, as an OSError or in ffmpeg's words."""
     if isinstance(exc, OSError) and exc.errno in SPACE_ERRNOS:
         return True
-    return any(message in str(exc) for message in SPACE_MESSAGES)
+    return space_message(str(exc))
 
 
 class SpaceBackoff:
@@ -28,7 +33,10 @@ class SpaceBackoff:
         self._until = 0.0
 
     def short(self) -> float:
-        """Space ran out: returns how long new work now waits."""
+        """Space ran out: returns how long new work now waits. Within a wait, more work
+        failing for the same full disk does not make it longer."""
+        if self.remaining:
+            return self.remaining
         self._wait = min(MAX_WAIT_SECONDS, max(self.base, 2 * self._wait))
         self._until = self._clock() + self._wait
         return self._wait

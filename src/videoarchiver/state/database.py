@@ -6,6 +6,7 @@ full sync, so that a kill at any instant leaves a database that says what was ha
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -24,6 +25,7 @@ from videoarchiver.state.migrations import MIGRATIONS
 
 # States shared by files, outputs and stream jobs.
 PENDING, RUNNING, PUBLISHING, DONE, FAILED = "pending", "running", "publishing", "done", "failed"
+PRIVATE = 0o600  # the state names every recording and keeps every tag
 CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
 SKIPPED = "skipped"  # an output the file has nothing for (no montage without video)
 FINISHED = (DONE, SKIPPED)
@@ -115,15 +117,16 @@ def _errors_named(path: Path) -> Iterator[None]:
         yield
     except sqlite3.IntegrityError:
         raise  # a bug of ours, not the database's state
-    except sqlite3.OperationalError as exc:
-        if "full" in str(exc):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from exc
-        raise StateError(f"the state database {path} cannot be used: {exc}") from exc
     except sqlite3.DatabaseError as exc:
-        raise StateError(
-            f"the state database {path} is damaged ({exc}); move it away to start with a new"
-            " one (outputs already published are kept and never overwritten)"
-        ) from exc
+        name = getattr(exc, "sqlite_errorname", "")
+        if name == "SQLITE_FULL":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from exc
+        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            raise StateError(
+                f"the state database {path} is damaged ({exc}); move it away to start with a"
+                " new one (outputs already published are kept and never overwritten)"
+            ) from exc
+        raise StateError(f"the state database {path} cannot be used: {exc}") from exc
 
 
 class StateDB:
@@ -139,7 +142,10 @@ class StateDB:
     async def open(cls, path: Path) -> AsyncIterator[StateDB]:
         # Created private: it names every recording (SQLite gives its -wal and -shm files
         # the same permission bits).
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE))
+        for made in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            with contextlib.suppress(OSError):  # also those an older version made
+                made.chmod(PRIVATE)
         with _errors_named(path):
             async with aiosqlite.connect(path, isolation_level=None) as connection:
                 connection.row_factory = aiosqlite.Row
@@ -227,13 +233,12 @@ class StateDB:
     ) -> FileRow:
         """A new source, under an id no other file ever had."""
         now = time.time()
-        await self._write(
-            "INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [row] = await self._rows(
+            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, created_at,"
+            f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_FILE_COLUMNS}",
             (rel_path, size, mtime_ns, fingerprint, stem, now, now),
         )
-        [(file_id,)] = await self._rows("SELECT last_insert_rowid()")
-        return await self.get_file(file_id)
+        return _file(row)
 
     async def set_identity(self, file_id: int, mtime_ns: int, fingerprint: str) -> None:
         """The same content seen with a new mtime (`touch`), or first fingerprinted."""
@@ -242,19 +247,20 @@ class StateDB:
             (mtime_ns, fingerprint, file_id),
         )
 
-    async def forget_replaced(self, rel_path: str, keep: int) -> list[int]:
-        """Rows of older content at `rel_path` that never finished nor published anything
-        are forgotten (their ids are never given out again); returns their ids."""
-        unfinished = (
-            "rel_path=? AND id!=? AND state IN (?, ?) AND NOT EXISTS (SELECT 1 FROM outputs o"
-            " WHERE o.file_id=files.id AND o.state IN (?, ?))"
+    async def forget_replaced(self, rel_path: str, keep: int, busy: Iterable[int]) -> list[int]:
+        """Rows of older content at `rel_path` that never finished nor published anything,
+        and that no task is working on (`busy`), are forgotten (their ids are never given out
+        again); returns their ids."""
+        busy = list(busy)
+        rows = await self._rows(
+            f"DELETE FROM files WHERE rel_path=? AND id!=? AND state IN (?, ?)"
+            f" AND id NOT IN ({','.join('?' * len(busy))})"
+            " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.file_id=files.id AND o.state IN"
+            " (?, ?)) AND NOT EXISTS (SELECT 1 FROM stream_jobs j WHERE j.file_id=files.id"
+            " AND j.path IS NOT NULL) RETURNING id",
+            (rel_path, keep, PENDING, FAILED, *busy, DONE, PUBLISHING),
         )
-        params = (rel_path, keep, PENDING, FAILED, DONE, PUBLISHING)
-        ids = [row[0] for row in await self._rows(f"SELECT id FROM files WHERE {unfinished}",
-                                                   params)]  # fmt: skip
-        if ids:
-            await self._write(f"DELETE FROM files WHERE {unfinished}", params)
-        return ids
+        return [row[0] for row in rows]
 
     async def set_file_state(self, file_id: int, state: str, error: str | None = None) -> None:
         await self._write(
@@ -372,6 +378,13 @@ class StateDB:
             f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id=?", (file_id,)
         )
         return {row["kind"]: OutputRow(**dict(row)) for row in rows}
+
+    async def publishing(self) -> list[OutputRow]:
+        """Outputs whose publishing began (the intent is recorded) and was not recorded done."""
+        rows = await self._rows(
+            f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE state=?", (PUBLISHING,)
+        )
+        return [OutputRow(**dict(row)) for row in rows]
 
     async def all_outputs(self, file_ids: Sequence[int] | None = None) -> list[OutputRow]:
         """Every output, or those of `file_ids`."""
