@@ -30,6 +30,22 @@ def _configure(root: Path, extra: str) -> None:
     )
 
 
+def _new_root(tmp_path: Path, extra: str = "") -> Path:
+    """A root inside `tmp_path`, so that the test can keep files beside (outside) it."""
+    root = tmp_path / "root"
+    (root / "raw").mkdir(parents=True)
+    _configure(root, extra)
+    return root
+
+
+def _daemon(root: Path) -> subprocess.Popen[str]:
+    """`videoarchiver run` on `root`, its stderr kept to read."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def test_a_stalled_ffmpeg_is_stopped_and_the_file_fails_with_a_reason(root: Path) -> None:
     _configure(root, "stall_seconds = 2")
     _clip(root / "raw" / "a.mp4")
@@ -69,10 +85,8 @@ def test_a_stream_without_data_is_left_out_with_a_note(root: Path) -> None:
 def test_hostile_names_and_links_are_handled_and_nothing_outside_is_touched(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "root"
+    root = _new_root(tmp_path, 'after_done = "delete"')
     raw = root / "raw"
-    raw.mkdir(parents=True)
-    _configure(root, 'after_done = "delete"')
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     _clip(elsewhere / "outside.mp4")
@@ -127,10 +141,7 @@ def test_a_damaged_state_database_is_a_clear_message_and_exit_2(root: Path) -> N
 
 def test_state_database_deleted_while_running_stops_with_exit_2(root: Path) -> None:
     _configure(root, "scan_interval = 1")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    daemon = _daemon(root)
     try:
         database = root / "work" / "state.sqlite3"
         deadline = time.monotonic() + 30
@@ -161,10 +172,7 @@ def test_permissions_outputs_follow_the_raw_state_and_log_are_private(root: Path
 
 def test_sighup_stops_like_sigterm(root: Path) -> None:
     _configure(root, "")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    daemon = _daemon(root)
     time.sleep(2)
     daemon.send_signal(signal.SIGHUP)
     _out, err = daemon.communicate(timeout=30)
@@ -175,9 +183,7 @@ def test_sighup_stops_like_sigterm(root: Path) -> None:
 def test_a_playlist_posing_as_a_video_is_refused_and_reads_nothing_outside(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "root"
-    (root / "raw").mkdir(parents=True)
-    _configure(root, "")
+    root = _new_root(tmp_path)
     secret = tmp_path / "secret.ts"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=2", "-c:v", "mpeg4", "-f", "mpegts",
            secret)  # fmt: skip
@@ -194,18 +200,13 @@ def test_a_playlist_posing_as_a_video_is_refused_and_reads_nothing_outside(
 def test_a_full_disk_never_stops_the_daemon_and_work_is_retried_once_space_is_back(
     tmp_path: Path, full: str
 ) -> None:
-    root = tmp_path / "root"
-    (root / "raw").mkdir(parents=True)
-    _configure(root, "scan_interval = 1")
+    root = _new_root(tmp_path, "scan_interval = 1")
     raw = tmp_path / "a.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=4", "-c:v", "ffv1", raw)
     small = root / "work" / "files" if full == "work files" else root / "work"
     log = root / "log" / "videoarchiver.log"
     with tmpfs(small, "64k" if full == "work files" else "8m"):
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        daemon = _daemon(root)
         try:
             _wait(lambda: (root / "work" / "state.sqlite3").exists())
             time.sleep(0.5)

@@ -65,11 +65,23 @@ def run_killed_at(root: Path, syscall: str, path: Path) -> None:
     assert result.returncode == -signal.SIGKILL, result.stderr.decode()[-2000:]
 
 
-def _configure(root: Path, extra: str = "") -> None:
+def _configure(root: Path, extra: str = "", preset: str = "ultrafast") -> None:
     (root / "videoarchiver.toml").write_text(
         f"settle_seconds = 0\njobs = 1\n{extra}\n[archive]\n"
-        'video_args = ["-crf", "18", "-preset", "ultrafast"]\n'
+        f'video_args = ["-crf", "18", "-preset", "{preset}"]\n'
     )
+
+
+def _replaceable_root(tmp_path: Path, seconds: int, extra: str = "") -> tuple[Path, Path, Path]:
+    """A root whose `raw/clip.ts` is the first (old) of two recordings of the same length
+    (old, new), encoded slowly enough to be caught in the middle; returns (root, old, new)."""
+    root = tmp_path / "root"
+    (root / "raw").mkdir(parents=True)
+    _configure(root, extra, preset="slow")
+    old, new = tmp_path / "old.ts", tmp_path / "new.ts"
+    same_length_clips(old, new, seconds)
+    shutil.copyfile(old, root / "raw" / "clip.ts")
+    return root, old, new
 
 
 def _clip(path: Path, seconds: float = 1) -> None:
@@ -90,15 +102,8 @@ def test_touch_is_not_a_new_file(root: Path) -> None:
 def test_raw_replaced_during_an_encode_then_killed_is_archived_as_the_new_content(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "root"
-    (root / "raw").mkdir(parents=True)
-    _configure(root, 'after_done = "delete"')
-    config = root / "videoarchiver.toml"
-    config.write_text(config.read_text().replace('"ultrafast"', '"slow"'))
-    old, new = tmp_path / "old.ts", tmp_path / "new.ts"
-    same_length_clips(old, new, seconds=20)
+    root, old, new = _replaceable_root(tmp_path, 20, 'after_done = "delete"')
     raw = root / "raw" / "clip.ts"
-    shutil.copyfile(old, raw)
 
     def encoding() -> bool:
         partials = list((root / "work" / "files").glob("*/archive/s0.partial0.mkv"))
@@ -123,15 +128,8 @@ def _replace(source: Path, raw: Path) -> bool:
 
 
 def test_raw_replaced_while_the_daemon_runs_is_processed_as_a_new_file(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    (root / "raw").mkdir(parents=True)
-    (root / "videoarchiver.toml").write_text(
-        'settle_seconds = 0.5\nscan_interval = 2\n[archive]\nvideo_args = ["-preset", "slow"]\n'
-    )
-    old, new = tmp_path / "old.ts", tmp_path / "new.ts"
-    same_length_clips(old, new, seconds=8)
+    root, _old, new = _replaceable_root(tmp_path, 8, "scan_interval = 2")
     raw = root / "raw" / "clip.ts"
-    shutil.copyfile(old, raw)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -244,15 +242,8 @@ def test_every_output_is_synced_to_disk_before_it_is_linked_into_place(root: Pat
 
 
 def test_content_replaced_keeping_size_and_mtime_is_still_a_new_file(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    (root / "raw").mkdir(parents=True)
-    _configure(root)
-    config = root / "videoarchiver.toml"
-    config.write_text(config.read_text().replace('"ultrafast"', '"slow"'))
-    old, new = tmp_path / "old.ts", tmp_path / "new.ts"
-    same_length_clips(old, new, seconds=8)
+    root, _old, new = _replaceable_root(tmp_path, 8)
     raw = root / "raw" / "clip.ts"
-    shutil.copyfile(old, raw)
     daemon = _start(root)
     running = "SELECT 1 FROM stream_jobs WHERE output = 'archive' AND state = 'running'"
     deadline = time.monotonic() + 60
