@@ -13,12 +13,13 @@ from pathlib import Path
 
 import anyio
 
-from videoarchiver.errors import VideoArchiverError
+from videoarchiver.errors import ProcessError, VideoArchiverError
 from videoarchiver.outputs import mux_verify_publish
 from videoarchiver.planning.archive import (
     PICTURES,
     Action,
     StreamDecision,
+    copy_trial_args,
     encode_args,
     mux_args,
     picture_args,
@@ -89,14 +90,14 @@ class _ArchiveStreams:
 
         codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
         figures: dict[str, float] = {"raw_bytes": raw.bytes, "raw_seconds": raw.duration}
-        # A raw elementary stream (.h264) has no timestamps: Matroska cannot take it as it is,
-        # so its (visually lossless) encode is kept even when it saves too little.
-        copyable = raw.start is not None
+        # A stream Matroska cannot take as it is (GSM, Cook, Nellymoser; a raw elementary
+        # stream without timestamps) keeps its encode even when it saves too little.
+        uncopyable = await self._why_not_copyable(decision)
         try:
             encoded = await encode_resumable(
                 rt, source, _job(decision),
                 lambda out: encode_args(source.input, decision, codec_args, out), part,
-                stop_for if copyable else None, figures=figures,
+                stop_for if uncopyable is None else None, figures=figures,
             )  # fmt: skip
             figures["wall_seconds"] = encoded.wall
             fallback = watches[-1].reason if encoded.stopped else None
@@ -112,8 +113,8 @@ class _ArchiveStreams:
         except (VideoArchiverError, OSError):
             await anyio.Path(part).unlink(missing_ok=True)
             raise
-        if fallback is not None and not copyable:
-            note = f"encode kept: {fallback}, but the raw stream has no timestamps to copy"
+        if fallback is not None and uncopyable is not None:
+            note = f"encode kept: {fallback}, but {uncopyable}"
             decision = replace(decision, notes=(*decision.notes, note))
             fallback = None
         if fallback is not None:
@@ -124,6 +125,24 @@ class _ArchiveStreams:
             self.parts[index] = part
         self.decisions[index] = decision
         await record(rt, source, _job(decision), DONE, **figures)
+
+    async def _why_not_copyable(self, decision: StreamDecision) -> str | None:
+        """Why the raw stream cannot be the archive's stream as it is (None: it can), found
+        by copying its first packets into Matroska: what the muxer refuses is no fallback."""
+        index = decision.index
+        if self.source.probed.packets.get(index).start is None:
+            return "the raw stream has no timestamps to copy"
+        trial = self.work / f"s{index}.trial.mkv"
+        task = TaskInfo(self.source.name, f"s{index} trial copy")
+        args = copy_trial_args(self.source.input, index, decision.kind, trial)
+        try:
+            await run_limited(self.rt, args, f"trial copy of stream {index}", task)
+        except ProcessError:
+            codec = self.source.probed.probe.stream(index).codec_name
+            return f"Matroska cannot hold the raw {codec} stream as it is"
+        finally:
+            await anyio.Path(trial).unlink(missing_ok=True)
+        return None
 
 
 async def _extract_pictures(

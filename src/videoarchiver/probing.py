@@ -11,6 +11,8 @@ from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.probe import Probe, parse_probe
 from videoarchiver.processes import each_line, read_output
 
+NO_DATA = "no audio or video data in the file"
+
 
 @dataclass(frozen=True)
 class Probed:
@@ -34,14 +36,12 @@ async def probe_file(path: RawInput) -> Probed:
         raise ProbeError(f"not a readable media file: {exc}") from exc
     probe = parse_probe(raw_json)
     if not probe.has_media:
-        raise ProbeError("no audio or video stream")
+        raise ProbeError(f"{NO_DATA}: it has no audio or video stream")
     try:
         packets = await count_packets(path)
     except ProcessError as exc:
         raise ProbeError(f"cannot read the packets: {exc}") from exc
     with_data, notes = probe.without_empty(packets)
     if not with_data.has_media:
-        raise ProbeError(
-            "no audio or video stream holds any data (a file cut before its first frame?)"
-        )
+        raise ProbeError(f"{NO_DATA}: every stream is empty (cut before its first frame?)")
     return Probed(with_data, packets, raw_json.decode("utf-8", "replace"), tuple(notes))

@@ -186,6 +186,19 @@ def encode_args(
     ]  # fmt: skip
 
 
+TRIAL_PACKETS = 25
+
+
+def copy_trial_args(raw: RawInput, index: int, kind: str, output: Path) -> list[str]:
+    """The first packets of one raw stream copied into Matroska: fails when the muxer cannot
+    hold the stream as it is."""
+    letter = "v" if kind == "video" else "a"
+    return [
+        *FFMPEG, "-copyts", "-fflags", "+genpts", *raw.args(), "-map", f"0:{index}", "-c", "copy",
+        "-copyinkf", f"-frames:{letter}", str(TRIAL_PACKETS), "-f", "matroska", url(output),
+    ]  # fmt: skip
+
+
 def _disposition(stream: Stream) -> str:
     return "+".join(name for name in DISPOSITIONS if stream.disposition.get(name)) or "0"
 

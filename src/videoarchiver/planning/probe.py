@@ -98,6 +98,9 @@ class Probe(_Lax):
     def has_media(self) -> bool:
         return any(s.is_video or s.is_audio for s in self.streams)
 
+    def stream(self, index: int) -> Stream:
+        return next(stream for stream in self.streams if stream.index == index)
+
     def without_empty(self, packets: PacketTally) -> tuple[Probe, list[str]]:
         """The file as far as it holds data: video and audio streams without a single packet
         (a camera clip cut mid-write, an unused track) are left out, each with a note."""

@@ -1,0 +1,69 @@
+"""Footage from the wild (issue 11): odd codecs and streams, made with ffmpeg, archived or
+refused for a reason a user accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from media import ffmpeg, probe, run_cli, state_rows
+
+
+def _archive_notes(root: Path) -> dict[str, list[str]]:
+    """Every archive stream job's notes, by raw file."""
+    rows = state_rows(
+        root,
+        "SELECT f.rel_path, j.notes FROM stream_jobs j JOIN files f ON f.id = j.file_id"
+        " WHERE j.output = 'archive' ORDER BY f.rel_path, j.stream_index",
+    )
+    notes: dict[str, list[str]] = {}
+    for rel, text in rows:
+        notes.setdefault(rel, []).extend(json.loads(text))
+    return notes
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "codec"),
+    [
+        ("voice.gsm", ["-ar", "8000", "-ac", "1", "-c:a", "libgsm", "-f", "gsm"], "gsm"),
+        ("flash.flv", ["-ar", "22050", "-c:a", "nellymoser", "-f", "flv"], "nellymoser"),
+    ],
+)
+def test_a_small_raw_stream_matroska_cannot_hold_keeps_its_encode(
+    root: Path, name: str, args: list[str], codec: str
+) -> None:
+    ffmpeg("-f", "lavfi", "-i", "sine=d=3", *args, root / "raw" / name)
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    stem = name.rsplit(".", 1)[0]
+    [audio] = probe(root / "archive" / f"{stem}.mkv")["streams"]
+    assert audio["codec_name"] == "opus"
+    [notes] = _archive_notes(root).values()
+    assert f"but Matroska cannot hold the raw {codec} stream as it is" in notes[-1]
+
+
+def test_streams_without_data_are_left_out_and_the_rest_archived(root: Path) -> None:
+    raw = root / "raw" / "three.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=2", "-f", "lavfi", "-i",
+           "testsrc=s=160x120:r=10:d=2", "-f", "lavfi", "-i", "sine=d=2",
+           "-map", "0", "-map", "1", "-map", "2", "-c:v", "mpeg4", "-c:a", "aac",
+           "-frames:v:1", "0", raw)  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 0
+    streams = probe(root / "archive" / "three.mkv")["streams"]
+    assert [s["codec_type"] for s in streams] == ["video", "audio"]
+    assert [s["codec_type"] for s in probe(root / "preview" / "three.mkv")["streams"]] == [
+        "video", "audio"
+    ]  # fmt: skip
+    assert (root / "screenshot" / "three.jpg").exists(), "one video stream left: one sheet"
+    [(warnings,)] = state_rows(root, "SELECT warnings FROM files")
+    assert "stream 1 (video mpeg4) dropped: it holds no data" in warnings
+
+
+def test_a_file_without_any_data_fails_fast_with_that_reason(root: Path) -> None:
+    ffmpeg("-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", "-frames:a", "0",
+           root / "raw" / "book.m4a")  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 1
+    [(state, error)] = state_rows(root, "SELECT state, error FROM files")
+    assert state == "failed" and error.startswith("no audio or video data in the file")
