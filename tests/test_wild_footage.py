@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from media import ffmpeg, probe, run_cli, state_rows
+from videoarchiver.planning.packets import PacketTally
 
 
 def _archive_notes(root: Path) -> dict[str, list[str]]:
@@ -67,3 +68,26 @@ def test_a_file_without_any_data_fails_fast_with_that_reason(root: Path) -> None
     assert run_cli(root, "run", "--once").returncode == 1
     [(state, error)] = state_rows(root, "SELECT state, error FROM files")
     assert state == "failed" and error.startswith("no audio or video data in the file")
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"), [("lossless.caf", "alac"), ("lossless.mka", "alac"), ("pack.mka", "wavpack")]
+)
+def test_audio_whose_packets_carry_no_duration_is_measured_and_archived(
+    root: Path, name: str, codec: str
+) -> None:
+    raw = root / "raw" / name
+    ffmpeg("-f", "lavfi", "-i", "sine=d=1", "-c:a", codec, raw)
+    assert run_cli(root, "run", "--once").returncode == 0
+    [(state, warnings)] = state_rows(root, "SELECT state, warnings FROM files")
+    assert state == "done", warnings
+    [notes] = _archive_notes(root).values()
+    if "raw stream kept" in notes[-1]:
+        assert notes == [notes[-1]], "what an encode that was not kept would do is no note"
+
+
+def test_packets_without_duration_last_as_long_as_the_step_between_them() -> None:
+    tally = PacketTally()
+    for n in range(11):
+        tally.feed_line(f"stream_index=0|pts_time={n * 0.093:.3f}|duration_time=N/A|size=9")
+    assert tally.get(0).duration == pytest.approx(11 * 0.093)

@@ -39,7 +39,8 @@ class StreamDecision:
     notes: tuple[str, ...] = ()
 
     def fallback_to_copy(self, reason: str) -> StreamDecision:
-        return replace(self, action=Action.COPY, codec=None, args=(), notes=(*self.notes, reason))
+        """The raw stream kept as it is: what the encode would have changed is no note."""
+        return replace(self, action=Action.COPY, codec=None, args=(), notes=(reason,))
 
 
 # What ffprobe calls a codec it has no decoder for.

@@ -23,20 +23,32 @@ class StreamPackets:
     start: float | None = None
     end: float | None = None
     key_start: float | None = None
+    # Packets that carry no duration (ALAC, WavPack in Matroska …): the last one lasts as
+    # long as the step between the packets before it.
+    _last_time: float | None = None
+    _last_undated: bool = False
+    _step: float = 0.0
 
     @property
     def decodable_duration(self) -> float:
         """From the first keyframe on: what a decoder can show of a stream cut mid-GOP."""
-        if self.key_start is None or self.end is None:
+        end = self._end()
+        if self.key_start is None or end is None:
             return self.duration
-        return max(0.0, self.end - self.key_start)
+        return max(0.0, end - self.key_start)
 
     @property
     def duration(self) -> float:
         """Last packet end minus first packet start (0 when no packet had a time)."""
-        if self.start is None or self.end is None:
+        end = self._end()
+        if self.start is None or end is None:
             return 0.0
-        return max(0.0, self.end - self.start)
+        return max(0.0, end - self.start)
+
+    def _end(self) -> float | None:
+        if self._last_undated and self._last_time is not None and self.end is not None:
+            return max(self.end, self._last_time + self._step)
+        return self.end
 
     def add(self, time: float | None, duration: float, size: int, key: bool) -> None:
         self.count += 1
@@ -52,6 +64,9 @@ class StreamPackets:
         self.start = time if self.start is None else min(self.start, time)
         end = time + duration
         self.end = end if self.end is None else max(self.end, end)
+        if self._last_time is not None and time > self._last_time:
+            self._step = time - self._last_time
+        self._last_time, self._last_undated = time, duration == 0
 
 
 def _number(text: str | None) -> float | None:

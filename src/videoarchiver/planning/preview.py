@@ -106,11 +106,13 @@ def preview_expected(probe: Probe, packets: PacketTally) -> list[ExpectedStream]
     audios = [s for s in probe.streams if s.is_audio]
     expected = [
         ExpectedStream(
-            "video", raw_duration(s, packets.get(s.index), decodable=True), s.frame_seconds
+            "video",
+            raw_duration(s, packets.get(s.index), probe.format.duration, decodable=True),
+            s.frame_seconds,
         )
         for s in videos
     ]
     if audios:
-        longest = max(raw_duration(s, packets.get(s.index)) for s in audios)
+        longest = max(raw_duration(s, packets.get(s.index), probe.format.duration) for s in audios)
         expected.append(ExpectedStream("audio", longest))
     return expected
