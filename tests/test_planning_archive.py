@@ -139,6 +139,26 @@ def test_cover_art_is_attached_as_matroska_cover() -> None:
     assert metadata == ["mimetype=image/jpeg", "filename=cover.jpg", "title=Front"]
 
 
+def test_every_attachment_has_a_filename_and_mimetype_and_covers_come_after_them() -> None:
+    font = {"codec_type": "attachment", "tags": {"filename": "a.ttf", "mimetype": "font/ttf"}}
+    bare = {"codec_type": "attachment"}  # an APE tag's binary item
+    named = {"codec_type": "attachment", "tags": {"filename": "notes.gz"}}
+    probe = make_probe(AUDIO, font, bare, named, COVER)
+    decisions = plan_archive(probe, ArchiveConfig())
+    args = mux_args(
+        RawInput(Path("/r/a.mka"), "matroska"), probe, decisions, {}, Path("/w/o.mkv"),
+        {4: Path("/w/s4.jpg")},
+    )  # fmt: skip
+    tags = [(a, args[i + 1]) for i, a in enumerate(args) if a.startswith("-metadata:s:t:")]
+    assert tags == [
+        ("-metadata:s:t:1", "filename=attachment_2.bin"),
+        ("-metadata:s:t:1", "mimetype=application/octet-stream"),
+        ("-metadata:s:t:2", "mimetype=application/gzip"),
+        ("-metadata:s:t:3", "mimetype=image/jpeg"),
+        ("-metadata:s:t:3", "filename=cover.jpg"),
+    ]
+
+
 def _tally(*streams: tuple[int, float, int]) -> PacketTally:
     """(stream index, duration, frames) → a tally of 1-byte packets at 25 fps."""
     tally = PacketTally()

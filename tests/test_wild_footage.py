@@ -3,6 +3,7 @@ refused for a reason a user accepts."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -91,3 +92,25 @@ def test_packets_without_duration_last_as_long_as_the_step_between_them() -> Non
     for n in range(11):
         tally.feed_line(f"stream_index=0|pts_time={n * 0.093:.3f}|duration_time=N/A|size=9")
     assert tally.get(0).duration == pytest.approx(11 * 0.093)
+
+
+def test_an_ordinary_attachment_and_cover_art_keep_their_own_names_and_types(
+    root: Path, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.gz"
+    notes.write_bytes(gzip.compress(b"hello"))
+    cover = tmp_path / "cover.jpg"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x64:d=1", "-frames:v", "1", cover)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "mpeg4",
+           "-attach", notes, "-metadata:s:t:0", "mimetype=application/gzip",
+           "-attach", cover, "-metadata:s:t:1", "mimetype=image/jpeg",
+           "-metadata:s:t:1", "filename=cover.jpg", root / "raw" / "both.mkv")  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 0
+    streams = probe(root / "archive" / "both.mkv")["streams"]
+    tags = [(s["codec_type"], s.get("tags", {}).get("filename"), s.get("tags", {}).get("mimetype"))
+            for s in streams]  # fmt: skip
+    assert tags == [
+        ("video", None, None),
+        ("attachment", "notes.gz", "application/gzip"),
+        ("video", "cover.jpg", "image/jpeg"),
+    ]

@@ -7,6 +7,7 @@ rule rejects becomes a COPY decision and is muxed from the raw file as well.
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -216,16 +217,33 @@ def picture_name(decision: StreamDecision, number: int) -> str:
     return f"cover.{extension}" if number == 1 else f"cover_{number}.{extension}"
 
 
+def _copied_attachment_tags(stream: Stream, number: int) -> list[str]:
+    """Matroska needs a filename and a MIME type for every attachment: those the raw lacks
+    (an APE tag's binary item) are derived."""
+    tags = {key.lower(): value for key, value in stream.tags.items()}
+    filename = tags.get("filename") or f"attachment_{stream.index}.bin"
+    kind, compression = mimetypes.guess_type(filename)  # `.gz`: (None, "gzip")
+    mimetype = kind or (f"application/{compression}" if compression else "application/octet-stream")
+    spec = f"-metadata:s:t:{number}"
+    args = [] if "filename" in tags else [spec, f"filename={filename}"]
+    return args + ([] if "mimetype" in tags else [spec, f"mimetype={mimetype}"])
+
+
 def _attachments(
     streams: dict[int, Stream], decisions: Sequence[StreamDecision], pictures: dict[int, Path]
 ) -> list[str]:
+    """Tags of the attachments copied from the raw file (in raw order), then the cover art
+    attached after them: Matroska numbers attachments in that order."""
     args: list[str] = []
+    copied = [d for d in decisions if d.kind == "attachment" and d.action is Action.COPY]
+    for number, decision in enumerate(copied):
+        args += _copied_attachment_tags(streams[decision.index], number)
     attached = [d for d in decisions if d.action is Action.ATTACH]
-    for number, decision in enumerate(attached):
+    for number, decision in enumerate(attached, start=len(copied)):
         spec = f"-metadata:s:t:{number}"
         args += ["-attach", url(pictures[decision.index])]
         args += [spec, f"mimetype={PICTURES[str(decision.codec)][1]}"]
-        args += [spec, f"filename={picture_name(decision, number + 1)}"]
+        args += [spec, f"filename={picture_name(decision, number - len(copied) + 1)}"]
         title = streams[decision.index].tags.get("title") or streams[decision.index].tags.get(
             "comment"
         )
