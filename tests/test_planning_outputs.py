@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,13 @@ def test_preview_size(size: tuple[int, int], expected: tuple[int, int]) -> None:
     [(0, (640, 360)), (90, (360, 640)), (-90, (360, 640)), (180, (640, 360))],
 )
 def test_displayed_size_after_rotation(rotation: int, expected: tuple[int, int]) -> None:
-    assert displayed_size(640, 360, rotation) == expected
+    assert displayed_size(640, 360, rotation, Fraction(1)) == expected
+
+
+def test_displayed_size_in_square_pixels() -> None:
+    assert displayed_size(720, 576, 0, Fraction(64, 45)) == (1024, 576)  # 16:9 PAL
+    assert displayed_size(176, 144, 0, Fraction(12, 11)) == (192, 144)
+    assert displayed_size(720, 480, 90, Fraction(32, 27)) == (480, 853)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +120,7 @@ def test_single_pass_when_frames_are_closer_than_a_gop(
 def test_tile_size(
     source: tuple[int, int], rotation: int, cap: int, n: int, expected: tuple[int, int]
 ) -> None:
-    assert tile_size(*source, rotation, cap, n) == expected
+    assert tile_size(displayed_size(*source, rotation, Fraction(1)), cap, n) == expected
 
 
 def test_montage_names() -> None:
@@ -126,5 +133,5 @@ def test_single_pass_graph_selects_each_time_then_tiles() -> None:
     args = single_pass_args(RawInput(Path("/r.ts"), "mov"), plan, offset=0.5, output=Path("/o.jpg"))
     graph = args[args.index("-vf") + 1]
     assert "gte(t\\,0.500000+ld(0))" in graph and "ld(0)+5.000000" in graph
-    assert graph.endswith(",scale=64:48,tile=2x2")
+    assert graph.endswith(",scale=64:48,setsar=1,tile=2x2")
     assert args[args.index("-map") + 1] == "0:1"

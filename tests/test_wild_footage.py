@@ -114,3 +114,18 @@ def test_an_ordinary_attachment_and_cover_art_keep_their_own_names_and_types(
         ("attachment", "notes.gz", "application/gzip"),
         ("video", "cover.jpg", "image/jpeg"),
     ]
+
+
+def test_anamorphic_pictures_are_shown_in_square_pixels(root: Path) -> None:
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=720x576:r=25:d=2", "-vf", "setsar=64/45",
+           "-c:v", "mpeg4", root / "raw" / "dvd.mkv")  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 0
+    [archive] = probe(root / "archive" / "dvd.mkv")["streams"]
+    assert (archive["width"], archive["height"], archive["sample_aspect_ratio"]) == (
+        720, 576, "64:45"
+    ), "the archive keeps the raw's pixels and their shape"  # fmt: skip
+    [preview] = probe(root / "preview" / "dvd.mkv")["streams"]
+    assert (preview["width"], preview["height"]) == (512, 288)  # 1024×576 halved
+    assert preview.get("sample_aspect_ratio", "1:1") == "1:1"
+    [sheet] = probe(root / "screenshot" / "dvd.jpg")["streams"]
+    assert (sheet["width"], sheet["height"]) == (1024, 576)

@@ -28,6 +28,7 @@ from videoarchiver.planning.montage import (
     tile_size,
 )
 from videoarchiver.planning.paths import screenshot_path
+from videoarchiver.planning.preview import shown_size
 from videoarchiver.planning.probe import Stream, parse_probe
 from videoarchiver.processes import read_output
 from videoarchiver.publishing import adoptable
@@ -50,7 +51,7 @@ def plan_stream(
         n=n,
         times=tuple(frame_times(counted.duration, n)),
         single_pass=single_pass(counted.duration, n, counted.keyframes),
-        tile=tile_size(stream.width or 0, stream.height or 0, stream.rotation, max_tile_width, n),
+        tile=tile_size(shown_size(stream), max_tile_width, n),
     )
 
 

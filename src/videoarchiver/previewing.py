@@ -11,12 +11,12 @@ import anyio
 from videoarchiver.outputs import mux_verify_publish
 from videoarchiver.planning.paths import preview_path
 from videoarchiver.planning.preview import (
-    displayed_size,
     preview_audio_args,
     preview_expected,
     preview_mux_args,
     preview_size,
     preview_video_args,
+    shown_size,
 )
 from videoarchiver.resuming import encode_part
 from videoarchiver.runtime import Runtime, Source
@@ -35,8 +35,7 @@ async def make_preview(rt: Runtime, source: Source) -> None:
     jobs: list[tuple[StreamJob, JobCall]] = []
     parts = []
     for stream in (s for s in probe.streams if s.is_video):
-        shown = displayed_size(stream.width or 0, stream.height or 0, stream.rotation)
-        size = preview_size(*shown, settings.max_side)
+        size = preview_size(*shown_size(stream), settings.max_side)
         job = StreamJob(OUTPUT, stream.index, "video", "encode", (f"{size[0]}x{size[1]}",))
         part = work / f"s{stream.index}.mkv"
         args_for = partial(preview_video_args, source.input, stream, settings)

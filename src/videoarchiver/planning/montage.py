@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoarchiver.planning.commands import FFMPEG, RawInput, pattern_url, url
-from videoarchiver.planning.preview import displayed_size, even
+from videoarchiver.planning.preview import even
 
 JPEG_MAX_SIDE = 65535
 JPEG_ARGS = ("-pix_fmt", "yuvj420p", "-q:v", "2", "-c:v", "mjpeg")
@@ -41,12 +41,10 @@ def single_pass(duration: float, n: int, keyframes: int) -> bool:
     return duration / (n * n) < duration / keyframes
 
 
-def tile_size(
-    width: int, height: int, rotation: int, max_tile_width: int, n: int
-) -> tuple[int, int]:
-    """A tile at the displayed source size, narrowed to `max_tile_width` (0: no cap) and to
-    what a JPEG can hold (65535 pixels a side), keeping the aspect ratio."""
-    shown_width, shown_height = displayed_size(width, height, rotation)
+def tile_size(shown: tuple[int, int], max_tile_width: int, n: int) -> tuple[int, int]:
+    """A tile at the displayed source size (`shown`), narrowed to `max_tile_width` (0: no
+    cap) and to what a JPEG can hold (65535 pixels a side), keeping the aspect ratio."""
+    shown_width, shown_height = shown
     limit = min(
         max_tile_width or shown_width,
         shown_width,
@@ -67,7 +65,7 @@ class MontagePlan:
     tile: tuple[int, int]
 
     def scale(self) -> str:
-        return f"scale={self.tile[0]}:{self.tile[1]}"
+        return f"scale={self.tile[0]}:{self.tile[1]},setsar=1"
 
 
 def single_pass_args(raw: RawInput, plan: MontagePlan, offset: float, output: Path) -> list[str]:

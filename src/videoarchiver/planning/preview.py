@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from videoarchiver.config import PreviewConfig
@@ -24,9 +25,20 @@ PREVIEW_AUDIO_FORMAT = (
 )
 
 
-def displayed_size(width: int, height: int, rotation: int) -> tuple[int, int]:
-    """The picture as shown: width and height swap for a quarter turn."""
-    return (height, width) if rotation % 180 else (width, height)
+def displayed_size(
+    width: int, height: int, rotation: int, pixel_aspect: Fraction
+) -> tuple[int, int]:
+    """The picture as shown, in square pixels (a 720×576 frame of 16:9 PAL is 1024×576);
+    width and height swap for a quarter turn."""
+    shown = (round(width * pixel_aspect), height)
+    return (shown[1], shown[0]) if rotation % 180 else shown
+
+
+def shown_size(stream: Stream) -> tuple[int, int]:
+    """A video stream's picture as shown."""
+    return displayed_size(
+        stream.width or 0, stream.height or 0, stream.rotation, stream.pixel_aspect
+    )
 
 
 def even(value: float) -> int:
@@ -62,12 +74,11 @@ def preview_pixel_format(stream: Stream) -> str:
 def preview_video_args(
     raw: RawInput, stream: Stream, config: PreviewConfig, output: Path
 ) -> list[str]:
-    width, height = displayed_size(stream.width or 0, stream.height or 0, stream.rotation)
-    target = preview_size(width, height, config.max_side)
+    target = preview_size(*shown_size(stream), config.max_side)
     return [
         *FFMPEG, *raw.args(), "-map", f"0:{stream.index}",
         "-map_metadata", "-1", "-map_chapters", "-1",
-        "-vf", f"scale={target[0]}:{target[1]}", "-pix_fmt", preview_pixel_format(stream),
+        "-vf", f"scale={target[0]}:{target[1]},setsar=1", "-pix_fmt", preview_pixel_format(stream),
         "-c:v", config.video_codec, *config.video_args, "-fps_mode", "passthrough",
         *PROGRESS, "-f", "matroska", url(output),
     ]  # fmt: skip

@@ -37,6 +37,7 @@ class Stream(_Lax):
     channel_layout: str | None = None
     avg_frame_rate: str | None = None
     r_frame_rate: str | None = None
+    sample_aspect_ratio: str | None = None
     start_time: float | None = None
     duration: float | None = None
     disposition: dict[str, int] = Field(default_factory=dict)
@@ -64,6 +65,12 @@ class Stream(_Lax):
             if fps:
                 return float(1 / fps)
         return None
+
+    @property
+    def pixel_aspect(self) -> Fraction:
+        """Width of a pixel over its height (64:45 for 16:9 PAL DVD); 1 when unknown."""
+        ratio = parse_rate((self.sample_aspect_ratio or "").replace(":", "/"))
+        return ratio if ratio and ratio > 0 else Fraction(1)
 
     @property
     def rotation(self) -> int:
