@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from videoarchiver.errors import ProcessError, ToolError
+from videoarchiver.planning.messages import decisive_line, one_line
 from videoarchiver.processes import each_line, read_output, run_process
 
 pytestmark = pytest.mark.anyio
@@ -12,8 +13,9 @@ async def test_stdout_lines_and_stderr_tail() -> None:
     lines: list[str] = []
     await each_line(["sh", "-c", "printf 'a\\nb\\nc'; echo oops >&2"], lines.append, "sh")
     assert lines == ["a", "b", "c"]
-    with pytest.raises(ProcessError, match=r"sh failed \(exit 3\): early \| late words"):
+    with pytest.raises(ProcessError, match=r"^sh failed: early$") as failed:
         await read_output(["sh", "-c", "echo early >&2; echo late words >&2; exit 3"], "sh")
+    assert failed.value.detail == "sh failed: early (exit 3: early | late words)"
 
 
 async def test_handler_can_stop_a_running_process() -> None:
@@ -32,3 +34,16 @@ async def test_handler_can_stop_a_running_process() -> None:
 async def test_missing_program_is_a_tool_error() -> None:
     with pytest.raises(ToolError, match="not installed"):
         await read_output(["no-such-program-videoarchiver"], "x")
+
+
+def test_the_decisive_line_of_ffmpeg_is_the_reason() -> None:
+    tail = [
+        "[matroska @ 0x5596d9e2f700] No wav codec tag found for codec gsm",
+        "Could not write header for output file #0 (incorrect codec parameters ?): Invalid",
+        "Error initializing output stream 0:0 --",
+        "Conversion failed!",
+    ]
+    assert decisive_line(tail) == "No wav codec tag found for codec gsm"
+    assert decisive_line(["Conversion failed!"]) == "Conversion failed!"
+    assert decisive_line([]) == "no message"
+    assert one_line("a\nb " + "x" * 300).startswith("a b x") and len(one_line("x" * 300)) == 200

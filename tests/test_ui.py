@@ -15,7 +15,7 @@ def _console() -> tuple[Console, io.StringIO]:
 
 def _file(file_id: int, name: str, state: str, error: str | None = None) -> FileRow:
     return FileRow(
-        file_id, name, 4 * 1024 * 1024, 0, "f", name, state, error, ("tmcd dropped",), None
+        file_id, name, 4 * 1024 * 1024, 0, "f", name, state, error, None, ("tmcd dropped",), None
     )
 
 

@@ -129,3 +129,17 @@ def test_anamorphic_pictures_are_shown_in_square_pixels(root: Path) -> None:
     assert preview.get("sample_aspect_ratio", "1:1") == "1:1"
     [sheet] = probe(root / "screenshot" / "dvd.jpg")["streams"]
     assert (sheet["width"], sheet["height"]) == (1024, 576)
+
+
+def test_a_failure_reads_as_one_line_naming_the_stream_and_the_cause(root: Path) -> None:
+    config = root / "videoarchiver.toml"
+    config.write_text(config.read_text() + '[preview]\nvideo_args = ["-crf", "999"]\n')
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "mpeg4",
+           root / "raw" / "a.mp4")  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 1
+    [(error, detail)] = state_rows(root, "SELECT error, error_detail FROM files")
+    assert len(error) <= 200 and "\n" not in error
+    assert error.startswith("preview: stream 0: ") and "for parameter 'crf' out of range" in error
+    assert "@ 0x" not in error, "no ffmpeg context prefixes"
+    [row] = json.loads(run_cli(root, "status", "--json").stdout)
+    assert row["error_detail"] == detail and "Error initializing output stream" in detail

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from videoarchiver.planning.messages import one_line
+
 
 class VideoArchiverError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose: its message is one line for
+    `status`; `detail`, when there is more to say (ffmpeg's stderr), the whole text, message
+    included."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class ConfigError(VideoArchiverError):
@@ -26,7 +34,8 @@ class ProbeError(VideoArchiverError):
 
 
 class ProcessError(VideoArchiverError):
-    """An ffmpeg/ffprobe process exited with an error; the message ends with its stderr tail."""
+    """An ffmpeg/ffprobe process exited with an error: the message names its decisive line,
+    `detail` holds its whole stderr tail."""
 
 
 class VerifyError(VideoArchiverError):
@@ -50,11 +59,19 @@ class StateError(VideoArchiverError):
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line reason for `status` and the log."""
+    """The whole reason, for the log and `status --json`."""
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
+    if isinstance(exc, VideoArchiverError) and exc.detail:
+        return exc.detail
     return str(exc)
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line of at most ~200 characters for `status`: what failed and why."""
+    text = str(exc) if isinstance(exc, VideoArchiverError) else describe_error(exc)
+    return one_line(text)
 
 
 def leaves(exc: BaseException) -> Iterator[BaseException]:

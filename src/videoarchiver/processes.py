@@ -27,6 +27,7 @@ import anyio
 from anyio.abc import Process
 
 from videoarchiver.errors import ProcessError, ToolError
+from videoarchiver.planning.messages import decisive_line
 
 TRACE_ENV = "VIDEOARCHIVER_TRACE"  # a file to append one JSON line per process to (bench/)
 STDERR_LINES = 30
@@ -84,7 +85,7 @@ def _cpu_ticks(pid: int) -> int:
 @dataclass(frozen=True)
 class ProcessResult:
     returncode: int
-    stderr_tail: str
+    stderr_tail: tuple[str, ...]  # its last lines
     stopped: bool
     stalled_after: float | None = None  # seconds without progress when the watchdog stopped it
 
@@ -95,10 +96,12 @@ class ProcessResult:
         """
         if self.stalled_after is not None:
             raise ProcessError(f"{what} stalled: no progress for {self.stalled_after:g} s")
-        disk_full = "No space left on device" in self.stderr_tail
+        full = " | ".join(self.stderr_tail) or "no message"
+        disk_full = "No space left on device" in full
         if (self.returncode != 0 and not self.stopped) or disk_full:
-            detail = self.stderr_tail or "no message"
-            raise ProcessError(f"{what} failed (exit {self.returncode}): {detail}")
+            why = "No space left on device" if disk_full else decisive_line(self.stderr_tail)
+            message = f"{what} failed: {why}"
+            raise ProcessError(message, f"{message} (exit {self.returncode}: {full})")
 
 
 def _command(args: Sequence[str]) -> list[str]:
@@ -207,8 +210,8 @@ async def run_process(
             await process.aclose()
     assert process.returncode is not None
     _trace(args, env, time.monotonic() - started, stopped)
-    message = " | ".join(line for line in tail if line)
-    return ProcessResult(process.returncode, message, stopped, stalled_after)
+    lines = tuple(line for line in tail if line)
+    return ProcessResult(process.returncode, lines, stopped, stalled_after)
 
 
 async def read_output(args: Sequence[str], what: str) -> bytes:

@@ -30,10 +30,12 @@ from videoarchiver.errors import (
     describe_error,
     first_of,
     leaves,
+    short_reason,
 )
 from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
 from videoarchiver.planning.commands import RawInput
+from videoarchiver.planning.messages import one_line
 from videoarchiver.planning.paths import output_paths, shown_name, shown_rel, stem_candidates
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
@@ -66,8 +68,17 @@ async def _explained(source: Source, exc: Exception) -> Exception:
 class _Failures:
     """What failed of one file, and whether the cause was a full disk."""
 
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # one line each
+    details: list[str] = field(default_factory=list)  # the whole texts
     for_space: bool = False
+
+    def add(self, exc: BaseException, where: str = "") -> str:
+        """Record one failure; returns its one-line reason."""
+        reason = short_reason(exc)
+        self.reasons.append(where + reason)
+        self.details.append(where + describe_error(exc))
+        self.for_space = self.for_space or short_of_space(exc)
+        return reason
 
 
 class Scheduler:
@@ -169,11 +180,9 @@ class Scheduler:
             await make(self.rt, source)
         except (VideoArchiverError, OSError) as exc:
             cause = await _explained(source, exc)
-            reason = describe_error(cause)
-            failures.reasons.append(f"{kind}: {reason}")
-            failures.for_space = failures.for_space or short_of_space(cause)
+            reason = failures.add(cause, f"{kind}: ")
             await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
-            log.error("%s: %s failed: %s", source.name, kind, reason)
+            log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
             if isinstance(cause, VerifyError):  # what failed its check is kept to look at
                 return
         await anyio.to_thread.run_sync(shutil.rmtree, work, True)
@@ -219,12 +228,11 @@ class Scheduler:
                 for kind, make in OUTPUTS:
                     group.start_soon(self._output, kind, make, source, failures)
         except (VideoArchiverError, OSError) as exc:
-            failures.reasons.append(describe_error(exc))
-            failures.for_space = failures.for_space or short_of_space(exc)
+            failures.add(exc)
         if failures.reasons:
-            reason = "; ".join(failures.reasons)
-            await state.set_file_state(row.id, FAILED, reason)
-            log.error("%s: failed: %s", shown_name(row.rel_path), reason)
+            reason, detail = one_line("; ".join(failures.reasons)), "; ".join(failures.details)
+            await state.set_file_state(row.id, FAILED, reason, detail)
+            log.error("%s: failed: %s", shown_name(row.rel_path), detail)
             await self._tidy_work(row.id)
             if not await same_content(raw.path, row.size, row.fingerprint):
                 # Replaced, perhaps with its size and mtime kept (`cp -p`): the next scan
@@ -280,7 +288,7 @@ class Scheduler:
     async def _retry_space_failures(self) -> None:
         """Files that failed because a disk was full are tried again when no wait is on."""
         failed = await self.rt.state.files([FAILED])
-        waiting = [row.rel_path for row in failed if row.error and space_message(row.error)]
+        waiting = [r.rel_path for r in failed if space_message(r.error_detail or r.error or "")]
         for rel in await self.rt.state.retry(waiting) if waiting else []:
             log.info("%s: trying again (it failed for want of space)", shown_name(rel))
 

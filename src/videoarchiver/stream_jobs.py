@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from videoarchiver.errors import VideoArchiverError
+from videoarchiver.errors import VideoArchiverError, describe_error, short_reason
 from videoarchiver.planning.commands import output_of
 from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
 from videoarchiver.processes import Watchdog, run_process
@@ -126,17 +126,19 @@ JobCall = Callable[[], Awaitable[None]]
 async def run_jobs(rt: Runtime, source: Source, jobs: Sequence[tuple[StreamJob, JobCall]]) -> None:
     """Run every job concurrently; record each failure; raise once all have ended."""
     errors: list[str] = []
+    details: list[str] = []
 
     async def guarded(job: StreamJob, call: JobCall) -> None:
         try:
             await call()
         except (VideoArchiverError, OSError) as exc:
-            message = f"stream {job.index}: {exc}"
+            message = f"stream {job.index}: {short_reason(exc)}"
             errors.append(message)
+            details.append(f"stream {job.index}: {describe_error(exc)}")
             await record(rt, source, job, FAILED, error=message)
 
     async with anyio.create_task_group() as group:
         for job, call in jobs:
             group.start_soon(guarded, job, call)
     if errors:
-        raise VideoArchiverError("; ".join(errors))
+        raise VideoArchiverError("; ".join(errors), "; ".join(details))

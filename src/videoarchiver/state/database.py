@@ -40,7 +40,8 @@ class FileRow:
     fingerprint: str | None  # None for rows recorded before fingerprints: read on next sight
     stem: str
     state: str
-    error: str | None
+    error: str | None  # one line for `status`
+    error_detail: str | None  # the whole text (ffmpeg's stderr), for `status --json`
     warnings: tuple[str, ...]
     raw_action: str | None
 
@@ -84,7 +85,8 @@ class Summary:
 
 
 _FILE_COLUMNS = (
-    "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, warnings, raw_action"
+    "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
+    " raw_action"
 )
 _OUTPUT_COLUMNS = "file_id, kind, state, path, size, sha256, error"
 _JOB_COLUMNS = (
@@ -262,16 +264,19 @@ class StateDB:
         )
         return [row[0] for row in rows]
 
-    async def set_file_state(self, file_id: int, state: str, error: str | None = None) -> None:
+    async def set_file_state(
+        self, file_id: int, state: str, error: str | None = None, detail: str | None = None
+    ) -> None:
         await self._write(
-            "UPDATE files SET state=?, error=?, updated_at=? WHERE id=?",
-            (state, error, time.time(), file_id),
+            "UPDATE files SET state=?, error=?, error_detail=?, updated_at=? WHERE id=?",
+            (state, error, detail, time.time(), file_id),
         )
 
     async def set_done(self, file_id: int, raw_action: str | None) -> None:
         """The file is done; `raw_action` (the pending `after_done`) in the same write."""
         await self._write(
-            "UPDATE files SET state=?, error=NULL, raw_action=?, updated_at=? WHERE id=?",
+            "UPDATE files SET state=?, error=NULL, error_detail=NULL, raw_action=?, updated_at=?"
+            " WHERE id=?",
             (DONE, raw_action, time.time(), file_id),
         )
 

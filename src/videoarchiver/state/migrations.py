@@ -116,4 +116,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX files_by_state_time ON files (state, updated_at);
         """,
     ),
+    Migration(
+        "a failure's whole text (ffmpeg's stderr), beside its one-line reason",
+        "ALTER TABLE files ADD COLUMN error_detail TEXT;",
+    ),
 )
