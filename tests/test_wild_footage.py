@@ -143,3 +143,31 @@ def test_a_failure_reads_as_one_line_naming_the_stream_and_the_cause(root: Path)
     assert "@ 0x" not in error, "no ffmpeg context prefixes"
     [row] = json.loads(run_cli(root, "status", "--json").stdout)
     assert row["error_detail"] == detail and "Error initializing output stream" in detail
+
+
+def test_a_camera_clip_cut_after_its_first_frame_is_archived_from_what_it_holds(
+    root: Path, tmp_path: Path
+) -> None:
+    whole = tmp_path / "whole.mts"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25:d=2", "-f", "lavfi", "-i", "sine=d=2",
+           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "ac3", "-f", "mpegts",
+           "-mpegts_m2ts_mode", "1", whole)  # fmt: skip
+    (root / "raw" / "CLIP0001.MTS").write_bytes(whole.read_bytes()[:8192])  # cut mid-write
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    assert [s["codec_type"] for s in probe(root / "archive" / "CLIP0001.mkv")["streams"]] == [
+        "video"
+    ]  # fmt: skip
+    assert (root / "screenshot" / "CLIP0001.jpg").exists()
+    [(warnings,)] = state_rows(root, "SELECT warnings FROM files")
+    assert "stream 1 (audio ac3) dropped: it holds no data" in warnings
+
+
+def test_an_mp4_cut_before_its_index_fails_fast_saying_so(root: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3", "-c:v", "libx264", "-preset",
+           "ultrafast", whole)  # fmt: skip
+    (root / "raw" / "cut.mp4").write_bytes(whole.read_bytes()[:20000])
+    assert run_cli(root, "run", "--once").returncode == 1
+    [(error,)] = state_rows(root, "SELECT error FROM files")
+    assert error == "not a readable media file: ffprobe failed: moov atom not found"

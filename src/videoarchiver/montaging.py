@@ -85,6 +85,10 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
     args = single_pass_args(source.input, plan, offset, sheet)
     task = TaskInfo(source.name, f"s{plan.index} montage (single pass)")
     await run_limited(rt, args, f"montage of stream {plan.index}", task)
+    if plan.n == 1 and not await anyio.Path(sheet).exists():
+        # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
+        args = seek_args(source.input, plan, 0.0, sheet)
+        await run_limited(rt, args, f"montage of stream {plan.index}", task)
 
 
 async def _check(sheet: Path, plan: MontagePlan) -> None:
