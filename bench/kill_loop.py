@@ -168,45 +168,29 @@ def run_tool(args: Sequence[str], timeout: float = 120.0) -> subprocess.Complete
     )
 
 
-def ffprobe_json(path: Path) -> dict[str, Any]:
-    """ffprobe's format and streams; raises ValueError when it cannot read the file."""
+def _ffprobe(path: Path, output_format: str, entries: str) -> str:
+    """ffprobe's answer for `entries`; raises ValueError when it cannot read the file."""
     result = run_tool(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-of",
-            "json",
-            "-show_entries",
-            "format=duration:stream=index,codec_type,codec_name,width,height",
-            str(path),
-        ]
+        ["ffprobe", "-v", "error", "-of", output_format, "-show_entries", entries, f"file:{path}"]
     )
     if result.returncode != 0:
         raise ValueError(f"ffprobe cannot read {path}: {result.stderr.strip()[-300:]}")
-    data: dict[str, Any] = json.loads(result.stdout)
+    return result.stdout
+
+
+def ffprobe_json(path: Path) -> dict[str, Any]:
+    """ffprobe's format and streams; raises ValueError when it cannot read the file."""
+    entries = "format=duration:stream=index,codec_type,codec_name,width,height"
+    data: dict[str, Any] = json.loads(_ffprobe(path, "json", entries))
     if not data.get("streams"):
         raise ValueError(f"ffprobe finds no stream in {path}")
     return data
 
 
 def _packets(path: Path) -> dict[int, list[tuple[float | None, float]]]:
-    result = run_tool(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-of",
-            "csv=p=0",
-            "-show_entries",
-            "packet=stream_index,pts_time,duration_time",
-            str(path),
-        ]
-    )
-    if result.returncode != 0:
-        raise ValueError(f"ffprobe cannot read the packets of {path}: {result.stderr[-300:]}")
+    stdout = _ffprobe(path, "csv=p=0", "packet=stream_index,pts_time,duration_time")
     packets: dict[int, list[tuple[float | None, float]]] = {}
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         fields = line.strip().rstrip(",").split(",")
         if len(fields) < 2 or not fields[0].isdigit():
             continue
