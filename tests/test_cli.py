@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 
 from media import ffmpeg, file_sha256, poll_rows, run_cli, state_rows
+from videoarchiver import entry
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.ui import RichReporter, TaskInfo
 
@@ -101,6 +102,25 @@ def test_help_on_every_command(root: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "videoarchiver", command, "--help"],
                                 capture_output=True, text=True)  # fmt: skip
         assert result.returncode == 0 and "--root" in result.stdout
+        assert f"example: videoarchiver {command}" in result.stdout
+    version = subprocess.run([sys.executable, "-m", "videoarchiver", "--version"],
+                             capture_output=True, text=True)  # fmt: skip
+    assert version.returncode == 0 and version.stdout.startswith("videoarchiver 0.")
+
+
+@pytest.mark.parametrize("command", ["status", "retry", "verify"])
+def test_commands_on_a_folder_without_state_say_so_and_exit_2(root: Path, command: str) -> None:
+    result = run_cli(root, command)
+    assert result.returncode == 2
+    assert "no state in" in result.stderr and "videoarchiver run" in result.stderr
+
+
+def test_ctrl_c_while_starting_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("videoarchiver.cli.main", interrupted)
+    assert entry.main() == 130
 
 
 @pytest.mark.parametrize("after_done", ["move", "delete"])

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from videoarchiver.cli import main
+from videoarchiver.entry import main
 
 raise SystemExit(main())

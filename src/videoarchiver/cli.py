@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 from rich.console import Console
 
+from videoarchiver import __version__
 from videoarchiver.config import Config, config_sources, find_config_file, load_config
 from videoarchiver.errors import VideoArchiverError, describe_error, first_of
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -32,36 +33,53 @@ RECENT = 20  # finished files `status` lists without --all
 log = logging.getLogger("videoarchiver")
 
 
+# Each command: its one-line description and an example.
+COMMANDS = {
+    "run": (
+        "process raw/ and keep watching it (the daemon)",
+        "videoarchiver run --root /srv/videos",
+    ),
+    "status": ("show every file's state", "videoarchiver status | grep failed"),
+    "retry": ("make failed files pending again (all, or PATHs)", "videoarchiver retry raw/a.mp4"),
+    "verify": ("check archive/ against the recorded SHA-256 sums", "videoarchiver verify"),
+    "config": ("print the effective configuration and its sources", "videoarchiver config"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="videoarchiver",
         description="Turn raw videos into verified archive MKVs, AV1 previews and montages.",
         epilog="Exit codes: 0 ok, 1 something failed, 2 could not start.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, help="root folder (default: current directory)")
     common.add_argument("--config", type=Path, help="config file (TOML)")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
-        "run", parents=[common], help="process raw/ and keep watching it (the daemon)"
+    parsers = {
+        name: commands.add_parser(
+            name,
+            parents=[common],
+            help=what,
+            description=f"{what[0].upper()}{what[1:]}.",
+            epilog=f"example: {example}",
+        )
+        for name, (what, example) in COMMANDS.items()
+    }
+    parsers["run"].add_argument(
+        "--once", action="store_true", help="process what is settled now, then exit"
     )
-    run.add_argument("--once", action="store_true", help="process what is settled now, then exit")
-    status = commands.add_parser("status", parents=[common], help="show every file's state")
-    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    status.add_argument(
+    parsers["status"].add_argument(
+        "--json", action="store_true", help="print JSON instead of a table"
+    )
+    parsers["status"].add_argument(
         "--all",
         action="store_true",
         help=f"list every file, not only those not done and the last {RECENT} done",
     )
-    retry = commands.add_parser(
-        "retry", parents=[common], help="make failed files pending again (all, or PATHs)"
-    )
-    retry.add_argument("paths", nargs="*", type=Path, help="raw files (as in status, or paths)")
-    commands.add_parser(
-        "verify", parents=[common], help="check archive/ against the recorded SHA-256 sums"
-    )
-    commands.add_parser(
-        "config", parents=[common], help="print the effective configuration and its sources"
+    parsers["retry"].add_argument(
+        "paths", nargs="*", type=Path, help="raw files (as in status, or paths)"
     )
     return parser
 
@@ -157,8 +175,12 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         if args.command == "config":
             return command_config(config, path, console)
         if not layout.state_db.exists():
-            console.print(f"No state in {layout.root}: run `videoarchiver run` there first.")
-            return EXIT_OK
+            print(
+                f"videoarchiver: no state in {layout.root} (no {layout.state_db}):"
+                " run `videoarchiver run` there first, or give --root",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         if args.command == "status":
             anyio.run(_status, layout, console, args.json, args.all)
             return EXIT_OK

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column, Table
 
+from videoarchiver.logs import printable
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.state import FileRow, OutputRow, StreamJobRow, Summary
@@ -42,34 +44,78 @@ def _state(text: str | None) -> str:
     return f"[{style}]{text}[/{style}]" if style else text
 
 
-def status_table(files: Sequence[FileRow], outputs: Sequence[OutputRow]) -> Table:
-    by_file: dict[int, dict[str, OutputRow]] = {}
-    for output in outputs:
-        by_file.setdefault(output.file_id, {})[output.kind] = output
+@dataclass(frozen=True)
+class StatusLine:
+    """What `status` says of one file, whatever the layout."""
+
+    name: str
+    state: str
+    outputs: tuple[str, ...]  # the state of each of OUTPUT_KINDS, "-" when not started
+    raw_size: str
+    archive_size: str
+    saving: str
+    notes: str
+
+    @classmethod
+    def of(cls, row: FileRow, outputs: Mapping[str, OutputRow]) -> StatusLine:
+        archive = outputs.get("archive")
+        archive_size = archive.size if archive and archive.state == "done" else None
+        return cls(
+            name=printable(shown_name(row.rel_path)),
+            state=row.state,
+            outputs=tuple(o.state if (o := outputs.get(k)) else "-" for k in OUTPUT_KINDS),
+            raw_size=human_size(row.size),
+            archive_size=human_size(archive_size),
+            saving=f"{1 - archive_size / row.size:.0%}" if archive_size and row.size else "-",
+            notes=printable("; ".join(filter(None, [row.error, *row.warnings, row.raw_action]))),
+        )
+
+
+COLUMNS = ("file", "state", *OUTPUT_KINDS, "raw size", "archive size", "saving", "notes")
+WIDE = 120  # narrower terminals get one block per file: a table would squeeze the names out
+
+
+def status_table(lines: Sequence[StatusLine]) -> Table:
     table = Table(title="videoarchiver", expand=True)
     table.add_column("file", overflow="fold", min_width=16, ratio=1)
     for column in ("state", *OUTPUT_KINDS):
         table.add_column(column, no_wrap=True)
     for column in ("raw size", "archive size", "saving"):
         table.add_column(column, justify="right", no_wrap=True)
-    # One line per file: the full reason is in the log and the state database.
+    # One line per file: the full reason is in the log and `status --json`.
     table.add_column("notes", no_wrap=True, overflow="ellipsis", ratio=2)
-    for row in files:
-        outputs_of = by_file.get(row.id, {})
-        archive = outputs_of.get("archive")
-        archive_size = archive.size if archive and archive.state == "done" else None
-        saving = f"{1 - archive_size / row.size:.0%}" if archive_size and row.size else "-"
-        notes = "; ".join(filter(None, [row.error, *row.warnings, row.raw_action]))
+    for line in lines:
         table.add_row(
-            shown_name(row.rel_path),
-            _state(row.state),
-            *(_state(o.state if (o := outputs_of.get(kind)) else None) for kind in OUTPUT_KINDS),
-            human_size(row.size),
-            human_size(archive_size),
-            saving,
-            notes,
+            escape(line.name),
+            _state(line.state),
+            *(_state(state) for state in line.outputs),
+            line.raw_size,
+            line.archive_size,
+            line.saving,
+            escape(line.notes),
         )
     return table
+
+
+def _block(line: StatusLine) -> str:
+    """One file on a narrow terminal: its whole name, then its states and sizes, then notes."""
+    outputs = " · ".join(
+        f"{kind} {_state(state)}" for kind, state in zip(OUTPUT_KINDS, line.outputs, strict=True)
+    )
+    sizes = f"{line.raw_size} → {line.archive_size} ({line.saving})"
+    text = f"[bold]{escape(line.name)}[/bold]\n  {_state(line.state)} · {outputs} · {sizes}"
+    return text + (f"\n  {escape(line.notes)}" if line.notes else "")
+
+
+def _plain(line: StatusLine) -> str:
+    """One file as one tab-separated line, for `grep` and `cut`."""
+    fields = (line.name, line.state, *line.outputs, line.raw_size, line.archive_size,
+              line.saving, line.notes)  # fmt: skip
+    return "\t".join(fields)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def summary_line(summary: Summary) -> str:
@@ -79,7 +125,7 @@ def summary_line(summary: Summary) -> str:
     if summary.raw_bytes:
         saving = f" ({1 - summary.archive_bytes / summary.raw_bytes:.0%} saved)"
     return (
-        f"{total} files: {states}; archived: {human_size(summary.raw_bytes)} raw → "
+        f"{plural(total, 'file')}: {states}; archived: {human_size(summary.raw_bytes)} raw → "
         f"{human_size(summary.archive_bytes)}{saving}"
     )
 
@@ -90,16 +136,33 @@ def print_status(
     outputs: Sequence[OutputRow],
     summary: Summary,
 ) -> None:
-    """A summary line, then a table of the files given (those not done and the latest done,
-    or all of them): one line per file even with 100,000 files recorded."""
+    """A summary line, then the files given (those not done and the latest done, or all of
+    them): a table on a wide terminal, a block per file on a narrow one, and plain
+    tab-separated lines (a header first) when the output is not a terminal."""
     if not files:
         console.print("No files recorded yet: put videos in raw/ and run `videoarchiver run`.")
         return
-    console.print(summary_line(summary))
-    console.print(status_table(files, outputs))
+    by_file: dict[int, dict[str, OutputRow]] = {}
+    for output in outputs:
+        by_file.setdefault(output.file_id, {})[output.kind] = output
+    lines = [StatusLine.of(row, by_file.get(row.id, {})) for row in files]
+    console.print(summary_line(summary), highlight=False)
+    if not console.is_terminal:
+        # Straight to the file: rich would expand the tabs.
+        console.file.write(
+            "".join(f"{text}\n" for text in ("\t".join(COLUMNS), *map(_plain, lines)))
+        )
+    elif console.width >= WIDE:
+        console.print(status_table(lines))
+    else:
+        for line in lines:
+            console.print(_block(line), highlight=False)
     hidden = sum(summary.files.values()) - len(files)
     if hidden > 0:
-        console.print(f"{hidden} more done files not listed: `status --all` or `status --json`.")
+        console.print(
+            f"{plural(hidden, 'more done file')} not listed: `status --all` or `status --json`.",
+            highlight=False,
+        )
 
 
 def print_json(
