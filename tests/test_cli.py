@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -233,3 +237,57 @@ def test_progress_lines_on_a_terminal() -> None:
         assert "E 0:00:05/0:00:10 S 0:00:02 R 0:00:02 2.50x" in live
         view.end(ok=True)
     assert "done clip.mp4 s0 archive video: E 0:00:05/0:00:10" in out.getvalue()
+
+
+def test_systemd_hears_ready_status_watchdog_and_stopping(root: Path, tmp_path: Path) -> None:
+    _clip(root / "raw" / "a.mp4")
+    address = tmp_path / "notify.sock"
+    messages: list[str] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(address))
+        listener.settimeout(0.5)
+
+        def listen() -> None:  # as systemd does, all along
+            with contextlib.suppress(OSError):
+                while not messages or messages[-1] != "STOPPING=1":
+                    with contextlib.suppress(TimeoutError):
+                        messages.append(listener.recv(4096).decode())
+
+        reader = threading.Thread(target=listen)
+        reader.start()
+        env = {**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "200000"}
+        env.pop("VIDEOARCHIVER_CONFIG", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        reader.join(timeout=5)
+    assert result.returncode == 0, result.stderr
+    assert "READY=1" in messages and "WATCHDOG=1" in messages
+    assert any(m.startswith("STATUS=") and "running" in m and "done" in m for m in messages)
+    assert messages[-1] == "STOPPING=1"
+
+
+def test_under_journald_lines_carry_syslog_priorities_and_no_timestamps(
+    root: Path, tmp_path: Path
+) -> None:
+    _clip(root / "raw" / "a.mp4")
+    (root / "raw" / "empty.mp4").write_bytes(b"")
+    journal = tmp_path / "journal"
+    with journal.open("w") as stderr:
+        info = os.fstat(stderr.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
+        env.pop("VIDEOARCHIVER_CONFIG", None)
+        subprocess.run(
+            [sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env, timeout=120, check=False,
+        )  # fmt: skip
+    lines = journal.read_text().splitlines()
+    assert lines and all(re.match(r"<[2-7]>", line) for line in lines), lines
+    assert "ffmpeg jobs at once, ffmpeg version" in lines[0] and str(root) in lines[0]
+    assert any(line.startswith("<3>empty.mp4: failed") for line in lines)
+    assert any(line.startswith("<6>a.mp4: done") for line in lines)
+    assert not any(re.match(r"<\d>\d{4}-", line) for line in lines), "journald adds the time"
+    logged = (root / "log" / "videoarchiver.log").read_text().splitlines()
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} INFO ", logged[0]), "ISO 8601"
+    assert "[{" not in "\n".join(logged), "no JSON in log lines"

@@ -20,6 +20,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 from watchfiles import awatch
 
+from videoarchiver import __version__
 from videoarchiver.config import Config
 from videoarchiver.disposal import PENDING as PENDING_ACTION
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
@@ -27,6 +28,7 @@ from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt_published
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
+from videoarchiver.service import feed_watchdog, notify, watchdog_seconds
 from videoarchiver.state import StateDB
 from videoarchiver.state.database import FAILED, PENDING, RUNNING
 from videoarchiver.tools import check_tools
@@ -94,12 +96,17 @@ def _log_resources() -> None:
 
 async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Reporter) -> int:
     """Exit code: 0 when stopped or (with `once`) all done, 1 when a file failed."""
-    demuxers = await check_tools(config)
+    tools = await check_tools(config)
+    log.info(
+        "videoarchiver %s on %s: %d ffmpeg jobs at once, %s; %s",
+        __version__, layout.root, config.effective_jobs, tools.version,
+        "processing raw/ once" if once else "watching raw/",
+    )  # fmt: skip
     async with StateDB.open(layout.state_db) as state:
         await state.requeue_interrupted()
         await adopt_published(state)
         await remove_stale_work(layout, state)
-        scheduler = Scheduler(Runtime.create(layout, config, state, reporter, demuxers))
+        scheduler = Scheduler(Runtime.create(layout, config, state, reporter, tools.demuxers))
         for row in await state.with_pending_raw_action(PENDING_ACTION):
             await scheduler.finish_raw_action(row)
         stopping = anyio.Event()
@@ -107,10 +114,14 @@ async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Repor
         async with anyio.create_task_group() as outer:
             with anyio.CancelScope() as work:
                 outer.start_soon(_on_signals, work, stopping)
+                if (every := watchdog_seconds()) is not None:
+                    outer.start_soon(feed_watchdog, every)
+                notify("READY=1")
                 if once:
                     result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
                 else:
                     await _forever(scheduler, layout.raw, stopping)
+            notify("STOPPING=1")
             outer.cancel_scope.cancel()
         with anyio.CancelScope(shield=True):
             await state.requeue_interrupted()

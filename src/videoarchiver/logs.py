@@ -17,7 +17,12 @@ from pathlib import Path, PurePath
 from rich.console import Console
 from rich.logging import RichHandler
 
-FORMAT = "%(asctime)s %(levelname)s %(message)s"
+FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(message)s"
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"  # ISO 8601
+# syslog priorities, which journald reads from a `<N>` prefix.
+PRIORITIES = {
+    logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7
+}  # fmt: skip
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
 PRIVATE = 0o600
@@ -46,6 +51,25 @@ class _EscapeNames(logging.Filter):
         return True
 
 
+class _JournalFormatter(logging.Formatter):
+    """For journald: its own timestamps, and our level as a syslog priority on every line, so
+    `journalctl -p err` finds the failures."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = PRIORITIES.get(record.levelno, 6)
+        return "\n".join(f"<{priority}>{line}" for line in super().format(record).splitlines())
+
+
+def stderr_is_journal() -> bool:
+    """True when systemd connected our stderr to the journal (`$JOURNAL_STREAM` names it)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat(2)
+    except OSError:
+        return False
+    return stream == f"{info.st_dev}:{info.st_ino}"
+
+
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
@@ -62,7 +86,9 @@ def configure_logging(log_dir: Path | None, console: Console | None) -> None:
         logger.removeHandler(handler)
         handler.close()
     terminal: logging.Handler = (
-        RichHandler(console=console, show_path=False) if console else logging.StreamHandler()
+        RichHandler(console=console, show_path=False, log_time_format=f"[{DATE_FORMAT}]")
+        if console
+        else logging.StreamHandler()
     )
     handlers: list[logging.Handler] = [terminal]
     if log_dir is not None:
@@ -72,7 +98,9 @@ def configure_logging(log_dir: Path | None, console: Console | None) -> None:
             )
         )
     for handler in handlers:
-        if not isinstance(handler, RichHandler):
-            handler.setFormatter(logging.Formatter(FORMAT))
+        if not isinstance(handler, RichHandler):  # it draws time and level itself
+            handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
         handler.addFilter(_EscapeNames())
         logger.addHandler(handler)
+    if console is None and stderr_is_journal():
+        terminal.setFormatter(_JournalFormatter("%(message)s"))

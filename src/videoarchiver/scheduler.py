@@ -40,6 +40,7 @@ from videoarchiver.planning.paths import output_paths, shown_name, shown_rel, st
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Runtime, Source
+from videoarchiver.service import notify
 from videoarchiver.space import SpaceBackoff, short_of_space, space_message
 from videoarchiver.state import FileRow
 from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNING
@@ -312,8 +313,16 @@ class Scheduler:
             if row.state not in (DONE, FAILED) and row.id not in self._active and not paused:
                 self._active.add(row.id)
                 group.start_soon(self._process_and_release, row, raw)
+        await self._tell_systemd(paused)
         waits = [w for w in (found.next_settle, paused) if w]
         return [row for row, _raw in pairs], min(waits, default=None)
+
+    async def _tell_systemd(self, paused: float) -> None:
+        """A one-line status for `systemctl status`: what runs, what is done and failed."""
+        counts = (await self.rt.state.summary()).files
+        text = f"{len(self._active)} running, {counts.get(DONE, 0)} done, {counts.get(FAILED, 0)}"
+        text += f" failed, {counts.get(PENDING, 0)} pending"
+        notify(f"STATUS={text}" + (f"; disk full, waiting {paused:.0f} s" if paused else ""))
 
     async def run_once(self) -> bool:
         """Process every settled file not yet done or failed; True when all of them are done."""

@@ -6,6 +6,7 @@ job has finished, so one bad stream neither hides the others' errors nor wastes 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
 from videoarchiver.processes import Watchdog, run_process
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE, FAILED, RUNNING
-from videoarchiver.ui import TaskInfo
+from videoarchiver.ui import TaskInfo, plural
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,17 @@ class StreamJob:
     notes: tuple[str, ...] = ()
 
 
+def _figure(key: str, value: Any) -> str:
+    """One figure of a log line: numbers short, parts counted (their list is in the state)."""
+    if key == "parts":
+        return plural(len(json.loads(value)), "part")
+    return f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+
+
 async def record(rt: Runtime, source: Source, job: StreamJob, state: str, **figures: Any) -> None:
     """Save the job's state; a finished job is also one log line with its figures."""
     if state == DONE:
-        shown = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
-                          for key, value in figures.items() if key not in ("sha256",))  # fmt: skip
+        shown = ", ".join(_figure(key, value) for key, value in figures.items() if key != "sha256")
         log.info("%s: %s stream %d %s %s done%s", source.name, job.output, job.index, job.kind,
                  job.decision, f" ({shown})" if shown else "")  # fmt: skip
     await rt.state.save_job(

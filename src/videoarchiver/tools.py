@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from videoarchiver.config import Config
 from videoarchiver.errors import ProcessError, ToolError
@@ -21,11 +22,17 @@ def required_encoders(config: Config) -> set[str]:
     }
 
 
-async def check_tools(config: Config) -> str:
-    """Raise ToolError with a message a user can act on, before any file is touched; returns
-    the demuxers raw files may be read with (`safe_demuxers`)."""
+@dataclass(frozen=True)
+class Tools:
+    version: str  # ffmpeg's first `-version` line
+    demuxers: str  # what raw files may be read with (`safe_demuxers`)
+
+
+async def check_tools(config: Config) -> Tools:
+    """Raise ToolError with a message a user can act on, before any file is touched."""
     await read_output(["ffprobe", "-version"], "ffprobe -version")
     try:
+        version = await read_output(["ffmpeg", "-version"], "ffmpeg -version")
         listing = await read_output(["ffmpeg", "-hide_banner", "-encoders"], "ffmpeg -encoders")
     except ProcessError as exc:
         raise ToolError(f"ffmpeg does not run: {exc}") from exc
@@ -37,4 +44,5 @@ async def check_tools(config: Config) -> str:
             " with them (Debian's ffmpeg package has libx264, libopus and libsvtav1)"
         )
     demuxers = await read_output(["ffmpeg", "-hide_banner", "-demuxers"], "ffmpeg -demuxers")
-    return safe_demuxers(demuxers.decode(errors="replace"))
+    first_line = version.decode(errors="replace").partition("\n")[0]
+    return Tools(" ".join(first_line.split()[:3]), safe_demuxers(demuxers.decode(errors="replace")))
