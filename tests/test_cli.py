@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,17 +89,25 @@ def test_verify_reports_changed_and_missing_archives(root: Path) -> None:
     assert "3 archives checked, 2 problems" in result.stdout
 
 
-def test_config_shows_values_and_where_they_come_from(
+def test_config_prints_valid_toml_with_effective_values_and_sources(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VIDEOARCHIVER_ARCHIVE__RATIO", "0.5")
+    monkeypatch.setenv("VIDEOARCHIVER_JBOS", "3")
     result = run_cli(root, "config")
     assert result.returncode == 0
+    parsed = tomllib.loads(result.stdout)
+    assert parsed["archive"]["ratio"] == 0.5 and parsed["settle_seconds"] == 0.0
+    assert "root" not in parsed and parsed["jobs"] >= 1, "the effective number, never null"
     lines = result.stdout.splitlines()
-    assert any(line.startswith("archive.ratio = 0.5") and "VIDEOARCHIVER_ARCHIVE__RATIO" in line
+    assert any(line.startswith("ratio = 0.5") and "VIDEOARCHIVER_ARCHIVE__RATIO" in line
                for line in lines)  # fmt: skip
     assert any(line.startswith("settle_seconds = 0.0") and "file" in line for line in lines)
-    assert any(line.startswith("montage.max_n = 10") and "default" in line for line in lines)
+    assert any(line.startswith("max_n = 10") and "# default" in line for line in lines)
+    assert "VIDEOARCHIVER_JBOS is not a setting" in result.stderr
+    monkeypatch.setenv("VIDEOARCHIVER_JOBS", "many")
+    bad = run_cli(root, "config")
+    assert bad.returncode == 2 and "environment variable VIDEOARCHIVER_JOBS" in bad.stderr
 
 
 def test_help_on_every_command(root: Path) -> None:

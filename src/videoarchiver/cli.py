@@ -18,7 +18,13 @@ import anyio
 from rich.console import Console
 
 from videoarchiver import __version__
-from videoarchiver.config import Config, config_sources, find_config_file, load_config
+from videoarchiver.config import (
+    Config,
+    config_sources,
+    find_config_file,
+    load_config,
+    unknown_variables,
+)
 from videoarchiver.errors import VideoArchiverError, describe_error, first_of
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.layout import Layout
@@ -158,10 +164,28 @@ async def _verify(layout: Layout, console: Console) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
-def command_config(config: Config, path: Path | None, console: Console) -> int:
-    console.print(f"# config file: {path or '(none)'}")
+def config_toml(config: Config, path: Path | None) -> str:
+    """The configuration in effect as a TOML file one could use: each value with where it
+    came from as a comment (`jobs` as the number it comes to)."""
+    lines = [f"# videoarchiver configuration in effect; config file: {path or '(none)'}"]
+    section = ""
     for key, value, source in config_sources(config, path):
-        console.print(f"{key} = {json.dumps(value)}  [dim]# {source}[/dim]", highlight=False)
+        table, _, name = key.rpartition(".")
+        if table != section:
+            lines += ["", f"[{table}]"]
+            section = table
+        if value is None:
+            lines.append(f"# {name} is not set ({source})")
+            continue
+        if key == "jobs" and value == 0:
+            value, source = config.effective_jobs, f"{source}: 0 = one per CPU"
+        # JSON's strings, numbers, booleans and lists of them are TOML's too.
+        lines.append(f"{name} = {json.dumps(value, ensure_ascii=False)}  # {source}")
+    return "\n".join(lines) + "\n"
+
+
+def command_config(config: Config, path: Path | None, console: Console) -> int:
+    console.file.write(config_toml(config, path))
     return EXIT_OK
 
 
@@ -170,6 +194,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     console = console or Console(stderr=args.command == "run")
     try:
         layout, config, path = _resolve(args)
+        for name in unknown_variables():
+            print(
+                f"videoarchiver: warning: {name} is not a setting; it is ignored", file=sys.stderr
+            )
         if args.command == "run":
             return command_run(layout, config, args.once, console)
         if args.command == "config":

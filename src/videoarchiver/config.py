@@ -95,11 +95,22 @@ def find_config_file(explicit: Path | None, root: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def env_variable(key: str) -> str:
+    """The environment variable that sets a dotted key: `archive.ratio` →
+    `VIDEOARCHIVER_ARCHIVE__RATIO`."""
+    return "VIDEOARCHIVER_" + key.upper().replace(".", "__")
+
+
+def _set_in_environment(key: str) -> bool:
+    return env_variable(key) in {name.upper() for name in os.environ}
+
+
 def _describe(error: Any) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
-    return f"{key}: {error['msg']} (got {error['input']!r})"
+    where = f"environment variable {env_variable(key)}" if _set_in_environment(key) else key
+    return f"{where}: {error['msg']} (got {error['input']!r})"
 
 
 def load_config(path: Path | None) -> Config:
@@ -116,9 +127,12 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config(**values)
     except ValidationError as exc:
-        where = f"config file {path}" if path else "configuration"
         problems = "; ".join(_describe(error) for error in exc.errors())
-        raise ConfigError(f"{where}: {problems}") from exc
+        if problems.startswith("environment variable"):
+            raise ConfigError(problems) from exc
+        raise ConfigError(
+            f"{f'config file {path}' if path else 'configuration'}: {problems}"
+        ) from exc
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -131,6 +145,18 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+KNOWN_VARIABLES = frozenset({CONFIG_ENV, "VIDEOARCHIVER_TRACE"})
+
+
+def unknown_variables() -> list[str]:
+    """`VIDEOARCHIVER_*` variables that set nothing (a typo is a setting the user believes in
+    and does not have)."""
+    keys = _flatten(Config.model_construct().model_dump())  # no validation: env may be wrong
+    known = KNOWN_VARIABLES | {env_variable(key) for key in keys}
+    return sorted(name for name in os.environ if name.upper().startswith("VIDEOARCHIVER_")
+                  and name.upper() not in known)  # fmt: skip
+
+
 def config_sources(config: Config, path: Path | None) -> list[tuple[str, Any, str]]:
     """(dotted key, effective value, where it came from) for every setting."""
     in_file: dict[str, Any] = {}
@@ -139,9 +165,8 @@ def config_sources(config: Config, path: Path | None) -> list[tuple[str, Any, st
             in_file = _flatten(tomllib.load(handle))
     rows = []
     for key, value in _flatten(config.model_dump(mode="json")).items():
-        variable = "VIDEOARCHIVER_" + key.upper().replace(".", "__")
-        if variable in {name.upper() for name in os.environ}:
-            source = f"environment {variable}"
+        if _set_in_environment(key):
+            source = f"environment {env_variable(key)}"
         elif key in in_file:
             source = f"file {path}"
         else:
