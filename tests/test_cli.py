@@ -86,7 +86,22 @@ def test_verify_reports_changed_and_missing_archives(root: Path) -> None:
     assert result.returncode == 1
     assert "changed" in result.stdout and "a.mkv" in result.stdout
     assert "missing" in result.stdout and "b.mkv" in result.stdout
-    assert "3 archives checked, 2 problems" in result.stdout
+    assert "3 archives, 3 previews, 3 montage sheets checked, 2 problems" in result.stdout
+    (root / "screenshot" / "c.jpg").unlink()
+    result = run_cli(root, "verify")
+    assert "missing montage" in result.stdout and "c.jpg" in result.stdout
+    (root / "raw" / "a.mp4").unlink()
+    repair = run_cli(root, "retry", "--missing")
+    assert repair.returncode == 0, repair.stdout
+    assert "to be made again" in repair.stdout and "b.mkv" in repair.stdout
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert (root / "archive" / "b.mkv").exists() and (root / "screenshot" / "c.jpg").exists()
+    final = run_cli(root, "verify")
+    assert "1 problem" in final.stdout and "changed archive" in final.stdout, final.stdout
+    (root / "preview" / "a.mkv").unlink()  # and a.mp4 is gone from raw/
+    repair = run_cli(root, "retry", "--missing")
+    assert repair.returncode == 1
+    assert "cannot make" in repair.stdout and "a.mp4 is no longer in raw/" in repair.stdout
 
 
 def test_config_prints_valid_toml_with_effective_values_and_sources(

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import anyio
 from rich.console import Console
 
 from videoarchiver import __version__
+from videoarchiver.checking import problem, published_outputs
 from videoarchiver.config import (
     Config,
     config_sources,
@@ -27,15 +29,16 @@ from videoarchiver.config import (
 )
 from videoarchiver.errors import VideoArchiverError, describe_error, first_of
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
 from videoarchiver.locking import hold_lock
 from videoarchiver.logs import configure_logging
-from videoarchiver.planning.paths import rel_key, shown_name
-from videoarchiver.publishing import sha256_file
+from videoarchiver.planning.paths import rel_from_key, rel_key, shown_name
 from videoarchiver.state import StateDB
-from videoarchiver.ui import RichReporter, SilentReporter, print_json, print_status
+from videoarchiver.ui import RichReporter, SilentReporter, plural, print_json, print_status
 
 RECENT = 20  # finished files `status` lists without --all
+KIND_NAMES = {"archive": "archive", "preview": "preview", "montage": "montage sheet"}
 log = logging.getLogger("videoarchiver")
 
 
@@ -47,7 +50,7 @@ COMMANDS = {
     ),
     "status": ("show every file's state", "videoarchiver status | grep failed"),
     "retry": ("make failed files pending again (all, or PATHs)", "videoarchiver retry raw/a.mp4"),
-    "verify": ("check archive/ against the recorded SHA-256 sums", "videoarchiver verify"),
+    "verify": ("check every published output against its recorded SHA-256", "videoarchiver verify"),
     "config": ("print the effective configuration and its sources", "videoarchiver config"),
 }
 
@@ -86,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parsers["retry"].add_argument(
         "paths", nargs="*", type=Path, help="raw files (as in status, or paths)"
+    )
+    parsers["retry"].add_argument(
+        "--missing",
+        action="store_true",
+        help="make published outputs that are gone again, from their raw files",
     )
     return parser
 
@@ -147,21 +155,49 @@ async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
 async def _verify(layout: Layout, console: Console) -> int:
     async with StateDB.open(layout.state_db) as state:
         files = {row.id: row for row in await state.files()}
-        archives = [
-            o for o in await state.all_outputs() if o.kind == "archive" and o.state == "done"
-        ]
+        outputs = await published_outputs(state)
     problems = 0
-    for output in archives:
-        name = shown_name(files[output.file_id].rel_path)
-        path = Path(str(output.path))
-        if not await anyio.Path(path).exists():
-            console.print(f"[red]missing[/red] {path} (from {name})")
+    for output in outputs:
+        found = await problem(output)
+        if found is not None:
+            name = shown_name(files[output.file_id].rel_path)
+            why = ": SHA-256 differs" if found == "changed" else ""
+            console.print(f"[red]{found}[/red] {output.kind} {output.path} (from {name}){why}")
             problems += 1
-        elif await sha256_file(path) != output.sha256:
-            console.print(f"[red]changed[/red] {path} (from {name}): SHA-256 differs")
-            problems += 1
-    console.print(f"{len(archives)} archives checked, {problems} problems")
+    counted = Counter(output.kind for output in outputs)
+    checked = ", ".join(plural(counted[kind], KIND_NAMES[kind]) for kind in KIND_NAMES)
+    console.print(f"{checked} checked, {plural(problems, 'problem')}")
+    if problems:
+        console.print("`videoarchiver retry --missing` makes missing outputs again.")
     return EXIT_FAILED if problems else EXIT_OK
+
+
+async def _retry_missing(layout: Layout, console: Console) -> int:
+    """Published outputs that are gone are made again from their raw file, if it is there."""
+    async with StateDB.open(layout.state_db) as state:
+        files = {row.id: row for row in await state.files()}
+        gone = [o for o in await published_outputs(state) if await problem(o) == "missing"]
+        reopened = 0
+        for file_id in sorted({output.file_id for output in gone}):
+            row = files[file_id]
+            mine = [output for output in gone if output.file_id == file_id]
+            raw = layout.raw / rel_from_key(row.rel_path)
+            if row.state != "done" or not await same_content(raw, row.size, row.fingerprint):
+                for output in mine:
+                    console.print(
+                        f"cannot make {output.path} again: {shown_name(row.rel_path)} is no"
+                        " longer in raw/ as it was"
+                        if row.state == "done"
+                        else " busy"
+                    )
+                continue
+            await state.reopen(file_id, [(output.kind, output.stream) for output in mine])
+            for output in mine:
+                console.print(f"to be made again: {output.path}")
+            reopened += len(mine)
+    if not gone:
+        console.print("no published output is missing")
+    return EXIT_OK if reopened == len(gone) else EXIT_FAILED
 
 
 def config_toml(config: Config, path: Path | None) -> str:
@@ -212,6 +248,8 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         if args.command == "status":
             anyio.run(_status, layout, console, args.json, args.all)
             return EXIT_OK
+        if args.command == "retry" and args.missing:
+            return anyio.run(_retry_missing, layout, console)
         if args.command == "retry":
             return anyio.run(_retry, layout, args.paths, console)
         return anyio.run(_verify, layout, console)

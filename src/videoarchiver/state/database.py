@@ -326,6 +326,21 @@ class StateDB:
                 )
         return [row.rel_path for row in failed]
 
+    async def reopen(self, file_id: int, outputs: Iterable[tuple[str, int | None]]) -> None:
+        """A done file's outputs (kind, and the stream of a montage sheet) are to be made
+        again: they and the file become pending."""
+        for kind, stream in outputs:
+            await self._write(
+                "UPDATE outputs SET state=? WHERE file_id=? AND kind=?", (PENDING, file_id, kind)
+            )
+            if stream is not None:
+                await self._write(
+                    "UPDATE stream_jobs SET state=? WHERE file_id=? AND output=?"
+                    " AND stream_index=?",
+                    (PENDING, file_id, kind, stream),
+                )
+        await self.set_file_state(file_id, PENDING)
+
     async def attention_and_recent(self, recent: int) -> list[FileRow]:
         """Files that are not done, then the `recent` last finished ones: what `status`
         shows of a large state without listing every file."""

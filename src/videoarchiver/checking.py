@@ -1,0 +1,44 @@
+"""What `verify` and `retry --missing` look at: every published output (archive, preview, each
+montage sheet) against the SHA-256 recorded when it was published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from videoarchiver.publishing import sha256_file
+from videoarchiver.state import StateDB
+from videoarchiver.state.database import DONE
+
+
+@dataclass(frozen=True)
+class Published:
+    file_id: int
+    kind: str  # archive, preview or montage
+    stream: int | None  # the video stream of a montage sheet
+    path: Path
+    sha256: str | None
+
+
+async def published_outputs(state: StateDB) -> list[Published]:
+    outputs = [
+        Published(o.file_id, o.kind, None, Path(o.path), o.sha256)
+        for o in await state.all_outputs()
+        if o.kind != "montage" and o.state == DONE and o.path
+    ]
+    sheets = [
+        Published(file_id, output, job.stream_index, Path(job.path), job.sha256)
+        for file_id, jobs in (await state.all_jobs()).items()
+        for output, job in jobs
+        if output == "montage" and job.state == DONE and job.path
+    ]
+    return outputs + sheets
+
+
+async def problem(output: Published) -> str | None:
+    """`missing`, `changed` (its bytes are not those published), or None when it is intact."""
+    if not await anyio.Path(output.path).exists():
+        return "missing"
+    return None if await sha256_file(output.path) == output.sha256 else "changed"
