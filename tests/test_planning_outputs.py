@@ -70,19 +70,19 @@ def test_preview_pixel_format(pix_fmt: str | None, expected: str) -> None:
     assert preview_pixel_format(Stream(index=0, codec_type="video", pix_fmt=pix_fmt)) == expected
 
 
-def test_preview_audio_mixes_only_several_streams() -> None:
-    one = preview_audio_args(
-        RawInput(Path("/r.mkv"), "mov"), [Stream(index=1)], PreviewConfig(), Path("/o.mkv")
-    )
+def test_preview_audio_mixes_only_several_streams_each_at_its_start() -> None:
+    raw = RawInput(Path("/r.mkv"), "mov")
+    one = preview_audio_args(raw, [Stream(index=1)], {1: 0.5}, PreviewConfig(), Path("/o.mkv"))
     assert "amix" not in " ".join(one) and one[one.index("-map") + 1] == "0:1"
     two = preview_audio_args(
-        RawInput(Path("/r.mkv"), "mov"),
-        [Stream(index=1), Stream(index=3)],
-        PreviewConfig(),
+        raw, [Stream(index=1), Stream(index=3)], {1: 0.0, 3: 2.0}, PreviewConfig(),
         Path("/o.mkv"),
-    )
+    )  # fmt: skip
     graph = two[two.index("-filter_complex") + 1]
-    assert graph.startswith("[0:1][0:3]amix=inputs=2:duration=longest,")
+    assert graph.startswith(
+        "[0:1]adelay=delays=0:all=1[d1];[0:3]adelay=delays=2000:all=1[d3];"
+        "[d1][d3]amix=inputs=2:duration=longest,"
+    )
     assert two[two.index("-b:a") + 1] == "10000"
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from media import ffmpeg, probe, run_cli, state_rows
 from videoarchiver.planning.packets import PacketTally
+
+
+def decoded_seconds(path: Path) -> float:
+    """How long the audio of `path` plays, counted in decoded samples."""
+    pcm = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", f"file:{path}", "-map", "0:a:0", "-f", "s16le",
+         "-ac", "1", "-ar", "48000", "-"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    return len(pcm) / 2 / 48000
 
 
 def _archive_notes(root: Path) -> dict[str, list[str]]:
@@ -171,3 +182,56 @@ def test_an_mp4_cut_before_its_index_fails_fast_saying_so(root: Path, tmp_path: 
     assert run_cli(root, "run", "--once").returncode == 1
     [(error,)] = state_rows(root, "SELECT error FROM files")
     assert error == "not a readable media file: ffprobe failed: moov atom not found"
+
+
+def test_a_copy_matroska_takes_but_cannot_decode_is_no_fallback(root: Path) -> None:
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=2", "-f", "lavfi", "-i", "sine=d=2",
+           "-c:v", "flv", "-c:a", "adpcm_swf", "-ar", "22050",
+           root / "raw" / "swf.flv")  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 0
+    codecs = [s["codec_name"] for s in probe(root / "archive" / "swf.mkv")["streams"]]
+    assert codecs[1] in ("opus", "adpcm_swf"), codecs
+    assert "none" not in codecs and None not in codecs, "every archived stream decodes"
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("tta.tta", ["-c:a", "tta"]), ("alac8k.m4a", ["-ar", "8000", "-c:a", "alac"])],
+)  # fmt: skip
+def test_audio_whose_last_frame_is_short_is_measured_as_the_stream_says(
+    root: Path, name: str, args: list[str]
+) -> None:
+    ffmpeg("-f", "lavfi", "-i", "sine=d=4.3", *args, root / "raw" / name)
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, state_rows(root, "SELECT error FROM files")
+    assert decoded_seconds(root / "archive" / f"{name.split('.')[0]}.mkv") == pytest.approx(
+        4.3, abs=0.05
+    )
+
+
+def test_a_late_second_audio_track_is_mixed_in_at_its_time(root: Path) -> None:
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=4", "-f", "lavfi", "-i", "sine=d=4",
+           "-itsoffset", "2", "-f", "lavfi", "-i", "sine=f=660:d=2", "-map", "0", "-map", "1",
+           "-map", "2", "-c:v", "mpeg4", "-c:a", "aac", root / "raw" / "late.mkv")  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert decoded_seconds(root / "preview" / "late.mkv") == pytest.approx(4.0, abs=0.1)
+
+
+def test_a_photo_and_an_mp4_cut_mid_download_are_archived(root: Path, tmp_path: Path) -> None:
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1", root / "raw" / "photo.jpg")
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=6", "-c:v", "libx264", "-preset",
+           "veryfast", "-movflags", "+faststart", whole)  # fmt: skip
+    data = whole.read_bytes()
+    (root / "raw" / "cut.mp4").write_bytes(data[: len(data) // 2])
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, state_rows(root, "SELECT rel_path, error FROM files")
+    assert (root / "screenshot" / "photo.jpg").exists() and (root / "preview" / "cut.mkv").exists()
+
+
+def test_a_stream_this_ffmpeg_cannot_decode_is_named_in_the_reason(root: Path) -> None:
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "libwebp_anim",
+           root / "raw" / "anim.webp")  # fmt: skip
+    assert run_cli(root, "run", "--once").returncode == 1
+    [(error,)] = state_rows(root, "SELECT error FROM files")
+    assert error.startswith("nothing this ffmpeg can decode: stream 0 (video webp)")

@@ -25,11 +25,14 @@ from videoarchiver.planning.archive import (
     picture_args,
     plan_archive,
 )
+from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.paths import archive_path
+from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.planning.ratio import RatioWatch, exceeds_when_finished
 from videoarchiver.planning.verify import expected_streams
 from videoarchiver.probing import count_packets
+from videoarchiver.processes import read_output
 from videoarchiver.resuming import encode_resumable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state.database import DONE
@@ -135,14 +138,17 @@ class _ArchiveStreams:
         trial = self.work / f"s{index}.trial.mkv"
         task = TaskInfo(self.source.name, f"s{index} trial copy")
         args = copy_trial_args(self.source.input, index, decision.kind, trial)
+        codec = self.source.probed.probe.stream(index).codec_name
         try:
             await run_limited(self.rt, args, f"trial copy of stream {index}", task)
+            # Some codecs go in without complaint under a tag nothing can decode (ADPCM SWF).
+            back = parse_probe(await read_output(probe_args(trial), "ffprobe of a trial copy"))
+            held = bool(back.streams) and back.streams[0].codec_name == codec
         except ProcessError:
-            codec = self.source.probed.probe.stream(index).codec_name
-            return f"Matroska cannot hold the raw {codec} stream as it is"
+            held = False
         finally:
             await anyio.Path(trial).unlink(missing_ok=True)
-        return None
+        return None if held else f"Matroska cannot hold the raw {codec} stream as it is"
 
 
 async def _extract_pictures(

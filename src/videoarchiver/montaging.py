@@ -87,7 +87,7 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
     await run_limited(rt, args, f"montage of stream {plan.index}", task)
     if plan.n == 1 and not await anyio.Path(sheet).exists():
         # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
-        args = seek_args(source.input, plan, 0.0, sheet)
+        args = seek_args(source.input, plan, None, sheet)
         await run_limited(rt, args, f"montage of stream {plan.index}", task)
 
 

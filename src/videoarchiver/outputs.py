@@ -29,7 +29,8 @@ async def verify_file(path: Path, expected: Sequence[ExpectedStream]) -> None:
     probe = parse_probe(await read_output(probe_args(path), f"ffprobe of {path.name}"))
     problems = verify_output(expected, probe, await count_packets(path))
     if problems:
-        raise VerifyError(f"{path} kept in work/: " + "; ".join(problems))
+        kept = "/".join(path.parts[-4:])  # work files: files/<id>/<output>/<name>
+        raise VerifyError("; ".join(problems) + f" (kept to look at: work/{kept})")
 
 
 async def mux_verify_publish(

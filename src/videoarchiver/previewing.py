@@ -47,7 +47,8 @@ async def make_preview(rt: Runtime, source: Source) -> None:
         notes = (f"mix of streams {mixed}",) if len(audios) > 1 else ()
         job = StreamJob(OUTPUT, audios[0].index, "audio", "encode", notes)
         part = work / "audio.mkv"
-        args_for = partial(preview_audio_args, source.input, audios, settings)
+        starts = {s.index: source.offset(s.index) for s in audios}
+        args_for = partial(preview_audio_args, source.input, audios, starts, settings)
         jobs.append((job, partial(encode_part, rt, source, job, args_for, part)))
         parts.append(part)
     await run_jobs(rt, source, jobs)

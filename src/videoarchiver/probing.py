@@ -24,7 +24,8 @@ class Probed:
 
 async def count_packets(path: Path | RawInput) -> PacketTally:
     tally = PacketTally()
-    await each_line(packet_args(path), tally.feed_line, "ffprobe packet pass")
+    warnings = await each_line(packet_args(path), tally.feed_line, "ffprobe packet pass")
+    tally.truncated = any("partial file" in line for line in warnings)
     return tally
 
 
@@ -43,5 +44,7 @@ async def probe_file(path: RawInput) -> Probed:
         raise ProbeError(f"cannot read the packets: {exc}") from exc
     with_data, notes = probe.without_empty(packets)
     if not with_data.has_media:
+        if any("cannot decode" in note for note in notes):
+            raise ProbeError("nothing this ffmpeg can decode: " + "; ".join(notes))
         raise ProbeError(f"{NO_DATA}: every stream is empty (cut before its first frame?)")
     return Probed(with_data, packets, raw_json.decode("utf-8", "replace"), tuple(notes))

@@ -228,8 +228,11 @@ async def read_output(args: Sequence[str], what: str) -> bytes:
     return bytes(collected)
 
 
-async def each_line(args: Sequence[str], on_line: Callable[[str], None], what: str) -> None:
-    """Run a command and hand its stdout to `on_line` one line at a time, in constant memory."""
+async def each_line(
+    args: Sequence[str], on_line: Callable[[str], None], what: str
+) -> tuple[str, ...]:
+    """Run a command and hand its stdout to `on_line` one line at a time, in constant memory;
+    returns the last lines of its stderr (what it warned of)."""
     lines = LineBuffer()
     watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
@@ -239,6 +242,8 @@ async def each_line(args: Sequence[str], on_line: Callable[[str], None], what: s
             on_line(line)
         return False
 
-    (await run_process(args, split, watchdog=watchdog)).check(what)
+    result = await run_process(args, split, watchdog=watchdog)
+    result.check(what)
     for line in lines.flush():
         on_line(line)
+    return result.stderr_tail

@@ -17,7 +17,7 @@ from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.audio import opus_conversion
 from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
 from videoarchiver.planning.pixels import archive_pixel_format
-from videoarchiver.planning.probe import Probe, Stream
+from videoarchiver.planning.probe import NO_DECODER, Probe, Stream
 
 
 class Action(StrEnum):
@@ -44,8 +44,6 @@ class StreamDecision:
         return replace(self, action=Action.COPY, codec=None, args=(), notes=(reason,))
 
 
-# What ffprobe calls a codec it has no decoder for.
-UNKNOWN_CODECS = frozenset({None, "none", "unknown"})
 # Subtitle codecs Matroska holds as they are.
 MATROSKA_SUBTITLES = frozenset(
     {"subrip", "ass", "ssa", "webvtt", "text", "dvd_subtitle", "hdmv_pgs_subtitle",
@@ -145,7 +143,7 @@ def _audio(stream: Stream, config: ArchiveConfig) -> StreamDecision:
 
 def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     kind = stream_kind(stream)
-    if stream.codec_name in UNKNOWN_CODECS and kind in ("video", "audio"):
+    if stream.codec_name in NO_DECODER and kind in ("video", "audio"):
         note = "ffmpeg knows no decoder for this stream: kept as it is"
         return StreamDecision(stream.index, kind, Action.COPY, notes=(note,))
     if kind == "video":
@@ -161,7 +159,7 @@ def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     if kind == "subtitle" and stream.codec_name in TEXT_SUBTITLES:
         note = f"{stream.codec_name} subtitles stored as SubRip (Matroska cannot hold them)"
         return StreamDecision(stream.index, kind, Action.CONVERT, "srt", notes=(note,))
-    name = stream.codec_tag_string if stream.codec_name in UNKNOWN_CODECS else stream.codec_name
+    name = stream.codec_tag_string if stream.codec_name in NO_DECODER else stream.codec_name
     note = f"stream {stream.index} ({kind} {name}) dropped: Matroska cannot hold it"
     return StreamDecision(stream.index, kind, Action.DROP, notes=(note,))
 

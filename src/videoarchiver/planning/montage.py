@@ -91,11 +91,13 @@ def frame_name(number: int) -> str:
     return FRAME_PATTERN % number
 
 
-def seek_args(raw: RawInput, plan: MontagePlan, time: float, output: Path) -> list[str]:
-    """One frame at `time` on ffmpeg's timeline: seek to the keyframe before, decode to it."""
+def seek_args(raw: RawInput, plan: MontagePlan, time: float | None, output: Path) -> list[str]:
+    """One frame at `time` on ffmpeg's timeline: seek to the keyframe before, decode to it;
+    with no time, the first frame that decodes (no seek: a still image cannot take one)."""
     image = ("-c:v", "png") if output.suffix == ".png" else JPEG_ARGS
+    seek = () if time is None else ("-ss", f"{time:.6f}")
     return [
-        *FFMPEG, "-ss", f"{time:.6f}", *raw.args(), "-map", f"0:{plan.index}",
+        *FFMPEG, *seek, *raw.args(), "-map", f"0:{plan.index}",
         "-vf", plan.scale(), *image, *ONE_IMAGE, url(output),
     ]  # fmt: skip
 

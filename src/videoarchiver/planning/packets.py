@@ -28,6 +28,7 @@ class StreamPackets:
     _last_time: float | None = None
     _last_undated: bool = False
     _step: float = 0.0
+    last_span: float = 0.0  # how long the last packet lasts (its duration, else the step)
 
     @property
     def decodable_duration(self) -> float:
@@ -67,6 +68,7 @@ class StreamPackets:
         if self._last_time is not None and time > self._last_time:
             self._step = time - self._last_time
         self._last_time, self._last_undated = time, duration == 0
+        self.last_span = duration or self._step
 
 
 def _number(text: str | None) -> float | None:
@@ -83,6 +85,7 @@ class PacketTally:
     """Accumulates `compact=p=0` packet lines (`key=value|key=value`) per stream index."""
 
     streams: dict[int, StreamPackets] = field(default_factory=dict)
+    truncated: bool = False  # the file ends inside a packet (a download or copy cut short)
 
     def feed_line(self, line: str) -> None:
         fields = dict(part.split("=", 1) for part in line.strip().split("|") if "=" in part)

@@ -8,7 +8,7 @@ decoding), halved until both sides fit `max_side`, and always even because SVT-A
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -85,14 +85,24 @@ def preview_video_args(
 
 
 def preview_audio_args(
-    raw: RawInput, streams: Sequence[Stream], config: PreviewConfig, output: Path
+    raw: RawInput,
+    streams: Sequence[Stream],
+    starts: Mapping[int, float],
+    config: PreviewConfig,
+    output: Path,
 ) -> list[str]:
-    """All audio streams mixed into one (no amix for a single stream)."""
+    """All audio streams mixed into one (no amix for a single stream). amix ignores when its
+    inputs start, so a track that starts later (`starts`: seconds from the earliest) is
+    delayed by that much first."""
     if len(streams) == 1:
         graph = ["-map", f"0:{streams[0].index}", "-af", PREVIEW_AUDIO_FORMAT]
     else:
-        inputs = "".join(f"[0:{s.index}]" for s in streams)
-        mix = f"{inputs}amix=inputs={len(streams)}:duration=longest,{PREVIEW_AUDIO_FORMAT}[mix]"
+        first = min(starts[s.index] for s in streams)
+        delays = {s.index: round((starts[s.index] - first) * 1000) for s in streams}
+        delayed = "".join(f"[0:{i}]adelay=delays={ms}:all=1[d{i}];" for i, ms in delays.items())
+        inputs = "".join(f"[d{i}]" for i in delays)
+        mix = f"{delayed}{inputs}amix=inputs={len(streams)}:duration=longest"
+        mix += f",{PREVIEW_AUDIO_FORMAT}[mix]"
         graph = ["-filter_complex", mix, "-map", "[mix]"]
     return [
         *FFMPEG, *raw.args(), *graph, "-map_metadata", "-1", "-map_chapters", "-1",
@@ -118,12 +128,18 @@ def preview_expected(probe: Probe, packets: PacketTally) -> list[ExpectedStream]
     expected = [
         ExpectedStream(
             "video",
-            raw_duration(s, packets.get(s.index), probe.format.duration, decodable=True),
+            raw_duration(s, packets.get(s.index), probe.format.duration, True, packets.truncated),
             s.frame_seconds,
+            truncated=packets.truncated,
         )
         for s in videos
     ]
     if audios:
-        longest = max(raw_duration(s, packets.get(s.index), probe.format.duration) for s in audios)
-        expected.append(ExpectedStream("audio", longest))
+        first = min(packets.get(s.index).start or 0.0 for s in audios)
+        end = max(
+            (packets.get(s.index).start or 0.0)
+            + raw_duration(s, packets.get(s.index), probe.format.duration)
+            for s in audios
+        )
+        expected.append(ExpectedStream("audio", end - first, truncated=packets.truncated))
     return expected

@@ -96,6 +96,10 @@ class Chapter(_Lax):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+# What ffprobe calls a codec it has no decoder for (such a stream is kept as it is).
+NO_DECODER = frozenset({None, "none", "unknown"})
+
+
 class Probe(_Lax):
     streams: list[Stream] = Field(default_factory=list)
     format: Format = Field(default_factory=Format)
@@ -110,15 +114,19 @@ class Probe(_Lax):
 
     def without_empty(self, packets: PacketTally) -> tuple[Probe, list[str]]:
         """The file as far as it holds data: video and audio streams without a single packet
-        (a camera clip cut mid-write, an unused track) are left out, each with a note."""
-        empty = [
-            s for s in self.streams if (s.is_video or s.is_audio) and not packets.get(s.index).count
-        ]
-        notes = [
-            f"stream {s.index} ({s.codec_type} {s.codec_name}) dropped: it holds no data"
-            for s in empty
-        ]
-        gone = {s.index for s in empty}
+        (a camera clip cut mid-write, an unused track) are left out, each with a note, and
+        so are video streams this ffmpeg cannot decode (no picture size: animated WebP)."""
+        notes = []
+        gone = set()
+        for s in self.streams:
+            why = None
+            if (s.is_video or s.is_audio) and not packets.get(s.index).count:
+                why = "it holds no data"
+            elif s.is_video and s.codec_name not in NO_DECODER and not (s.width and s.height):
+                why = "this ffmpeg cannot decode it (no picture size)"
+            if why:
+                notes.append(f"stream {s.index} ({s.codec_type} {s.codec_name}) dropped: {why}")
+                gone.add(s.index)
         kept = [s for s in self.streams if s.index not in gone]
         return self.model_copy(update={"streams": kept}), notes
 
