@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from videoarchiver.errors import ProcessError
@@ -34,6 +36,8 @@ async def test_a_process_that_ignores_sigterm_and_never_moves_is_killed() -> Non
 
 
 async def test_a_busy_process_is_not_stalled() -> None:
-    busy = "end=$(($(date +%s) + 3)); while [ $(date +%s) -lt $end ]; do :; done"
-    result = await run_process(["sh", "-c", busy], lambda _chunk: False, watchdog=Watchdog(1))
+    busy = "import time\nstart = time.monotonic()\nwhile time.monotonic() - start < 3: pass"
+    result = await run_process(
+        [sys.executable, "-c", busy], lambda _chunk: False, watchdog=Watchdog(1)
+    )
     assert result.stalled_after is None and result.returncode == 0
