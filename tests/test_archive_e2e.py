@@ -251,7 +251,7 @@ def test_audio_only_file_with_a_layout_opus_refuses(root: Path) -> None:
     assert audio["channel_layout"] == "5.1"
     notes = _jobs(root, "surround.wav")[0][2]
     assert "resampled 22050 Hz to 48000 Hz" in notes
-    assert "channel layout 5.1(side) remapped to 5.1" in notes
+    assert "channel layout 5.1(side) relabelled 5.1" in notes
 
 
 def _cut_transport_stream(root: Path, raw: Path) -> None:

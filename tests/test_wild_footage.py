@@ -235,3 +235,37 @@ def test_a_stream_this_ffmpeg_cannot_decode_is_named_in_the_reason(root: Path) -
     assert run_cli(root, "run", "--once").returncode == 1
     [(error,)] = state_rows(root, "SELECT error FROM files")
     assert error.startswith("nothing this ffmpeg can decode: stream 0 (video webp)")
+
+
+def _channels(layout: str, count: int, path: Path) -> None:
+    """A WAV of `count` sines (60 Hz on the third channel) in `layout`."""
+    sines = [arg for n in range(count) for arg in
+             ("-f", "lavfi", "-i", f"sine=f={60 if n == 2 else 300 + 100 * n}:d=2")]  # fmt: skip
+    joined = "".join(f"[{n}]" for n in range(count))
+    ffmpeg(*sines, "-filter_complex", f"{joined}join=inputs={count}:channel_layout={layout}[o]",
+           "-map", "[o]", "-c:a", "pcm_s16le", path)  # fmt: skip
+
+
+def _peak_db(path: Path, channel: int) -> float:
+    result = subprocess.run(
+        ["ffmpeg", "-i", f"file:{path}", "-af", f"pan=mono|c0=c{channel},volumedetect",
+         "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(result.stderr.split("max_volume: ")[1].split(" dB")[0])
+
+
+@pytest.mark.parametrize(
+    ("layout", "count"), [("2.1", 3), ("FL+FR+FC+LFE+BL+BR+FLC+FRC+BC+SL", 10)]
+)
+def test_every_channel_of_a_layout_opus_does_not_know_is_kept(
+    root: Path, layout: str, count: int
+) -> None:
+    raw = root / "raw" / "mics.wav"
+    _channels(layout, count, raw)
+    assert run_cli(root, "run", "--once").returncode == 0
+    [audio] = probe(root / "archive" / "mics.mkv")["streams"]
+    assert (audio["codec_name"], audio["channels"]) == ("opus", count)
+    assert _peak_db(root / "archive" / "mics.mkv", 2) == pytest.approx(_peak_db(raw, 2), abs=3)
+    [notes] = _archive_notes(root).values()
+    assert f"kept as {count} discrete channels" in notes[-1]

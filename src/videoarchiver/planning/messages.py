@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 REASON_CHARS = 200
-SOURCE_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")
+SOURCE_PREFIX = re.compile(r"^(\[[^\]]* @ 0x[0-9a-f]+\] )+")
 GENERIC = (
     "Conversion failed",
     "Error initializing output stream",

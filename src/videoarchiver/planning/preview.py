@@ -84,6 +84,19 @@ def preview_video_args(
     ]  # fmt: skip
 
 
+# More channels than this, in layouts swresample may not know how to fold (ten microphones):
+# the preview takes the first two as left and right.
+FOLDABLE_CHANNELS = 8
+
+
+def _pre_mix(stream: Stream) -> str:
+    return "pan=stereo|c0=c0|c1=c1," if (stream.channels or 0) > FOLDABLE_CHANNELS else ""
+
+
+def _downmix(stream: Stream) -> str:
+    return _pre_mix(stream) + PREVIEW_AUDIO_FORMAT
+
+
 def preview_audio_args(
     raw: RawInput,
     streams: Sequence[Stream],
@@ -95,11 +108,14 @@ def preview_audio_args(
     inputs start, so a track that starts later (`starts`: seconds from the earliest) is
     delayed by that much first."""
     if len(streams) == 1:
-        graph = ["-map", f"0:{streams[0].index}", "-af", PREVIEW_AUDIO_FORMAT]
+        graph = ["-map", f"0:{streams[0].index}", "-af", _downmix(streams[0])]
     else:
         first = min(starts[s.index] for s in streams)
         delays = {s.index: round((starts[s.index] - first) * 1000) for s in streams}
-        delayed = "".join(f"[0:{i}]adelay=delays={ms}:all=1[d{i}];" for i, ms in delays.items())
+        delayed = "".join(
+            f"[0:{s.index}]{_pre_mix(s)}adelay=delays={delays[s.index]}:all=1[d{s.index}];"
+            for s in streams
+        )
         inputs = "".join(f"[d{i}]" for i in delays)
         mix = f"{delayed}{inputs}amix=inputs={len(streams)}:duration=longest"
         mix += f",{PREVIEW_AUDIO_FORMAT}[mix]"
