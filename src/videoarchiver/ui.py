@@ -66,7 +66,7 @@ class StatusLine:
             outputs=tuple(o.state if (o := outputs.get(k)) else "-" for k in OUTPUT_KINDS),
             raw_size=human_size(row.size),
             archive_size=human_size(archive_size),
-            saving=f"{1 - archive_size / row.size:.0%}" if archive_size and row.size else "-",
+            saving=percent_saved(row.size, archive_size) if archive_size and row.size else "-",
             notes=printable("; ".join(filter(None, [row.error, *row.warnings, row.raw_action]))),
         )
 
@@ -114,6 +114,11 @@ def _plain(line: StatusLine) -> str:
     return "\t".join(fields)
 
 
+def percent_saved(raw: int, archived: int) -> str:
+    """`72%`; a copy a little larger than its raw file is `-1%`, never `-0%`."""
+    return f"{round(100 * (1 - archived / raw)) + 0}%"
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
@@ -123,7 +128,7 @@ def summary_line(summary: Summary) -> str:
     states = ", ".join(f"{state} {count}" for state, count in sorted(summary.files.items()))
     saving = ""
     if summary.raw_bytes:
-        saving = f" ({1 - summary.archive_bytes / summary.raw_bytes:.0%} saved)"
+        saving = f" ({percent_saved(summary.raw_bytes, summary.archive_bytes)} saved)"
     return (
         f"{plural(total, 'file')}: {states}; archived: {human_size(summary.raw_bytes)} raw → "
         f"{human_size(summary.archive_bytes)}{saving}"
