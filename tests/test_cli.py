@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -315,3 +316,26 @@ def test_under_journald_lines_carry_syslog_priorities_and_no_timestamps(
     logged = (root / "log" / "videoarchiver.log").read_text().splitlines()
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} INFO ", logged[0]), "ISO 8601"
     assert "[{" not in "\n".join(logged), "no JSON in log lines"
+
+
+def test_pause_holds_new_work_across_a_restart_until_resume(root: Path) -> None:
+    assert run_cli(root, "run", "--once").returncode == 0  # an empty root: the state exists
+    assert "paused since" in run_cli(root, "pause").stdout
+    _clip(root / "raw" / "a.mp4")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(4)
+        assert not (root / "archive" / "a.mkv").exists(), "no ffmpeg started while paused"
+        assert run_cli(root, "status").stdout.startswith("paused since")
+        assert run_cli(root, "resume").stdout.strip() == "resumed"
+        deadline = time.monotonic() + 60
+        while state_rows(root, "SELECT state FROM files") != [("done",)]:
+            assert time.monotonic() < deadline, "work goes on once resumed"
+            time.sleep(0.2)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=60)
+    assert "paused (since" in err and "resumed" in err

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -33,6 +34,7 @@ from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
 from videoarchiver.locking import hold_lock
 from videoarchiver.logs import configure_logging
+from videoarchiver.pausing import PAUSED
 from videoarchiver.planning.paths import rel_from_key, rel_key, shown_name
 from videoarchiver.state import StateDB
 from videoarchiver.ui import RichReporter, SilentReporter, plural, print_json, print_status
@@ -52,6 +54,8 @@ COMMANDS = {
     "retry": ("make failed files pending again (all, or PATHs)", "videoarchiver retry raw/a.mp4"),
     "verify": ("check every published output against its recorded SHA-256", "videoarchiver verify"),
     "config": ("print the effective configuration and its sources", "videoarchiver config"),
+    "pause": ("start no new ffmpeg (running ones finish) until resume", "videoarchiver pause"),
+    "resume": ("let a paused daemon start work again", "videoarchiver resume"),
 }
 
 
@@ -122,6 +126,8 @@ def command_run(layout: Layout, config: Config, once: bool, console: Console) ->
 
 async def _status(layout: Layout, console: Console, as_json: bool, everything: bool) -> None:
     async with StateDB.open(layout.state_db) as state:
+        if not as_json and (since := await state.control(PAUSED)) is not None:
+            console.print(f"paused since {since}: `videoarchiver resume` to go on", highlight=False)
         if as_json:
             print_json(await state.files(), await state.all_outputs(), await state.all_jobs())
             return
@@ -200,6 +206,22 @@ async def _retry_missing(layout: Layout, console: Console) -> int:
     return EXIT_OK if reopened == len(gone) else EXIT_FAILED
 
 
+async def _pause(layout: Layout, pause: bool, console: Console) -> int:
+    async with StateDB.open(layout.state_db) as state:
+        since = await state.control(PAUSED)
+        if pause and since is None:
+            since = datetime.now().astimezone().isoformat(timespec="seconds")
+            await state.set_control(PAUSED, since)
+        elif not pause:
+            await state.set_control(PAUSED, None)
+    if pause:
+        console.print(f"paused since {since}: running ffmpeg processes finish, no new one starts"
+                      " until `videoarchiver resume` (a restart stays paused)")  # fmt: skip
+    else:
+        console.print("resumed" if since else "was not paused")
+    return EXIT_OK
+
+
 def config_toml(config: Config, path: Path | None) -> str:
     """The configuration in effect as a TOML file one could use: each value with where it
     came from as a comment (`jobs` as the number it comes to)."""
@@ -248,6 +270,8 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         if args.command == "status":
             anyio.run(_status, layout, console, args.json, args.all)
             return EXIT_OK
+        if args.command in ("pause", "resume"):
+            return anyio.run(_pause, layout, args.command == "pause", console)
         if args.command == "retry" and args.missing:
             return anyio.run(_retry_missing, layout, console)
         if args.command == "retry":

@@ -26,6 +26,7 @@ from videoarchiver.disposal import PENDING as PENDING_ACTION
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt_published
+from videoarchiver.pausing import apply_pause, follow_pause
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.service import feed_watchdog, notify, watchdog_seconds
@@ -109,6 +110,7 @@ async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Repor
         scheduler = Scheduler(Runtime.create(layout, config, state, reporter, tools.demuxers))
         for row in await state.with_pending_raw_action(PENDING_ACTION):
             await scheduler.finish_raw_action(row)
+        await apply_pause(state, scheduler.rt.gate)
         stopping = anyio.Event()
         result = EXIT_OK
         async with anyio.create_task_group() as outer:
@@ -116,6 +118,7 @@ async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Repor
                 outer.start_soon(_on_signals, work, stopping)
                 if (every := watchdog_seconds()) is not None:
                     outer.start_soon(feed_watchdog, every)
+                outer.start_soon(follow_pause, state, scheduler.rt.gate)
                 notify("READY=1")
                 if once:
                     result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED

@@ -12,6 +12,7 @@ from videoarchiver.discovery import RawFile
 from videoarchiver.errors import SourceChangedError
 from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
+from videoarchiver.pausing import Gate
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import Probed
@@ -33,6 +34,7 @@ class Runtime:
     file_slots: anyio.CapacityLimiter
     reporter: Reporter
     demuxers: str  # what raw files may be read as (`RawInput`)
+    gate: Gate  # closed while paused: no new ffmpeg starts
 
     @classmethod
     def create(
@@ -44,6 +46,7 @@ class Runtime:
             state=state,
             reporter=reporter,
             demuxers=demuxers,
+            gate=Gate(),
             ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
             file_slots=anyio.CapacityLimiter(2 * config.effective_jobs),

@@ -82,6 +82,7 @@ async def run_limited(
     whatever a killed run left at that name is removed first."""
     parser = ProgressParser()
     await anyio.Path(output_of(args)).unlink(missing_ok=True)
+    await rt.gate.wait()
     async with rt.ffmpeg_slots:
         view = rt.reporter.start(task)
         watchdog = Watchdog(rt.config.stall_seconds)

@@ -288,6 +288,17 @@ class StateDB:
         )
         return [_file(row) for row in rows]
 
+    async def control(self, name: str) -> str | None:
+        """A setting a user made for the daemons (None when unset)."""
+        rows = await self._rows("SELECT value FROM controls WHERE name=?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_control(self, name: str, value: str | None) -> None:
+        if value is None:
+            await self._write("DELETE FROM controls WHERE name=?", (name,))
+        else:
+            await self._upsert("controls", {"name": name}, {"value": value})
+
     async def set_probe(self, file_id: int, probe_json: str) -> None:
         await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))
 

@@ -120,4 +120,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "a failure's whole text (ffmpeg's stderr), beside its one-line reason",
         "ALTER TABLE files ADD COLUMN error_detail TEXT;",
     ),
+    Migration(
+        "what a user sets for the daemons of a root (a pause)",
+        "CREATE TABLE controls (name TEXT PRIMARY KEY, value TEXT NOT NULL,"
+        " updated_at REAL NOT NULL);",
+    ),
 )
