@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
 import json
 import os
@@ -339,3 +340,31 @@ def test_pause_holds_new_work_across_a_restart_until_resume(root: Path) -> None:
         daemon.send_signal(signal.SIGTERM)
         _out, err = daemon.communicate(timeout=60)
     assert "paused (since" in err and "resumed" in err
+
+
+def test_notifications_tell_of_a_failure_and_of_the_queue_done(root: Path) -> None:
+    received: list[dict[str, str]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        config = root / "videoarchiver.toml"
+        port = server.server_address[1]
+        config.write_text(f'notify = ["json://127.0.0.1:{port}/"]\n' + config.read_text())
+        _clip(root / "raw" / "a.mp4")
+        (root / "raw" / "empty.mp4").write_bytes(b"")
+        assert run_cli(root, "run", "--once").returncode == 1
+        server.shutdown()
+    titles = [message["title"] for message in received]
+    assert "videoarchiver: empty.mp4 failed" in titles
+    [done] = [m for m in received if m["title"] == "videoarchiver: the queue is done"]
+    assert "2 files: done 1, failed 1" in done["message"] and done["type"] == "success"

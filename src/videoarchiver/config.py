@@ -63,6 +63,7 @@ class Config(BaseSettings):
     scan_interval: float = Field(default=60, gt=0)
     after_done: Literal["keep", "move", "delete"] = "keep"
     stall_seconds: float = Field(default=300, gt=0)
+    notify: list[str] = Field(default_factory=list)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     preview: PreviewConfig = Field(default_factory=PreviewConfig)
     montage: MontageConfig = Field(default_factory=MontageConfig)

@@ -12,6 +12,7 @@ from videoarchiver.discovery import RawFile
 from videoarchiver.errors import SourceChangedError
 from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
+from videoarchiver.notifying import Notifier
 from videoarchiver.pausing import Gate
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.paths import shown_name
@@ -35,6 +36,7 @@ class Runtime:
     reporter: Reporter
     demuxers: str  # what raw files may be read as (`RawInput`)
     gate: Gate  # closed while paused: no new ffmpeg starts
+    notifier: Notifier
 
     @classmethod
     def create(
@@ -47,6 +49,7 @@ class Runtime:
             reporter=reporter,
             demuxers=demuxers,
             gate=Gate(),
+            notifier=Notifier(config.notify),
             ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
             file_slots=anyio.CapacityLimiter(2 * config.effective_jobs),

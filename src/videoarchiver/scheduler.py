@@ -44,6 +44,7 @@ from videoarchiver.service import notify
 from videoarchiver.space import SpaceBackoff, short_of_space, space_message
 from videoarchiver.state import FileRow
 from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNING
+from videoarchiver.ui import summary_line
 
 log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
@@ -234,6 +235,7 @@ class Scheduler:
             reason, detail = one_line("; ".join(failures.reasons)), "; ".join(failures.details)
             await state.set_file_state(row.id, FAILED, reason, detail)
             log.error("%s: failed: %s", shown_name(row.rel_path), detail)
+            await self.rt.notifier.failed(shown_name(row.rel_path), reason)
             await self._tidy_work(row.id)
             if not await same_content(raw.path, row.size, row.fingerprint):
                 # Replaced, perhaps with its size and mtime kept (`cp -p`): the next scan
@@ -267,6 +269,9 @@ class Scheduler:
             await self._after_escape(row, exc)
         finally:
             self._active.discard(row.id)
+        if not self._active:  # the last file of the queue: one message with the totals
+            summary = await self.rt.state.summary()
+            await self.rt.notifier.send("videoarchiver: the queue is done", summary_line(summary))
 
     async def _after_escape(self, row: FileRow, exc: Exception) -> None:
         """What escaped `process` (a state write that failed while recording a failure, or a
