@@ -261,8 +261,15 @@ def test_progress_lines_on_a_terminal() -> None:
         live = out.getvalue()
         assert "clip.mp4 s0 archive video" in live
         assert "E 0:00:05/0:00:10 S 0:00:02 R 0:00:02 2.50x" in live
+        now[0] += 10  # a stall of 10 s, then a jump: R follows the smoothed rate, no leap
+        view.update(ProgressUpdate(out_seconds=6.0, total_size=10, frame=1, speed=0.5, ended=False))
+        reporter.progress.refresh()
+        assert "E 0:00:06/0:00:10 S 0:00:12 R 0:00:02" in out.getvalue()
         view.end(ok=True)
-    assert "done clip.mp4 s0 archive video: E 0:00:05/0:00:10" in out.getvalue()
+        stopped = reporter.start(TaskInfo("clip.mp4", "s1 archive audio", total=10.0))
+        stopped.end(ok=False, stopped=True)
+    assert "done clip.mp4 s0 archive video: E 0:00:10/0:00:10" in out.getvalue()
+    assert "kept raw stream (ratio rule) clip.mp4 s1 archive audio" in out.getvalue()
 
 
 def test_systemd_hears_ready_status_watchdog_and_stopping(root: Path, tmp_path: Path) -> None:

@@ -104,7 +104,8 @@ async def run_limited(
         try:
             result = await run_process(args, on_stdout, env, watchdog)
         finally:
-            view.end(ok=result is not None and result.returncode == 0)
+            ok = result is not None and result.returncode == 0 and not result.stopped
+            view.end(ok=ok, stopped=result is not None and result.stopped)
         wall = time.monotonic() - started
     result.check(what)
     return result.stopped, wall

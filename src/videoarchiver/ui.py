@@ -201,7 +201,7 @@ class TaskInfo:
 class TaskView(Protocol):
     def update(self, update: ProgressUpdate) -> None: ...
 
-    def end(self, ok: bool) -> None: ...
+    def end(self, ok: bool, stopped: bool = False) -> None: ...
 
 
 class Reporter(Protocol):
@@ -212,7 +212,7 @@ class _Unseen:
     def update(self, update: ProgressUpdate) -> None:
         pass
 
-    def end(self, ok: bool) -> None:
+    def end(self, ok: bool, stopped: bool = False) -> None:
         pass
 
 
@@ -230,12 +230,17 @@ def clock_text(seconds: float | None) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
+# Weight of the newest measure in the smoothed encoding rate: R moves steadily, not by jumps.
+RATE_SMOOTHING = 0.3
+
+
 class _RichTask:
     def __init__(self, reporter: RichReporter, task: TaskInfo) -> None:
         self._reporter, self._task = reporter, task
-        self._started = reporter.clock()
+        self._started = self._seen = reporter.clock()
         self._encoded: float | None = None
         self._speed: float | None = None
+        self._rate: float | None = None  # media seconds per second, smoothed
         self._id = reporter.progress.add_task(
             f"{task.file} {task.label}", total=task.total, figures=self._figures()
         )
@@ -244,8 +249,8 @@ class _RichTask:
         total, encoded = self._task.total, self._encoded
         spent = self._reporter.clock() - self._started
         remaining = None
-        if total and encoded:
-            remaining = max(0.0, total - encoded) * spent / encoded
+        if total and encoded is not None and self._rate:
+            remaining = max(0.0, total - encoded) / self._rate
         speed = f"{self._speed:.2f}x" if self._speed is not None else "-"
         total_text = f"/{clock_text(total)}" if total else ""
         return (
@@ -253,17 +258,30 @@ class _RichTask:
             f" R {clock_text(remaining)} {speed}"
         )
 
+    def _measure(self, encoded: float) -> None:
+        """Fold the rate since the last update into the smoothed rate."""
+        now = self._reporter.clock()
+        if now > self._seen:
+            rate = (encoded - (self._encoded or 0.0)) / (now - self._seen)
+            smoothed = self._rate
+            self._rate = rate if smoothed is None else smoothed + RATE_SMOOTHING * (rate - smoothed)
+            self._seen = now
+
     def update(self, update: ProgressUpdate) -> None:
-        self._encoded = update.out_seconds if update.out_seconds is not None else self._encoded
+        if update.out_seconds is not None:
+            self._measure(update.out_seconds)
+            self._encoded = update.out_seconds
         self._speed = update.speed if update.speed is not None else self._speed
         self._reporter.progress.update(
             self._id, completed=self._encoded or 0, figures=self._figures()
         )
 
-    def end(self, ok: bool) -> None:
+    def end(self, ok: bool, stopped: bool = False) -> None:
+        if ok and self._task.total:
+            self._encoded = self._task.total  # the last progress block lags the end
         figures = self._figures()
         self._reporter.progress.remove_task(self._id)
-        word = "done" if ok else "stopped"
+        word = "done" if ok else "kept raw stream (ratio rule)" if stopped else "failed"
         self._reporter.progress.console.print(
             f"{word} {self._task.file} {self._task.label}: {figures}"
         )
