@@ -144,3 +144,32 @@ def test_stale_work_files_are_removed_at_start(root: Path) -> None:
     (stale / "s0.partial0.mkv").write_bytes(b"left over by a kill")
     assert run_cli(root, "run", "--once").returncode == 0
     assert not (root / "work" / "files" / "99").exists()
+
+
+def test_pause_now_stops_an_encode_that_goes_on_from_its_parts_after_resume(
+    clip_root: Path,
+) -> None:
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "run", "--root", str(clip_root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait(lambda: _partial_grew(clip_root, 0, 600_000))
+        assert run_cli(clip_root, "pause", "--now").returncode == 0
+        _wait(lambda: not _live_ffmpegs(clip_root))
+        _wait(lambda: ("running",) not in poll_rows(clip_root, "SELECT state FROM stream_jobs"))
+        assert not (clip_root / "archive" / "clip.mkv").exists()
+        assert run_cli(clip_root, "resume").returncode == 0
+        _wait(lambda: poll_rows(clip_root, "SELECT state FROM files") == [("done",)])
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=60)
+    assert "stopped; it goes on when work may" in err
+    assert len(_check_archive(clip_root)) >= 2, "the stopped encode was salvaged, not redone"
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

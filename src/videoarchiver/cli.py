@@ -34,7 +34,7 @@ from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
 from videoarchiver.locking import hold_lock
 from videoarchiver.logs import configure_logging
-from videoarchiver.pausing import PAUSED
+from videoarchiver.pausing import NOW, PAUSED
 from videoarchiver.planning.paths import rel_from_key, rel_key, shown_name
 from videoarchiver.state import StateDB
 from videoarchiver.ui import RichReporter, SilentReporter, plural, print_json, print_status
@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["retry"].add_argument(
         "paths", nargs="*", type=Path, help="raw files (as in status, or paths)"
     )
+    parsers["pause"].add_argument(
+        "--now",
+        action="store_true",
+        help="also stop what runs (it goes on from its salvaged parts after resume)",
+    )
     parsers["retry"].add_argument(
         "--missing",
         action="store_true",
@@ -127,6 +132,7 @@ def command_run(layout: Layout, config: Config, once: bool, console: Console) ->
 async def _status(layout: Layout, console: Console, as_json: bool, everything: bool) -> None:
     async with StateDB.open(layout.state_db) as state:
         if not as_json and (since := await state.control(PAUSED)) is not None:
+            since = since.removeprefix(NOW)
             console.print(f"paused since {since}: `videoarchiver resume` to go on", highlight=False)
         if as_json:
             print_json(await state.files(), await state.all_outputs(), await state.all_jobs())
@@ -206,19 +212,18 @@ async def _retry_missing(layout: Layout, console: Console) -> int:
     return EXIT_OK if reopened == len(gone) else EXIT_FAILED
 
 
-async def _pause(layout: Layout, pause: bool, console: Console) -> int:
+async def _pause(layout: Layout, how: str | None, console: Console) -> int:
+    """Pause (`how`: "" to let running work finish, NOW to stop it) or resume (None)."""
     async with StateDB.open(layout.state_db) as state:
-        since = await state.control(PAUSED)
-        if pause and since is None:
-            since = datetime.now().astimezone().isoformat(timespec="seconds")
-            await state.set_control(PAUSED, since)
-        elif not pause:
-            await state.set_control(PAUSED, None)
-    if pause:
-        console.print(f"paused since {since}: running ffmpeg processes finish, no new one starts"
-                      " until `videoarchiver resume` (a restart stays paused)")  # fmt: skip
+        was = await state.control(PAUSED)
+        since = datetime.now().astimezone().isoformat(timespec="seconds")
+        await state.set_control(PAUSED, None if how is None else how + since)
+    if how is None:
+        console.print("resumed" if was else "was not paused")
     else:
-        console.print("resumed" if since else "was not paused")
+        running = "running work stops now" if how else "running ffmpeg processes finish"
+        console.print(f"paused since {since}: {running}; no new one starts until"
+                      " `videoarchiver resume` (a restart stays paused)")  # fmt: skip
     return EXIT_OK
 
 
@@ -270,8 +275,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         if args.command == "status":
             anyio.run(_status, layout, console, args.json, args.all)
             return EXIT_OK
-        if args.command in ("pause", "resume"):
-            return anyio.run(_pause, layout, args.command == "pause", console)
+        if args.command == "pause":
+            return anyio.run(_pause, layout, NOW if args.now else "", console)
+        if args.command == "resume":
+            return anyio.run(_pause, layout, None, console)
         if args.command == "retry" and args.missing:
             return anyio.run(_retry_missing, layout, console)
         if args.command == "retry":

@@ -64,6 +64,7 @@ class Config(BaseSettings):
     after_done: Literal["keep", "move", "delete"] = "keep"
     stall_seconds: float = Field(default=300, gt=0)
     notify: list[str] = Field(default_factory=list)
+    active_hours: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     preview: PreviewConfig = Field(default_factory=PreviewConfig)
     montage: MontageConfig = Field(default_factory=MontageConfig)

@@ -26,7 +26,7 @@ from videoarchiver.disposal import PENDING as PENDING_ACTION
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt_published
-from videoarchiver.pausing import apply_pause, follow_pause
+from videoarchiver.pausing import apply_pause, follow_hours, follow_pause
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.service import feed_watchdog, notify, watchdog_seconds
@@ -119,6 +119,8 @@ async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Repor
                 if (every := watchdog_seconds()) is not None:
                     outer.start_soon(feed_watchdog, every)
                 outer.start_soon(follow_pause, state, scheduler.rt.gate)
+                if config.active_hours:
+                    outer.start_soon(follow_hours, config.active_hours, scheduler.rt.gate)
                 notify("READY=1")
                 if once:
                     result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED

@@ -1,53 +1,84 @@
-"""`videoarchiver pause` / `resume`: while paused no new ffmpeg starts; those running finish.
+"""Holding work: `videoarchiver pause` / `resume` and the working hours (`active_hours`).
 
+While anything holds the gate no new ffmpeg starts; `pause --now` and the end of the working
+hours also stop what runs, cleanly (ffmpeg closes its part, which is salvaged when work goes on).
 The pause lives in the state, so a restarted daemon stays paused and any command sees it; the
-daemon reads it every few seconds and holds the gate that every ffmpeg passes before it starts.
+daemon reads it every few seconds.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 
 import anyio
 
+from videoarchiver.planning.hours import within
 from videoarchiver.state import StateDB
 
 log = logging.getLogger(__name__)
-PAUSED = "paused"  # the control's name; its value says since when
+PAUSED = "paused"  # the control's name; its value says since when (NOW first: stop what runs)
+NOW = "now "
 POLL_SECONDS = 2.0
+HOURS_POLL_SECONDS = 30.0
 
 
 class Gate:
-    """Open unless paused; `wait` returns once it is open."""
+    """Open while nothing holds it; `wait` returns once it is open. Work that a hold may stop
+    at once runs inside `stoppable`."""
 
     def __init__(self) -> None:
+        self._holds: set[str] = set()
         self._open = anyio.Event()
         self._open.set()
+        self._running: set[anyio.CancelScope] = set()
 
     @property
     def paused(self) -> bool:
-        return not self._open.is_set()
+        return bool(self._holds)
 
-    def pause(self) -> None:
-        if not self.paused:
+    def holds(self, reason: str) -> bool:
+        return reason in self._holds
+
+    def hold(self, reason: str, stop_running: bool = False) -> None:
+        if not self._holds:
             self._open = anyio.Event()
+        self._holds.add(reason)
+        if stop_running:
+            for scope in list(self._running):
+                scope.cancel()
 
-    def resume(self) -> None:
-        self._open.set()
+    def release(self, reason: str) -> None:
+        self._holds.discard(reason)
+        if not self._holds:
+            self._open.set()
 
     async def wait(self) -> None:
         await self._open.wait()
 
+    @contextmanager
+    def stoppable(self) -> Iterator[anyio.CancelScope]:
+        with anyio.CancelScope() as scope:
+            self._running.add(scope)
+            try:
+                yield scope
+            finally:
+                self._running.discard(scope)
+
 
 async def apply_pause(state: StateDB, gate: Gate) -> None:
-    """Set `gate` as the state says now."""
+    """Set `gate` as the user's pause in the state says now."""
     since = await state.control(PAUSED)
-    if since is not None and not gate.paused:
-        log.info("paused (since %s): no new ffmpeg starts until `videoarchiver resume`", since)
-        gate.pause()
-    elif since is None and gate.paused:
+    if since is not None and not gate.holds(PAUSED):
+        now = since.startswith(NOW)
+        log.info("paused (since %s)%s: no new ffmpeg starts until `videoarchiver resume`",
+                 since.removeprefix(NOW), "; running work stops" if now else "")  # fmt: skip
+        gate.hold(PAUSED, stop_running=now)
+    elif since is None and gate.holds(PAUSED):
         log.info("resumed")
-        gate.resume()
+        gate.release(PAUSED)
 
 
 async def follow_pause(state: StateDB, gate: Gate) -> None:
@@ -55,3 +86,22 @@ async def follow_pause(state: StateDB, gate: Gate) -> None:
     while True:
         await anyio.sleep(POLL_SECONDS)
         await apply_pause(state, gate)
+
+
+def apply_hours(window: str, gate: Gate, now: datetime) -> None:
+    """Inside the working hours work goes on; outside, it stops and waits."""
+    inside = within(window, now.time())
+    if not inside and not gate.holds("hours"):
+        log.info("outside active hours %s: running work stops, the rest waits", window)
+        gate.hold("hours", stop_running=True)
+    elif inside and gate.holds("hours"):
+        log.info("inside active hours %s: work goes on", window)
+        gate.release("hours")
+
+
+async def follow_hours(
+    window: str, gate: Gate, clock: Callable[[], datetime] = datetime.now
+) -> None:
+    while True:
+        apply_hours(window, gate, clock())
+        await anyio.sleep(HOURS_POLL_SECONDS)

@@ -263,10 +263,20 @@ class Scheduler:
 
     async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
         try:
-            async with self.rt.file_slots:
-                await self.process(row, raw)
-        except Exception as exc:
-            await self._after_escape(row, exc)
+            while True:
+                with self.rt.gate.stoppable() as scope:
+                    try:
+                        async with self.rt.file_slots:
+                            await self.process(row, raw)
+                    except Exception as exc:
+                        await self._after_escape(row, exc)
+                if not scope.cancelled_caught:
+                    break
+                # `pause --now`, or the end of the working hours: it goes on from its parts.
+                with anyio.CancelScope(shield=True):
+                    await self.rt.state.requeue_interrupted(row.id)
+                log.info("%s: stopped; it goes on when work may", shown_name(row.rel_path))
+                await self.rt.gate.wait()
         finally:
             self._active.discard(row.id)
         if not self._active:  # the last file of the queue: one message with the totals

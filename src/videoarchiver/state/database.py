@@ -388,12 +388,15 @@ class StateDB:
             jobs.setdefault(file_id, []).append((output, _job_values(values)))
         return jobs
 
-    async def requeue_interrupted(self) -> None:
-        """At start: whatever was running when the last daemon died starts that step again."""
+    async def requeue_interrupted(self, file_id: int | None = None) -> None:
+        """What was running (of every file, or of one) starts that step again: at start, for
+        what the last daemon was doing when it died; later, for work a pause stopped."""
         now = time.time()
-        for table in ("files", "outputs", "stream_jobs"):
+        for table, key in (("files", "id"), ("outputs", "file_id"), ("stream_jobs", "file_id")):
+            which = "" if file_id is None else f" AND {key}=?"
             await self._write(
-                f"UPDATE {table} SET state=?, updated_at=? WHERE state=?", (PENDING, now, RUNNING)
+                f"UPDATE {table} SET state=?, updated_at=? WHERE state=?{which}",
+                (PENDING, now, RUNNING, *(() if file_id is None else (file_id,))),
             )
 
     # -- outputs -----------------------------------------------------------------------------
