@@ -25,6 +25,9 @@ from videoarchiver.state.migrations import MIGRATIONS
 
 # States shared by files, outputs and stream jobs.
 PENDING, RUNNING, PUBLISHING, DONE, FAILED = "pending", "running", "publishing", "done", "failed"
+REPLACED = (
+    "its raw file was replaced by new content before it was finished (what it published stays)"
+)
 PRIVATE = 0o600  # the state names every recording and keeps every tag
 CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
 SKIPPED = "skipped"  # an output the file has nothing for (no montage without video)
@@ -254,13 +257,18 @@ class StateDB:
         and that no task is working on (`busy`), are forgotten (their ids are never given out
         again); returns their ids."""
         busy = list(busy)
+        idle = f"rel_path=? AND id!=? AND id NOT IN ({','.join('?' * len(busy))})"
         rows = await self._rows(
-            f"DELETE FROM files WHERE rel_path=? AND id!=? AND state IN (?, ?)"
-            f" AND id NOT IN ({','.join('?' * len(busy))})"
+            f"DELETE FROM files WHERE {idle} AND state IN (?, ?)"
             " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.file_id=files.id AND o.state IN"
             " (?, ?)) AND NOT EXISTS (SELECT 1 FROM stream_jobs j WHERE j.file_id=files.id"
             " AND j.path IS NOT NULL) RETURNING id",
-            (rel_path, keep, PENDING, FAILED, *busy, DONE, PUBLISHING),
+            (rel_path, keep, *busy, PENDING, FAILED, DONE, PUBLISHING),
+        )
+        # Those that published something stay, to keep it recorded, but wait for nothing.
+        await self._write(
+            f"UPDATE files SET state=?, error=? WHERE {idle} AND state=?",
+            (FAILED, REPLACED, rel_path, keep, *busy, PENDING),
         )
         return [row[0] for row in rows]
 
