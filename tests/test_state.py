@@ -41,6 +41,7 @@ async def test_file_identity_and_replaced_content(tmp_path: Path) -> None:
         fourth = await state.add_file("a.mp4", 12, 3, "fp4", "a.mp4.2")
         assert await state.forget_replaced("a.mp4", keep=fourth.id, busy=()) == []
         assert await state.forget_replaced("b.mp4", keep=fourth.id, busy=()) == []
+        assert (await state.get_file(third.id)).state == FAILED, "it published: kept, failed"
         # Nor is a row a task works on, or one with a published montage sheet.
         fifth = await state.add_file("c.mp4", 1, 1, "fp5", "c")
         sixth = await state.add_file("c.mp4", 2, 2, "fp6", "c.mp4")
