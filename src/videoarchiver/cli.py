@@ -194,14 +194,14 @@ async def _retry_missing(layout: Layout, console: Console) -> int:
             row = files[file_id]
             mine = [output for output in gone if output.file_id == file_id]
             raw = layout.raw / rel_from_key(row.rel_path)
-            if row.state != "done" or not await same_content(raw, row.size, row.fingerprint):
+            why = None
+            if row.state != "done":
+                why = f"{shown_name(row.rel_path)} is {row.state}"
+            elif not await same_content(raw, row.size, row.fingerprint):
+                why = f"{shown_name(row.rel_path)} is no longer in raw/ as it was"
+            if why is not None:
                 for output in mine:
-                    console.print(
-                        f"cannot make {output.path} again: {shown_name(row.rel_path)} is no"
-                        " longer in raw/ as it was"
-                        if row.state == "done"
-                        else " busy"
-                    )
+                    console.print(f"cannot make {output.path} again: {why}")
                 continue
             await state.reopen(file_id, [(output.kind, output.stream) for output in mine])
             for output in mine:
