@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from videoarchiver.outputs import adopt
 from videoarchiver.state import StateDB
-from videoarchiver.state.database import DONE, FAILED, PENDING, RUNNING
+from videoarchiver.state.database import DONE, FAILED, PENDING, PUBLISHING, RUNNING
 from videoarchiver.state.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
@@ -92,3 +94,22 @@ async def test_interrupted_work_is_requeued(tmp_path: Path) -> None:
         jobs = await state.jobs(row.id, "archive")
         assert (jobs[0].state, jobs[0].notes, jobs[0].raw_bytes) == (PENDING, ("n",), 5)
         assert jobs[1].state == FAILED
+
+
+async def test_an_output_published_but_not_recorded_is_adopted_only_when_its_bytes_match(
+    tmp_path: Path,
+) -> None:
+    published = tmp_path / "a.mkv"
+    published.write_bytes(b"archive bytes")
+    sha = hashlib.sha256(b"archive bytes").hexdigest()
+    async with StateDB.open(tmp_path / "s.db") as state:
+        row = await state.add_file("a.mp4", 10, 1, "fp", "a")
+        await state.set_output(row.id, "archive", PUBLISHING, path=str(published), size=13,
+                               sha256=sha)  # fmt: skip
+        await state.set_output(row.id, "preview", PUBLISHING, path=str(published), size=13,
+                               sha256="other")  # fmt: skip
+        outputs = await state.outputs(row.id)
+        assert await adopt(state, outputs["archive"]) is True
+        assert await adopt(state, outputs["preview"]) is False, "not our bytes: left alone"
+        after = await state.outputs(row.id)
+        assert (after["archive"].state, after["preview"].state) == (DONE, PUBLISHING)

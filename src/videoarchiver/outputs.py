@@ -16,7 +16,7 @@ from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
 from videoarchiver.publishing import adoptable, publish, sha256_file
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state import StateDB
+from videoarchiver.state import OutputRow, StateDB
 from videoarchiver.state.database import DONE, PUBLISHING, RUNNING
 from videoarchiver.stream_jobs import run_limited
 from videoarchiver.ui import TaskInfo
@@ -81,11 +81,19 @@ async def publish_recorded(
     return size, sha256
 
 
+async def adopt(state: StateDB, output: OutputRow) -> bool:
+    """True (and recorded done) when a kill or a stop caught this output after it was
+    published and before it was recorded done: its destination holds exactly the intent."""
+    if output.state != PUBLISHING or not output.path:
+        return False
+    if not await adoptable(Path(output.path), output.size, output.sha256):
+        return False
+    await state.set_output(output.file_id, output.kind, DONE, error=None)
+    log.info("%s was published before an interruption: recorded", output.path)
+    return True
+
+
 async def adopt_published(state: StateDB) -> None:
-    """At start: every output a kill caught after it was published and before it was
-    recorded done (its destination holds exactly the recorded intent) is recorded done,
-    whatever became of its raw file since."""
+    """At start: every such output, whatever became of its raw file since."""
     for output in await state.publishing():
-        if output.path and await adoptable(Path(output.path), output.size, output.sha256):
-            await state.set_output(output.file_id, output.kind, DONE, error=None)
-            log.info("%s was published before an interruption: recorded", output.path)
+        await adopt(state, output)

@@ -34,6 +34,7 @@ from videoarchiver.errors import (
 )
 from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
+from videoarchiver.outputs import adopt
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.messages import one_line
 from videoarchiver.planning.paths import output_paths, shown_name, shown_rel, stem_candidates
@@ -179,7 +180,9 @@ class Scheduler:
             return
         work = self.rt.layout.file_work(source.row.id, kind)
         try:
-            await make(self.rt, source)
+            # Published, then stopped (`pause --now`) before it was recorded: adopt it.
+            if current is None or not await adopt(self.rt.state, current):
+                await make(self.rt, source)
         except (VideoArchiverError, OSError) as exc:
             cause = await _explained(source, exc)
             reason = failures.add(cause, f"{kind}: ")
