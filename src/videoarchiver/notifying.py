@@ -29,6 +29,10 @@ class Notifier:
         if len(targets) and not targets.notify(body=body, title=title, notify_type=kind):
             log.warning("notify: %r could not be sent to every URL", title)
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self._urls)
+
     async def send(self, title: str, body: str, failure: bool = False) -> None:
         if self._urls:
             await to_thread.run_sync(self._send, title, body, failure)

@@ -41,7 +41,7 @@ from videoarchiver.planning.paths import output_paths, shown_name, shown_rel, st
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.service import notify
+from videoarchiver.service import listening, notify
 from videoarchiver.space import SpaceBackoff, short_of_space, space_message
 from videoarchiver.state import FileRow
 from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNING
@@ -282,7 +282,7 @@ class Scheduler:
                 await self.rt.gate.wait()
         finally:
             self._active.discard(row.id)
-        if not self._active:  # the last file of the queue: one message with the totals
+        if not self._active and self.rt.notifier.enabled:  # the queue is done: the totals
             summary = await self.rt.state.summary()
             await self.rt.notifier.send("videoarchiver: the queue is done", summary_line(summary))
 
@@ -337,6 +337,8 @@ class Scheduler:
 
     async def _tell_systemd(self, paused: float) -> None:
         """A one-line status for `systemctl status`: what runs, what is done and failed."""
+        if not listening():
+            return
         counts = (await self.rt.state.summary()).files
         text = f"{len(self._active)} running, {counts.get(DONE, 0)} done, {counts.get(FAILED, 0)}"
         text += f" failed, {counts.get(PENDING, 0)} pending"

@@ -15,11 +15,16 @@ import anyio
 log = logging.getLogger(__name__)
 
 
+def listening() -> bool:
+    """True when systemd runs us as `Type=notify` and listens."""
+    return bool(os.environ.get("NOTIFY_SOCKET"))
+
+
 def notify(message: str) -> None:
     """Send `READY=1`, `STATUS=…`, `WATCHDOG=1` or `STOPPING=1` to systemd, if it listens."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
+    if not listening():
         return
+    address = os.environ["NOTIFY_SOCKET"]
     if address.startswith("@"):  # an abstract socket
         address = "\0" + address[1:]
     try:
