@@ -7,6 +7,10 @@ writes `bench/results.md` (or `--out`). What it measures:
   daemon ran (replayed one at a time, from its $VIDEOARCHIVER_TRACE log) divided by the
   number of cores — no scheduler can finish sooner;
 - the *plain loop*: the same commands run one after another;
+- utilization: the children's CPU / (cores × our wall), measured in the same run;
+- two workers (`run --once` twice on one root, `jobs = 1` each) on the same batch: their wall
+  time against one worker with `jobs = 2`, and every command run exactly once (the traces of
+  both, compared);
 - the daemon's own CPU against its children's, and its peak RSS (its last log line);
 - the CPU of an idle daemon watching an empty raw/;
 - `status` time and daemon RSS with 1k/10k/100k files recorded, and the time to scan a raw/
@@ -38,7 +42,7 @@ from typing import Any
 
 import anyio
 
-from videoarchiver.state import StateDB
+from videoarchiver.state import open_store
 
 PROGRAM = str(Path(sys.executable).parent / "videoarchiver")
 CONFIG = """\
@@ -49,6 +53,7 @@ video_args = ["-crf", "18", "-preset", "medium"]
 STOPPED_REPLAY_SECONDS = "10.5"
 TARGETS = {
     "efficiency": 0.95,
+    "utilization": 0.97,
     "daemon_cpu_share": 0.01,
     "idle_cpu": 0.005,
     "rss_100k_mib": 150,
@@ -159,7 +164,42 @@ def batch(tmp: Path, quick: bool) -> dict[str, Any]:
         "files": files, "wall": wall, "commands": len(commands), "cpu": cpu_total,
         "limit": limit, "plain": plain, "efficiency": limit / wall, "speedup": plain / wall,
         "own": used["own"], "children": used["children"], "rss": used["rss"], "waste": waste,
-        "cores": cores,
+        "cores": cores, "utilization": used["children"] / (cores * wall),
+    }  # fmt: skip
+
+
+def two_workers(tmp: Path, quick: bool) -> dict[str, Any]:
+    """The batch again, by two workers with one ffmpeg each, started together."""
+    root = tmp / "workers"
+    make_workload(root / "raw", quick)
+    (root / "videoarchiver.toml").write_text(
+        CONFIG.replace("settle_seconds = 0", "settle_seconds = 0\njobs = 1")
+    )
+    traces = [tmp / f"worker{number}.jsonl" for number in (1, 2)]
+    started = time.monotonic()
+    workers = [
+        subprocess.Popen(
+            [PROGRAM, "run", "--once", "--root", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "VIDEOARCHIVER_TRACE": str(trace)},
+        )
+        for trace in traces
+    ]
+    if any(worker.wait() != 0 for worker in workers):
+        raise SystemExit("a worker failed: see " + str(root / "log"))
+    wall = time.monotonic() - started
+    commands = [
+        tuple(json.loads(line)["args"])
+        for trace in traces
+        for line in trace.read_text().splitlines()
+    ]
+    text = (root / "log" / "videoarchiver.log").read_text()
+    children = sum(float(cpu) for cpu in re.findall(r"children CPU ([\d.]+) s", text))
+    cores = os.cpu_count() or 1
+    return {
+        "wall": wall, "commands": len(commands), "duplicates": len(commands) - len(set(commands)),
+        "utilization": children / (cores * wall),
     }  # fmt: skip
 
 
@@ -191,7 +231,7 @@ def fill_state(root: Path, count: int, raw_files: bool) -> None:
     (root / "videoarchiver.toml").write_text(CONFIG)
 
     async def create() -> None:
-        async with StateDB.open(root / "work" / "state.sqlite3"):
+        async with open_store(root):
             pass
 
     anyio.run(create)
@@ -213,9 +253,9 @@ def fill_state(root: Path, count: int, raw_files: bool) -> None:
             ((*row, now, now) for row in rows),
         )
         db.executemany(
-            "INSERT INTO outputs (file_id, kind, state, path, size, sha256, updated_at)"
+            "INSERT INTO outputs (file_id, output, state, path, size, sha256, updated_at)"
             " VALUES (?, ?, 'done', ?, ?, ?, ?)",
-            ((row[0], kind, f"/x/{row[0]}", row[2] // 2, "0" * 64, now)
+            ((row[0], kind, f"x/{row[0]}", row[2] // 2, "0" * 64, now)
              for row in rows for kind in ("archive", "preview", "montage")),
         )  # fmt: skip
 
@@ -245,7 +285,13 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def report(result: dict[str, Any], idle: float, grows: list[dict[str, float]], quick: bool) -> str:
+def report(
+    result: dict[str, Any],
+    workers: dict[str, Any],
+    idle: float,
+    grows: list[dict[str, float]],
+    quick: bool,
+) -> str:
     version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
     share = result["own"] / result["children"] if result["children"] else 0.0
     lines = [
@@ -270,6 +316,16 @@ def report(result: dict[str, Any], idle: float, grows: list[dict[str, float]], q
         f"| plain loop (same commands, one by one) | {result['plain']:.1f} s | | |",
         f"| speed-up over the plain loop | {result['speedup']:.2f}× | > 1 |"
         f" {verdict(result['speedup'] > 1)} |",
+        f"| utilization = children's CPU / ({result['cores']} cores × wall) |"
+        f" {result['utilization']:.2f} | ≥ 0.97 |"
+        f" {verdict(result['utilization'] >= TARGETS['utilization'])} |",
+        f"| two workers, `jobs = 1` each: wall | {workers['wall']:.1f} s"
+        f" ({workers['wall'] / result['wall']:.2f}× one worker's) | ≈ 1× |"
+        f" {verdict(workers['wall'] <= 1.05 * result['wall'])} |",
+        f"| … commands run, of them twice | {workers['commands']}, {workers['duplicates']}"
+        f" | {result['commands']}, 0 |"
+        f" {verdict(workers['duplicates'] == 0 and workers['commands'] == result['commands'])} |",
+        f"| … utilization | {workers['utilization']:.2f} | | |",
         f"| daemon's own CPU / children's CPU | {result['own']:.2f} s / {result['children']:.1f} s"
         f" = {share:.1%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
         f"| … of which start-up (a run with nothing to do) | {result['fixed']:.2f} s | | |",
@@ -329,11 +385,14 @@ def main() -> int:
         print("batch …", flush=True)
         result = batch(tmp, args.quick)
         print(f"  wall {result['wall']:.1f} s, efficiency {result['efficiency']:.2f}", flush=True)
+        print("two workers …", flush=True)
+        workers = two_workers(tmp, args.quick)
+        print(f"  wall {workers['wall']:.1f} s, {workers['duplicates']} commands twice", flush=True)
         print("idle …", flush=True)
         idle = idle_cpu(tmp, 10 if args.quick else 30)
         print("scale …", flush=True)
         grows = scale(tmp, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
-    text = report(result, idle, grows, args.quick)
+    text = report(result, workers, idle, grows, args.quick)
     args.out.write_text(text)
     print(text)
     return 0

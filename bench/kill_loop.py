@@ -58,7 +58,7 @@ MAX_KEPT = 8  # roots kept for deviations only (every failing root is kept)
 GONE_WITHIN = 5.0
 STRACE = ("strace", "-f", "-qq", "-o", "/dev/null")
 WORK_ENTRIES = {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"}
-WORK_ENTRIES |= {"videoarchiver.lock", "files"}
+WORK_ENTRIES |= {"workers", "files"}
 # How bad each kind of failure is, most serious first (the report's order).
 SEVERITY = (
     "raw lost or changed",
@@ -283,17 +283,25 @@ def read_state(root: Path) -> State | None:
         connection.row_factory = sqlite3.Row
         try:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-            return State(
-                *[_rows(connection, t, tables) for t in ("files", "outputs", "stream_jobs")]
+            files, outputs, jobs = (
+                _rows(connection, t, tables, root) for t in ("files", "outputs", "stream_jobs")
             )
+            return State(files, outputs, jobs)
         finally:
             connection.close()
 
 
-def _rows(connection: sqlite3.Connection, table: str, tables: set[str]) -> list[Row]:
+def _rows(connection: sqlite3.Connection, table: str, tables: set[str], root: Path) -> list[Row]:
+    """The rows of `table`, as this script reads them whatever the schema's version: `kind`
+    is the output (outputs) or the stream type (stream jobs), paths are absolute."""
     if table not in tables:
         return []
-    return [dict(row) for row in connection.execute(f"SELECT * FROM {table}")]
+    rows = [dict(row) for row in connection.execute(f"SELECT * FROM {table}")]
+    for row in rows:
+        row.setdefault("kind", row.get("output") if table == "outputs" else row.get("stream_type"))
+        if row.get("path"):
+            row["path"] = str(root / row["path"])  # relative to the root (or absolute: kept)
+    return rows
 
 
 def phases_of(state: State | None, since: float) -> list[str]:

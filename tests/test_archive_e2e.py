@@ -106,7 +106,7 @@ def test_full_file_is_archived_with_streams_metadata_and_chapters(
     assert any("44100 Hz to 48000 Hz" in note for note in jobs[1][2])
     assert jobs[3][:2] == ("copy", "done")
     [(state, sha, size)] = state_rows(
-        root, "SELECT state, sha256, size FROM outputs WHERE kind = 'archive'"
+        root, "SELECT state, sha256, size FROM outputs WHERE output = 'archive'"
     )
     assert (state, sha, size) == ("done", file_sha256(archive), archive.stat().st_size)
     assert file_sha256(full_mkv) == raw_sha

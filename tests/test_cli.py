@@ -25,8 +25,10 @@ from rich.console import Console
 
 from media import ffmpeg, file_sha256, poll_rows, run_cli, state_rows
 from videoarchiver import entry
+from videoarchiver.display import RichDisplay
 from videoarchiver.planning.progress import ProgressUpdate
-from videoarchiver.ui import RichReporter, TaskInfo
+from videoarchiver.progress import Outcome, ProgressHub, TaskInfo
+from videoarchiver.state import Summary
 
 
 def _clip(path: Path, seconds: float = 1) -> None:
@@ -254,23 +256,43 @@ def test_progress_lines_on_a_terminal() -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=150, color_system=None)
     now = [100.0]
-    with RichReporter(console, clock=lambda: now[0]) as reporter:
-        view = reporter.start(TaskInfo("clip.mp4", "s0 archive video", total=10.0))
+    hub = ProgressHub(clock=lambda: now[0])
+    with RichDisplay(console, hub) as display:
+        view = hub.start(TaskInfo(1, "clip.mp4", "archive", "s0 archive video", total=10.0))
         now[0] += 2
         view.update(ProgressUpdate(out_seconds=5.0, total_size=10, frame=1, speed=2.5, ended=False))
-        reporter.progress.refresh()
+        display.progress.refresh()
         live = out.getvalue()
         assert "clip.mp4 s0 archive video" in live
         assert "E 0:00:05/0:00:10 S 0:00:02 R 0:00:02 2.50x" in live
         now[0] += 10  # a stall of 10 s, then a jump: R follows the smoothed rate, no leap
         view.update(ProgressUpdate(out_seconds=6.0, total_size=10, frame=1, speed=0.5, ended=False))
-        reporter.progress.refresh()
+        display.progress.refresh()
         assert "E 0:00:06/0:00:10 S 0:00:12 R 0:00:02" in out.getvalue()
-        view.end(ok=True)
-        stopped = reporter.start(TaskInfo("clip.mp4", "s1 archive audio", total=10.0))
-        stopped.end(ok=False, stopped=True)
-    assert "done clip.mp4 s0 archive video: E 0:00:10/0:00:10" in out.getvalue()
-    assert "kept raw stream (ratio rule) clip.mp4 s1 archive audio" in out.getvalue()
+        assert [task.record("w").done for task in hub.tasks()] == [6.0], "what the store gets"
+        view.end(Outcome.DONE)
+        stopped = hub.start(TaskInfo(1, "clip.mp4", "archive", "s1 archive audio", total=10.0))
+        stopped.end(Outcome.KEPT_RAW)
+        # A seek montage is one line counted in frames, not one line per seek.
+        with hub.counting(
+            TaskInfo(1, "clip.mp4", "montage", "s0 montage (seek)", 4, "frames")
+        ) as seek:
+            for _ in range(4):
+                now[0] += 1
+                seek.advance()
+        hub.queue_changed(Summary({"done": 1, "pending": 2}, 4 << 20, 1 << 20, 8 << 20))
+        display.progress.refresh()
+        now[0] += 10  # 4 MiB of raw files done in 10 s, 4 MiB to go: 10 s more
+        hub.queue_changed(Summary({"done": 2, "pending": 1}, 8 << 20, 2 << 20, 4 << 20))
+        display.progress.refresh()
+        assert hub.tasks() == []
+    text = out.getvalue()
+    assert "done clip.mp4 s0 archive video: E 0:00:10/0:00:10" in text
+    assert "kept raw stream (ratio rule) clip.mp4 s1 archive audio" in text
+    assert "done clip.mp4 s0 montage (seek): frames 4/4 S 0:00:04" in text
+    assert text.count("s0 montage (seek)") <= 3, "one line (and its redraws), not one per seek"
+    assert "queue: 1/3 files done, 3.0 MiB saved (75%), ETA -:--:--" in text
+    assert "queue: 2/3 files done, 6.0 MiB saved (75%), ETA 0:00:10" in text
 
 
 def test_systemd_hears_ready_status_watchdog_and_stopping(root: Path, tmp_path: Path) -> None:

@@ -125,20 +125,6 @@ def test_sigterm_during_an_encode_stops_cleanly_and_work_resumes(
     assert state_rows(daemon_root, "SELECT state FROM files") == [("pending",)]
 
 
-def test_second_daemon_on_the_same_root_is_refused(
-    daemon_root: Path, start_daemon: Callable[[], subprocess.Popen[str]]
-) -> None:
-    daemon = start_daemon()
-    wait_for(lambda: (daemon_root / "work" / "videoarchiver.lock").exists())
-    time.sleep(0.5)
-    second = run_cli(daemon_root, "run", "--once")
-    assert second.returncode == 2
-    assert "another videoarchiver is already running" in second.stderr
-    daemon.send_signal(signal.SIGINT)
-    daemon.communicate(timeout=30)
-    assert daemon.returncode == 0
-
-
 def test_missing_ffmpeg_or_encoder_is_a_clear_message_at_start(daemon_root: Path) -> None:
     env_path = os.environ["PATH"]
     no_ffmpeg = daemon_root / "bin"

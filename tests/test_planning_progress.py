@@ -8,6 +8,7 @@ from videoarchiver.planning.ratio import (
     allowed_bytes,
     exceeds_during_encode,
     exceeds_when_finished,
+    fallback_reason,
 )
 
 BLOCK = (
@@ -87,3 +88,10 @@ def test_ratio_watch_counts_media_time_from_the_stream_start() -> None:
     assert watch.check(ProgressUpdate(16.0, 500, None, None, False)) is True
     assert watch.reason is not None and "stopped at 11.0 s" in watch.reason
     assert watch.check(ProgressUpdate(17.0, 1, None, None, True)) is True, "a decision stays"
+
+
+def test_fallback_reason_of_a_finished_encode() -> None:
+    assert fallback_reason(800, 1000, 0.9, 25, 25) is None
+    assert fallback_reason(901, 1000, 0.9, 25, 25) == "finished at 901 bytes > 0.9 × 1000"
+    assert fallback_reason(800, 1000, 0.9, 24, 25) == "decoder gave 24 of 25 frames"
+    assert fallback_reason(800, 1000, 0.9, None, 25) is None, "audio: frames are not compared"

@@ -70,7 +70,7 @@ def test_several_video_and_audio_streams(root: Path) -> None:
     assert _size(root / "screenshot" / "multi" / "0.jpg") == (320, 240)
     assert _size(root / "screenshot" / "multi" / "2.jpg") == (160, 120)
     [(notes,)] = state_rows(
-        root, "SELECT notes FROM stream_jobs WHERE output = 'preview' AND kind = 'audio'"
+        root, "SELECT notes FROM stream_jobs WHERE output = 'preview' AND stream_type = 'audio'"
     )
     assert "mix of streams 1, 3" in notes
 
@@ -81,7 +81,7 @@ def test_audio_only_file_has_an_opus_preview_and_no_montage(root: Path) -> None:
     [audio] = probe(root / "preview" / "song.mkv")["streams"]
     assert audio["codec_name"] == "opus"
     assert not any((root / "screenshot").iterdir())
-    states = dict(state_rows(root, "SELECT kind, state FROM outputs"))
+    states = dict(state_rows(root, "SELECT output, state FROM outputs"))
     assert states == {"archive": "done", "preview": "done", "montage": "skipped"}
     assert state_rows(root, "SELECT state FROM files") == [("done",)]
 
@@ -149,7 +149,7 @@ def test_a_failing_output_does_not_stop_the_others(root: Path) -> None:
     _video(root / "raw" / "b.mp4", "160x120")
     result = run_cli(root, "run", "--once")
     assert result.returncode == 1
-    states = state_rows(root, "SELECT f.rel_path, o.kind, o.state FROM outputs o"
+    states = state_rows(root, "SELECT f.rel_path, o.output, o.state FROM outputs o"
                               " JOIN files f ON f.id = o.file_id")  # fmt: skip
     for name in ("a.mp4", "b.mp4"):
         assert {(kind, state) for path, kind, state in states if path == name} == {

@@ -127,7 +127,7 @@ def test_killed_during_the_mux_starts_the_mux_again(clip_root: Path) -> None:
     config.write_text(config.read_text().replace('"slow"', '"ultrafast"'))
 
     def muxing() -> bool:
-        return poll_rows(clip_root, "SELECT state FROM outputs WHERE kind = 'archive'") == [
+        return poll_rows(clip_root, "SELECT state FROM outputs WHERE output = 'archive'") == [
             ("running",)
         ]
 

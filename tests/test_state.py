@@ -1,115 +1,242 @@
+"""The store's contract: what any backend must do (SQLite today), in milliseconds."""
+
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 
+from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt
-from videoarchiver.state import StateDB
-from videoarchiver.state.database import DONE, FAILED, PENDING, PUBLISHING, RUNNING
+from videoarchiver.planning.resume import Part
+from videoarchiver.state import (
+    Figures,
+    FileState,
+    IllegalMove,
+    JobState,
+    OutputState,
+    Progress,
+    Store,
+    Worker,
+    open_store,
+)
 from videoarchiver.state.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
+LEASE = 30.0
 
 
-async def test_new_database_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite3"
-    async with StateDB.open(path):
+def _worker(name: str) -> Worker:
+    return Worker(name, "host", 1, time.time(), time.time())
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path) as opened:
+        yield opened
+
+
+async def test_new_database_is_migrated_by_name_and_in_wal_mode(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path):
         pass
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
+        names = [name for (name,) in db.execute("SELECT name FROM migrations")]
+        assert sorted(names) == sorted(migration.name for migration in MIGRATIONS)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    async with StateDB.open(path) as state:  # reopening applies nothing twice
-        assert await state.files() == []
+    async with open_store(tmp_path) as store:  # reopening applies nothing twice
+        assert await store.files() == []
 
 
-async def test_file_identity_and_replaced_content(tmp_path: Path) -> None:
-    async with StateDB.open(tmp_path / "s.db") as state:
-        first = await state.add_file("a.mp4", 10, 1, "fp1", "a")
-        assert await state.find_files(["a.mp4", "b.mp4"]) == {"a.mp4": [first]}
-        assert await state.stem_taken("a")
-        # New content at the same path while the old one is unfinished: the old row goes,
-        # and its id is never given to another file.
-        second = await state.add_file("a.mp4", 11, 2, "fp2", "a.mp4")
-        assert await state.forget_replaced("a.mp4", keep=second.id, busy=()) == [first.id]
-        assert [row.id for row in await state.files()] == [second.id]
-        third = await state.add_file("b.mp4", 12, 3, "fp3", "b")
-        assert third.id > second.id > first.id
-        # A finished row, or one that published an output, stays as history.
-        await state.set_done(second.id, None)
-        await state.set_output(third.id, "archive", DONE, path="/x", size=1, sha256="s")
-        fourth = await state.add_file("a.mp4", 12, 3, "fp4", "a.mp4.2")
-        assert await state.forget_replaced("a.mp4", keep=fourth.id, busy=()) == []
-        assert await state.forget_replaced("b.mp4", keep=fourth.id, busy=()) == []
-        assert (await state.get_file(third.id)).state == FAILED, "it published: kept, failed"
-        # Nor is a row a task works on, or one with a published montage sheet.
-        fifth = await state.add_file("c.mp4", 1, 1, "fp5", "c")
-        sixth = await state.add_file("c.mp4", 2, 2, "fp6", "c.mp4")
-        assert await state.forget_replaced("c.mp4", keep=0, busy=[fifth.id]) == [sixth.id]
-        await state.save_job(fifth.id, "montage", 0, kind="video", decision="seek",
-                             state=RUNNING, path="/s/c.jpg", sha256="s")  # fmt: skip
-        assert await state.forget_replaced("c.mp4", keep=0, busy=()) == []
-        # `touch`: the same content with a new mtime keeps its row.
-        await state.set_identity(fourth.id, 99, "fp4")
-        assert (await state.get_file(fourth.id)).mtime_ns == 99
-
-
-async def test_files_of_an_older_schema_migrate_and_ids_stop_being_reused(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
+async def test_a_database_of_an_older_version_migrates_forward(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    path = tmp_path / "work" / "state.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA foreign_keys=ON")
         for number, migration in enumerate(MIGRATIONS[:5], start=1):
             db.executescript(f"{migration.script}; PRAGMA user_version = {number};")
         db.execute(
-            "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at)"
-            " VALUES ('a.mp4', 10, 1, 'a', 0, 0), ('b.mp4', 20, 2, 'b', 0, 0)"
+            "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at, state)"
+            " VALUES ('a.mp4', 10, 1, 'a', 0, 0, 'done'), ('b.mp4', 20, 2, 'b', 0, 0, 'running')"
         )
         db.execute(
             "INSERT INTO stream_jobs (file_id, output, stream_index, kind, decision, updated_at)"
             " VALUES (2, 'archive', 0, 'video', 'encode', 0)"
         )
-    async with StateDB.open(path) as state:
-        rows = await state.files()
+        db.execute(
+            "INSERT INTO outputs (file_id, kind, state, path, updated_at)"
+            f" VALUES (1, 'archive', 'done', '{tmp_path}/archive/a.mkv', 0)"
+        )
+    async with open_store(tmp_path) as store:
+        rows = await store.files()
         assert [(r.id, r.rel_path, r.fingerprint) for r in rows] == [
             (1, "a.mp4", None), (2, "b.mp4", None)
         ]  # fmt: skip
-        assert list(await state.jobs(2, "archive")) == [0], "stream jobs survive the rebuild"
-        assert await state.forget_replaced("b.mp4", keep=0, busy=()) == [2]
-        assert (await state.add_file("c.mp4", 1, 1, "fp", "c")).id == 3, "id 2 is not reused"
+        [job] = (await store.jobs(2, "archive")).values()
+        assert job.stream_type == "video", "stream jobs survive the rebuilds"
+        assert (await store.outputs(1))["archive"].path == "archive/a.mkv", "now relative"
+        # A file running when claims did not exist belongs to no live worker.
+        assert await store.release_expired() == [2]
+        assert await store.forget_replaced("b.mp4", keep=0) == [2]
+        assert (await store.add_file("c.mp4", 1, 1, "fp", "c")).id == 3, "id 2 is not reused"
 
 
-async def test_interrupted_work_is_requeued(tmp_path: Path) -> None:
-    async with StateDB.open(tmp_path / "s.db") as state:
-        row = await state.add_file("a.mp4", 10, 1, "fp", "a")
-        await state.set_file_state(row.id, RUNNING)
-        await state.set_output(row.id, "archive", RUNNING)
-        await state.save_job(row.id, "archive", 0, kind="video", decision="encode", state=RUNNING,
-                             notes=["n"], raw_bytes=5)  # fmt: skip
-        await state.save_job(row.id, "archive", 1, kind="audio", decision="copy", state=FAILED)
-        await state.requeue_interrupted()
-        assert (await state.get_file(row.id)).state == PENDING
-        assert (await state.outputs(row.id))["archive"].state == PENDING
-        jobs = await state.jobs(row.id, "archive")
-        assert (jobs[0].state, jobs[0].notes, jobs[0].raw_bytes) == (PENDING, ("n",), 5)
-        assert jobs[1].state == FAILED
+async def test_file_identity_and_replaced_content(store: Store) -> None:
+    first = await store.add_file("a.mp4", 10, 1, "fp1", "a")
+    assert await store.find_files(["a.mp4", "b.mp4"]) == {"a.mp4": [first]}
+    assert await store.stem_taken("a")
+    # New content at the same path while the old one is unfinished: the old row goes,
+    # and its id is never given to another file.
+    second = await store.add_file("a.mp4", 11, 2, "fp2", "a.mp4")
+    assert await store.forget_replaced("a.mp4", keep=second.id) == [first.id]
+    assert [row.id for row in await store.files()] == [second.id]
+    third = await store.add_file("b.mp4", 12, 3, "fp3", "b")
+    assert third.id > second.id > first.id
+    # A finished row, or one that published an output, stays as history.
+    assert await store.claim("w", LEASE) == await store.get_file(second.id)
+    await store.finish_file(second.id, None)
+    await store.set_output(third.id, "archive", OutputState.RUNNING)
+    await store.set_output(third.id, "archive", OutputState.DONE, path="x", size=1, sha256="s")
+    fourth = await store.add_file("a.mp4", 12, 3, "fp4", "a.mp4.2")
+    assert await store.forget_replaced("a.mp4", keep=fourth.id) == []
+    assert await store.forget_replaced("b.mp4", keep=fourth.id) == []
+    assert (await store.get_file(third.id)).state is FileState.FAILED, "published: kept, failed"
+    # Nor is a claimed row, or one with a published montage sheet.
+    fifth = await store.add_file("c.mp4", 1, 1, "fp5", "c")
+    sixth = await store.add_file("c.mp4", 2, 2, "fp6", "c.mp4")
+    claimed = [await store.claim("w", LEASE) for _ in range(2)]
+    assert [row.id for row in claimed if row] == [fourth.id, fifth.id], "in id order"
+    assert await store.forget_replaced("c.mp4", keep=0) == [sixth.id]
+    sheet = Figures(path="s/c.jpg", sha256="s")
+    await store.save_job(fifth.id, "montage", 0, stream_type="video", decision="seek",
+                         state=JobState.RUNNING, figures=sheet)  # fmt: skip
+    await store.release("w")
+    assert await store.forget_replaced("c.mp4", keep=0) == []
+    # `touch`: the same content with a new mtime keeps its row.
+    await store.set_identity(fourth.id, 99, "fp4")
+    assert (await store.get_file(fourth.id)).mtime_ns == 99
+
+
+async def test_illegal_moves_are_refused_naming_both_states(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    with pytest.raises(IllegalMove, match="pending → done"):
+        await store.finish_file(row.id, None)
+    await store.set_output(row.id, "archive", OutputState.RUNNING)
+    await store.set_output(row.id, "archive", OutputState.PUBLISHING, path="a", size=1, sha256="s")
+    await store.set_output(row.id, "archive", OutputState.DONE)
+    with pytest.raises(IllegalMove, match="done → running"):
+        await store.set_output(row.id, "archive", OutputState.RUNNING)
+    with pytest.raises(IllegalMove, match="done → publishing"):
+        await store.set_output(row.id, "archive", OutputState.PUBLISHING)
+    await store.set_output(row.id, "archive", OutputState.DONE)  # a repeat is legal
+    assert (await store.outputs(row.id))["archive"].path == "a", "a repeat keeps the figures"
+
+
+async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            await store.add_file("a.mp4", 10, 1, "fp", "a")
+            raise RuntimeError("half-way")
+    assert await store.files() == []
+
+
+async def test_claims_leases_and_release(store: Store) -> None:
+    small = await store.add_file("small.mp4", 10, 1, "fp1", "small")
+    large = await store.add_file("large.mp4", 10, 1, "fp2", "large")
+    one, two = _worker("one"), _worker("two")
+    first = await store.claim(one.id, LEASE)
+    second = await store.claim(two.id, LEASE)
+    assert first is not None and second is not None
+    assert {first.id, second.id} == {small.id, large.id}
+    assert (first.state, first.worker) == (FileState.RUNNING, "one")
+    assert await store.claim(one.id, LEASE) is None, "nothing is claimed twice"
+    assert await store.heartbeat(one, LEASE) == {first.id}
+    assert [worker.id for worker in await store.workers()] == ["one"]
+    # What ran of a released file goes back to pending with it; its parts stay recorded.
+    part = Part(file="s0.p0.mkv", start=0, end=1, bytes=5, packets=2, source="10:fp1")
+    await store.set_output(first.id, "archive", OutputState.RUNNING)
+    await store.save_job(first.id, "archive", 0, stream_type="video", decision="encode",
+                         state=JobState.RUNNING, figures=Figures(parts=(part,)))  # fmt: skip
+    assert await store.release("one") == [first.id]
+    assert (await store.get_file(first.id)).state is FileState.PENDING
+    assert (await store.outputs(first.id))["archive"].state is OutputState.PENDING
+    [job] = (await store.jobs(first.id, "archive")).values()
+    assert (job.state, job.parts) == (JobState.PENDING, (part,))
+    assert await store.heartbeat(one, LEASE) == set(), "a released claim is not renewed"
+    # A lease that runs out returns the file; a renewed one does not.
+    again = await store.claim(one.id, 0.2)
+    assert again is not None and again.id == first.id
+    await anyio.sleep(0.3)
+    assert await store.release_expired() == [first.id]
+    assert await store.remove_worker(two.id) == [second.id]
+
+
+async def test_two_connections_never_claim_one_file_twice(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    claimed: dict[str, list[int]] = {"a": [], "b": []}
+    async with open_store(tmp_path) as first, open_store(tmp_path) as second:
+        for number in range(40):
+            await first.add_file(f"{number}.mp4", 1, 1, f"fp{number}", str(number))
+
+        async def drain(store: Store, name: str) -> None:
+            while (row := await store.claim(name, LEASE)) is not None:
+                claimed[name].append(row.id)
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(drain, first, "a")
+            group.start_soon(drain, second, "b")
+    assert sorted(claimed["a"] + claimed["b"]) == list(range(1, 41)), "each file once"
+
+
+async def test_progress_is_written_per_worker_and_read_by_anyone(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    task = Progress(row.id, "s0 archive video", "archive", "one", 2.0, 10.0, 1.5, 5.3, 0.0)
+    await store.write_progress("one", [task])
+    await store.write_progress("two", [])
+    assert await store.progress() == [task]
+    await store.write_progress("one", [])
+    assert await store.progress() == []
 
 
 async def test_an_output_published_but_not_recorded_is_adopted_only_when_its_bytes_match(
-    tmp_path: Path,
+    tmp_path: Path, store: Store
 ) -> None:
     published = tmp_path / "a.mkv"
     published.write_bytes(b"archive bytes")
     sha = hashlib.sha256(b"archive bytes").hexdigest()
-    async with StateDB.open(tmp_path / "s.db") as state:
-        row = await state.add_file("a.mp4", 10, 1, "fp", "a")
-        await state.set_output(row.id, "archive", PUBLISHING, path=str(published), size=13,
-                               sha256=sha)  # fmt: skip
-        await state.set_output(row.id, "preview", PUBLISHING, path=str(published), size=13,
-                               sha256="other")  # fmt: skip
-        outputs = await state.outputs(row.id)
-        assert await adopt(state, outputs["archive"]) is True
-        assert await adopt(state, outputs["preview"]) is False, "not our bytes: left alone"
-        after = await state.outputs(row.id)
-        assert (after["archive"].state, after["preview"].state) == (DONE, PUBLISHING)
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    for kind, recorded in (("archive", sha), ("preview", "other")):
+        await store.set_output(row.id, kind, OutputState.RUNNING)
+        await store.set_output(row.id, kind, OutputState.PUBLISHING, path="a.mkv", size=13,
+                               sha256=recorded)  # fmt: skip
+    outputs = await store.outputs(row.id)
+    assert await adopt(store, Layout(tmp_path), outputs["archive"]) is True
+    assert await adopt(store, Layout(tmp_path), outputs["preview"]) is False, "not our bytes"
+    after = await store.outputs(row.id)
+    assert (after["archive"].state, after["preview"].state) == (
+        OutputState.DONE, OutputState.PUBLISHING
+    )  # fmt: skip
+
+
+async def test_workers_opening_a_new_database_together_migrate_it_once(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    opened: list[int] = []
+
+    async def open_one() -> None:
+        async with open_store(tmp_path) as store:
+            opened.append(len(await store.files()))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(4):
+            group.start_soon(open_one)
+    assert opened == [0, 0, 0, 0]
+    with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
+        [(count,)] = db.execute("SELECT COUNT(*) FROM migrations")
+    assert count == len(MIGRATIONS)

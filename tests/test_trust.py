@@ -168,7 +168,7 @@ def test_killed_right_after_publishing_adopts_the_published_archive(
         published = archive / "a.mkv"
         before = (published.stat().st_ino, file_sha256(published))
         [(state, sha256)] = state_rows(
-            root, "SELECT state, sha256 FROM outputs WHERE kind = 'archive'"
+            root, "SELECT state, sha256 FROM outputs WHERE output = 'archive'"
         )
         assert (state, sha256) == ("publishing", before[1]), "killed between link and record"
         result = run_cli(root, "run", "--once")

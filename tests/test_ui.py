@@ -4,8 +4,17 @@ import io
 
 from rich.console import Console
 
-from videoarchiver.state import FileRow, OutputRow, Summary
-from videoarchiver.ui import human_size, print_status
+from videoarchiver.state import (
+    FileRow,
+    FileState,
+    JobState,
+    OutputRow,
+    OutputState,
+    Progress,
+    StreamJobRow,
+    Summary,
+)
+from videoarchiver.ui import Listing, human_size, print_status
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -15,8 +24,13 @@ def _console() -> tuple[Console, io.StringIO]:
 
 def _file(file_id: int, name: str, state: str, error: str | None = None) -> FileRow:
     return FileRow(
-        file_id, name, 4 * 1024 * 1024, 0, "f", name, state, error, None, ("tmcd dropped",), None
-    )
+        file_id, name, 4 * 1024 * 1024, 0, "f", name, FileState(state), error, None,
+        ("tmcd dropped",), None,
+    )  # fmt: skip
+
+
+def _output(file_id: int, kind: str, state: str, size: int | None = None) -> OutputRow:
+    return OutputRow(file_id, kind, OutputState(state), f"{kind}/x.mkv", size, "ab", None)
 
 
 def test_status_table_shows_states_sizes_saving_and_reasons() -> None:
@@ -26,13 +40,12 @@ def test_status_table_shows_states_sizes_saving_and_reasons() -> None:
         _file(2, "bad.mp4", "failed", "not a readable media file"),
     ]
     outputs = [
-        OutputRow(1, "archive", "done", "/a/good.mkv", 1024 * 1024, "ab", None),
-        OutputRow(1, "preview", "failed", None, None, None, "boom"),
-        OutputRow(1, "montage", "skipped", None, None, None, None),
+        _output(1, "archive", "done", 1024 * 1024),
+        _output(1, "preview", "failed"),
+        _output(1, "montage", "skipped"),
     ]
-    print_status(
-        console, files, outputs, Summary({"done": 1, "failed": 1, "pending": 1}, 4 << 20, 1 << 20)
-    )
+    summary = Summary({"done": 1, "failed": 1, "pending": 1}, 4 << 20, 1 << 20)
+    print_status(console, Listing(files, outputs, summary))
     lines = out.getvalue().splitlines()
     assert (
         lines[0]
@@ -51,14 +64,14 @@ FILES = [
     _file(1, "2024/Game night/a very long folder name/boss fight with friends.mp4", "done"),
     _file(2, "bad.mp4", "failed", "preview: stream 0: preview encode of stream 0 failed: boom"),
 ]
-OUTPUTS = [OutputRow(1, "archive", "done", "/a/x.mkv", 1 << 20, "ab", None)]
+OUTPUTS = [_output(1, "archive", "done", 1 << 20)]
 SUMMARY = Summary({"done": 1, "failed": 1}, 4 << 20, 1 << 20)
 
 
 def test_status_on_a_narrow_terminal_keeps_every_name_and_reason() -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=80, color_system=None)
-    print_status(console, FILES, OUTPUTS, SUMMARY)
+    print_status(console, Listing(FILES, OUTPUTS, SUMMARY))
     text = out.getvalue()
     assert "2 files: done 1, failed 1" in text
     assert "2024/Game night/a very long folder name/boss fight with friends.mp4" in text
@@ -70,7 +83,7 @@ def test_status_on_a_narrow_terminal_keeps_every_name_and_reason() -> None:
 def test_status_piped_is_one_tab_separated_line_per_file() -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=False, width=80)
-    print_status(console, FILES, OUTPUTS, SUMMARY)
+    print_status(console, Listing(FILES, OUTPUTS, SUMMARY))
     lines = out.getvalue().splitlines()
     assert lines[1].split("\t")[:2] == ["file", "state"]
     first = lines[2].split("\t")
@@ -79,9 +92,34 @@ def test_status_piped_is_one_tab_separated_line_per_file() -> None:
     assert not any(mark in out.getvalue() for mark in "│━┃"), "no box drawing"
 
 
+def test_status_shows_live_progress_its_worker_and_streams_kept_by_the_ratio_rule() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=80)
+    running = FileRow(7, "clip.mp4", 1 << 20, 0, "f", "clip", FileState.RUNNING, None, None, (),
+                      None, "vm-12-ab")  # fmt: skip
+    outputs = [
+        OutputRow(7, "archive", OutputState.RUNNING, None, None, None, None),
+        OutputRow(7, "preview", OutputState.PENDING, None, None, None, None),
+    ]
+    tasks = [  # the slowest stream of an output is how far it is
+        Progress(7, "s0 archive video", "archive", "vm-12-ab", 4.25, 10.0, 1.0, 6.0, 0.0),
+        Progress(7, "s1 archive audio", "archive", "vm-12-ab", 9.0, 10.0, 9.0, 0.1, 0.0),
+    ]
+    note = "raw stream kept (ratio rule): finished at 9 bytes > 0.9 × 8"
+    kept = StreamJobRow(1, "audio", "copy", JobState.DONE, (note,))
+    listing = Listing([running], outputs, Summary({"running": 1}, 0, 0), tasks,
+                      {7: [("archive", kept)]})  # fmt: skip
+    print_status(console, listing)
+    line = out.getvalue().splitlines()[-1].split("\t")
+    assert line[:5] == ["clip.mp4", "running", "running 42%", "pending", "-"]
+    assert line[-1] == (
+        "stream 1: raw stream kept (ratio rule): finished at 9 bytes > 0.9 × 8; worker vm-12-ab"
+    )
+
+
 def test_empty_status_says_what_to_do() -> None:
     console, out = _console()
-    print_status(console, [], [], Summary({}, 0, 0))
+    print_status(console, Listing([], [], Summary({}, 0, 0)))
     assert "put videos in raw/" in out.getvalue()
 
 

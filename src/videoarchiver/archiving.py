@@ -26,16 +26,15 @@ from videoarchiver.planning.archive import (
     plan_archive,
 )
 from videoarchiver.planning.commands import probe_args
-from videoarchiver.planning.paths import archive_path
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.progress import ProgressUpdate
-from videoarchiver.planning.ratio import RatioWatch, exceeds_when_finished
+from videoarchiver.planning.ratio import RatioWatch, fallback_reason, kept_raw_note
 from videoarchiver.planning.verify import expected_streams
 from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
 from videoarchiver.resuming import encode_resumable
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import DONE
+from videoarchiver.state import Figures, JobState
 from videoarchiver.stream_jobs import (
     StreamJob,
     finished_part,
@@ -43,7 +42,6 @@ from videoarchiver.stream_jobs import (
     run_jobs,
     run_limited,
 )
-from videoarchiver.ui import TaskInfo
 
 OUTPUT = "archive"
 log = logging.getLogger(__name__)
@@ -71,7 +69,7 @@ class _ArchiveStreams:
         rt, source, index = self.rt, self.source, decision.index
         part = self.work / f"s{index}.mkv"
         recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(index)
-        if recorded is not None and recorded.state == DONE and recorded.decision == Action.COPY:
+        if recorded and recorded.state is JobState.DONE and recorded.decision == Action.COPY:
             self.decisions[index] = decision.fallback_to_copy(recorded.notes[-1])
             return
         if await finished_part(rt, source, _job(decision), part):
@@ -92,7 +90,7 @@ class _ArchiveStreams:
             return watch.check
 
         codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
-        figures: dict[str, float] = {"raw_bytes": raw.bytes, "raw_seconds": raw.duration}
+        figures = Figures(raw_bytes=raw.bytes, raw_seconds=raw.duration)
         # A stream Matroska cannot take as it is (GSM, Cook, Nellymoser; a raw elementary
         # stream without timestamps) keeps its encode even when it saves too little.
         uncopyable = await self._why_not_copyable(decision)
@@ -102,17 +100,18 @@ class _ArchiveStreams:
                 lambda out: encode_args(source.input, decision, codec_args, out), part,
                 stop_for if uncopyable is None else None, figures=figures,
             )  # fmt: skip
-            figures["wall_seconds"] = encoded.wall
+            figures = replace(figures, wall_seconds=encoded.wall)
             fallback = watches[-1].reason if encoded.stopped else None
             if fallback is None:
                 counted = (await count_packets(part)).get(0)
-                figures |= {"out_bytes": counted.bytes, "out_seconds": counted.duration}
-                if raw.bytes:
-                    figures["ratio"] = counted.bytes / raw.bytes
-                if exceeds_when_finished(counted.bytes, raw.bytes, settings.ratio):
-                    fallback = f"finished at {counted.bytes} bytes > {settings.ratio} × {raw.bytes}"
-                elif decision.kind == "video" and counted.nonempty < raw.nonempty:
-                    fallback = f"decoder gave {counted.nonempty} of {raw.nonempty} frames"
+                figures = replace(
+                    figures, out_bytes=counted.bytes, out_seconds=counted.duration,
+                    ratio=counted.bytes / raw.bytes if raw.bytes else None,
+                )  # fmt: skip
+                frames = counted.nonempty if decision.kind == "video" else None
+                fallback = fallback_reason(
+                    counted.bytes, raw.bytes, settings.ratio, frames, raw.nonempty
+                )
         except (VideoArchiverError, OSError):
             await anyio.Path(part).unlink(missing_ok=True)
             raise
@@ -122,12 +121,12 @@ class _ArchiveStreams:
             fallback = None
         if fallback is not None:
             await _remove(part, *(self.work / p.file for p in encoded.parts))
-            decision = decision.fallback_to_copy(f"raw stream kept (ratio rule): {fallback}")
+            decision = decision.fallback_to_copy(kept_raw_note(fallback))
             log.info("%s: stream %d ratio fallback, %s", source.name, index, fallback)
         else:
             self.parts[index] = part
         self.decisions[index] = decision
-        await record(rt, source, _job(decision), DONE, **figures)
+        await record(rt, source, _job(decision), JobState.DONE, figures)
 
     async def _why_not_copyable(self, decision: StreamDecision) -> str | None:
         """Why the raw stream cannot be the archive's stream as it is (None: it can), found
@@ -136,7 +135,7 @@ class _ArchiveStreams:
         if self.source.probed.packets.get(index).start is None:
             return "the raw stream has no timestamps to copy"
         trial = self.work / f"s{index}.trial.mkv"
-        task = TaskInfo(self.source.name, f"s{index} trial copy")
+        task = self.source.task(OUTPUT, f"s{index} trial copy")
         args = copy_trial_args(self.source.input, index, decision.kind, trial)
         codec = self.source.probed.probe.stream(index).codec_name
         try:
@@ -159,7 +158,7 @@ async def _extract_pictures(
     for decision in decisions:
         if decision.action is Action.ATTACH:
             picture = work / f"s{decision.index}.{PICTURES[str(decision.codec)][0]}"
-            task = TaskInfo(source.name, f"s{decision.index} cover art")
+            task = source.task(OUTPUT, f"s{decision.index} cover art")
             args = picture_args(source.input, decision.index, picture)
             await run_limited(rt, args, f"copy of the cover art in stream {decision.index}", task)
             pictures[decision.index] = picture
@@ -178,7 +177,7 @@ async def make_archive(rt: Runtime, source: Source) -> None:
             encodes.append((_job(decision), lambda d=decision: streams.encode(d)))
         else:
             streams.decisions[decision.index] = decision
-            await record(rt, source, _job(decision), DONE)
+            await record(rt, source, _job(decision), JobState.DONE)
     await run_jobs(rt, source, encodes)
     decisions = [streams.decisions[d.index] for d in planned]
     drops = [
@@ -193,5 +192,5 @@ async def make_archive(rt: Runtime, source: Source) -> None:
         mux_args(source.input, source.probed.probe, decisions, streams.parts, muxed, pictures),
         muxed,
         expected_streams(source.probed.probe, decisions, source.probed.packets),
-        archive_path(rt.layout.root, source.row.stem),
+        rt.layout.archive_file(source.row.stem),
     )  # fmt: skip

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import anyio
 
+from videoarchiver.layout import Layout
 from videoarchiver.publishing import sha256_file
-from videoarchiver.state import StateDB
-from videoarchiver.state.database import DONE
+from videoarchiver.state import JobState, OutputState, Store
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,17 @@ class Published:
     sha256: str | None
 
 
-async def published_outputs(state: StateDB) -> list[Published]:
+async def published_outputs(state: Store, layout: Layout) -> list[Published]:
     outputs = [
-        Published(o.file_id, o.kind, None, Path(o.path), o.sha256)
+        Published(o.file_id, o.kind, None, layout.resolve(o.path), o.sha256)
         for o in await state.all_outputs()
-        if o.kind != "montage" and o.state == DONE and o.path
+        if o.kind != "montage" and o.state is OutputState.DONE and o.path
     ]
     sheets = [
-        Published(file_id, output, job.stream_index, Path(job.path), job.sha256)
+        Published(file_id, output, job.stream_index, layout.resolve(path), job.figures.sha256)
         for file_id, jobs in (await state.all_jobs()).items()
         for output, job in jobs
-        if output == "montage" and job.state == DONE and job.path
+        if output == "montage" and job.state is JobState.DONE and (path := job.figures.path)
     ]
     return outputs + sheets
 

@@ -1,7 +1,7 @@
 """Command line: `videoarchiver run | status | retry | verify | config`.
 
 Exit codes: 0 success; 1 a file failed (`run --once`), a retry matched nothing, or `verify`
-found a missing or changed archive; 2 the configuration, the tools or the lock stop the
+found a missing or changed archive; 2 the configuration, the tools or the state stop the
 command before it starts; 130 a second SIGINT/SIGTERM stopped `run` at once.
 """
 
@@ -32,12 +32,11 @@ from videoarchiver.errors import VideoArchiverError, describe_error, first_of
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
-from videoarchiver.locking import hold_lock
 from videoarchiver.logs import configure_logging
 from videoarchiver.pausing import NOW, PAUSED
 from videoarchiver.planning.paths import rel_from_key, rel_key, shown_name
-from videoarchiver.state import StateDB
-from videoarchiver.ui import RichReporter, SilentReporter, plural, print_json, print_status
+from videoarchiver.state import FileState, open_store
+from videoarchiver.ui import Listing, plural, print_json, print_status
 
 RECENT = 20  # finished files `status` lists without --all
 KIND_NAMES = {"archive": "archive", "preview": "preview", "montage": "montage sheet"}
@@ -118,19 +117,21 @@ def _resolve(args: argparse.Namespace) -> tuple[Layout, Config, Path | None]:
 def command_run(layout: Layout, config: Config, once: bool, console: Console) -> int:
     # Imported here: the daemon's modules (watchfiles, the pipelines) would slow `status`.
     from videoarchiver.daemon import run_daemon
+    from videoarchiver.display import RichDisplay
+    from videoarchiver.progress import ProgressHub
 
     layout.create()
-    with hold_lock(layout.lock):
-        if console.is_terminal:
-            with RichReporter(console) as reporter:
-                configure_logging(layout.log, reporter.progress.console)
-                return anyio.run(run_daemon, layout, config, once, reporter)
-        configure_logging(layout.log, None)
-        return anyio.run(run_daemon, layout, config, once, SilentReporter())
+    hub = ProgressHub()
+    if console.is_terminal:
+        with RichDisplay(console, hub) as display:
+            configure_logging(layout.log, display.progress.console)
+            return anyio.run(run_daemon, layout, config, once, hub)
+    configure_logging(layout.log, None)
+    return anyio.run(run_daemon, layout, config, once, hub)
 
 
 async def _status(layout: Layout, console: Console, as_json: bool, everything: bool) -> None:
-    async with StateDB.open(layout.state_db) as state:
+    async with open_store(layout.root) as state:
         if not as_json and (since := await state.control(PAUSED)) is not None:
             since = since.removeprefix(NOW)
             console.print(f"paused since {since}: `videoarchiver resume` to go on", highlight=False)
@@ -139,8 +140,12 @@ async def _status(layout: Layout, console: Console, as_json: bool, everything: b
             return
         summary = await state.summary()
         files = await state.files() if everything else await state.attention_and_recent(RECENT)
-        outputs = await state.all_outputs([row.id for row in files])
-        print_status(console, files, outputs, summary)
+        ids = [row.id for row in files]
+        listing = Listing(
+            files, await state.all_outputs(ids), summary, await state.progress(),
+            await state.all_jobs(ids),
+        )  # fmt: skip
+        print_status(console, listing)
 
 
 def _rel_keys(layout: Layout, path: Path) -> list[str]:
@@ -154,7 +159,7 @@ def _rel_keys(layout: Layout, path: Path) -> list[str]:
 
 
 async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
-    async with StateDB.open(layout.state_db) as state:
+    async with open_store(layout.root) as state:
         wanted = [key for path in paths for key in _rel_keys(layout, path)] if paths else None
         retried = await state.retry(wanted)
     for rel in retried:
@@ -165,9 +170,9 @@ async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
 
 
 async def _verify(layout: Layout, console: Console) -> int:
-    async with StateDB.open(layout.state_db) as state:
+    async with open_store(layout.root) as state:
         files = {row.id: row for row in await state.files()}
-        outputs = await published_outputs(state)
+        outputs = await published_outputs(state, layout)
     problems = 0
     for output in outputs:
         found = await problem(output)
@@ -186,16 +191,16 @@ async def _verify(layout: Layout, console: Console) -> int:
 
 async def _retry_missing(layout: Layout, console: Console) -> int:
     """Published outputs that are gone are made again from their raw file, if it is there."""
-    async with StateDB.open(layout.state_db) as state:
+    async with open_store(layout.root) as state:
         files = {row.id: row for row in await state.files()}
-        gone = [o for o in await published_outputs(state) if await problem(o) == "missing"]
+        gone = [o for o in await published_outputs(state, layout) if await problem(o) == "missing"]
         reopened = 0
         for file_id in sorted({output.file_id for output in gone}):
             row = files[file_id]
             mine = [output for output in gone if output.file_id == file_id]
             raw = layout.raw / rel_from_key(row.rel_path)
             why = None
-            if row.state != "done":
+            if row.state is not FileState.DONE:
                 why = f"{shown_name(row.rel_path)} is {row.state}"
             elif not await same_content(raw, row.size, row.fingerprint):
                 why = f"{shown_name(row.rel_path)} is no longer in raw/ as it was"
@@ -214,7 +219,7 @@ async def _retry_missing(layout: Layout, console: Console) -> int:
 
 async def _pause(layout: Layout, how: str | None, console: Console) -> int:
     """Pause (`how`: "" to let running work finish, NOW to stop it) or resume (None)."""
-    async with StateDB.open(layout.state_db) as state:
+    async with open_store(layout.root) as state:
         was = await state.control(PAUSED)
         since = datetime.now().astimezone().isoformat(timespec="seconds")
         await state.set_control(PAUSED, None if how is None else how + since)

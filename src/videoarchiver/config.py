@@ -63,6 +63,7 @@ class Config(BaseSettings):
     scan_interval: float = Field(default=60, gt=0)
     after_done: Literal["keep", "move", "delete"] = "keep"
     stall_seconds: float = Field(default=300, gt=0)
+    lease_seconds: float = Field(default=60, ge=2)
     notify: list[str] = Field(default_factory=list)
     active_hours: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)

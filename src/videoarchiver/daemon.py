@@ -1,9 +1,10 @@
-"""`videoarchiver run`: the scheduler, the watcher of `raw/` and the signal handling.
+"""`videoarchiver run`: one worker — the scheduler, the watcher of `raw/`, the heartbeat and
+the signal handling. Several may run on one root: they share the work through the store.
 
-On SIGTERM, SIGINT or SIGHUP (a closed terminal) the daemon stops starting work and cancels
-what runs: every ffmpeg gets SIGTERM (it then closes its output cleanly), the states of
-interrupted jobs go back to pending, and the daemon exits 0. A second signal ends it at
-once; its ffmpeg children die with it (they run under PR_SET_PDEATHSIG).
+On SIGTERM, SIGINT or SIGHUP (a closed terminal) the worker stops starting work and cancels
+what runs: every ffmpeg gets SIGTERM (it then closes its output cleanly), its claims go back
+to pending, and it exits 0. A second signal ends it at once; its ffmpeg children die with it
+(they run under PR_SET_PDEATHSIG), and its claims are released by the next worker to look.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt_published
 from videoarchiver.pausing import apply_pause, follow_hours, follow_pause
+from videoarchiver.progress import ProgressHub, write_progress
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.service import feed_watchdog, notify, watchdog_seconds
-from videoarchiver.state import StateDB
-from videoarchiver.state.database import FAILED, PENDING, RUNNING
+from videoarchiver.state import FileState, Store, Worker, open_store
 from videoarchiver.tools import check_tools
-from videoarchiver.ui import Reporter
+from videoarchiver.workers import bury_dead, holding_life, keep_alive, new_worker
 
 WATCH_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)
@@ -70,14 +71,18 @@ async def _forever(scheduler: Scheduler, raw: Path, stopping: anyio.Event) -> No
         await scheduler.run_forever(receive)
 
 
-async def remove_stale_work(layout: Layout, state: StateDB) -> None:
+async def remove_stale_work(layout: Layout, state: Store) -> None:
     """Work folders of files that are done or no longer known are left-overs of a kill;
-    those of pending files hold parts to resume, those of failed ones what failed its check."""
-    keep = {str(row.id) for row in await state.files([PENDING, RUNNING, FAILED])}
+    those of pending files hold parts to resume, those of running ones belong to another
+    worker, those of failed ones hold what failed its check. The folders are listed before
+    the files are read, so a folder another worker makes meanwhile is never touched."""
     folder = layout.files_work
     if not await anyio.Path(folder).exists():
         return
-    async for entry in anyio.Path(folder).iterdir():
+    entries = [entry async for entry in anyio.Path(folder).iterdir()]
+    wanted = (FileState.PENDING, FileState.RUNNING, FileState.FAILED)
+    keep = {str(row.id) for row in await state.files(wanted)}
+    for entry in entries:
         if entry.name not in keep:
             log.info("removing stale work files %s", entry)
             await anyio.to_thread.run_sync(shutil.rmtree, Path(entry), True)
@@ -95,42 +100,63 @@ def _log_resources() -> None:
     )
 
 
-async def run_daemon(layout: Layout, config: Config, once: bool, reporter: Reporter) -> int:
+async def run_daemon(layout: Layout, config: Config, once: bool, progress: ProgressHub) -> int:
     """Exit code: 0 when stopped or (with `once`) all done, 1 when a file failed."""
     tools = await check_tools(config)
+    worker, lease = new_worker(), config.lease_seconds
     log.info(
-        "videoarchiver %s on %s: %d ffmpeg jobs at once, %s; %s",
-        __version__, layout.root, config.effective_jobs, tools.version,
+        "videoarchiver %s on %s: worker %s, %d ffmpeg jobs at once, %s; %s",
+        __version__, layout.root, worker.id, config.effective_jobs, tools.version,
         "processing raw/ once" if once else "watching raw/",
     )  # fmt: skip
-    async with StateDB.open(layout.state_db) as state:
-        await state.requeue_interrupted()
-        await adopt_published(state)
-        await remove_stale_work(layout, state)
-        scheduler = Scheduler(Runtime.create(layout, config, state, reporter, tools.demuxers))
-        for row in await state.with_pending_raw_action(PENDING_ACTION):
-            await scheduler.finish_raw_action(row)
-        await apply_pause(state, scheduler.rt.gate)
-        stopping = anyio.Event()
-        result = EXIT_OK
-        async with anyio.create_task_group() as outer:
-            with anyio.CancelScope() as work:
-                outer.start_soon(_on_signals, work, stopping)
-                if (every := watchdog_seconds()) is not None:
-                    outer.start_soon(feed_watchdog, every)
-                outer.start_soon(follow_pause, state, scheduler.rt.gate)
-                if config.active_hours:
-                    outer.start_soon(follow_hours, config.active_hours, scheduler.rt.gate)
-                notify("READY=1")
-                if once:
-                    result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
-                else:
-                    await _forever(scheduler, layout.raw, stopping)
-            notify("STOPPING=1")
-            outer.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await state.requeue_interrupted()
-    _log_resources()
+    async with open_store(layout.root) as state:
+        with holding_life(layout, worker):
+            await state.heartbeat(worker, lease)
+            try:
+                return await _work(layout, config, once, progress, state, worker, tools.demuxers)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await state.remove_worker(worker.id)
+                _log_resources()
+
+
+async def _work(
+    layout: Layout,
+    config: Config,
+    once: bool,
+    progress: ProgressHub,
+    state: Store,
+    worker: Worker,
+    demuxers: str,
+) -> int:
+    lease = config.lease_seconds
+    # What a killed worker of this machine held goes back to pending now (no lease wait).
+    await bury_dead(state, layout, worker, lease)
+    await adopt_published(state, layout)
+    await remove_stale_work(layout, state)
+    scheduler = Scheduler(Runtime.create(layout, config, state, worker, progress, demuxers))
+    for row in await state.with_pending_raw_action(PENDING_ACTION):
+        await scheduler.finish_raw_action(row)
+    await apply_pause(state, scheduler.rt.gate)
+    stopping = anyio.Event()
+    result = EXIT_OK
+    async with anyio.create_task_group() as outer:
+        with anyio.CancelScope() as work:
+            outer.start_soon(_on_signals, work, stopping)
+            if (every := watchdog_seconds()) is not None:
+                outer.start_soon(feed_watchdog, every)
+            outer.start_soon(follow_pause, state, scheduler.rt.gate)
+            outer.start_soon(keep_alive, state, layout, worker, lease, scheduler.keep_held)
+            outer.start_soon(write_progress, state, progress, worker.id)
+            if config.active_hours:
+                outer.start_soon(follow_hours, config.active_hours, scheduler.rt.gate)
+            notify("READY=1")
+            if once:
+                result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
+            else:
+                await _forever(scheduler, layout.raw, stopping)
+        notify("STOPPING=1")
+        outer.cancel_scope.cancel()
     if stopping.is_set():
         log.info("stopped; interrupted work will carry on at the next start")
         return EXIT_OK

@@ -43,7 +43,7 @@ async def finish_raw_action(layout: Layout, row: FileRow) -> str:
     what = planned(row)
     rel, name = rel_from_key(row.rel_path), shown_name(row.rel_path)
     path = layout.raw / rel
-    destination = layout.root / "done" / rel
+    destination = layout.done_file(rel)
     present = await anyio.Path(path).is_symlink() or await anyio.Path(path).exists()
     if present and not _inside(path, layout.raw):
         action = "kept: its folder resolves outside raw/"

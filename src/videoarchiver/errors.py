@@ -6,7 +6,7 @@ that message is what ends up in the state database and the log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from videoarchiver.planning.messages import one_line
 
@@ -50,16 +50,31 @@ class SourceChangedError(VideoArchiverError):
     """The raw file was replaced or removed while its outputs were being made."""
 
 
-class LockError(VideoArchiverError):
-    """Another daemon already works in this root folder."""
-
-
 class StateError(VideoArchiverError):
     """The state database is missing, damaged or replaced: the daemon cannot go on safely."""
 
 
+class StreamFailures(ExceptionGroup[Exception]):
+    """The stream jobs of one output that failed, each error as raised (its type kept) with
+    the stream it belongs to as its note."""
+
+    @classmethod
+    def of(cls, failures: list[tuple[int, Exception]]) -> StreamFailures:
+        for index, exc in failures:
+            exc.add_note(f"stream {index}")
+        return cls("stream jobs failed", [exc for _index, exc in failures])
+
+    def lines(self, say: Callable[[BaseException], str]) -> str:
+        """`stream 0: <what say() says of its error>; stream 1: …`"""
+        return "; ".join(
+            f"{' '.join(getattr(exc, '__notes__', []))}: {say(exc)}" for exc in self.exceptions
+        )
+
+
 def describe_error(exc: BaseException) -> str:
     """The whole reason, for the log and `status --json`."""
+    if isinstance(exc, StreamFailures):
+        return exc.lines(describe_error)
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
@@ -70,6 +85,8 @@ def describe_error(exc: BaseException) -> str:
 
 def short_reason(exc: BaseException) -> str:
     """One line of at most ~200 characters for `status`: what failed and why."""
+    if isinstance(exc, StreamFailures):
+        return one_line(exc.lines(short_reason))
     text = str(exc) if isinstance(exc, VideoArchiverError) else describe_error(exc)
     return one_line(text)
 

@@ -21,6 +21,37 @@ class Layout:
         return self.root / "archive"
 
     @property
+    def preview(self) -> Path:
+        return self.root / "preview"
+
+    @property
+    def screenshot(self) -> Path:
+        return self.root / "screenshot"
+
+    def archive_file(self, stem: str) -> Path:
+        return self.archive / f"{stem}.mkv"
+
+    def preview_file(self, stem: str) -> Path:
+        return self.preview / f"{stem}.mkv"
+
+    def screenshot_file(self, name: str) -> Path:
+        """A montage sheet: `<stem>.jpg`, or `<stem>/<stream>.jpg` for several streams."""
+        return self.screenshot / name
+
+    def output_paths(self, stem: str) -> tuple[Path, ...]:
+        """Every path the outputs of a stem may take: a stem is free only if none exists."""
+        return (
+            self.archive_file(stem),
+            self.preview_file(stem),
+            self.screenshot_file(f"{stem}.jpg"),
+            self.screenshot_file(stem),
+        )
+
+    def done_file(self, rel: str) -> Path:
+        """Where `after_done = "move"` puts the raw file at `rel` (relative to raw/)."""
+        return self.root / "done" / rel
+
+    @property
     def work(self) -> Path:
         return self.root / "work"
 
@@ -33,8 +64,9 @@ class Layout:
         return self.work / "state.sqlite3"
 
     @property
-    def lock(self) -> Path:
-        return self.work / "videoarchiver.lock"
+    def workers(self) -> Path:
+        """One lock file per worker running on this machine, held while it lives."""
+        return self.work / "workers"
 
     @property
     def files_work(self) -> Path:
@@ -45,6 +77,14 @@ class Layout:
         """Where one raw file's intermediate files (for one output) live until published."""
         folder = self.files_work / str(file_id)
         return folder / output if output else folder
+
+    def relative(self, path: Path) -> str:
+        """How the store records a path under the root (never absolute)."""
+        return path.relative_to(self.root).as_posix()
+
+    def resolve(self, recorded: str) -> Path:
+        """The path the store records as `recorded` (relative to the root), on this machine."""
+        return self.root / recorded
 
     def create(self) -> None:
         for name in FOLDERS:

@@ -27,15 +27,14 @@ from videoarchiver.planning.montage import (
     tile_args,
     tile_size,
 )
-from videoarchiver.planning.paths import screenshot_path
 from videoarchiver.planning.preview import shown_size
 from videoarchiver.planning.probe import Stream, parse_probe
 from videoarchiver.processes import read_output
+from videoarchiver.progress import Outcome
 from videoarchiver.publishing import adoptable
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import DONE, RUNNING, SKIPPED
+from videoarchiver.state import Figures, JobState, OutputState
 from videoarchiver.stream_jobs import JobCall, StreamJob, record, run_jobs, run_limited
-from videoarchiver.ui import TaskInfo
 
 OUTPUT = "montage"
 log = logging.getLogger(__name__)
@@ -58,22 +57,26 @@ def plan_stream(
 async def _seek_frames(
     rt: Runtime, source: Source, plan: MontagePlan, offset: float, sheet: Path
 ) -> bool:
-    """One seek per frame, then tile; False when a seek found no frame to decode."""
+    """One seek per frame, then tile (one task, counted in frames, for all of them); False
+    when a seek found no frame to decode."""
     what = f"montage of stream {plan.index}"
-    task = TaskInfo(source.name, f"s{plan.index} montage (seek)")
+    label = f"s{plan.index} montage (seek)"
     if plan.n == 1:
-        await run_limited(
-            rt, seek_args(source.input, plan, offset + plan.times[0], sheet), what, task
-        )
+        args = seek_args(source.input, plan, offset + plan.times[0], sheet)
+        await run_limited(rt, args, what, source.task(OUTPUT, label))
         return await anyio.Path(sheet).exists()
     frames = sheet.with_suffix(".frames")
     await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
-    for number, time in enumerate(plan.times):
-        frame = frames / frame_name(number)
-        await run_limited(rt, seek_args(source.input, plan, offset + time, frame), what, task)
-        if not await anyio.Path(frame).exists():
-            return False
-    await run_limited(rt, tile_args(frames, plan.n, sheet), what, task)
+    info = source.task(OUTPUT, label, total=len(plan.times), unit="frames")
+    with rt.progress.counting(info) as counted:
+        for number, time in enumerate(plan.times):
+            frame = frames / frame_name(number)
+            await run_limited(rt, seek_args(source.input, plan, offset + time, frame), what, None)
+            if not await anyio.Path(frame).exists():
+                counted.end(Outcome.FAILED)  # the single pass is tried instead
+                return False
+            counted.advance()
+        await run_limited(rt, tile_args(frames, plan.n, sheet), what, None)
     return True
 
 
@@ -83,7 +86,7 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
     if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
         return
     args = single_pass_args(source.input, plan, offset, sheet)
-    task = TaskInfo(source.name, f"s{plan.index} montage (single pass)")
+    task = source.task(OUTPUT, f"s{plan.index} montage (single pass)")
     await run_limited(rt, args, f"montage of stream {plan.index}", task)
     if plan.n == 1 and not await anyio.Path(sheet).exists():
         # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
@@ -103,33 +106,39 @@ async def _check(sheet: Path, plan: MontagePlan) -> None:
 async def _montage_stream(
     rt: Runtime, source: Source, job: StreamJob, plan: MontagePlan, name: str
 ) -> None:
-    destination = screenshot_path(rt.layout.root, name)
+    destination = rt.layout.screenshot_file(name)
     recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(plan.index)
-    if recorded is not None and recorded.state == DONE:
+    if recorded is not None and recorded.state is JobState.DONE:
         return
-    if recorded is not None and await adoptable(destination, recorded.out_bytes, recorded.sha256):
+    if recorded is not None and await adoptable(
+        destination, recorded.figures.out_bytes, recorded.figures.sha256
+    ):
         # Published before a kill, not yet recorded: the recorded intent matches.
-        await record(rt, source, job, DONE)
+        await record(rt, source, job, JobState.DONE)
         return
-    await record(rt, source, job, RUNNING)
+    await record(rt, source, job, JobState.RUNNING)
     sheet = rt.layout.file_work(source.row.id, OUTPUT) / f"s{plan.index}.jpg"
     await anyio.Path(sheet.parent).mkdir(parents=True, exist_ok=True)
     await _render(rt, source, plan, sheet)
     await _check(sheet, plan)
 
+    def published(size: int, sha256: str) -> Figures:
+        return Figures(path=rt.layout.relative(destination), sha256=sha256, out_bytes=size)
+
     async def intent(size: int, sha256: str) -> None:
-        await record(rt, source, job, RUNNING, path=str(destination), sha256=sha256,
-                     out_bytes=size)  # fmt: skip
+        await record(rt, source, job, JobState.RUNNING, published(size, sha256))
 
     size, sha256 = await publish_recorded(source, sheet, destination, intent)
-    await record(rt, source, job, DONE, path=str(destination), sha256=sha256, out_bytes=size)
+    await record(rt, source, job, JobState.DONE, published(size, sha256))
 
 
 async def make_montage(rt: Runtime, source: Source) -> None:
     """Publish one sheet per video stream; a file without video has no montage (skipped)."""
     videos = [s for s in source.probed.probe.streams if s.is_video]
     if not videos:
-        await rt.state.set_output(source.row.id, OUTPUT, SKIPPED, error="no video stream")
+        await rt.state.set_output(
+            source.row.id, OUTPUT, OutputState.SKIPPED, error="no video stream"
+        )
         return
     settings = rt.config.montage
     names = montage_names(source.row.stem, [s.index for s in videos])
@@ -140,10 +149,11 @@ async def make_montage(rt: Runtime, source: Source) -> None:
         tiles = f"{plan.n}x{plan.n} tiles of {plan.tile[0]}x{plan.tile[1]}"
         job = StreamJob(OUTPUT, stream.index, "video", how, (tiles,))
         jobs.append((job, partial(_montage_stream, rt, source, job, plan, names[stream.index])))
-    await rt.state.set_output(source.row.id, OUTPUT, RUNNING)
     await run_jobs(rt, source, jobs)
-    published = [screenshot_path(rt.layout.root, name) for name in names.values()]
+    published = [rt.layout.screenshot_file(name) for name in names.values()]
     total = sum([(await anyio.Path(path).stat()).st_size for path in published])
     where = published[0] if len(published) == 1 else published[0].parent
-    await rt.state.set_output(source.row.id, OUTPUT, DONE, path=str(where), size=total, error=None)
+    await rt.state.set_output(
+        source.row.id, OUTPUT, OutputState.DONE, path=rt.layout.relative(where), size=total
+    )
     log.info("%s: montage done, %d bytes → %s", source.name, total, where)

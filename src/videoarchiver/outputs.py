@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.errors import VerifyError
+from videoarchiver.layout import Layout
 from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.verify import ExpectedStream, verify_output
@@ -16,10 +17,8 @@ from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
 from videoarchiver.publishing import adoptable, publish, sha256_file
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state import OutputRow, StateDB
-from videoarchiver.state.database import DONE, PUBLISHING, RUNNING
+from videoarchiver.state import OutputRow, OutputState, Store
 from videoarchiver.stream_jobs import run_limited
-from videoarchiver.ui import TaskInfo
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +43,7 @@ async def mux_verify_publish(
 ) -> None:
     """How the archive and the preview end, once their streams are done: mux into `muxed`
     (in `work/`), check it against `expected`, and put it at `destination`."""
-    await rt.state.set_output(source.row.id, kind, RUNNING)
-    task = TaskInfo(source.name, f"{kind} mux", source.probed.probe.format.duration)
+    task = source.task(kind, f"{kind} mux", source.probed.probe.format.duration)
     await run_limited(rt, args, f"{kind} mux", task)
     await verify_file(muxed, expected)
     await publish_output(rt, source, kind, muxed, destination)
@@ -55,13 +53,14 @@ async def publish_output(
     rt: Runtime, source: Source, kind: str, finished: Path, destination: Path
 ) -> None:
     """Record the intent (destination, size, SHA-256), move the file into place, record done."""
+    where = rt.layout.relative(destination)
     await publish_recorded(
         source, finished, destination,
         lambda size, sha256: rt.state.set_output(
-            source.row.id, kind, PUBLISHING, path=str(destination), size=size, sha256=sha256
+            source.row.id, kind, OutputState.PUBLISHING, path=where, size=size, sha256=sha256
         ),
     )  # fmt: skip
-    await rt.state.set_output(source.row.id, kind, DONE, error=None)
+    await rt.state.set_output(source.row.id, kind, OutputState.DONE)
     log.info("%s: %s done → %s", source.name, kind, destination)
 
 
@@ -81,19 +80,19 @@ async def publish_recorded(
     return size, sha256
 
 
-async def adopt(state: StateDB, output: OutputRow) -> bool:
+async def adopt(state: Store, layout: Layout, output: OutputRow) -> bool:
     """True (and recorded done) when a kill or a stop caught this output after it was
     published and before it was recorded done: its destination holds exactly the intent."""
-    if output.state != PUBLISHING or not output.path:
+    if output.state is not OutputState.PUBLISHING or not output.path:
         return False
-    if not await adoptable(Path(output.path), output.size, output.sha256):
+    if not await adoptable(layout.resolve(output.path), output.size, output.sha256):
         return False
-    await state.set_output(output.file_id, output.kind, DONE, error=None)
+    await state.set_output(output.file_id, output.kind, OutputState.DONE)
     log.info("%s was published before an interruption: recorded", output.path)
     return True
 
 
-async def adopt_published(state: StateDB) -> None:
+async def adopt_published(state: Store, layout: Layout) -> None:
     """At start: every such output, whatever became of its raw file since."""
     for output in await state.publishing():
-        await adopt(state, output)
+        await adopt(state, layout, output)

@@ -16,7 +16,7 @@ from datetime import datetime
 import anyio
 
 from videoarchiver.planning.hours import within
-from videoarchiver.state import StateDB
+from videoarchiver.state import Store
 
 log = logging.getLogger(__name__)
 PAUSED = "paused"  # the control's name; its value says since when (NOW first: stop what runs)
@@ -68,7 +68,7 @@ class Gate:
                 self._running.discard(scope)
 
 
-async def apply_pause(state: StateDB, gate: Gate) -> None:
+async def apply_pause(state: Store, gate: Gate) -> None:
     """Set `gate` as the user's pause in the state says now."""
     since = await state.control(PAUSED)
     if since is not None and not gate.holds(PAUSED):
@@ -81,7 +81,7 @@ async def apply_pause(state: StateDB, gate: Gate) -> None:
         gate.release(PAUSED)
 
 
-async def follow_pause(state: StateDB, gate: Gate) -> None:
+async def follow_pause(state: Store, gate: Gate) -> None:
     """Keep `gate` as the state says, for as long as the daemon runs."""
     while True:
         await anyio.sleep(POLL_SECONDS)

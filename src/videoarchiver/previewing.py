@@ -9,7 +9,6 @@ from functools import partial
 import anyio
 
 from videoarchiver.outputs import mux_verify_publish
-from videoarchiver.planning.paths import preview_path
 from videoarchiver.planning.preview import (
     preview_audio_args,
     preview_expected,
@@ -56,5 +55,5 @@ async def make_preview(rt: Runtime, source: Source) -> None:
     await mux_verify_publish(
         rt, source, OUTPUT, preview_mux_args(parts, muxed), muxed,
         preview_expected(probe, source.probed.packets),
-        preview_path(rt.layout.root, source.row.stem),
+        rt.layout.preview_file(source.row.stem),
     )  # fmt: skip

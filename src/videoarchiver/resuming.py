@@ -6,15 +6,12 @@ a kill at any point leaves either a recorded part on disk or a partial file to s
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import anyio
-from pydantic import TypeAdapter
 
 from videoarchiver.errors import ProcessError
 from videoarchiver.planning.commands import packet_args
@@ -30,12 +27,10 @@ from videoarchiver.planning.resume import (
 from videoarchiver.probing import count_packets
 from videoarchiver.processes import each_line
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import DONE, RUNNING
+from videoarchiver.state import NO_FIGURES, Figures, JobState
 from videoarchiver.stream_jobs import StreamJob, finished_part, record, run_job, run_limited
-from videoarchiver.ui import TaskInfo
 
 log = logging.getLogger(__name__)
-PARTS = TypeAdapter(list[Part])
 
 # (bytes and seconds of the parts already kept, start of the new part's clock) → a check that
 # stops the encode when it returns True.
@@ -61,16 +56,12 @@ def part_name(final: Path, number: int) -> str:
     return f"{final.stem}.p{number}{final.suffix}"
 
 
-def _parts_json(parts: Sequence[Part]) -> str:
-    return json.dumps([part.model_dump() for part in parts])
-
-
 async def _recorded_parts(rt: Runtime, source: Source, job: StreamJob, work: Path) -> list[Part]:
     """The recorded parts, up to the first one whose file is gone or that was made from
     other content than the raw file's now."""
     row = (await rt.state.jobs(source.row.id, job.output)).get(job.index)
     kept: list[Part] = []
-    for part in PARTS.validate_json(row.parts) if row else []:
+    for part in row.parts if row else ():
         if part.source != source.identity or not await anyio.Path(work / part.file).exists():
             break
         kept.append(part)
@@ -81,7 +72,7 @@ async def _salvage(
     rt: Runtime, source: Source, job: StreamJob, partial: Path, parts: list[Part], final: Path
 ) -> list[Part]:
     """Keep the complete GOPs (video) or frames (audio) of a killed encode as a new part."""
-    tally = SalvageTally(video=job.kind == "video")
+    tally = SalvageTally(video=job.stream_type == "video")
     name = part_name(final, len(parts))
     try:
         await each_line(packet_args(partial), tally.feed_line, "ffprobe of a killed part")
@@ -93,10 +84,10 @@ async def _salvage(
                  source.name, job.output, job.index)  # fmt: skip
     else:
         args = cut_args(partial, tally.video, salvaged.packets, partial.with_name(name))
-        task = TaskInfo(source.name, f"s{job.index} {job.output} salvage")
+        task = source.task(job.output, f"s{job.index} {job.output} salvage")
         await run_limited(rt, args, "salvage of a killed part", task)
         parts = [*parts, salvaged]
-        await record(rt, source, job, RUNNING, parts=_parts_json(parts))
+        await record(rt, source, job, JobState.RUNNING, Figures(parts=tuple(parts)))
         log.info("%s: %s stream %d: salvaged %.2f s (%d packets) of a killed encode", source.name,
                  job.output, job.index, salvaged.seconds, salvaged.packets)  # fmt: skip
     await anyio.Path(partial).unlink()
@@ -109,7 +100,7 @@ async def _join(
     work = final.parent
     script = work / f"{final.stem}.concat"
     await anyio.Path(script).write_text(concat_list(parts))
-    task = TaskInfo(source.name, f"s{job.index} {job.output} join")
+    task = source.task(job.output, f"s{job.index} {job.output} join")
     joined = final.with_name(f"{final.stem}.joining{final.suffix}")
     await run_limited(rt, join_args(script, parts[0].start, joined), "join of parts", task)
     await anyio.Path(joined).rename(final)
@@ -125,7 +116,7 @@ async def encode_resumable(
     final: Path,
     stop_for: StopFactory | None = None,
     env: Mapping[str, str] | None = None,
-    figures: Mapping[str, Any] | None = None,
+    figures: Figures = NO_FIGURES,
 ) -> Encoded:
     """Encode one stream into `final`, carrying on from what a killed run left behind."""
     work = final.parent
@@ -150,7 +141,7 @@ async def encode_resumable(
     stop_when = None
     if stop_for is not None:
         stop_when = stop_for(sum(p.bytes for p in parts), sum(p.seconds for p in parts), start)
-    figures = {**(figures or {}), "parts": _parts_json(parts)}
+    figures = replace(figures, parts=tuple(parts))
     stopped, wall = await run_job(rt, source, job, args, stop_when, env, figures)
     if stopped:
         await anyio.Path(partial).unlink(missing_ok=True)
@@ -163,7 +154,7 @@ async def encode_resumable(
     )  # fmt: skip
     await anyio.Path(partial).rename(work / last.file)
     parts = [*parts, last]
-    await record(rt, source, job, RUNNING, parts=_parts_json(parts))
+    await record(rt, source, job, JobState.RUNNING, Figures(parts=tuple(parts)))
     await _finish(rt, source, job, parts, final)
     return Encoded(False, wall, parts)
 
@@ -191,5 +182,5 @@ async def encode_part(
         return
     encoded = await encode_resumable(rt, source, job, args_for, final, env=env)
     size = (await anyio.Path(final).stat()).st_size
-    await record(rt, source, job, DONE, out_bytes=size, wall_seconds=encoded.wall,
-                 parts=_parts_json(encoded.parts))  # fmt: skip
+    figures = Figures(out_bytes=size, wall_seconds=encoded.wall, parts=tuple(encoded.parts))
+    await record(rt, source, job, JobState.DONE, figures)

@@ -17,8 +17,8 @@ from videoarchiver.pausing import Gate
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import Probed
-from videoarchiver.state import FileRow, StateDB
-from videoarchiver.ui import Reporter
+from videoarchiver.progress import ProgressHub, TaskInfo
+from videoarchiver.state import FileRow, Store, Worker
 
 PROBE_SLOTS = 2
 
@@ -27,32 +27,36 @@ PROBE_SLOTS = 2
 class Runtime:
     layout: Layout
     config: Config
-    state: StateDB
+    state: Store
+    worker: Worker  # this process, as the store knows it
     ffmpeg_slots: anyio.CapacityLimiter
     probe_slots: anyio.CapacityLimiter
-    # Files in progress at once: enough to keep every ffmpeg slot busy, few enough that a
-    # file's mux does not queue behind the encodes of a thousand other files.
-    file_slots: anyio.CapacityLimiter
-    reporter: Reporter
+    progress: ProgressHub  # what runs now, for the display and the store
     demuxers: str  # what raw files may be read as (`RawInput`)
     gate: Gate  # closed while paused: no new ffmpeg starts
     notifier: Notifier
 
     @classmethod
     def create(
-        cls, layout: Layout, config: Config, state: StateDB, reporter: Reporter, demuxers: str
+        cls,
+        layout: Layout,
+        config: Config,
+        state: Store,
+        worker: Worker,
+        progress: ProgressHub,
+        demuxers: str,
     ) -> Runtime:
         return cls(
             layout=layout,
             config=config,
             state=state,
-            reporter=reporter,
+            worker=worker,
+            progress=progress,
             demuxers=demuxers,
             gate=Gate(),
             notifier=Notifier(config.notify),
             ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
-            file_slots=anyio.CapacityLimiter(2 * config.effective_jobs),
         )
 
 
@@ -79,6 +83,12 @@ class Source:
         start, so a stream that starts later (audio after video) starts that much later."""
         counted = self.probed.packets.get(index)
         return (counted.start or 0.0) - (self.probed.probe.format.start_time or 0.0)
+
+    def task(
+        self, output: str, label: str, total: float | None = None, unit: str = "s"
+    ) -> TaskInfo:
+        """A task of this file's `output`, as the progress hub shows it."""
+        return TaskInfo(self.row.id, self.name, output, label, total, unit)
 
     @property
     def identity(self) -> str:

@@ -1,7 +1,10 @@
-"""Wires discovery, probing and the output pipelines into one structured-concurrency run.
+"""Wires discovery, claims and the output pipelines into one structured-concurrency run.
 
-Every file is a task; inside it, every stream job is a task; the number of ffmpeg processes
-at once is bounded by the runtime's CapacityLimiter, not by how the tasks are arranged. One
+Two roles share the loop. Discovery scans and watches `raw/` and registers settled files in
+the store. Work claims pending files from the store under this worker's lease (the costliest
+first) whenever an ffmpeg slot would otherwise sit idle, and processes each claimed file as a
+task; inside it every stream job is a task, and the number of ffmpeg processes at once is
+bounded by the runtime's CapacityLimiter. Several workers on one store share the files; one
 file's failure is recorded against that file and never reaches the others.
 """
 
@@ -25,6 +28,7 @@ from videoarchiver.errors import (
     ProbeError,
     SourceChangedError,
     StateError,
+    StreamFailures,
     VerifyError,
     VideoArchiverError,
     describe_error,
@@ -35,30 +39,40 @@ from videoarchiver.errors import (
 from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt
-from videoarchiver.planning.commands import RawInput
+from videoarchiver.planning.commands import RawInput, probe_args
+from videoarchiver.planning.cost import estimate_cost
 from videoarchiver.planning.messages import one_line
-from videoarchiver.planning.paths import output_paths, shown_name, shown_rel, stem_candidates
+from videoarchiver.planning.paths import (
+    rel_from_key,
+    shown_name,
+    shown_rel,
+    stem_candidates,
+)
+from videoarchiver.planning.probe import parse_probe
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
+from videoarchiver.processes import read_output
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.service import listening, notify
 from videoarchiver.space import SpaceBackoff, short_of_space, space_message
-from videoarchiver.state import FileRow
-from videoarchiver.state.database import DONE, FAILED, FINISHED, PENDING, RUNNING
+from videoarchiver.state import FINISHED, OUTPUT_KINDS, FileRow, FileState, OutputState
 from videoarchiver.ui import summary_line
 
 log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
 SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
-OUTPUTS: tuple[tuple[str, Callable[[Runtime, Source], Awaitable[None]]], ...] = (
-    ("archive", make_archive),
-    ("preview", make_preview),
-    ("montage", make_montage),
-)
+CLAIM_POLL_SECONDS = 1.0  # how often an idle worker looks for work nobody woke it for
+ESTIMATE_BATCH = 64  # files whose cost is estimated before their scan lets work start
+MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
+    "archive": make_archive,
+    "preview": make_preview,
+    "montage": make_montage,
+}
+assert tuple(MAKERS) == OUTPUT_KINDS
 
 
-async def _explained(source: Source, exc: Exception) -> Exception:
+async def _explained(source: Source, exc: BaseException) -> BaseException:
     """A raw file that changed while it was processed explains any failure of its outputs."""
     try:
         await source.ensure_unchanged()
@@ -87,15 +101,23 @@ class _Failures:
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        self._active: set[int] = set()
+        self._held: dict[int, anyio.CancelScope] = {}  # claimed files → their task's scope
+        self._absent: set[int] = set()  # pending files not in raw/ as recorded: until a scan
+        self._wake = anyio.Event()
+        self._registered = anyio.Event()  # files were registered that are not estimated
+        self._finished_any = False  # a file ended since the queue was last found empty
+        self._drained = False  # the last claim found nothing pending
+        self._raw_missing = False
         # Retried from the first rescan on, then after doubling waits.
         self._space = SpaceBackoff(min(runtime.config.scan_interval, SPACE_BASE_SECONDS))
+
+    # -- discovery -----------------------------------------------------------------------------
 
     async def _free_stem(self, raw: RawFile) -> str:
         for stem in stem_candidates(shown_rel(raw.key)):
             if await self.rt.state.stem_taken(stem):
                 continue
-            if any(path.exists() for path in output_paths(self.rt.layout.root, stem)):
+            if any(path.exists() for path in self.rt.layout.output_paths(stem)):
                 continue
             return stem
         raise AssertionError("stem_candidates never ends")
@@ -104,12 +126,21 @@ class Scheduler:
         """The state rows of settled raw files, created (output names reserved) for new ones.
 
         Known files are looked up together: a rescan of 100,000 files is a few hundred
-        queries, not 100,000, and reads no file whose size and mtime are as recorded.
+        queries, not 100,000, and reads no file whose size and mtime are as recorded. A
+        file's row is made in a transaction that looks again first, so two workers
+        scanning together register it once.
         """
         known = await self.rt.state.find_files([raw.key for raw in raws])
         rows = []
         for raw in raws:
-            row = await self._identify(raw, known.get(raw.key, []))
+            recorded = known.get(raw.key, [])
+            hinted = recorded[-1] if recorded else None
+            if hinted is None or (hinted.size, hinted.mtime_ns) != (raw.size, raw.mtime_ns):
+                async with self.rt.state.transaction():
+                    recorded = (await self.rt.state.find_files([raw.key])).get(raw.key, [])
+                    row = await self._identify(raw, recorded)
+            else:
+                row = await self._identify(raw, recorded)
             if row is not None:
                 rows.append((row, raw))
         return rows
@@ -123,7 +154,9 @@ class Scheduler:
             hinted = None
         # A file done before fingerprints existed is read only if it is needed again.
         legacy = hinted is not None and hinted.fingerprint is None
-        if hinted is not None and (hinted.fingerprint or (legacy and hinted.state == DONE)):
+        if hinted is not None and (
+            hinted.fingerprint or (legacy and hinted.state == FileState.DONE)
+        ):
             row = hinted
         else:
             try:
@@ -155,16 +188,17 @@ class Scheduler:
         )
         log.info("%s: found, %d bytes, outputs named %r", name, raw.size, row.stem)
         if failure is not None:
-            await state.set_file_state(row.id, FAILED, failure)
+            await state.fail_file(row.id, failure)
             log.error("%s: failed: %s", name, failure)
-            row = replace(row, state=FAILED, error=failure)
+            row = replace(row, state=FileState.FAILED, error=failure)
         return row
 
     async def _forget_replaced(self, key: str, recorded: list[FileRow], keep: int | None) -> None:
         """Older contents at `key` that never finished nor published anything, and that no
-        task works on, are forgotten with their work folders, and free their output names."""
-        if any(r.id != keep and r.state in (PENDING, FAILED) for r in recorded):
-            for gone in await self.rt.state.forget_replaced(key, keep or 0, self._active):
+        worker holds, are forgotten with their work folders, and free their output names."""
+        idle = (FileState.PENDING, FileState.FAILED)
+        if any(r.id != keep and r.state in idle for r in recorded):
+            for gone in await self.rt.state.forget_replaced(key, keep or 0):
                 await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
 
     async def _output(
@@ -181,14 +215,15 @@ class Scheduler:
         work = self.rt.layout.file_work(source.row.id, kind)
         try:
             # Published, then stopped (`pause --now`) before it was recorded: adopt it.
-            if current is None or not await adopt(self.rt.state, current):
+            if current is None or not await adopt(self.rt.state, self.rt.layout, current):
+                await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING)
                 await make(self.rt, source)
-        except (VideoArchiverError, OSError) as exc:
+        except (VideoArchiverError, OSError, StreamFailures) as exc:
             cause = await _explained(source, exc)
             reason = failures.add(cause, f"{kind}: ")
-            await self.rt.state.set_output(source.row.id, kind, FAILED, error=reason)
+            await self.rt.state.set_output(source.row.id, kind, OutputState.FAILED, error=reason)
             log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
-            if isinstance(cause, VerifyError):  # what failed its check is kept to look at
+            if first_of(cause, (VerifyError,)):  # what failed its check is kept to look at
                 return
         await anyio.to_thread.run_sync(shutil.rmtree, work, True)
 
@@ -214,13 +249,12 @@ class Scheduler:
                 await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
 
     async def process(self, row: FileRow, raw: RawFile) -> None:
-        """All outputs of one file, concurrently; any failure is recorded and logged."""
+        """All outputs of one claimed file, concurrently; any failure is recorded and logged."""
         state = self.rt.state
         failures = _Failures()
         try:
             if raw.size == 0:
                 raise ProbeError("empty file (0 bytes)")
-            await state.set_file_state(row.id, RUNNING)
             raw_input = RawInput(raw.path, self.rt.demuxers)
             async with self.rt.probe_slots:
                 probed = await probe_file(raw_input)
@@ -230,13 +264,13 @@ class Scheduler:
             await source.ensure_unchanged()
             await self._prepare_work(source)
             async with anyio.create_task_group() as group:
-                for kind, make in OUTPUTS:
-                    group.start_soon(self._output, kind, make, source, failures)
+                for kind in OUTPUT_KINDS:
+                    group.start_soon(self._output, kind, MAKERS[kind], source, failures)
         except (VideoArchiverError, OSError) as exc:
             failures.add(exc)
         if failures.reasons:
             reason, detail = one_line("; ".join(failures.reasons)), "; ".join(failures.details)
-            await state.set_file_state(row.id, FAILED, reason, detail)
+            await state.fail_file(row.id, reason, detail)
             log.error("%s: failed: %s", shown_name(row.rel_path), detail)
             await self.rt.notifier.failed(shown_name(row.rel_path), reason)
             await self._tidy_work(row.id)
@@ -250,7 +284,7 @@ class Scheduler:
         self._space.recovered()
         await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(row.id), True)
         action = pending_action(self.rt.config.after_done)
-        await state.set_done(row.id, action)
+        await state.finish_file(row.id, action)
         log.info("%s: done", shown_name(row.rel_path))
         if action is not None:
             await self.finish_raw_action(await state.get_file(row.id))
@@ -264,27 +298,35 @@ class Scheduler:
             log.error("%s: raw file %s", shown_name(row.rel_path), action)
         await self.rt.state.set_raw_action(row.id, action)
 
-    async def _process_and_release(self, row: FileRow, raw: RawFile) -> None:
+    async def _run_claimed(self, row: FileRow, raw: RawFile, claim: anyio.CancelScope) -> None:
+        """Process a claimed file; a pause that stops running work (`pause --now`, the end
+        of the working hours) gives the claim back: whoever claims it next (this worker
+        or another) goes on from its parts. `claim` is cancelled if the lease is lost."""
+        name = shown_name(row.rel_path)
         try:
-            while True:
-                with self.rt.gate.stoppable() as scope:
+            with claim:
+                with self.rt.gate.stoppable() as stop:
                     try:
-                        async with self.rt.file_slots:
-                            await self.process(row, raw)
+                        await self.process(row, raw)
                     except Exception as exc:
                         await self._after_escape(row, exc)
-                if not scope.cancelled_caught:
-                    break
-                # `pause --now`, or the end of the working hours: it goes on from its parts.
-                with anyio.CancelScope(shield=True):
-                    await self.rt.state.requeue_interrupted(row.id)
-                log.info("%s: stopped; it goes on when work may", shown_name(row.rel_path))
-                await self.rt.gate.wait()
+                if stop.cancelled_caught:
+                    with anyio.CancelScope(shield=True):
+                        await self.rt.state.release(self.rt.worker.id, [row.id])
+                    log.info("%s: stopped; it goes on when work may", name)
+            if claim.cancelled_caught:
+                log.warning("%s: this worker lost its claim (its lease ran out); another"
+                            " worker carries on", name)  # fmt: skip
         finally:
-            self._active.discard(row.id)
-        if not self._active and self.rt.notifier.enabled:  # the queue is done: the totals
-            summary = await self.rt.state.summary()
-            await self.rt.notifier.send("videoarchiver: the queue is done", summary_line(summary))
+            del self._held[row.id]
+            self._finished_any = True
+            self._wake.set()
+
+    def keep_held(self, held: set[int]) -> None:
+        """The heartbeat's answer: stop working on files whose claim was lost."""
+        for file_id, scope in self._held.items():
+            if file_id not in held:
+                scope.cancel()
 
     async def _after_escape(self, row: FileRow, exc: Exception) -> None:
         """What escaped `process` (a state write that failed while recording a failure, or a
@@ -293,20 +335,22 @@ class Scheduler:
         if first_of(exc, (StateError,)) is not None:
             raise exc
         if any(short_of_space(error) for error in leaves(exc)):
-            # The state could not be written: it says running, and the file starts again
-            # once the wait for space is over.
+            # The state could not be written: the file goes back to pending, and is claimed
+            # again once the wait for space is over.
             self._short_of_space(name)
+            with anyio.CancelScope(shield=True):
+                await self.rt.state.release(self.rt.worker.id, [row.id])
             return
         log.error("%s: internal error", name, exc_info=exc)
         try:
             with anyio.CancelScope(shield=True):
-                await self.rt.state.set_file_state(row.id, FAILED, f"internal error: {exc!r}")
+                await self.rt.state.fail_file(row.id, f"internal error: {exc!r}")
         except OSError as again:
             log.error("%s: cannot record the failure: %s", name, describe_error(again))
 
     async def _retry_space_failures(self) -> None:
         """Files that failed because a disk was full are tried again when no wait is on."""
-        failed = await self.rt.state.files([FAILED])
+        failed = await self.rt.state.files([FileState.FAILED])
         waiting = [r.rel_path for r in failed if space_message(r.error_detail or r.error or "")]
         for rel in await self.rt.state.retry(waiting) if waiting else []:
             log.info("%s: trying again (it failed for want of space)", shown_name(rel))
@@ -315,11 +359,41 @@ class Scheduler:
         wait = self._space.short()
         log.warning("%s: the disk is full; new work waits %g s, then it is tried again", name, wait)
 
-    async def dispatch(self, group: TaskGroup) -> tuple[list[FileRow], float | None]:
-        """Scan `raw/` and start every settled file that is neither finished nor running.
+    async def estimate(self) -> bool:
+        """Estimate the cost of up to ESTIMATE_BATCH pending files (from ffprobe's header
+        reading, not the packet pass); True when there may be more to estimate."""
+        rows = await self.rt.state.unestimated(ESTIMATE_BATCH)
+
+        async def one(row: FileRow) -> None:
+            raw = self.rt.layout.raw / rel_from_key(row.rel_path)
+            try:
+                async with self.rt.probe_slots:
+                    header = await read_output(
+                        probe_args(RawInput(raw, self.rt.demuxers)), "ffprobe"
+                    )
+                cost = estimate_cost(parse_probe(header))
+            except (VideoArchiverError, OSError, ValueError):
+                cost = 0.0  # its claim finds out what is wrong with it
+            await self.rt.state.set_cost(row.id, cost)
+
+        async with anyio.create_task_group() as group:
+            for row in rows:
+                group.start_soon(one, row)
+        return len(rows) == ESTIMATE_BATCH
+
+    async def _estimate_forever(self) -> None:
+        """Costs of what the first estimate of a scan left (a first scan of a large raw/)."""
+        while True:
+            await self._registered.wait()
+            self._registered = anyio.Event()
+            while await self.estimate():
+                self._wake.set()
+
+    async def discover(self) -> tuple[list[FileRow], float | None]:
+        """Scan `raw/` and register every settled file; wake the claimer.
 
         Returns the rows of the settled files and the seconds until the next unsettled file
-        settles (None when no file is waiting to settle).
+        settles or the wait for space ends (None when neither is waited for).
         """
         self.rt.state.ensure_in_place()
         paused = self._space.remaining
@@ -327,10 +401,10 @@ class Scheduler:
             await self._retry_space_failures()
         found = await scan(self.rt.layout.raw, self.rt.config.settle_seconds)
         pairs = await self.register(found.settled)
-        for row, raw in pairs:
-            if row.state not in (DONE, FAILED) and row.id not in self._active and not paused:
-                self._active.add(row.id)
-                group.start_soon(self._process_and_release, row, raw)
+        if await self.estimate():  # a first batch now: a usual batch starts in cost order
+            self._registered.set()
+        self._absent.clear()
+        self._wake.set()
         await self._tell_systemd(paused)
         waits = [w for w in (found.next_settle, paused) if w]
         return [row for row, _raw in pairs], min(waits, default=None)
@@ -339,34 +413,115 @@ class Scheduler:
         """A one-line status for `systemctl status`: what runs, what is done and failed."""
         if not listening():
             return
-        counts = (await self.rt.state.summary()).files
-        text = f"{len(self._active)} running, {counts.get(DONE, 0)} done, {counts.get(FAILED, 0)}"
-        text += f" failed, {counts.get(PENDING, 0)} pending"
+        summary = await self.rt.state.summary()
+        text = f"{len(self._held)} running here, {summary.count(FileState.DONE)} done,"
+        text += f" {summary.count(FileState.FAILED)} failed, {summary.count(FileState.PENDING)}"
+        text += " pending"
         notify(f"STATUS={text}" + (f"; disk full, waiting {paused:.0f} s" if paused else ""))
 
-    async def run_once(self) -> bool:
-        """Process every settled file not yet done or failed; True when all of them are done."""
-        async with anyio.create_task_group() as group:
-            rows, _next_settle = await self.dispatch(group)
-        started = [row for row in rows if row.state not in (DONE, FAILED)]
-        if any(row.state == FAILED for row in rows):
-            return False
-        now = [await self.rt.state.get_file(row.id) for row in started]
-        return all(row.state == DONE for row in now)
+    # -- work ----------------------------------------------------------------------------------
 
-    async def run_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
-        """Dispatch at start, on every wake-up (a change in `raw/`), when a waiting file
+    async def _may_claim(self) -> bool:
+        """Claim another file only while an ffmpeg slot would otherwise sit idle, work may
+        start (no pause, no wait for space) and raw/ is there to read."""
+        rt = self.rt
+        raw_there = await anyio.Path(rt.layout.raw).is_dir()  # a share may hang: not inline
+        if raw_there == self._raw_missing:
+            self._raw_missing = not raw_there
+            if raw_there:
+                log.info("raw/ is back: claiming work again")
+            else:
+                log.warning("raw/ (%s) is not there: claiming no work until it is", rt.layout.raw)
+        # Read after the wait above: a pause may have come meanwhile.
+        return (
+            raw_there
+            and not rt.gate.paused
+            and not self._space.remaining
+            and len(self._held) < 2 * rt.config.effective_jobs
+            and not rt.ffmpeg_slots.statistics().tasks_waiting
+        )
+
+    async def _raw_of(self, row: FileRow) -> RawFile | None:
+        """The claimed file as it is in raw/ now, if it is there with its recorded size."""
+        raw = self.rt.layout.raw
+        rel = rel_from_key(row.rel_path)
+        try:
+            info = await anyio.Path(raw / rel).stat()
+        except OSError:
+            return None
+        if info.st_size != row.size:
+            return None
+        return RawFile(raw, rel, info.st_size, info.st_mtime_ns)
+
+    async def claim_more(self, group: TaskGroup) -> None:
+        """Claim and start files while this worker may take more."""
+        rt = self.rt
+        while await self._may_claim():
+            row = await rt.state.claim(rt.worker.id, rt.config.lease_seconds, sorted(self._absent))
+            if row is None:
+                self._drained = True
+                if self._finished_any and not self._held:
+                    self._finished_any = False
+                    await self._queue_done()
+                return
+            raw = await self._raw_of(row)
+            if raw is None:  # moved or replaced since it was registered: the scan will tell
+                await rt.state.release(rt.worker.id, [row.id])
+                self._absent.add(row.id)
+                continue
+            log.info("%s: claimed by worker %s", shown_name(row.rel_path), rt.worker.id)
+            self._held[row.id] = claim = anyio.CancelScope()
+            group.start_soon(self._run_claimed, row, raw, claim)
+
+    async def _queue_done(self) -> None:
+        """Nothing is left to claim and this worker holds nothing: say so, with the totals."""
+        if self.rt.notifier.enabled:
+            summary = await self.rt.state.summary()
+            await self.rt.notifier.send("videoarchiver: the queue is done", summary_line(summary))
+
+    async def work(self, group: TaskGroup, until_idle: bool) -> None:
+        """Claim work whenever woken (a file ended, a scan registered files) or every
+        CLAIM_POLL_SECONDS; with `until_idle`, return once this worker holds nothing and
+        found nothing to claim (a pause, or a wait for space, is waited out)."""
+        while True:
+            self._wake = anyio.Event()
+            if self.rt.progress.listened:  # the display's queue line
+                self.rt.progress.queue_changed(await self.rt.state.summary())
+            self._drained = False
+            await self.claim_more(group)
+            if until_idle and self._drained and not self._held:
+                return
+            with anyio.move_on_after(CLAIM_POLL_SECONDS):
+                await self._wake.wait()
+
+    async def run_once(self) -> bool:
+        """Process every settled file not yet done or failed; True when none of them failed
+        and each is done (or still running under another worker's claim)."""
+        async with anyio.create_task_group() as group:
+            rows, _next_settle = await self.discover()
+            await self.work(group, until_idle=True)
+        now = [await self.rt.state.get_file(row.id) for row in rows]
+        return all(row.state in (FileState.DONE, FileState.RUNNING) for row in now)
+
+    async def _discover_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
+        """Scan at start, on every wake-up (a change in `raw/`), when a waiting file
         settles, and every `scan_interval` seconds; sleep in between."""
         interval = self.rt.config.scan_interval
+        while True:
+            try:
+                _rows, next_settle = await self.discover()
+            except OSError as exc:  # raw/ unreadable, or no space to record what is there
+                if not short_of_space(exc):
+                    raise
+                self._short_of_space("raw/")
+                next_settle = self._space.remaining
+            wait = interval if next_settle is None else min(interval, next_settle + 0.05)
+            with anyio.move_on_after(wait):
+                await wakeups.receive()
+
+    async def run_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
+        """Discovery and work side by side until cancelled."""
         async with anyio.create_task_group() as group:
-            while True:
-                try:
-                    _rows, next_settle = await self.dispatch(group)
-                except OSError as exc:  # raw/ unreadable, or no space to record what is there
-                    if not short_of_space(exc):
-                        raise
-                    self._short_of_space("raw/")
-                    next_settle = self._space.remaining
-                wait = interval if next_settle is None else min(interval, next_settle + 0.05)
-                with anyio.move_on_after(wait):
-                    await wakeups.receive()
+            group.start_soon(self._discover_forever, wakeups)
+            group.start_soon(self._estimate_forever)
+            await self.work(group, until_idle=False)

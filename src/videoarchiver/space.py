@@ -20,6 +20,8 @@ def space_message(text: str) -> bool:
 
 def short_of_space(exc: BaseException) -> bool:
     """True when `exc` says a disk (or quota) is full, as an OSError or in ffmpeg's words."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(short_of_space(inner) for inner in exc.exceptions)
     if isinstance(exc, OSError) and exc.errno in SPACE_ERRNOS:
         return True
     return space_message(str(exc))

@@ -6,23 +6,22 @@ job has finished, so one bad stream neither hides the others' errors nor wastes 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from videoarchiver.errors import VideoArchiverError, describe_error, short_reason
+from videoarchiver.errors import StreamFailures, VideoArchiverError, short_reason
 from videoarchiver.planning.commands import output_of
 from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
-from videoarchiver.processes import Watchdog, run_process
+from videoarchiver.processes import ProcessResult, Watchdog, run_process
+from videoarchiver.progress import Outcome, TaskInfo
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state.database import DONE, FAILED, RUNNING
-from videoarchiver.ui import TaskInfo, plural
+from videoarchiver.state import NO_FIGURES, Figures, JobState
+from videoarchiver.ui import plural
 
 log = logging.getLogger(__name__)
 
@@ -33,58 +32,72 @@ class StreamJob:
 
     output: str
     index: int
-    kind: str
+    stream_type: str
     decision: str
     notes: tuple[str, ...] = ()
 
 
-def _figure(key: str, value: Any) -> str:
+def _figure(key: str, value: object) -> str:
     """One figure of a log line: numbers short, parts counted (their list is in the state)."""
-    if key == "parts":
-        return plural(len(json.loads(value)), "part")
+    if isinstance(value, tuple):
+        return plural(len(value), "part")
     return f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
 
 
-async def record(rt: Runtime, source: Source, job: StreamJob, state: str, **figures: Any) -> None:
+async def record(
+    rt: Runtime, source: Source, job: StreamJob, state: JobState, figures: Figures = NO_FIGURES
+) -> None:
     """Save the job's state; a finished job is also one log line with its figures."""
-    if state == DONE:
-        shown = ", ".join(_figure(key, value) for key, value in figures.items() if key != "sha256")
-        log.info("%s: %s stream %d %s %s done%s", source.name, job.output, job.index, job.kind,
-                 job.decision, f" ({shown})" if shown else "")  # fmt: skip
+    if state is JobState.DONE:
+        shown = ", ".join(
+            _figure(key, value) for key, value in figures.shown().items() if key != "sha256"
+        )
+        log.info("%s: %s stream %d %s %s done%s", source.name, job.output, job.index,
+                 job.stream_type, job.decision, f" ({shown})" if shown else "")  # fmt: skip
     await rt.state.save_job(
         source.row.id,
         job.output,
         job.index,
-        kind=job.kind,
+        stream_type=job.stream_type,
         decision=job.decision,
         state=state,
         notes=job.notes,
-        **figures,
+        figures=figures,
     )
 
 
 async def finished_part(rt: Runtime, source: Source, job: StreamJob, part: Path) -> bool:
     """True when an earlier run recorded this job done and its part is still in `work/`."""
     recorded = (await rt.state.jobs(source.row.id, job.output)).get(job.index)
-    return recorded is not None and recorded.state == DONE and await anyio.Path(part).exists()
+    return (
+        recorded is not None and recorded.state is JobState.DONE and await anyio.Path(part).exists()
+    )
+
+
+def outcome_of(result: ProcessResult | None) -> Outcome:
+    """How a task ended: its ffmpeg succeeded, was stopped by the ratio rule, or failed."""
+    if result is not None and result.stopped:
+        return Outcome.KEPT_RAW
+    return Outcome.DONE if result is not None and result.returncode == 0 else Outcome.FAILED
 
 
 async def run_limited(
     rt: Runtime,
     args: Sequence[str],
     what: str,
-    task: TaskInfo,
+    task: TaskInfo | None,
     stop_when: Callable[[ProgressUpdate], bool] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> tuple[bool, float]:
-    """Run one ffmpeg under the process limiter, its `-progress` shown as `task` and checked
-    by `stop_when`: (stopped by `stop_when`, wall seconds). Its output is always a new file:
-    whatever a killed run left at that name is removed first."""
+    """Run one ffmpeg under the process limiter, its `-progress` shown as `task` (None: the
+    caller shows a task of its own) and checked by `stop_when`: (stopped by `stop_when`,
+    wall seconds). Its output is always a new file: whatever a killed run left at that name
+    is removed first."""
     parser = ProgressParser()
     await anyio.Path(output_of(args)).unlink(missing_ok=True)
     await rt.gate.wait()
     async with rt.ffmpeg_slots:
-        view = rt.reporter.start(task)
+        view = rt.progress.start(task) if task is not None else None
         watchdog = Watchdog(rt.config.stall_seconds)
         last: tuple[object, ...] = ()
 
@@ -92,7 +105,8 @@ async def run_limited(
             nonlocal last
             stop = False
             for update in parser.feed(chunk):
-                view.update(update)
+                if view is not None:
+                    view.update(update)
                 stop = bool(stop_when and stop_when(update)) or stop
                 if (now := (update.out_seconds, update.total_size, update.frame)) != last:
                     watchdog.moved()
@@ -104,8 +118,8 @@ async def run_limited(
         try:
             result = await run_process(args, on_stdout, env, watchdog)
         finally:
-            ok = result is not None and result.returncode == 0 and not result.stopped
-            view.end(ok=ok, stopped=result is not None and result.stopped)
+            if view is not None:
+                view.end(outcome_of(result))
         wall = time.monotonic() - started
     result.check(what)
     return result.stopped, wall
@@ -118,14 +132,14 @@ async def run_job(
     args: Sequence[str],
     stop_when: Callable[[ProgressUpdate], bool] | None = None,
     env: Mapping[str, str] | None = None,
-    figures: Mapping[str, Any] | None = None,
+    figures: Figures = NO_FIGURES,
 ) -> tuple[bool, float]:
     """Record the job running (with `figures`), then run its ffmpeg under the limiter."""
-    await record(rt, source, job, RUNNING, **(figures or {}))
-    log.info("%s: %s stream %d %s started", source.name, job.output, job.index, job.kind)
+    await record(rt, source, job, JobState.RUNNING, figures)
+    log.info("%s: %s stream %d %s started", source.name, job.output, job.index, job.stream_type)
     what = f"{job.output} {job.decision} of stream {job.index}"
     total = source.probed.packets.get(job.index).duration or None
-    task = TaskInfo(source.name, f"s{job.index} {job.output} {job.kind}", total)
+    task = source.task(job.output, f"s{job.index} {job.output} {job.stream_type}", total)
     return await run_limited(rt, args, what, task, stop_when, env)
 
 
@@ -133,21 +147,20 @@ JobCall = Callable[[], Awaitable[None]]
 
 
 async def run_jobs(rt: Runtime, source: Source, jobs: Sequence[tuple[StreamJob, JobCall]]) -> None:
-    """Run every job concurrently; record each failure; raise once all have ended."""
-    errors: list[str] = []
-    details: list[str] = []
+    """Run every job concurrently; record each failure; raise them together (StreamFailures)
+    once all have ended."""
+    failures: list[tuple[int, Exception]] = []
 
     async def guarded(job: StreamJob, call: JobCall) -> None:
         try:
             await call()
         except (VideoArchiverError, OSError) as exc:
+            failures.append((job.index, exc))
             message = f"stream {job.index}: {short_reason(exc)}"
-            errors.append(message)
-            details.append(f"stream {job.index}: {describe_error(exc)}")
-            await record(rt, source, job, FAILED, error=message)
+            await record(rt, source, job, JobState.FAILED, Figures(error=message))
 
     async with anyio.create_task_group() as group:
         for job, call in jobs:
             group.start_soon(guarded, job, call)
-    if errors:
-        raise VideoArchiverError("; ".join(errors), "; ".join(details))
+    if failures:
+        raise StreamFailures.of(sorted(failures, key=lambda failure: failure[0]))

@@ -7,23 +7,29 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Column, Table
+from rich.table import Table
 
 from videoarchiver.logs import printable
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.planning.progress import ProgressUpdate
-from videoarchiver.state import FileRow, OutputRow, StreamJobRow, Summary
+from videoarchiver.planning.ratio import KEPT_RAW
+from videoarchiver.state import (
+    FIGURE_NAMES,
+    OUTPUT_KINDS,
+    FileRow,
+    FileState,
+    OutputRow,
+    OutputState,
+    Progress,
+    StreamJobRow,
+    Summary,
+)
 
 STATE_STYLES = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim"}
-OUTPUT_KINDS = ("archive", "preview", "montage")
 
 
 def human_size(size: int | None) -> str:
@@ -40,8 +46,60 @@ def human_size(size: int | None) -> str:
 def _state(text: str | None) -> str:
     if text is None:
         return "-"
-    style = STATE_STYLES.get(text)
+    style = STATE_STYLES.get(text.split(" ")[0])
     return f"[{style}]{text}[/{style}]" if style else text
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What `status` shows: the files listed, their outputs, the running tasks of every
+    worker (from the store), the stream jobs whose notes are worth a look, the totals."""
+
+    files: Sequence[FileRow]
+    outputs: Sequence[OutputRow]
+    summary: Summary
+    progress: Sequence[Progress] = ()
+    jobs: Mapping[int, Sequence[tuple[str, StreamJobRow]]] = field(default_factory=dict)
+
+    def lines(self) -> list[StatusLine]:
+        outputs: dict[int, dict[str, OutputRow]] = {}
+        for output in self.outputs:
+            outputs.setdefault(output.file_id, {})[output.kind] = output
+        running: dict[tuple[int, str], list[Progress]] = {}
+        for task in self.progress:
+            running.setdefault((task.file_id, task.output), []).append(task)
+        return [
+            StatusLine.of(
+                row,
+                {
+                    kind: _shown_state(output.state, running.get((row.id, kind), ()))
+                    for kind, output in outputs.get(row.id, {}).items()
+                },
+                outputs.get(row.id, {}).get("archive"),
+                _notes(row, self.jobs.get(row.id, ())),
+            )
+            for row in self.files
+        ]
+
+
+def _shown_state(state: OutputState, tasks: Sequence[Progress]) -> str:
+    """An output's state; one a worker runs with how far its slowest task is (`running 42%`)."""
+    if not tasks:
+        return str(state)
+    fractions = [min(1.0, task.done / task.total) for task in tasks if task.total]
+    return f"running {int(100 * min(fractions))}%" if fractions else "running"
+
+
+def _notes(row: FileRow, jobs: Sequence[tuple[str, StreamJobRow]]) -> str:
+    """The reason it failed, what was dropped, streams kept by the ratio rule, the raw
+    file's fate, and who runs it."""
+    kept = [
+        f"stream {job.stream_index}: {job.notes[-1]}"
+        for output, job in jobs
+        if output == "archive" and job.notes and job.notes[-1].startswith(KEPT_RAW)
+    ]
+    worker = f"worker {row.worker}" if row.state is FileState.RUNNING and row.worker else None
+    return "; ".join(filter(None, [row.error, *row.warnings, *kept, row.raw_action, worker]))
 
 
 @dataclass(frozen=True)
@@ -57,17 +115,18 @@ class StatusLine:
     notes: str
 
     @classmethod
-    def of(cls, row: FileRow, outputs: Mapping[str, OutputRow]) -> StatusLine:
-        archive = outputs.get("archive")
-        archive_size = archive.size if archive and archive.state == "done" else None
+    def of(
+        cls, row: FileRow, states: Mapping[str, str], archive: OutputRow | None, notes: str
+    ) -> StatusLine:
+        archive_size = archive.size if archive and archive.state is OutputState.DONE else None
         return cls(
             name=printable(shown_name(row.rel_path)),
             state=row.state,
-            outputs=tuple(o.state if (o := outputs.get(k)) else "-" for k in OUTPUT_KINDS),
+            outputs=tuple(states.get(kind, "-") for kind in OUTPUT_KINDS),
             raw_size=human_size(row.size),
             archive_size=human_size(archive_size),
             saving=percent_saved(row.size, archive_size) if archive_size and row.size else "-",
-            notes=printable("; ".join(filter(None, [row.error, *row.warnings, row.raw_action]))),
+            notes=printable(notes),
         )
 
 
@@ -135,22 +194,15 @@ def summary_line(summary: Summary) -> str:
     )
 
 
-def print_status(
-    console: Console,
-    files: Sequence[FileRow],
-    outputs: Sequence[OutputRow],
-    summary: Summary,
-) -> None:
-    """A summary line, then the files given (those not done and the latest done, or all of
+def print_status(console: Console, listing: Listing) -> None:
+    """A summary line, then the files listed (those not done and the latest done, or all of
     them): a table on a wide terminal, a block per file on a narrow one, and plain
     tab-separated lines (a header first) when the output is not a terminal."""
+    files, summary = listing.files, listing.summary
     if not files:
         console.print("No files recorded yet: put videos in raw/ and run `videoarchiver run`.")
         return
-    by_file: dict[int, dict[str, OutputRow]] = {}
-    for output in outputs:
-        by_file.setdefault(output.file_id, {})[output.kind] = output
-    lines = [StatusLine.of(row, by_file.get(row.id, {})) for row in files]
+    lines = listing.lines()
     console.print(summary_line(summary), highlight=False)
     if not console.is_terminal:
         # Straight to the file: rich would expand the tabs.
@@ -170,6 +222,15 @@ def print_status(
         )
 
 
+def _job_json(job: StreamJobRow) -> dict[str, object]:
+    """A stream job as one flat object: its figures beside its state, parts as objects."""
+    figures = job.figures
+    parts = [part.model_dump() for part in figures.parts or ()]
+    shown = {name: getattr(figures, name) for name in FIGURE_NAMES} | {"parts": parts}
+    return {"stream_index": job.stream_index, "stream_type": job.stream_type,
+            "decision": job.decision, "state": job.state, "notes": job.notes} | shown  # fmt: skip
+
+
 def print_json(
     files: Sequence[FileRow],
     outputs: Sequence[OutputRow],
@@ -181,134 +242,9 @@ def print_json(
         by_file.setdefault(output.file_id, {})[output.kind] = asdict(output)
     rows = []
     for row in files:
-        grouped: dict[str, list[object]] = {"archive": [], "preview": [], "montage": []}
+        grouped: dict[str, list[object]] = {kind: [] for kind in OUTPUT_KINDS}
         for kind, job in jobs.get(row.id, ()):
-            grouped.setdefault(kind, []).append(asdict(job))
+            grouped.setdefault(kind, []).append(_job_json(job))
         rows.append(asdict(row) | {"outputs": by_file.get(row.id, {}), "jobs": grouped})
     sys.stdout.write(json.dumps(rows, indent=1))
     sys.stdout.write("\n")
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """What the progress display says of one ffmpeg process."""
-
-    file: str
-    label: str
-    total: float | None = None
-
-
-class TaskView(Protocol):
-    def update(self, update: ProgressUpdate) -> None: ...
-
-    def end(self, ok: bool, stopped: bool = False) -> None: ...
-
-
-class Reporter(Protocol):
-    def start(self, task: TaskInfo) -> TaskView: ...
-
-
-class _Unseen:
-    def update(self, update: ProgressUpdate) -> None:
-        pass
-
-    def end(self, ok: bool, stopped: bool = False) -> None:
-        pass
-
-
-class SilentReporter:
-    """Without a terminal nothing is drawn or computed: the log says what happens."""
-
-    def start(self, task: TaskInfo) -> TaskView:
-        return _Unseen()
-
-
-def clock_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "-:--:--"
-    whole = int(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
-# Weight of the newest measure in the smoothed encoding rate: R moves steadily, not by jumps.
-RATE_SMOOTHING = 0.3
-
-
-class _RichTask:
-    def __init__(self, reporter: RichReporter, task: TaskInfo) -> None:
-        self._reporter, self._task = reporter, task
-        self._started = self._seen = reporter.clock()
-        self._encoded: float | None = None
-        self._speed: float | None = None
-        self._rate: float | None = None  # media seconds per second, smoothed
-        self._id = reporter.progress.add_task(
-            f"{task.file} {task.label}", total=task.total, figures=self._figures()
-        )
-
-    def _figures(self) -> str:
-        total, encoded = self._task.total, self._encoded
-        spent = self._reporter.clock() - self._started
-        remaining = None
-        if total and encoded is not None and self._rate:
-            remaining = max(0.0, total - encoded) / self._rate
-        speed = f"{self._speed:.2f}x" if self._speed is not None else "-"
-        total_text = f"/{clock_text(total)}" if total else ""
-        return (
-            f"E {clock_text(encoded)}{total_text} S {clock_text(spent)}"
-            f" R {clock_text(remaining)} {speed}"
-        )
-
-    def _measure(self, encoded: float) -> None:
-        """Fold the rate since the last update into the smoothed rate."""
-        now = self._reporter.clock()
-        if now > self._seen:
-            rate = (encoded - (self._encoded or 0.0)) / (now - self._seen)
-            smoothed = self._rate
-            self._rate = rate if smoothed is None else smoothed + RATE_SMOOTHING * (rate - smoothed)
-            self._seen = now
-
-    def update(self, update: ProgressUpdate) -> None:
-        if update.out_seconds is not None:
-            self._measure(update.out_seconds)
-            self._encoded = update.out_seconds
-        self._speed = update.speed if update.speed is not None else self._speed
-        self._reporter.progress.update(
-            self._id, completed=self._encoded or 0, figures=self._figures()
-        )
-
-    def end(self, ok: bool, stopped: bool = False) -> None:
-        if ok and self._task.total:
-            self._encoded = self._task.total  # the last progress block lags the end
-        figures = self._figures()
-        self._reporter.progress.remove_task(self._id)
-        word = "done" if ok else "kept raw stream (ratio rule)" if stopped else "failed"
-        self._reporter.progress.console.print(
-            f"{word} {self._task.file} {self._task.label}: {figures}"
-        )
-
-
-class RichReporter:
-    """One live line per running ffmpeg: file, stream, kind, bar, E, S, R, speed.
-
-    The console and the clock are injected so that tests can capture and control both.
-    """
-
-    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.progress = Progress(
-            TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True)),
-            BarColumn(),
-            TextColumn("{task.fields[figures]}"),
-            console=console,
-            get_time=clock,
-        )
-
-    def start(self, task: TaskInfo) -> TaskView:
-        return _RichTask(self, task)
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.progress.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 PARTIAL_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download")
 NAME_MAX = 255  # bytes in one file name, on every filesystem Linux mounts for us
@@ -89,25 +89,3 @@ def stem_candidates(rel: PurePosixPath) -> Iterator[str]:
     while True:
         yield fitted(f"{rel.name}.{number}")
         number += 1
-
-
-def archive_path(root: Path, stem: str) -> Path:
-    return root / "archive" / f"{stem}.mkv"
-
-
-def preview_path(root: Path, stem: str) -> Path:
-    return root / "preview" / f"{stem}.mkv"
-
-
-def screenshot_path(root: Path, name: str) -> Path:
-    return root / "screenshot" / name
-
-
-def output_paths(root: Path, stem: str) -> tuple[Path, ...]:
-    """Every path the outputs of a stem may take: a stem is free only if none exists."""
-    return (
-        archive_path(root, stem),
-        preview_path(root, stem),
-        screenshot_path(root, f"{stem}.jpg"),
-        screenshot_path(root, stem),
-    )

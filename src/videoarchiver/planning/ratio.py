@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from videoarchiver.planning.progress import ProgressUpdate
 
+KEPT_RAW = "raw stream kept (ratio rule)"  # the note a stream job gets when the rule stops it
+
+
+def kept_raw_note(reason: str) -> str:
+    return f"{KEPT_RAW}: {reason}"
+
 
 def allowed_bytes(raw_bytes: int, raw_seconds: float, out_seconds: float, ratio: float) -> float:
     """Bytes the output may hold after `out_seconds` of media (whole budget without a time)."""
@@ -35,6 +41,19 @@ def exceeds_during_encode(
 def exceeds_when_finished(out_bytes: int, raw_bytes: int, ratio: float) -> bool:
     """The final check on a finished stream, whatever its length."""
     return out_bytes > ratio * raw_bytes
+
+
+def fallback_reason(
+    out_bytes: int, raw_bytes: int, ratio: float, out_frames: int | None, raw_frames: int
+) -> str | None:
+    """Why a finished encode gives way to the raw stream (None: the encode is kept): it is
+    larger than `ratio` × the raw stream, or (video: `out_frames` given) its decoder gave
+    fewer frames than the raw stream has."""
+    if exceeds_when_finished(out_bytes, raw_bytes, ratio):
+        return f"finished at {out_bytes} bytes > {ratio} × {raw_bytes}"
+    if out_frames is not None and out_frames < raw_frames:
+        return f"decoder gave {out_frames} of {raw_frames} frames"
+    return None
 
 
 class RatioWatch:

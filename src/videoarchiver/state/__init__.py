@@ -1,7 +1,59 @@
-"""The SQLite state: the only package that speaks SQL."""
+"""The state: a backend-neutral store (`Store`) and the only package that speaks SQL."""
 
 from __future__ import annotations
 
-from videoarchiver.state.database import FileRow, OutputRow, StateDB, StreamJobRow, Summary
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
-__all__ = ["FileRow", "OutputRow", "StateDB", "StreamJobRow", "Summary"]
+from videoarchiver.state.records import (
+    FIGURE_NAMES,
+    FINISHED,
+    NO_FIGURES,
+    OUTPUT_KINDS,
+    Figures,
+    FileRow,
+    FileState,
+    JobState,
+    OutputRow,
+    OutputState,
+    Progress,
+    StreamJobRow,
+    Summary,
+    Worker,
+)
+from videoarchiver.state.store import Store
+from videoarchiver.state.transitions import IllegalMove
+
+STATE_FILE = "state.sqlite3"  # in work/: the embedded default
+
+
+@asynccontextmanager
+async def open_store(root: Path) -> AsyncIterator[Store]:
+    """The store of the root at `root`: SQLite in its `work/`."""
+    from videoarchiver.state.sqlite import SQLiteStore
+
+    async with SQLiteStore.open(root / "work" / STATE_FILE, root) as store:
+        yield store
+
+
+__all__ = [
+    "FIGURE_NAMES",
+    "FINISHED",
+    "NO_FIGURES",
+    "OUTPUT_KINDS",
+    "STATE_FILE",
+    "Figures",
+    "FileRow",
+    "FileState",
+    "IllegalMove",
+    "JobState",
+    "OutputRow",
+    "OutputState",
+    "Progress",
+    "Store",
+    "StreamJobRow",
+    "Summary",
+    "Worker",
+    "open_store",
+]

@@ -1,7 +1,8 @@
-"""Numbered, named schema migrations; `PRAGMA user_version` is how many have been applied.
+"""Named schema migrations, applied in order, each once: the `migrations` table records the
+names applied (older versions counted them in `PRAGMA user_version`; the store reads that once).
 
 Never edit a migration that has shipped: append a new one, so every database moves forward
-through the same steps.
+through the same steps. `:root` in a statement is the root folder's absolute path.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from typing import NamedTuple
 class Migration(NamedTuple):
     name: str
     script: str
+
+    def statements(self) -> list[str]:
+        """The script's statements, one by one (none holds a `;` of its own)."""
+        return [statement.strip() for statement in self.script.split(";") if statement.strip()]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -124,5 +129,50 @@ MIGRATIONS: tuple[Migration, ...] = (
         "what a user sets for the daemons of a root (a pause)",
         "CREATE TABLE controls (name TEXT PRIMARY KEY, value TEXT NOT NULL,"
         " updated_at REAL NOT NULL);",
+    ),
+    Migration(
+        "output and stream type columns each say one thing",
+        """
+        ALTER TABLE outputs RENAME COLUMN kind TO output;
+        ALTER TABLE stream_jobs RENAME COLUMN kind TO stream_type;
+        """,
+    ),
+    Migration(
+        "workers claim files under leases and write the progress of what they run",
+        """
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL
+        );
+        ALTER TABLE files ADD COLUMN worker TEXT;
+        ALTER TABLE files ADD COLUMN lease_until REAL;
+        ALTER TABLE files ADD COLUMN cost REAL;
+        CREATE INDEX files_by_claim ON files (state, cost);
+        CREATE INDEX files_by_worker ON files (worker);
+        CREATE TABLE progress (
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            output TEXT NOT NULL,
+            worker TEXT NOT NULL,
+            done REAL NOT NULL,
+            total REAL,
+            speed REAL,
+            remaining REAL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (file_id, label)
+        );
+        """,
+    ),
+    Migration(
+        "published paths are relative to the root",
+        """
+        UPDATE outputs SET path = substr(path, length(:root) + 2)
+            WHERE path LIKE :root || '/%';
+        UPDATE stream_jobs SET path = substr(path, length(:root) + 2)
+            WHERE path LIKE :root || '/%';
+        """,
     ),
 )

@@ -1,0 +1,141 @@
+"""What the store holds, as typed records: the same for every backend.
+
+States are enums (their values are what the store writes); figures are a record, not keyword
+arguments; a stream job's parts are a list of `Part`; paths are relative to the root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from videoarchiver.planning.resume import Part
+
+
+class FileState(StrEnum):
+    PENDING = "pending"  # waiting to be claimed
+    RUNNING = "running"  # claimed by a worker, under its lease
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutputState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PUBLISHING = "publishing"  # the intent is recorded: the file may be in place already
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the file has nothing for it (no montage without video)
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+FINISHED = (OutputState.DONE, OutputState.SKIPPED)
+OUTPUT_KINDS = ("archive", "preview", "montage")  # every output a file gets, in this order
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    id: int
+    rel_path: str  # relative to raw/ (a non-UTF-8 name as `/` + escapes: planning.paths)
+    size: int
+    mtime_ns: int  # a hint only: the identity is (rel_path, size, fingerprint)
+    fingerprint: str | None  # None for rows recorded before fingerprints: read on next sight
+    stem: str
+    state: FileState
+    error: str | None  # one line for `status`
+    error_detail: str | None  # the whole text (ffmpeg's stderr), for `status --json`
+    warnings: tuple[str, ...]
+    raw_action: str | None
+    worker: str | None = None  # the worker holding its claim while running
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRow:
+    file_id: int
+    kind: str  # one of outputs.KINDS
+    state: OutputState
+    path: str | None  # relative to the root
+    size: int | None
+    sha256: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What a stream job measured or made; a field left None is left as recorded."""
+
+    raw_bytes: int | None = None
+    raw_seconds: float | None = None
+    out_bytes: int | None = None
+    out_seconds: float | None = None
+    ratio: float | None = None
+    wall_seconds: float | None = None
+    error: str | None = None
+    path: str | None = None  # a published sheet, relative to the root
+    sha256: str | None = None
+    parts: tuple[Part, ...] | None = None
+
+    def shown(self) -> dict[str, object]:
+        """The figures that are set, for a log line."""
+        return {name: value for name in FIGURE_NAMES if (value := getattr(self, name)) is not None}
+
+
+FIGURE_NAMES = tuple(Figures.__dataclass_fields__)
+NO_FIGURES = Figures()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamJobRow:
+    stream_index: int
+    stream_type: str  # video, audio, subtitle …
+    decision: str
+    state: JobState
+    notes: tuple[str, ...]
+    figures: Figures = field(default_factory=Figures)
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        return self.figures.parts or ()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Files per state, and raw and archive bytes of the files whose archive is done."""
+
+    files: dict[str, int]
+    raw_bytes: int
+    archive_bytes: int
+    waiting_bytes: int = 0  # raw bytes of the files pending or running
+
+    def count(self, state: FileState) -> int:
+        return self.files.get(state, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One running task of a worker, as last written to the store (about every 2 s)."""
+
+    file_id: int
+    label: str  # what runs: `s0 archive video`, `preview mux` …
+    output: str
+    worker: str
+    done: float  # media seconds done
+    total: float | None
+    speed: float | None
+    remaining: float | None  # seconds, estimated by the worker
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float

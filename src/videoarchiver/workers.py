@@ -1,0 +1,96 @@
+"""A `run` process is a worker: an id in the store, a heartbeat that renews its leases, and,
+on its machine, a lock file it holds while it lives.
+
+A worker that dies leaves its claims behind. Another worker on the same machine knows at once
+(the kernel dropped the dead one's lock, even after SIGKILL) and releases them; a worker on
+another machine waits for the lease to run out. Released files go back to pending, and the
+next claimant salvages their parts as a restart does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+
+from videoarchiver.layout import Layout
+from videoarchiver.state import Store, Worker
+
+log = logging.getLogger(__name__)
+BEATS_PER_LEASE = 4  # a lease outlives three missed heartbeats
+
+
+def new_worker() -> Worker:
+    host, pid, now = socket.gethostname(), os.getpid(), time.time()
+    return Worker(f"{host}-{pid}-{secrets.token_hex(3)}", host, pid, now, now)
+
+
+def _lock_path(layout: Layout, worker: Worker) -> Path:
+    return layout.workers / f"{worker.id}.lock"
+
+
+@contextlib.contextmanager
+def holding_life(layout: Layout, worker: Worker) -> Iterator[None]:
+    """Hold `worker`'s lock file for as long as it runs; removed when it stops."""
+    path = _lock_path(layout, worker)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def dead_here(layout: Layout, worker: Worker, host: str) -> bool:
+    """True when `worker` ran on this machine and no longer holds its lock."""
+    if worker.host != host:
+        return False
+    try:
+        fd = os.open(_lock_path(layout, worker), os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+async def bury_dead(store: Store, layout: Layout, me: Worker, lease: float) -> list[int]:
+    """Release the claims of workers known dead: on this machine by their lock, elsewhere
+    by their heartbeat (older than the lease). Returns the released file ids."""
+    released: list[int] = []
+    for worker in await store.workers():
+        if worker.id == me.id:
+            continue
+        silent = time.time() - worker.heartbeat_at > lease
+        if silent or dead_here(layout, worker, me.host):
+            files = await store.remove_worker(worker.id)
+            _lock_path(layout, worker).unlink(missing_ok=True)
+            log.info("worker %s is gone%s", worker.id,
+                     f"; its {len(files)} file(s) go back to pending" if files else "")  # fmt: skip
+            released += files
+    return released + await store.release_expired()
+
+
+async def keep_alive(
+    store: Store, layout: Layout, me: Worker, lease: float, held: Callable[[set[int]], None]
+) -> None:
+    """Every quarter lease: renew `me`'s leases (telling `held` which files it still holds)
+    and release what dead workers held."""
+    while True:
+        await anyio.sleep(lease / BEATS_PER_LEASE)
+        held(await store.heartbeat(me, lease))
+        await bury_dead(store, layout, me, lease)

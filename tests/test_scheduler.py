@@ -1,0 +1,110 @@
+"""The scheduler's claims, leases and pauses with a fake file processor: no ffmpeg, in
+milliseconds (httpcore's mock backend is the model: the logic runs, the I/O is faked)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from videoarchiver.config import Config
+from videoarchiver.discovery import RawFile
+from videoarchiver.layout import Layout
+from videoarchiver.progress import ProgressHub
+from videoarchiver.runtime import Runtime
+from videoarchiver.scheduler import Scheduler
+from videoarchiver.state import FileRow, FileState, Store, Worker, open_store
+
+pytestmark = pytest.mark.anyio
+LEASE = 30.0
+
+
+class FakeScheduler(Scheduler):
+    """Processes a file by waiting `seconds` and recording it done; costs are file sizes."""
+
+    def __init__(self, runtime: Runtime, seconds: float = 0.01) -> None:
+        super().__init__(runtime)
+        self.seconds = seconds
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.began = anyio.Event()
+
+    async def estimate(self) -> bool:
+        for row in await self.rt.state.unestimated(1000):
+            await self.rt.state.set_cost(row.id, row.size)
+        return False
+
+    async def process(self, row: FileRow, raw: RawFile) -> None:
+        self.started.append(row.rel_path)
+        self.began.set()
+        await anyio.sleep(self.seconds)
+        await self.rt.state.finish_file(row.id, None)
+        self.finished.append(row.rel_path)
+
+
+@asynccontextmanager
+async def worker(root: Path, name: str, seconds: float = 0.01) -> AsyncIterator[FakeScheduler]:
+    me = Worker(name, "host", 1, time.time(), time.time())
+    config = Config(jobs=1, settle_seconds=0, lease_seconds=LEASE)
+    async with open_store(root) as store:
+        await store.heartbeat(me, LEASE)
+        runtime = Runtime.create(Layout(root), config, store, me, ProgressHub(), "")
+        yield FakeScheduler(runtime, seconds)
+
+
+def raw_files(root: Path, sizes: list[int]) -> list[str]:
+    (root / "raw").mkdir(exist_ok=True)
+    (root / "work").mkdir(exist_ok=True)
+    names = [f"{number:02d}.mp4" for number in range(len(sizes))]
+    for name, size in zip(names, sizes, strict=True):
+        (root / "raw" / name).write_bytes(b"x" * size)
+    return names
+
+
+async def test_two_workers_register_and_process_every_file_once(tmp_path: Path) -> None:
+    names = raw_files(tmp_path, list(range(1, 13)))
+    async with worker(tmp_path, "a") as a, worker(tmp_path, "b") as b:
+        async with anyio.create_task_group() as group:  # both scan: one row per file
+            group.start_soon(a.run_once)
+            group.start_soon(b.run_once)
+        files = await a.rt.state.files()
+    assert sorted(a.finished + b.finished) == names, "each file once"
+    assert a.finished and b.finished, "both had work"
+    assert [row.state for row in files] == [FileState.DONE] * 12
+    for scheduler in (a, b):  # each took the largest left when it claimed
+        assert scheduler.started == sorted(scheduler.started, reverse=True)
+
+
+async def test_a_worker_that_lost_its_claim_stops_and_another_finishes(tmp_path: Path) -> None:
+    [name] = raw_files(tmp_path, [5])
+    async with worker(tmp_path, "slow", seconds=60) as slow, worker(tmp_path, "b") as other:
+        async with anyio.create_task_group() as group:
+            group.start_soon(slow.run_once)
+            await slow.began.wait()
+            # Its lease ran out (it was suspended, say): its file goes back to pending.
+            [row] = await other.rt.state.files()
+            assert await other.rt.state.release("slow") == [row.id]
+            await other.run_once()
+            slow.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE))
+        assert (await other.rt.state.get_file(row.id)).state is FileState.DONE
+    assert (slow.started, slow.finished, other.finished) == ([name], [], [name])
+
+
+async def test_pause_now_gives_the_claim_back_and_resume_takes_it_again(tmp_path: Path) -> None:
+    [name] = raw_files(tmp_path, [5])
+    async with worker(tmp_path, "a", seconds=0.2) as a:
+        store: Store = a.rt.state
+        async with anyio.create_task_group() as group:
+            group.start_soon(a.run_once)
+            await a.began.wait()
+            a.rt.gate.hold("paused", stop_running=True)
+            await anyio.sleep(0.05)
+            [row] = await store.files()
+            assert (row.state, row.worker) == (FileState.PENDING, None), "given back"
+            a.rt.gate.release("paused")
+        assert a.started == [name, name] and a.finished == [name]
+        assert (await store.get_file(row.id)).state is FileState.DONE

@@ -1,0 +1,110 @@
+"""Several `run` processes on one root are workers sharing the files through claims."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from media import ffmpeg, packets, run_cli, state_rows
+
+WORKER_CONFIG = """\
+settle_seconds = 0
+jobs = 1
+lease_seconds = 3
+[archive]
+video_args = ["-crf", "18", "-preset", "{preset}", "-g", "50"]
+"""
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _worker(root: Path, *args: str, host: str | None = None) -> subprocess.Popen[bytes]:
+    """`videoarchiver run` on `root`; with `host`, as if on another machine (its own
+    hostname, in a UTS namespace of its own)."""
+    command = [sys.executable, "-m", "videoarchiver", "run", *args, "--root", str(root)]
+    if host is not None:
+        command = ["unshare", "--uts", sys.executable, "-c",
+                   "import os, socket, sys; socket.sethostname(sys.argv[1]);"
+                   " os.execv(sys.executable, sys.argv[2:])", host, *command]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _log(root: Path) -> str:
+    return (root / "log" / "videoarchiver.log").read_text()
+
+
+def test_two_workers_on_one_root_share_a_batch_and_do_each_file_once(root: Path) -> None:
+    (root / "videoarchiver.toml").write_text(WORKER_CONFIG.format(preset="ultrafast"))
+    names = [f"clip{number}.mkv" for number in range(4)]
+    for name in names:
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3", "-f", "lavfi", "-i",
+               "sine=d=3", "-c:v", "mpeg4", "-c:a", "pcm_s16le", root / "raw" / name)  # fmt: skip
+    workers = [_worker(root, "--once"), _worker(root, "--once")]
+    assert [worker.wait(timeout=300) for worker in workers] == [0, 0]
+    assert state_rows(root, "SELECT state FROM files") == [("done",)] * 4
+    log = _log(root)
+    claims = re.findall(r"(clip\d\.mkv): claimed by worker (\S+)", log)
+    assert sorted(name for name, _worker_id in claims) == names, "each file claimed once"
+    assert len({worker_id for _name, worker_id in claims}) == 2, "both workers had work"
+    # Every encode ran once: no stream job was started twice, by either worker.
+    started = Counter(re.findall(r"(clip\d\.mkv): (\w+ stream \d+ \w+) started", log))
+    assert started and set(started.values()) == {1}, started
+    for name in names:
+        assert (root / "archive" / name).exists() and (root / "preview" / name).exists()
+
+
+def test_a_killed_worker_of_another_machine_is_taken_over_when_its_lease_runs_out(
+    root: Path,
+) -> None:
+    (root / "videoarchiver.toml").write_text(WORKER_CONFIG.format(preset="slow"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=480x270:r=25:d=30", "-c:v", "mpeg4", "-q:v", "2",
+           root / "raw" / "clip.mkv")  # fmt: skip
+    elsewhere = _worker(root, host="elsewhere")
+    partial = root / "work" / "files" / "1" / "archive" / "s0.partial0.mkv"
+    _wait(lambda: partial.exists() and partial.stat().st_size > 600_000)
+    # `status` in another shell shows the live progress the worker writes to the state.
+    line = run_cli(root, "status").stdout.splitlines()[-1].split("\t")
+    assert line[1] == "running" and re.fullmatch(r"running \d+%", line[2]), line
+    assert re.search(r"worker elsewhere-\d+-\w+$", line[-1]), line
+    elsewhere.send_signal(signal.SIGKILL)
+    elsewhere.wait()
+    killed_at = time.monotonic()
+    here = _worker(root)
+    try:
+        _wait(lambda: state_rows(root, "SELECT state FROM files") == [("done",)], timeout=300)
+    finally:
+        here.send_signal(signal.SIGTERM)
+        assert here.wait(timeout=60) == 0
+    log = _log(root)
+    assert re.search(r"worker elsewhere-\S+ is gone; its 1 file\(s\) go back to pending", log)
+    assert re.search(r"clip\.mkv: archive stream 0: salvaged \d+\.\d+ s", log), "not from zero"
+    assert time.monotonic() - killed_at > 3, "the lease was waited for"
+    assert len(packets(root / "archive" / "clip.mkv", 0)) == 750, "every frame, once"
+    assert run_cli(root, "status").returncode == 0
+
+
+def test_files_are_claimed_costliest_first(root: Path) -> None:
+    (root / "videoarchiver.toml").write_text(WORKER_CONFIG.format(preset="ultrafast"))
+    for name, size, seconds in (
+        ("a_short.mkv", "160x120", 2),
+        ("b_long.mkv", "160x120", 6),
+        ("c_large.mkv", "320x240", 3),
+        ("d_audio.mka", None, 9),
+    ):
+        video = ["-f", "lavfi", "-i", f"testsrc2=s={size}:r=10:d={seconds}"] if size else []
+        ffmpeg(*video, "-f", "lavfi", "-i", f"sine=d={seconds}", root / "raw" / name)
+    assert run_cli(root, "run", "--once").returncode == 0
+    claims = re.findall(r"(\w+\.mk[va]): claimed by worker", _log(root))
+    # 320×240×3 s > 160×120×6 s > 160×120×2 s > 9 s of audio
+    assert claims == ["c_large.mkv", "b_long.mkv", "a_short.mkv", "d_audio.mka"]
