@@ -1,6 +1,6 @@
 # Two commands for a new user: `make run` and `make test`. Both install what is missing:
-# ffmpeg (with apt-get, when ffmpeg/ffprobe are absent; strace too for the tests) and this
-# package into .venv/.
+# ffmpeg (with apt-get, when ffmpeg/ffprobe are absent; strace and postgresql too for the
+# tests) and this package into .venv/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -39,9 +39,14 @@ endef
 system-deps:
 	$(call install-missing,ffmpeg ffprobe,ffmpeg)
 
-# The tests aim kills at one system call with strace.
+# The tests aim kills at one system call with strace, and start a throwaway PostgreSQL
+# (Debian's postgresql: initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin).
 test-deps:
 	$(call install-missing,strace,strace)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "PostgreSQL is missing: install postgresql" >&2; exit 1; }; \
+		echo "Installing postgresql with apt-get ..."; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) postgresql; }
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

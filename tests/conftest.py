@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from media import FAST_CONFIG
+from pgcluster import Cluster
 
 
 @pytest.fixture
@@ -19,3 +21,17 @@ def root(tmp_path: Path) -> Path:
 def anyio_backend() -> str:
     """The daemon runs on asyncio; async tests use the same backend."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the whole run, started when first needed."""
+    cluster = Cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return pg_cluster.database()

@@ -18,6 +18,7 @@ from videoarchiver.progress import ProgressHub
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.state import FileRow, FileState, Store, Worker, open_store
+from videoarchiver.workers import bury_dead, holding_life
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -26,12 +27,14 @@ LEASE = 30.0
 class FakeScheduler(Scheduler):
     """Processes a file by waiting `seconds` and recording it done; costs are file sizes."""
 
-    def __init__(self, runtime: Runtime, seconds: float = 0.01) -> None:
+    def __init__(self, runtime: Runtime, seconds: float = 0.01, after: float = 0.0) -> None:
         super().__init__(runtime)
         self.seconds = seconds
+        self.after = after  # what follows the file's end (a raw file moved to done/)
         self.started: list[str] = []
         self.finished: list[str] = []
         self.began = anyio.Event()
+        self.settled = anyio.Event()
 
     async def estimate(self) -> bool:
         for row in await self.rt.state.unestimated(1000):
@@ -42,18 +45,22 @@ class FakeScheduler(Scheduler):
         self.started.append(row.rel_path)
         self.began.set()
         await anyio.sleep(self.seconds)
-        await self.rt.state.finish_file(row.id, None)
+        await self.settle(row, None)
+        self.settled.set()
+        await anyio.sleep(self.after)
         self.finished.append(row.rel_path)
 
 
 @asynccontextmanager
-async def worker(root: Path, name: str, seconds: float = 0.01) -> AsyncIterator[FakeScheduler]:
+async def worker(
+    root: Path, name: str, seconds: float = 0.01, after: float = 0.0
+) -> AsyncIterator[FakeScheduler]:
     me = Worker(name, "host", 1, time.time(), time.time())
     config = Config(jobs=1, settle_seconds=0, lease_seconds=LEASE)
     async with open_store(root) as store:
         await store.heartbeat(me, LEASE)
         runtime = Runtime.create(Layout(root), config, store, me, ProgressHub(), "")
-        yield FakeScheduler(runtime, seconds)
+        yield FakeScheduler(runtime, seconds, after)
 
 
 def raw_files(root: Path, sizes: list[int]) -> list[str]:
@@ -89,7 +96,7 @@ async def test_a_worker_that_lost_its_claim_stops_and_another_finishes(tmp_path:
             [row] = await other.rt.state.files()
             assert await other.rt.state.release("slow") == [row.id]
             await other.run_once()
-            slow.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE))
+            await slow.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE))
         assert (await other.rt.state.get_file(row.id)).state is FileState.DONE
     assert (slow.started, slow.finished, other.finished) == ([name], [], [name])
 
@@ -108,3 +115,28 @@ async def test_pause_now_gives_the_claim_back_and_resume_takes_it_again(tmp_path
             a.rt.gate.release("paused")
         assert a.started == [name, name] and a.finished == [name]
         assert (await store.get_file(row.id)).state is FileState.DONE
+
+
+async def test_the_heartbeat_leaves_the_end_of_a_finished_file_alone(tmp_path: Path) -> None:
+    [name] = raw_files(tmp_path, [5])
+    async with worker(tmp_path, "a", after=0.2) as a:
+        async with anyio.create_task_group() as group:
+            group.start_soon(a.run_once)
+            await a.settled.wait()  # recorded done: the claim ended, the raw action runs
+            await a.keep_held(await a.rt.state.heartbeat(a.rt.worker, LEASE))
+        assert a.finished == [name], "not cancelled"
+
+
+async def test_a_live_worker_of_this_machine_is_never_buried(tmp_path: Path) -> None:
+    raw_files(tmp_path, [5])
+    layout = Layout(tmp_path)
+    live = Worker("live", "host", 2, time.time() - 600, time.time() - 600)  # silent for long
+    async with worker(tmp_path, "a") as a:
+        await a.rt.state.heartbeat(live, LEASE)
+        with holding_life(layout, live):  # but its process holds its lock
+            assert await bury_dead(a.rt.state, layout, a.rt.worker, LEASE) == []
+            assert [w.id for w in await a.rt.state.workers()] == ["live", "a"], "oldest first"
+        assert (layout.workers / "live.lock").exists() is False, "its own, removed as it stops"
+        await a.rt.state.heartbeat(live, LEASE)
+        assert await bury_dead(a.rt.state, layout, a.rt.worker, LEASE) == []
+        assert [w.id for w in await a.rt.state.workers()] == ["a"], "dead once its lock is free"

@@ -12,6 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from videoarchiver.errors import ClaimLost
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt
 from videoarchiver.planning.resume import Part
@@ -36,10 +37,19 @@ def _worker(name: str) -> Worker:
     return Worker(name, "host", 1, time.time(), time.time())
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The state's URL for each backend the contract runs on (None: SQLite in work/)."""
     (tmp_path / "work").mkdir()
-    async with open_store(tmp_path) as opened:
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def store(tmp_path: Path, backend: str | None) -> AsyncIterator[Store]:
+    async with open_store(tmp_path, backend) as opened:
         yield opened
 
 
@@ -177,10 +187,11 @@ async def test_claims_leases_and_release(store: Store) -> None:
     assert await store.remove_worker(two.id) == [second.id]
 
 
-async def test_two_connections_never_claim_one_file_twice(tmp_path: Path) -> None:
-    (tmp_path / "work").mkdir()
+async def test_two_connections_never_claim_one_file_twice(
+    tmp_path: Path, backend: str | None
+) -> None:
     claimed: dict[str, list[int]] = {"a": [], "b": []}
-    async with open_store(tmp_path) as first, open_store(tmp_path) as second:
+    async with open_store(tmp_path, backend) as first, open_store(tmp_path, backend) as second:
         for number in range(40):
             await first.add_file(f"{number}.mp4", 1, 1, f"fp{number}", str(number))
 
@@ -225,18 +236,65 @@ async def test_an_output_published_but_not_recorded_is_adopted_only_when_its_byt
     )  # fmt: skip
 
 
-async def test_workers_opening_a_new_database_together_migrate_it_once(tmp_path: Path) -> None:
-    (tmp_path / "work").mkdir()
+async def test_workers_opening_a_new_database_together_migrate_it_once(
+    tmp_path: Path, backend: str | None
+) -> None:
     opened: list[int] = []
 
     async def open_one() -> None:
-        async with open_store(tmp_path) as store:
+        async with open_store(tmp_path, backend) as store:
             opened.append(len(await store.files()))
 
     async with anyio.create_task_group() as group:
         for _ in range(4):
             group.start_soon(open_one)
     assert opened == [0, 0, 0, 0]
-    with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
-        [(count,)] = db.execute("SELECT COUNT(*) FROM migrations")
-    assert count == len(MIGRATIONS)
+    async with open_store(tmp_path, backend) as store:
+        assert await store.files() == [], "and it works"
+
+
+async def test_a_transaction_cancelled_while_waiting_for_the_lock_leaves_none_open(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path) as store:
+        other = sqlite3.connect(
+            tmp_path / "work" / "state.sqlite3", isolation_level=None, check_same_thread=False
+        )
+        other.execute("BEGIN IMMEDIATE")  # another worker writes for a moment
+
+        def commit_soon() -> None:
+            time.sleep(0.3)
+            other.execute("COMMIT")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, commit_soon)
+            with anyio.move_on_after(0.05):  # a shutdown cancels a progress write
+                await store.write_progress("w", [])
+        await store.set_control("paused", "x")  # a write of its own, committed at once
+        other.execute("PRAGMA busy_timeout=1000")
+        other.execute("BEGIN IMMEDIATE")  # and the other worker can write again
+        other.execute("ROLLBACK")
+        assert other.execute("SELECT value FROM controls").fetchall() == [("x",)]
+        other.close()
+
+
+async def test_a_worker_whose_lease_ran_out_records_nothing_more(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    assert await store.claim("slow", LEASE) is not None
+    await store.set_output(row.id, "archive", OutputState.RUNNING, by="slow")
+    assert await store.release("slow") == [row.id]  # its lease ran out
+    assert await store.claim("fast", LEASE) is not None
+    for late in (
+        store.set_output(row.id, "archive", OutputState.PUBLISHING, path="a", size=1,
+                         sha256="s", by="slow"),
+        store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                       state=JobState.DONE, by="slow"),
+        store.finish_file(row.id, None, by="slow"),
+        store.fail_file(row.id, "boom", by="slow"),
+    ):  # fmt: skip
+        with pytest.raises(ClaimLost):
+            await late
+    await store.set_output(row.id, "archive", OutputState.RUNNING, by="fast")
+    await store.finish_file(row.id, None, by="fast")
+    assert (await store.get_file(row.id)).state is FileState.DONE

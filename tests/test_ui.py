@@ -82,9 +82,10 @@ def test_status_on_a_narrow_terminal_keeps_every_name_and_reason() -> None:
 
 def test_status_piped_is_one_tab_separated_line_per_file() -> None:
     out = io.StringIO()
-    console = Console(file=out, force_terminal=False, width=80)
+    console = Console(file=out, force_terminal=False, width=40)  # nothing is wrapped
     print_status(console, Listing(FILES, OUTPUTS, SUMMARY))
     lines = out.getvalue().splitlines()
+    assert lines[0] == "2 files: done 1, failed 1; archived: 4.0 MiB raw → 1.0 MiB (75% saved)"
     assert lines[1].split("\t")[:2] == ["file", "state"]
     first = lines[2].split("\t")
     assert first[:5] == [FILES[0].rel_path, "done", "done", "-", "-"]

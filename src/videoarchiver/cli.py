@@ -39,6 +39,7 @@ from videoarchiver.state import FileState, open_store
 from videoarchiver.ui import Listing, plural, print_json, print_status
 
 RECENT = 20  # finished files `status` lists without --all
+CLI_PATIENCE = 10.0  # seconds a command waits for an unreachable state database
 KIND_NAMES = {"archive": "archive", "preview": "preview", "montage": "montage sheet"}
 log = logging.getLogger("videoarchiver")
 
@@ -111,7 +112,7 @@ def _resolve(args: argparse.Namespace) -> tuple[Layout, Config, Path | None]:
     path = find_config_file(args.config, start)
     config = load_config(path)
     root = args.root or config.root or start
-    return Layout(root.absolute()), config, path
+    return Layout(root.absolute(), config.state), config, path
 
 
 def command_run(layout: Layout, config: Config, once: bool, console: Console) -> int:
@@ -131,7 +132,7 @@ def command_run(layout: Layout, config: Config, once: bool, console: Console) ->
 
 
 async def _status(layout: Layout, console: Console, as_json: bool, everything: bool) -> None:
-    async with open_store(layout.root) as state:
+    async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         if not as_json and (since := await state.control(PAUSED)) is not None:
             since = since.removeprefix(NOW)
             console.print(f"paused since {since}: `videoarchiver resume` to go on", highlight=False)
@@ -159,7 +160,7 @@ def _rel_keys(layout: Layout, path: Path) -> list[str]:
 
 
 async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
-    async with open_store(layout.root) as state:
+    async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         wanted = [key for path in paths for key in _rel_keys(layout, path)] if paths else None
         retried = await state.retry(wanted)
     for rel in retried:
@@ -170,7 +171,7 @@ async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
 
 
 async def _verify(layout: Layout, console: Console) -> int:
-    async with open_store(layout.root) as state:
+    async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         files = {row.id: row for row in await state.files()}
         outputs = await published_outputs(state, layout)
     problems = 0
@@ -191,7 +192,7 @@ async def _verify(layout: Layout, console: Console) -> int:
 
 async def _retry_missing(layout: Layout, console: Console) -> int:
     """Published outputs that are gone are made again from their raw file, if it is there."""
-    async with open_store(layout.root) as state:
+    async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         files = {row.id: row for row in await state.files()}
         gone = [o for o in await published_outputs(state, layout) if await problem(o) == "missing"]
         reopened = 0
@@ -219,7 +220,7 @@ async def _retry_missing(layout: Layout, console: Console) -> int:
 
 async def _pause(layout: Layout, how: str | None, console: Console) -> int:
     """Pause (`how`: "" to let running work finish, NOW to stop it) or resume (None)."""
-    async with open_store(layout.root) as state:
+    async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         was = await state.control(PAUSED)
         since = datetime.now().astimezone().isoformat(timespec="seconds")
         await state.set_control(PAUSED, None if how is None else how + since)
@@ -270,7 +271,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             return command_run(layout, config, args.once, console)
         if args.command == "config":
             return command_config(config, path, console)
-        if not layout.state_db.exists():
+        if layout.state is None and not layout.state_db.exists():
             print(
                 f"videoarchiver: no state in {layout.root} (no {layout.state_db}):"
                 " run `videoarchiver run` there first, or give --root",

@@ -58,6 +58,9 @@ class Config(BaseSettings):
     )
 
     root: Path | None = None
+    # The state's database: unset, SQLite in work/; `postgresql://user@host/db` for several
+    # machines sharing one root folder.
+    state: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
     jobs: int = Field(default=0, ge=0)
     settle_seconds: float = Field(default=30, ge=0)
     scan_interval: float = Field(default=60, gt=0)

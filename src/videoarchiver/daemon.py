@@ -109,7 +109,7 @@ async def run_daemon(layout: Layout, config: Config, once: bool, progress: Progr
         __version__, layout.root, worker.id, config.effective_jobs, tools.version,
         "processing raw/ once" if once else "watching raw/",
     )  # fmt: skip
-    async with open_store(layout.root) as state:
+    async with open_store(layout.root, layout.state) as state:
         with holding_life(layout, worker):
             await state.heartbeat(worker, lease)
             try:

@@ -71,6 +71,11 @@ class StreamFailures(ExceptionGroup[Exception]):
         )
 
 
+class ClaimLost(Exception):
+    """This worker's claim on a file ended (its lease ran out and another worker took it):
+    no failure of the file, so not a VideoArchiverError; the work on it stops."""
+
+
 def describe_error(exc: BaseException) -> str:
     """The whole reason, for the log and `status --json`."""
     if isinstance(exc, StreamFailures):

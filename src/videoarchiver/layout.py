@@ -11,6 +11,7 @@ FOLDERS = ("raw", "archive", "preview", "screenshot", "work", "log")
 @dataclass(frozen=True)
 class Layout:
     root: Path
+    state: str | None = None  # the state's URL (`postgresql://…`); None: SQLite in work/
 
     @property
     def raw(self) -> Path:

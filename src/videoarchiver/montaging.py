@@ -137,7 +137,7 @@ async def make_montage(rt: Runtime, source: Source) -> None:
     videos = [s for s in source.probed.probe.streams if s.is_video]
     if not videos:
         await rt.state.set_output(
-            source.row.id, OUTPUT, OutputState.SKIPPED, error="no video stream"
+            source.row.id, OUTPUT, OutputState.SKIPPED, error="no video stream", by=rt.worker.id
         )
         return
     settings = rt.config.montage
@@ -154,6 +154,11 @@ async def make_montage(rt: Runtime, source: Source) -> None:
     total = sum([(await anyio.Path(path).stat()).st_size for path in published])
     where = published[0] if len(published) == 1 else published[0].parent
     await rt.state.set_output(
-        source.row.id, OUTPUT, OutputState.DONE, path=rt.layout.relative(where), size=total
+        source.row.id,
+        OUTPUT,
+        OutputState.DONE,
+        path=rt.layout.relative(where),
+        size=total,
+        by=rt.worker.id,
     )
     log.info("%s: montage done, %d bytes → %s", source.name, total, where)

@@ -57,10 +57,11 @@ async def publish_output(
     await publish_recorded(
         source, finished, destination,
         lambda size, sha256: rt.state.set_output(
-            source.row.id, kind, OutputState.PUBLISHING, path=where, size=size, sha256=sha256
+            source.row.id, kind, OutputState.PUBLISHING, path=where, size=size, sha256=sha256,
+            by=rt.worker.id,
         ),
     )  # fmt: skip
-    await rt.state.set_output(source.row.id, kind, OutputState.DONE)
+    await rt.state.set_output(source.row.id, kind, OutputState.DONE, by=rt.worker.id)
     log.info("%s: %s done → %s", source.name, kind, destination)
 
 
@@ -80,14 +81,15 @@ async def publish_recorded(
     return size, sha256
 
 
-async def adopt(state: Store, layout: Layout, output: OutputRow) -> bool:
+async def adopt(state: Store, layout: Layout, output: OutputRow, by: str | None = None) -> bool:
     """True (and recorded done) when a kill or a stop caught this output after it was
-    published and before it was recorded done: its destination holds exactly the intent."""
+    published and before it was recorded done: its destination holds exactly the intent.
+    `by`: the worker holding the file's claim, if one does."""
     if output.state is not OutputState.PUBLISHING or not output.path:
         return False
     if not await adoptable(layout.resolve(output.path), output.size, output.sha256):
         return False
-    await state.set_output(output.file_id, output.kind, OutputState.DONE)
+    await state.set_output(output.file_id, output.kind, OutputState.DONE, by=by)
     log.info("%s was published before an interruption: recorded", output.path)
     return True
 

@@ -31,6 +31,7 @@ class Gate:
 
     def __init__(self) -> None:
         self._holds: set[str] = set()
+        self._stopping: set[str] = set()  # holds that also stop what runs
         self._open = anyio.Event()
         self._open.set()
         self._running: set[anyio.CancelScope] = set()
@@ -47,11 +48,13 @@ class Gate:
             self._open = anyio.Event()
         self._holds.add(reason)
         if stop_running:
+            self._stopping.add(reason)
             for scope in list(self._running):
                 scope.cancel()
 
     def release(self, reason: str) -> None:
         self._holds.discard(reason)
+        self._stopping.discard(reason)
         if not self._holds:
             self._open.set()
 
@@ -60,7 +63,11 @@ class Gate:
 
     @contextmanager
     def stoppable(self) -> Iterator[anyio.CancelScope]:
+        """A scope a stopping hold cancels: at once if one is on when it is entered (work
+        claimed at the moment of `pause --now`)."""
         with anyio.CancelScope() as scope:
+            if self._stopping:
+                scope.cancel()
             self._running.add(scope)
             try:
                 yield scope

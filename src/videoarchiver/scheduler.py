@@ -25,6 +25,7 @@ from videoarchiver.archiving import make_archive
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.disposal import finish_raw_action, pending_action, planned
 from videoarchiver.errors import (
+    ClaimLost,
     ProbeError,
     SourceChangedError,
     StateError,
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
 SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
-CLAIM_POLL_SECONDS = 1.0  # how often an idle worker looks for work nobody woke it for
+ABSENT_COST = -1.0  # the cost of a pending file not in raw/ as recorded: claimed last
 ESTIMATE_BATCH = 64  # files whose cost is estimated before their scan lets work start
 MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
     "archive": make_archive,
@@ -98,10 +99,19 @@ class _Failures:
         return reason
 
 
+def _hinted(raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
+    """The newest row at the path if its size and mtime are those of the file found."""
+    hinted = recorded[-1] if recorded else None
+    if hinted is None or (hinted.size, hinted.mtime_ns) != (raw.size, raw.mtime_ns):
+        return None
+    return hinted
+
+
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._held: dict[int, anyio.CancelScope] = {}  # claimed files → their task's scope
+        self._settled: set[int] = set()  # held files recorded done or failed: their claim ended
         self._absent: set[int] = set()  # pending files not in raw/ as recorded: until a scan
         self._wake = anyio.Event()
         self._registered = anyio.Event()  # files were registered that are not estimated
@@ -134,54 +144,54 @@ class Scheduler:
         rows = []
         for raw in raws:
             recorded = known.get(raw.key, [])
-            hinted = recorded[-1] if recorded else None
-            if hinted is None or (hinted.size, hinted.mtime_ns) != (raw.size, raw.mtime_ns):
-                async with self.rt.state.transaction():
-                    recorded = (await self.rt.state.find_files([raw.key])).get(raw.key, [])
-                    row = await self._identify(raw, recorded)
+            hinted = _hinted(raw, recorded)
+            # Taken on trust by size and mtime; a file done before fingerprints existed is
+            # read only if it is needed again.
+            if hinted is not None and (hinted.fingerprint or hinted.state is FileState.DONE):
+                row = hinted
+                forgotten = await self._forget_replaced(raw.key, recorded, keep=row.id)
             else:
-                row = await self._identify(raw, recorded)
-            if row is not None:
-                rows.append((row, raw))
+                # Read outside the transaction: a slow share must not hold the others up.
+                try:
+                    content, failure = await fingerprint(raw.path), None
+                except FileNotFoundError:
+                    continue  # gone since the scan
+                except OSError as exc:
+                    if short_of_space(exc):
+                        raise
+                    content, failure = "", f"cannot read it: {describe_error(exc)}"
+                async with self.rt.state.registering():
+                    recorded = (await self.rt.state.find_files([raw.key])).get(raw.key, [])
+                    row, forgotten = await self._identify(raw, recorded, content, failure)
+            for gone in forgotten:
+                await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
+            rows.append((row, raw))
         return rows
 
-    async def _identify(self, raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
-        """The row for the content now at `raw.rel` (None if it vanished): size and mtime as
-        recorded are taken on trust; anything else is fingerprinted, and new content is a new
-        file. A file that cannot be read is recorded failed, with the reason."""
-        hinted = recorded[-1] if recorded else None
-        if hinted is None or (hinted.size, hinted.mtime_ns) != (raw.size, raw.mtime_ns):
-            hinted = None
-        # A file done before fingerprints existed is read only if it is needed again.
-        legacy = hinted is not None and hinted.fingerprint is None
-        if hinted is not None and (
-            hinted.fingerprint or (legacy and hinted.state == FileState.DONE)
-        ):
-            row = hinted
-        else:
-            try:
-                content = await fingerprint(raw.path)
-            except FileNotFoundError:
-                return None  # gone since the scan
-            except OSError as exc:
-                if short_of_space(exc):
-                    raise
-                reason = f"cannot read it: {describe_error(exc)}"
-                return hinted or await self._new_file(raw, recorded, "", reason)
-            same = [r for r in recorded if (r.size, r.fingerprint) == (raw.size, content)]
-            if legacy and hinted is not None:
-                same = [hinted]  # known before fingerprints by its size and mtime
-            if not same:
-                return await self._new_file(raw, recorded, content)
-            row = replace(same[-1], mtime_ns=raw.mtime_ns, fingerprint=content)
-            await self.rt.state.set_identity(row.id, raw.mtime_ns, content)
-        await self._forget_replaced(raw.key, recorded, keep=row.id)
-        return row
+    async def _identify(
+        self, raw: RawFile, recorded: list[FileRow], content: str, failure: str | None
+    ) -> tuple[FileRow, list[int]]:
+        """The row for the content now at `raw.rel` (fingerprint `content`): a known one, or
+        a new file; a file that cannot be read (`failure`) is recorded failed with the
+        reason. Also the ids of older contents forgotten, whose work folders go."""
+        hinted = _hinted(raw, recorded)
+        if failure is not None:
+            if hinted is not None:
+                return hinted, []
+            return await self._new_file(raw, recorded, "", failure)
+        same = [r for r in recorded if (r.size, r.fingerprint) == (raw.size, content)]
+        if hinted is not None and hinted.fingerprint is None:
+            same = [hinted]  # known before fingerprints by its size and mtime
+        if not same:
+            return await self._new_file(raw, recorded, content)
+        row = replace(same[-1], mtime_ns=raw.mtime_ns, fingerprint=content)
+        await self.rt.state.set_identity(row.id, raw.mtime_ns, content)
+        return row, await self._forget_replaced(raw.key, recorded, keep=row.id)
 
     async def _new_file(
         self, raw: RawFile, recorded: list[FileRow], content: str, failure: str | None = None
-    ) -> FileRow:
-        await self._forget_replaced(raw.key, recorded, keep=None)
+    ) -> tuple[FileRow, list[int]]:
+        forgotten = await self._forget_replaced(raw.key, recorded, keep=None)
         state, name = self.rt.state, shown_name(raw.key)
         row = await state.add_file(
             raw.key, raw.size, raw.mtime_ns, content, await self._free_stem(raw)
@@ -191,15 +201,18 @@ class Scheduler:
             await state.fail_file(row.id, failure)
             log.error("%s: failed: %s", name, failure)
             row = replace(row, state=FileState.FAILED, error=failure)
-        return row
+        return row, forgotten
 
-    async def _forget_replaced(self, key: str, recorded: list[FileRow], keep: int | None) -> None:
+    async def _forget_replaced(
+        self, key: str, recorded: list[FileRow], keep: int | None
+    ) -> list[int]:
         """Older contents at `key` that never finished nor published anything, and that no
-        worker holds, are forgotten with their work folders, and free their output names."""
+        worker holds, are forgotten and free their output names; returns their ids (their
+        work folders are to go)."""
         idle = (FileState.PENDING, FileState.FAILED)
-        if any(r.id != keep and r.state in idle for r in recorded):
-            for gone in await self.rt.state.forget_replaced(key, keep or 0):
-                await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
+        if not any(r.id != keep and r.state in idle for r in recorded):
+            return []
+        return await self.rt.state.forget_replaced(key, keep or 0)
 
     async def _output(
         self,
@@ -213,15 +226,18 @@ class Scheduler:
         if current is not None and current.state in FINISHED:
             return
         work = self.rt.layout.file_work(source.row.id, kind)
+        by = self.rt.worker.id
         try:
             # Published, then stopped (`pause --now`) before it was recorded: adopt it.
-            if current is None or not await adopt(self.rt.state, self.rt.layout, current):
-                await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING)
+            if current is None or not await adopt(self.rt.state, self.rt.layout, current, by):
+                await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
                 await make(self.rt, source)
         except (VideoArchiverError, OSError, StreamFailures) as exc:
             cause = await _explained(source, exc)
             reason = failures.add(cause, f"{kind}: ")
-            await self.rt.state.set_output(source.row.id, kind, OutputState.FAILED, error=reason)
+            await self.rt.state.set_output(
+                source.row.id, kind, OutputState.FAILED, error=reason, by=by
+            )
             log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
             if first_of(cause, (VerifyError,)):  # what failed its check is kept to look at
                 return
@@ -270,7 +286,8 @@ class Scheduler:
             failures.add(exc)
         if failures.reasons:
             reason, detail = one_line("; ".join(failures.reasons)), "; ".join(failures.details)
-            await state.fail_file(row.id, reason, detail)
+            self._settled.add(row.id)
+            await state.fail_file(row.id, reason, detail, by=self.rt.worker.id)
             log.error("%s: failed: %s", shown_name(row.rel_path), detail)
             await self.rt.notifier.failed(shown_name(row.rel_path), reason)
             await self._tidy_work(row.id)
@@ -284,10 +301,16 @@ class Scheduler:
         self._space.recovered()
         await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(row.id), True)
         action = pending_action(self.rt.config.after_done)
-        await state.finish_file(row.id, action)
+        await self.settle(row, action)
         log.info("%s: done", shown_name(row.rel_path))
         if action is not None:
             await self.finish_raw_action(await state.get_file(row.id))
+
+    async def settle(self, row: FileRow, raw_action: str | None) -> None:
+        """Record a held file done: its claim ends, but what follows (the raw action) is no
+        longer work another worker could take over, so the heartbeat leaves it be."""
+        self._settled.add(row.id)
+        await self.rt.state.finish_file(row.id, raw_action, by=self.rt.worker.id)
 
     async def finish_raw_action(self, row: FileRow) -> None:
         """Carry out (and record) the pending `after_done` action of a done file."""
@@ -319,19 +342,32 @@ class Scheduler:
                             " worker carries on", name)  # fmt: skip
         finally:
             del self._held[row.id]
+            self._settled.discard(row.id)
             self._finished_any = True
             self._wake.set()
 
-    def keep_held(self, held: set[int]) -> None:
-        """The heartbeat's answer: stop working on files whose claim was lost."""
+    def wake(self) -> None:
+        """Look for work now (another worker registered or gave back some)."""
+        self._wake.set()
+
+    async def keep_held(self, held: set[int]) -> None:
+        """The heartbeat's answer: stop working on files whose claim was lost (not those
+        whose claim ended because they were recorded done or failed), and give back claims
+        no task works on (a failure that could not be recorded)."""
         for file_id, scope in self._held.items():
-            if file_id not in held:
+            if file_id not in held and file_id not in self._settled:
                 scope.cancel()
+        if stray := held - set(self._held):
+            await self.rt.state.release(self.rt.worker.id, stray)
 
     async def _after_escape(self, row: FileRow, exc: Exception) -> None:
         """What escaped `process` (a state write that failed while recording a failure, or a
         bug of ours) costs this file, never the daemon; a damaged state stops the daemon."""
         name = shown_name(row.rel_path)
+        if first_of(exc, (ClaimLost,)) is not None:
+            log.warning("%s: this worker lost its claim (its lease ran out); another worker"
+                        " carries on", name)  # fmt: skip
+            return
         if first_of(exc, (StateError,)) is not None:
             raise exc
         if any(short_of_space(error) for error in leaves(exc)):
@@ -344,7 +380,9 @@ class Scheduler:
         log.error("%s: internal error", name, exc_info=exc)
         try:
             with anyio.CancelScope(shield=True):
-                await self.rt.state.fail_file(row.id, f"internal error: {exc!r}")
+                await self.rt.state.fail_file(
+                    row.id, f"internal error: {exc!r}", by=self.rt.worker.id
+                )
         except OSError as again:
             log.error("%s: cannot record the failure: %s", name, describe_error(again))
 
@@ -467,6 +505,10 @@ class Scheduler:
             raw = await self._raw_of(row)
             if raw is None:  # moved or replaced since it was registered: the scan will tell
                 await rt.state.release(rt.worker.id, [row.id])
+                await rt.state.set_cost(row.id, ABSENT_COST)  # claimed after all the others
+                if row.id in self._absent:  # more absent files than a claim skips: all
+                    self._drained = True  # that are there have been claimed
+                    return
                 self._absent.add(row.id)
                 continue
             log.info("%s: claimed by worker %s", shown_name(row.rel_path), rt.worker.id)
@@ -480,9 +522,10 @@ class Scheduler:
             await self.rt.notifier.send("videoarchiver: the queue is done", summary_line(summary))
 
     async def work(self, group: TaskGroup, until_idle: bool) -> None:
-        """Claim work whenever woken (a file ended, a scan registered files) or every
-        CLAIM_POLL_SECONDS; with `until_idle`, return once this worker holds nothing and
-        found nothing to claim (a pause, or a wait for space, is waited out)."""
+        """Claim work whenever woken (a file ended, a scan registered files, another worker
+        said so) or every `POLL_SECONDS` of the store; with `until_idle`, return once this
+        worker holds nothing and found nothing to claim (a pause, or a wait for space, is
+        waited out)."""
         while True:
             self._wake = anyio.Event()
             if self.rt.progress.listened:  # the display's queue line
@@ -491,7 +534,7 @@ class Scheduler:
             await self.claim_more(group)
             if until_idle and self._drained and not self._held:
                 return
-            with anyio.move_on_after(CLAIM_POLL_SECONDS):
+            with anyio.move_on_after(self.rt.state.POLL_SECONDS):
                 await self._wake.wait()
 
     async def run_once(self) -> bool:
@@ -524,4 +567,5 @@ class Scheduler:
         async with anyio.create_task_group() as group:
             group.start_soon(self._discover_forever, wakeups)
             group.start_soon(self._estimate_forever)
+            group.start_soon(self.rt.state.watch, self.wake)
             await self.work(group, until_idle=False)

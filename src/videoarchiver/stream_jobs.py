@@ -63,6 +63,7 @@ async def record(
         state=state,
         notes=job.notes,
         figures=figures,
+        by=rt.worker.id,
     )
 
 

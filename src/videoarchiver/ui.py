@@ -157,13 +157,13 @@ def status_table(lines: Sequence[StatusLine]) -> Table:
 
 
 def _block(line: StatusLine) -> str:
-    """One file on a narrow terminal: its whole name, then its states and sizes, then notes."""
+    """One file on a narrow terminal: its whole name, its states, then sizes and notes."""
     outputs = " · ".join(
         f"{kind} {_state(state)}" for kind, state in zip(OUTPUT_KINDS, line.outputs, strict=True)
     )
     sizes = f"{line.raw_size} → {line.archive_size} ({line.saving})"
-    text = f"[bold]{escape(line.name)}[/bold]\n  {_state(line.state)} · {outputs} · {sizes}"
-    return text + (f"\n  {escape(line.notes)}" if line.notes else "")
+    notes = f" · {escape(line.notes)}" if line.notes else ""
+    return f"[bold]{escape(line.name)}[/bold]\n  {_state(line.state)} · {outputs}\n  {sizes}{notes}"
 
 
 def _plain(line: StatusLine) -> str:
@@ -203,15 +203,15 @@ def print_status(console: Console, listing: Listing) -> None:
         console.print("No files recorded yet: put videos in raw/ and run `videoarchiver run`.")
         return
     lines = listing.lines()
-    console.print(summary_line(summary), highlight=False)
     if not console.is_terminal:
-        # Straight to the file: rich would expand the tabs.
-        console.file.write(
-            "".join(f"{text}\n" for text in ("\t".join(COLUMNS), *map(_plain, lines)))
-        )
+        # Straight to the file, never wrapped: rich would wrap it and expand the tabs.
+        rows = (summary_line(summary), "\t".join(COLUMNS), *map(_plain, lines))
+        console.file.write("".join(f"{text}\n" for text in rows))
     elif console.width >= WIDE:
+        console.print(summary_line(summary), highlight=False)
         console.print(status_table(lines))
     else:
+        console.print(summary_line(summary), highlight=False)
         for line in lines:
             console.print(_block(line), highlight=False)
     hidden = sum(summary.files.values()) - len(files)

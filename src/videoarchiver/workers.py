@@ -16,7 +16,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -51,34 +51,39 @@ def holding_life(layout: Layout, worker: Worker) -> Iterator[None]:
         os.close(fd)
 
 
-def dead_here(layout: Layout, worker: Worker, host: str) -> bool:
-    """True when `worker` ran on this machine and no longer holds its lock."""
-    if worker.host != host:
-        return False
+def bury_if_dead_here(layout: Layout, worker: Worker) -> bool:
+    """True when `worker` (of this machine) no longer holds its lock: it is dead, and its
+    lock file is removed while this process holds the lock (never a live worker's)."""
+    path = _lock_path(layout, worker)
     try:
-        fd = os.open(_lock_path(layout, worker), os.O_RDWR)
+        fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    else:
+        path.unlink(missing_ok=True)
     finally:
         os.close(fd)
     return True
 
 
 async def bury_dead(store: Store, layout: Layout, me: Worker, lease: float) -> list[int]:
-    """Release the claims of workers known dead: on this machine by their lock, elsewhere
-    by their heartbeat (older than the lease). Returns the released file ids."""
+    """Release the claims of workers known dead — on this machine those that no longer hold
+    their lock, elsewhere those whose heartbeat is older than the lease — and of every lease
+    that ran out. Returns the released file ids."""
     released: list[int] = []
     for worker in await store.workers():
         if worker.id == me.id:
             continue
-        silent = time.time() - worker.heartbeat_at > lease
-        if silent or dead_here(layout, worker, me.host):
+        if worker.host == me.host:
+            dead = bury_if_dead_here(layout, worker)
+        else:
+            dead = time.time() - worker.heartbeat_at > lease
+        if dead:
             files = await store.remove_worker(worker.id)
-            _lock_path(layout, worker).unlink(missing_ok=True)
             log.info("worker %s is gone%s", worker.id,
                      f"; its {len(files)} file(s) go back to pending" if files else "")  # fmt: skip
             released += files
@@ -86,11 +91,15 @@ async def bury_dead(store: Store, layout: Layout, me: Worker, lease: float) -> l
 
 
 async def keep_alive(
-    store: Store, layout: Layout, me: Worker, lease: float, held: Callable[[set[int]], None]
+    store: Store,
+    layout: Layout,
+    me: Worker,
+    lease: float,
+    held: Callable[[set[int]], Awaitable[None]],
 ) -> None:
     """Every quarter lease: renew `me`'s leases (telling `held` which files it still holds)
     and release what dead workers held."""
     while True:
         await anyio.sleep(lease / BEATS_PER_LEASE)
-        held(await store.heartbeat(me, lease))
+        await held(await store.heartbeat(me, lease))
         await bury_dead(store, layout, me, lease)

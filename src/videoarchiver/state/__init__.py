@@ -29,8 +29,18 @@ STATE_FILE = "state.sqlite3"  # in work/: the embedded default
 
 
 @asynccontextmanager
-async def open_store(root: Path) -> AsyncIterator[Store]:
-    """The store of the root at `root`: SQLite in its `work/`."""
+async def open_store(
+    root: Path, url: str | None = None, patience: float | None = None
+) -> AsyncIterator[Store]:
+    """The store of the root at `root`: PostgreSQL at `url` (`postgresql://…`), else SQLite
+    in its `work/`. `patience`: how long a statement waits for an unreachable server (None:
+    for as long as it takes)."""
+    if url:
+        from videoarchiver.state.postgres import PostgresStore
+
+        async with PostgresStore.open(url, patience) as shared:
+            yield shared
+        return
     from videoarchiver.state.sqlite import SQLiteStore
 
     async with SQLiteStore.open(root / "work" / STATE_FILE, root) as store:

@@ -1,0 +1,615 @@
+"""The store's logic in SQL, shared by every backend (SQLite, PostgreSQL): each backend
+brings its connection, transactions and migrations, and runs these statements (written with
+`?` marks, in the SQL both understand).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import asdict
+from enum import StrEnum
+from typing import Any
+
+import anyio
+from pydantic import TypeAdapter
+
+from videoarchiver.errors import ClaimLost, StateError
+from videoarchiver.planning.resume import Part
+from videoarchiver.state.records import (
+    FIGURE_NAMES,
+    NO_FIGURES,
+    Figures,
+    FileRow,
+    FileState,
+    JobState,
+    OutputRow,
+    OutputState,
+    Progress,
+    StreamJobRow,
+    Summary,
+    Worker,
+)
+from videoarchiver.state.transitions import refuse, sources
+
+Row = dict[str, Any]
+REPLACED = (
+    "its raw file was replaced by new content before it was finished (what it published stays)"
+)
+CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
+SKIP_MAX = 10_000  # ids a claim skips at most (SQLite takes up to 32,766 marks)
+PARTS = TypeAdapter(list[Part])
+
+_FILE_COLUMNS = (
+    "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
+    " raw_action, worker"
+)
+_OUTPUT_COLUMNS = "file_id, output, state, path, size, sha256, error"
+_JOB_COLUMNS = "stream_index, stream_type, decision, state, notes, " + ", ".join(FIGURE_NAMES)
+TABLES = {"output": "outputs", "job": "stream_jobs"}  # the table of each entity
+_PROGRESS_COLUMNS = "file_id, label, output, worker, done, total, speed, remaining, updated_at"
+
+
+def _file(row: Row) -> FileRow:
+    values = dict(row)
+    warnings = values["warnings"]
+    values["warnings"] = () if warnings == "[]" else tuple(json.loads(warnings))
+    values["state"] = FileState(values["state"])
+    return FileRow(**values)
+
+
+def _output(row: Row) -> OutputRow:
+    values = dict(row)
+    values["kind"] = values.pop("output")
+    values["state"] = OutputState(values["state"])
+    return OutputRow(**values)
+
+
+def _job(values: dict[str, Any]) -> StreamJobRow:
+    figures = {name: values.pop(name) for name in FIGURE_NAMES}
+    parts = figures["parts"]
+    figures["parts"] = tuple(PARTS.validate_json(parts)) if parts != "[]" else None
+    return StreamJobRow(
+        stream_index=values["stream_index"],
+        stream_type=values["stream_type"],
+        decision=values["decision"],
+        state=JobState(values["state"]),
+        notes=tuple(json.loads(values["notes"])),
+        figures=Figures(**figures),
+    )
+
+
+def _figure_columns(figures: Figures) -> dict[str, Any]:
+    """The columns a job's figures set: those given (a None figure keeps what is recorded)."""
+    values = figures.shown()
+    if "parts" in values:
+        values["parts"] = json.dumps([part.model_dump() for part in figures.parts or ()])
+    return values
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield list(values[start : start + CHUNK])
+
+
+class SQLStore(ABC):
+    """Every method of `state.Store` but the connection's: a backend subclasses it."""
+
+    SKIP_LOCKED = ""  # what a claim's SELECT adds so that workers skip each other's rows
+    ROW_LOCK = ""  # what a SELECT adds to keep its row as read until the transaction ends
+    POLL_SECONDS = 1.0  # how often an idle worker looks for work nobody woke it for
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Everything inside commits together or not at all; nested calls join the outer one."""
+
+    @abstractmethod
+    def registering(self) -> AbstractAsyncContextManager[None]:
+        """A transaction that no other worker's registering runs beside: two scanners that
+        find the same new file make one row for it."""
+
+    @abstractmethod
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+
+    @abstractmethod
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Run one statement; returns its rows."""
+
+    @abstractmethod
+    async def _work_changed(self) -> None:
+        """Work was registered or given back, or the pause changed: backends that can wake
+        idle workers (PostgreSQL's NOTIFY) do it here; the others' workers poll."""
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever another worker says work changed, until cancelled."""
+        await anyio.sleep_forever()
+
+    async def _refused(self, entity: str, table: str, where: str, key: Sequence[Any],
+                       new: StrEnum) -> None:  # fmt: skip
+        """Raise the IllegalMove for a move that changed no row because it was not legal."""
+        rows = await self._rows(f"SELECT state FROM {table} WHERE {where}", key)
+        if rows:
+            raise refuse(entity, " ".join(map(str, key)), rows[0]["state"], new)
+
+    async def _hold_claim(self, file_id: int, by: str) -> None:
+        """Raise ClaimLost unless worker `by` holds file `file_id`'s claim; inside a
+        transaction, the claim stays until it ends (the row is locked where rows can be)."""
+        rows = await self._rows(f"SELECT worker FROM files WHERE id=?{self.ROW_LOCK}", (file_id,))
+        if not rows or rows[0]["worker"] != by:
+            raise ClaimLost(f"worker {by} no longer holds file {file_id}")
+
+    async def _move(
+        self,
+        entity: str,
+        key: dict[str, Any],
+        new: StrEnum,
+        columns: dict[str, Any],
+        by: str | None,
+    ) -> None:
+        """Insert the row at `key` in state `new`, or move it there if the table allows;
+        with `by`, only while that worker holds the file's claim."""
+        table = TABLES[entity]
+        values = {**key, "state": str(new), **columns, "updated_at": time.time()}
+        allowed = sources(entity, new)
+        updates = ", ".join(f"{name}=excluded.{name}" for name in values if name not in key)
+        async with self.transaction():
+            if by is not None:
+                await self._hold_claim(key["file_id"], by)
+            changed = await self._write(
+                f"INSERT INTO {table} ({', '.join(values)}) VALUES ({_marks(list(values))})"
+                f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+                f" WHERE {table}.state IN ({_marks(allowed)})",
+                [*values.values(), *allowed],
+            )
+            if not changed:
+                where = " AND ".join(f"{name}=?" for name in key)
+                await self._refused(entity, table, where, list(key.values()), new)
+
+    async def _move_file(
+        self, file_id: int, new: FileState, by: str | None = None, **columns: Any
+    ) -> None:
+        """Move a file to `new` if the table allows; with `by`, only while that worker holds
+        its claim (ClaimLost otherwise)."""
+        values = {"state": str(new), **columns, "updated_at": time.time()}
+        allowed = sources("file", new)
+        claimed = "" if by is None else " AND worker=?"
+        changed = await self._write(
+            f"UPDATE files SET {', '.join(f'{name}=?' for name in values)}"
+            f" WHERE id=? AND state IN ({_marks(allowed)}){claimed}",
+            [*values.values(), file_id, *allowed, *([] if by is None else [by])],
+        )
+        if not changed:
+            if by is not None:
+                await self._hold_claim(file_id, by)
+            await self._refused("file", "files", "id=?", [file_id], new)
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def find_files(self, rel_paths: Sequence[str]) -> dict[str, list[FileRow]]:
+        """Every recorded row at these paths (old contents included), newest last."""
+        found: dict[str, list[FileRow]] = {}
+        for chunk in _chunks(rel_paths):
+            for row in await self._rows(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE rel_path IN ({_marks(chunk)})"
+                " ORDER BY id",
+                chunk,
+            ):
+                file = _file(row)
+                found.setdefault(file.rel_path, []).append(file)
+        return found
+
+    async def get_file(self, file_id: int) -> FileRow:
+        rows = await self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE id=?", (file_id,))
+        return _file(rows[0])
+
+    async def stem_taken(self, stem: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM files WHERE stem=?", (stem,)))
+
+    async def add_file(
+        self, rel_path: str, size: int, mtime_ns: int, fingerprint: str, stem: str
+    ) -> FileRow:
+        """A new source, under an id no other file ever had."""
+        now = time.time()
+        [row] = await self._rows(
+            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, created_at,"
+            f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_FILE_COLUMNS}",
+            (rel_path, size, mtime_ns, fingerprint, stem, now, now),
+        )
+        await self._work_changed()
+        return _file(row)
+
+    async def set_identity(self, file_id: int, mtime_ns: int, fingerprint: str) -> None:
+        """The same content seen with a new mtime (`touch`), or first fingerprinted."""
+        await self._write(
+            "UPDATE files SET mtime_ns=?, fingerprint=? WHERE id=?",
+            (mtime_ns, fingerprint, file_id),
+        )
+
+    async def forget_replaced(self, rel_path: str, keep: int) -> list[int]:
+        """Rows of older content at `rel_path` that never finished nor published anything
+        are forgotten (their ids are never given out again); returns their ids. A claimed
+        row is running, so no worker's file is forgotten under it."""
+        async with self.transaction():
+            rows = await self._rows(
+                "DELETE FROM files WHERE rel_path=? AND id!=? AND state IN (?, ?)"
+                " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.file_id=files.id AND o.state"
+                " IN (?, ?)) AND NOT EXISTS (SELECT 1 FROM stream_jobs j WHERE"
+                " j.file_id=files.id AND j.path IS NOT NULL) RETURNING id",
+                (
+                    rel_path,
+                    keep,
+                    FileState.PENDING,
+                    FileState.FAILED,
+                    OutputState.DONE,
+                    OutputState.PUBLISHING,
+                ),
+            )
+            # Those that published something stay, to keep it recorded, but wait for nothing.
+            await self._write(
+                "UPDATE files SET state=?, error=?, updated_at=? WHERE rel_path=? AND id!=?"
+                " AND state=?",
+                (FileState.FAILED, REPLACED, time.time(), rel_path, keep, FileState.PENDING),
+            )
+        return [row["id"] for row in rows]
+
+    async def fail_file(
+        self, file_id: int, error: str, detail: str | None = None, by: str | None = None
+    ) -> None:
+        """The file failed: its one-line reason and whole text; its claim (held by `by`,
+        when given) ends."""
+        await self._move_file(
+            file_id, FileState.FAILED, by, error=error, error_detail=detail, worker=None,
+            lease_until=None,
+        )  # fmt: skip
+
+    async def finish_file(
+        self, file_id: int, raw_action: str | None, by: str | None = None
+    ) -> None:
+        """The file is done; `raw_action` (the pending `after_done`) in the same write; its
+        claim (held by `by`, when given) ends."""
+        await self._move_file(
+            file_id, FileState.DONE, by, error=None, error_detail=None, raw_action=raw_action,
+            worker=None, lease_until=None,
+        )  # fmt: skip
+
+    async def with_pending_raw_action(self, suffix: str) -> list[FileRow]:
+        """Done files whose raw action (recorded as `<action><suffix>`) was interrupted."""
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=? AND raw_action LIKE ?",
+            (FileState.DONE, f"%{suffix}"),
+        )
+        return [_file(row) for row in rows]
+
+    async def control(self, name: str) -> str | None:
+        """A setting a user made for the workers (None when unset)."""
+        rows = await self._rows("SELECT value FROM controls WHERE name=?", (name,))
+        return str(rows[0]["value"]) if rows else None
+
+    async def set_control(self, name: str, value: str | None) -> None:
+        await self._work_changed()
+        if value is None:
+            await self._write("DELETE FROM controls WHERE name=?", (name,))
+        else:
+            await self._write(
+                "INSERT INTO controls (name, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value=excluded.value,"
+                " updated_at=excluded.updated_at",
+                (name, value, time.time()),
+            )
+
+    async def unestimated(self, limit: int) -> list[FileRow]:
+        """Pending files whose cost is not estimated yet (the oldest first)."""
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=? AND cost IS NULL ORDER BY id LIMIT ?",
+            (FileState.PENDING, limit),
+        )
+        return [_file(row) for row in rows]
+
+    async def set_cost(self, file_id: int, cost: float) -> None:
+        await self._write("UPDATE files SET cost=? WHERE id=?", (cost, file_id))
+
+    async def set_probe(self, file_id: int, probe_json: str) -> None:
+        await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))
+
+    async def set_raw_action(self, file_id: int, action: str) -> None:
+        await self._write("UPDATE files SET raw_action=? WHERE id=?", (action, file_id))
+
+    async def set_warnings(self, file_id: int, warnings: Iterable[str]) -> None:
+        await self._write(
+            "UPDATE files SET warnings=? WHERE id=?", (json.dumps(list(warnings)), file_id)
+        )
+
+    async def files(self, states: Iterable[FileState] | None = None) -> list[FileRow]:
+        if states is None:
+            rows = await self._rows(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY rel_path, id")
+        else:
+            wanted = [str(state) for state in states]
+            rows = await self._rows(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE state IN ({_marks(wanted)}) ORDER BY id",
+                wanted,
+            )
+        return [_file(row) for row in rows]
+
+    async def retry(self, rel_paths: Iterable[str] | None = None) -> list[str]:
+        """Failed files (all, or those at `rel_paths`) become pending, with their failed
+        outputs and stream jobs; returns the paths made pending."""
+        wanted = None if rel_paths is None else set(rel_paths)
+        async with self.transaction():
+            failed = [
+                row
+                for row in await self.files([FileState.FAILED])
+                if wanted is None or row.rel_path in wanted
+            ]
+            for row in failed:
+                await self._move_file(row.id, FileState.PENDING, error=None, error_detail=None)
+                for table in ("outputs", "stream_jobs"):
+                    await self._write(
+                        f"UPDATE {table} SET state=?, error=NULL WHERE file_id=? AND state=?",
+                        (OutputState.PENDING, row.id, OutputState.FAILED),
+                    )
+            if failed:
+                await self._work_changed()
+        return [row.rel_path for row in failed]
+
+    async def reopen(self, file_id: int, outputs: Iterable[tuple[str, int | None]]) -> None:
+        """A done file's outputs (kind, and the stream of a montage sheet) are to be made
+        again: they and the file become pending. StateError if the file is not done (a
+        worker may have it)."""
+        async with self.transaction():
+            reopened = await self._write(
+                "UPDATE files SET state=?, updated_at=? WHERE id=? AND state=?",
+                (FileState.PENDING, time.time(), file_id, FileState.DONE),
+            )
+            if not reopened:
+                raise StateError(f"file {file_id} is not done: none of its outputs is made again")
+            for output, stream in outputs:
+                key = {"file_id": file_id, "output": output}
+                await self._move("output", key, OutputState.PENDING, {}, None)
+                if stream is not None:
+                    await self._write(
+                        "UPDATE stream_jobs SET state=? WHERE file_id=? AND output=?"
+                        " AND stream_index=?",
+                        (JobState.PENDING, file_id, output, stream),
+                    )
+            await self._work_changed()
+
+    async def attention_and_recent(self, recent: int) -> list[FileRow]:
+        """Files that are not done, then the `recent` last finished ones: what `status`
+        shows of a large state without listing every file."""
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state != ? ORDER BY rel_path, id",
+            (FileState.DONE,),
+        )
+        latest = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state = ? ORDER BY updated_at DESC, id DESC"
+            " LIMIT ?",
+            (FileState.DONE, recent),
+        )
+        return [_file(row) for row in rows] + [_file(row) for row in reversed(latest)]
+
+    async def summary(self) -> Summary:
+        """Files per state, and raw and archive bytes of the files whose archive is done."""
+        states = await self._rows("SELECT state, COUNT(*) AS n FROM files GROUP BY state")
+        [totals] = await self._rows(
+            "SELECT COALESCE(SUM(f.size), 0) AS raw, COALESCE(SUM(o.size), 0) AS archived"
+            " FROM outputs o"
+            " JOIN files f ON f.id = o.file_id WHERE o.output = 'archive' AND o.state = ?",
+            (OutputState.DONE,),
+        )
+        [waiting] = await self._rows(
+            "SELECT COALESCE(SUM(size), 0) AS raw FROM files WHERE state IN (?, ?)",
+            (FileState.PENDING, FileState.RUNNING),
+        )
+        return Summary(
+            {row["state"]: int(row["n"]) for row in states}, int(totals["raw"]),
+            int(totals["archived"]), int(waiting["raw"]),
+        )  # fmt: skip
+
+    # -- claims, leases and workers ------------------------------------------------------------
+
+    async def workers(self) -> list[Worker]:
+        rows = await self._rows(
+            "SELECT id, host, pid, started_at, heartbeat_at FROM workers ORDER BY started_at"
+        )
+        return [Worker(**row) for row in rows]
+
+    async def claim(self, worker: str, lease: float, skip: Sequence[int] = ()) -> FileRow | None:
+        """The next pending file (the costliest first), now running under `worker`'s lease;
+        None when none is pending (but those in `skip`)."""
+        skip = list(skip)[:SKIP_MAX]
+        skipped = f" AND id NOT IN ({_marks(skip)})" if skip else ""
+        rows = await self._rows(
+            f"UPDATE files SET state=?, worker=?, lease_until=?, updated_at=? WHERE id=("
+            f"SELECT id FROM files WHERE state=?{skipped}"
+            f" ORDER BY cost DESC NULLS LAST, id LIMIT 1{self.SKIP_LOCKED})"
+            f" RETURNING {_FILE_COLUMNS}",
+            (FileState.RUNNING, worker, time.time() + lease, time.time(), FileState.PENDING, *skip),
+        )
+        return _file(rows[0]) if rows else None
+
+    async def heartbeat(self, worker: Worker, lease: float) -> set[int]:
+        """Record `worker` alive (registering it the first time) and renew its leases;
+        returns the ids of the files it still holds."""
+        now = time.time()
+        async with self.transaction():
+            await self._write(
+                "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES"
+                " (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET heartbeat_at=excluded.heartbeat_at",
+                (worker.id, worker.host, worker.pid, worker.started_at, now),
+            )
+            rows = await self._rows(
+                "UPDATE files SET lease_until=? WHERE worker=? AND state=? RETURNING id",
+                (now + lease, worker.id, FileState.RUNNING),
+            )
+        return {row["id"] for row in rows}
+
+    async def release(self, worker: str, file_ids: Iterable[int] | None = None) -> list[int]:
+        """`worker`'s claims (all, or on `file_ids`) go back to pending with what ran of
+        them: the next claimant salvages its parts. Returns the released file ids."""
+        return await self._release("worker=?", [worker], file_ids)
+
+    async def release_expired(self) -> list[int]:
+        """Claims whose lease ran out (their worker died, or lost the store) go back to
+        pending; so do running files no worker claims (recorded before claims existed)."""
+        return await self._release("(lease_until IS NULL OR lease_until<?)", [time.time()])
+
+    async def _release(
+        self, which: str, params: list[Any], file_ids: Iterable[int] | None = None
+    ) -> list[int]:
+        ids = None if file_ids is None else list(file_ids)
+        if ids == []:
+            return []
+        only = "" if ids is None else f" AND id IN ({_marks(ids)})"
+        async with self.transaction():
+            rows = await self._rows(
+                f"UPDATE files SET state=?, worker=NULL, lease_until=NULL, updated_at=?"
+                f" WHERE state=? AND {which}{only} RETURNING id",
+                [FileState.PENDING, time.time(), FileState.RUNNING, *params, *(ids or [])],
+            )
+            released = [row["id"] for row in rows]
+            for chunk in _chunks(released):
+                for table in ("outputs", "stream_jobs"):
+                    await self._write(
+                        f"UPDATE {table} SET state=?, updated_at=? WHERE state=?"
+                        f" AND file_id IN ({_marks(chunk)})",
+                        (OutputState.PENDING, time.time(), OutputState.RUNNING, *chunk),
+                    )
+                await self._write(f"DELETE FROM progress WHERE file_id IN ({_marks(chunk)})", chunk)
+            if released:
+                await self._work_changed()
+        return released
+
+    async def remove_worker(self, worker: str) -> list[int]:
+        """A worker that stopped (or is known dead): its claims released, its row gone."""
+        async with self.transaction():
+            released = await self.release(worker)
+            await self._write("DELETE FROM progress WHERE worker=?", (worker,))
+            await self._write("DELETE FROM workers WHERE id=?", (worker,))
+        return released
+
+    # -- progress ----------------------------------------------------------------------------
+
+    async def write_progress(self, worker: str, tasks: Sequence[Progress]) -> None:
+        """What `worker` runs now, replacing what it wrote before."""
+        async with self.transaction():
+            await self._write("DELETE FROM progress WHERE worker=?", (worker,))
+            for task in tasks:
+                values = asdict(task)
+                await self._write(
+                    f"INSERT INTO progress ({', '.join(values)}) VALUES ({_marks(list(values))})",
+                    list(values.values()),
+                )
+
+    async def progress(self) -> list[Progress]:
+        rows = await self._rows(f"SELECT {_PROGRESS_COLUMNS} FROM progress ORDER BY file_id, label")
+        return [Progress(**row) for row in rows]
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    async def set_output(
+        self,
+        file_id: int,
+        output: str,
+        state: OutputState,
+        *,
+        path: str | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+        error: str | None = None,
+        by: str | None = None,
+    ) -> None:
+        """Record one output's state; a published one with where it is (relative to the
+        root), its size and SHA-256. `error` is always written (None clears it). With `by`,
+        only while that worker holds the file's claim (ClaimLost otherwise)."""
+        given = {"path": path, "size": size, "sha256": sha256}
+        columns = {name: value for name, value in given.items() if value is not None}
+        key = {"file_id": file_id, "output": output}
+        await self._move("output", key, state, columns | {"error": error}, by)
+
+    async def outputs(self, file_id: int) -> dict[str, OutputRow]:
+        rows = await self._rows(
+            f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id=?", (file_id,)
+        )
+        return {row["output"]: _output(row) for row in rows}
+
+    async def publishing(self) -> list[OutputRow]:
+        """Outputs whose publishing began (the intent is recorded) and was not recorded done."""
+        rows = await self._rows(
+            f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE state=?", (OutputState.PUBLISHING,)
+        )
+        return [_output(row) for row in rows]
+
+    async def all_outputs(self, file_ids: Sequence[int] | None = None) -> list[OutputRow]:
+        """Every output, or those of `file_ids`."""
+        if file_ids is None:
+            rows = await self._rows(f"SELECT {_OUTPUT_COLUMNS} FROM outputs")
+        else:
+            rows = []
+            for chunk in _chunks(file_ids):
+                rows += await self._rows(
+                    f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE file_id IN ({_marks(chunk)})",
+                    chunk,
+                )
+        return [_output(row) for row in rows]
+
+    # -- stream jobs -------------------------------------------------------------------------
+
+    async def save_job(
+        self,
+        file_id: int,
+        output: str,
+        stream_index: int,
+        *,
+        stream_type: str,
+        decision: str,
+        state: JobState,
+        notes: Iterable[str] = (),
+        figures: Figures = NO_FIGURES,
+        by: str | None = None,
+    ) -> None:
+        """Record one stream job with its decision and state; `figures` that are set. With
+        `by`, only while that worker holds the file's claim (ClaimLost otherwise)."""
+        key = {"file_id": file_id, "output": output, "stream_index": stream_index}
+        columns = {
+            "stream_type": stream_type,
+            "decision": decision,
+            "notes": json.dumps(list(notes)),
+        } | _figure_columns(figures)
+        await self._move("job", key, state, columns, by)
+
+    async def jobs(self, file_id: int, output: str) -> dict[int, StreamJobRow]:
+        rows = await self._rows(
+            f"SELECT {_JOB_COLUMNS} FROM stream_jobs WHERE file_id=? AND output=?"
+            " ORDER BY stream_index",
+            (file_id, output),
+        )
+        return {row["stream_index"]: _job(row) for row in rows}
+
+    async def all_jobs(
+        self, file_ids: Sequence[int] | None = None
+    ) -> dict[int, list[tuple[str, StreamJobRow]]]:
+        """Every stream job (or those of `file_ids`), by file id, with its output."""
+        select = f"SELECT file_id, output, {_JOB_COLUMNS} FROM stream_jobs"
+        order = " ORDER BY file_id, output, stream_index"
+        if file_ids is None:
+            rows = await self._rows(select + order)
+        else:
+            rows = []
+            for chunk in _chunks(file_ids):
+                rows += await self._rows(
+                    f"{select} WHERE file_id IN ({_marks(chunk)}){order}", chunk
+                )
+        jobs: dict[int, list[tuple[str, StreamJobRow]]] = {}
+        for row in rows:
+            file_id, output = row.pop("file_id"), row.pop("output")
+            jobs.setdefault(file_id, []).append((output, _job(row)))
+        return jobs
