@@ -41,7 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import psycopg
 
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+from pgcluster import Cluster
 from videoarchiver.state import open_store
 
 PROGRAM = str(Path(sys.executable).parent / "videoarchiver")
@@ -168,21 +171,31 @@ def batch(tmp: Path, quick: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def two_workers(tmp: Path, quick: bool) -> dict[str, Any]:
-    """The batch again, by two workers with one ffmpeg each, started together."""
-    root = tmp / "workers"
+def with_state(state: str | None) -> dict[str, str]:
+    """The environment of a command on the state at URL `state` (None: SQLite)."""
+    return {**os.environ, **({"VIDEOARCHIVER_STATE": state} if state else {})}
+
+
+def workers_run(
+    tmp: Path, name: str, quick: bool, count: int, jobs: int, state: str | None = None
+) -> dict[str, Any]:
+    """The batch again, by `count` workers with `jobs` ffmpeg each, started together (on
+    the state at URL `state`, or SQLite): their wall time, how many ffmpeg commands they ran
+    on the files and how many of those twice, and the machine's utilization."""
+    root = tmp / name
     make_workload(root / "raw", quick)
     (root / "videoarchiver.toml").write_text(
-        CONFIG.replace("settle_seconds = 0", "settle_seconds = 0\njobs = 1")
+        CONFIG.replace("settle_seconds = 0", f"settle_seconds = 0\njobs = {jobs}")
     )
-    traces = [tmp / f"worker{number}.jsonl" for number in (1, 2)]
+    traces = [tmp / f"{name}{number}.jsonl" for number in range(count)]
+    environment = with_state(state)
     started = time.monotonic()
     workers = [
         subprocess.Popen(
             [PROGRAM, "run", "--once", "--root", str(root)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "VIDEOARCHIVER_TRACE": str(trace)},
+            env={**environment, "VIDEOARCHIVER_TRACE": str(trace)},
         )
         for trace in traces
     ]
@@ -190,9 +203,10 @@ def two_workers(tmp: Path, quick: bool) -> dict[str, Any]:
         raise SystemExit("a worker failed: see " + str(root / "log"))
     wall = time.monotonic() - started
     commands = [
-        tuple(json.loads(line)["args"])
+        tuple(args)
         for trace in traces
         for line in trace.read_text().splitlines()
+        if (args := json.loads(line)["args"])[0] == "ffmpeg" and str(root) in " ".join(args)
     ]
     text = (root / "log" / "videoarchiver.log").read_text()
     children = sum(float(cpu) for cpu in re.findall(r"children CPU ([\d.]+) s", text))
@@ -201,6 +215,21 @@ def two_workers(tmp: Path, quick: bool) -> dict[str, Any]:
         "wall": wall, "commands": len(commands), "duplicates": len(commands) - len(set(commands)),
         "utilization": children / (cores * wall),
     }  # fmt: skip
+
+
+def on_postgres(tmp: Path, quick: bool) -> dict[str, dict[str, Any]]:
+    """1, 2 and 3 workers (the cores split between them) on a throwaway PostgreSQL."""
+    cores = os.cpu_count() or 1
+    cluster = Cluster()  # the tests' throwaway server
+    try:
+        return {
+            f"{count} on PostgreSQL": workers_run(
+                tmp, f"pg{count}", quick, count, max(1, cores // count), cluster.database()
+            )
+            for count in (1, 2, 3)
+        }
+    finally:
+        cluster.remove()
 
 
 def idle_cpu(tmp: Path, seconds: float) -> float:
@@ -223,15 +252,16 @@ def idle_cpu(tmp: Path, seconds: float) -> float:
     return used / seconds
 
 
-def fill_state(root: Path, count: int, raw_files: bool) -> None:
-    """`count` done files with their three outputs; with `raw_files`, tiny files in raw/ that
-    match them, so a scan finds every one already known."""
+def fill_state(root: Path, count: int, raw_files: bool, state: str | None = None) -> None:
+    """`count` done files with their three outputs, in SQLite (or the PostgreSQL database at
+    URL `state`); with `raw_files`, tiny files in raw/ that match them, so a scan finds every
+    one already known."""
     (root / "work").mkdir(parents=True)
     (root / "raw").mkdir()
     (root / "videoarchiver.toml").write_text(CONFIG)
 
     async def create() -> None:
-        async with open_store(root):
+        async with open_store(root, state):
             pass
 
     anyio.run(create)
@@ -246,18 +276,46 @@ def fill_state(root: Path, count: int, raw_files: bool) -> None:
             os.utime(path, ns=(mtime_ns, mtime_ns))
         rows.append((number + 1, rel, size, mtime_ns, rel.removesuffix(".mp4")))
     now = time.time()
-    with sqlite3.connect(root / "work" / "state.sqlite3") as db:
-        db.executemany(
-            "INSERT INTO files (id, rel_path, size, mtime_ns, stem, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'done', ?, ?)",
-            ((*row, now, now) for row in rows),
-        )
-        db.executemany(
-            "INSERT INTO outputs (file_id, output, state, path, size, sha256, updated_at)"
-            " VALUES (?, ?, 'done', ?, ?, ?, ?)",
-            ((row[0], kind, f"x/{row[0]}", row[2] // 2, "0" * 64, now)
-             for row in rows for kind in ("archive", "preview", "montage")),
-        )  # fmt: skip
+    files = (
+        "INSERT INTO files (id, rel_path, size, mtime_ns, stem, state, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, 'done', ?, ?)",
+        [(*row, now, now) for row in rows],
+    )
+    outputs = (
+        "INSERT INTO outputs (file_id, output, state, path, size, sha256, updated_at)"
+        " VALUES (?, ?, 'done', ?, ?, ?, ?)",
+        [(row[0], kind, f"x/{row[0]}", row[2] // 2, "0" * 64, now)
+         for row in rows for kind in ("archive", "preview", "montage")],
+    )  # fmt: skip
+    if state is None:
+        with sqlite3.connect(root / "work" / "state.sqlite3") as db:
+            for sql, values in (files, outputs):
+                db.executemany(sql, values)
+        return
+    with psycopg.connect(state) as connection, connection.cursor() as cursor:
+        for sql, values in (files, outputs):
+            cursor.executemany(sql.replace("?", "%s"), values)
+
+
+def status_seconds(root: Path, state: str | None = None) -> float:
+    """The median of three `status` runs, start-up included."""
+    timings = []
+    for _ in range(3):
+        started = time.monotonic()
+        subprocess.run([PROGRAM, "status", "--root", str(root)], check=True,
+                       stdout=subprocess.DEVNULL, env=with_state(state))  # fmt: skip
+        timings.append(time.monotonic() - started)
+    return statistics.median(timings)
+
+
+def status_on_postgres(tmp: Path, count: int) -> float:
+    cluster = Cluster()  # the tests' throwaway server
+    try:
+        url = cluster.database()
+        fill_state(tmp / f"pgstate{count}", count, raw_files=False, state=url)
+        return status_seconds(tmp / f"pgstate{count}", url)
+    finally:
+        cluster.remove()
 
 
 def scale(tmp: Path, counts: list[int]) -> list[dict[str, float]]:
@@ -265,18 +323,13 @@ def scale(tmp: Path, counts: list[int]) -> list[dict[str, float]]:
     for count in counts:
         root = tmp / f"state{count}"
         fill_state(root, count, raw_files=False)
-        timings = []
-        for _ in range(3):
-            started = time.monotonic()
-            subprocess.run([PROGRAM, "status", "--root", str(root)], check=True,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
-            timings.append(time.monotonic() - started)
+        status = status_seconds(root)
         run_once(root)  # an empty raw/: the daemon's footprint with `count` files recorded
         rss = resources_line(root)["rss"]
         scan_root = tmp / f"scan{count}"
         fill_state(scan_root, count, raw_files=True)
         scan = run_once(scan_root)
-        results.append({"count": count, "status": statistics.median(timings), "rss": rss,
+        results.append({"count": count, "status": status, "rss": rss,
                         "scan": scan, "scan_rss": resources_line(scan_root)["rss"]})  # fmt: skip
     return results
 
@@ -287,9 +340,10 @@ def verdict(ok: bool) -> str:
 
 def report(
     result: dict[str, Any],
-    workers: dict[str, Any],
+    workers: dict[str, dict[str, Any]],
     idle: float,
     grows: list[dict[str, float]],
+    postgres_status: float,
     quick: bool,
 ) -> str:
     version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
@@ -319,13 +373,6 @@ def report(
         f"| utilization = children's CPU / ({result['cores']} cores × wall) |"
         f" {result['utilization']:.2f} | ≥ 0.97 |"
         f" {verdict(result['utilization'] >= TARGETS['utilization'])} |",
-        f"| two workers, `jobs = 1` each: wall | {workers['wall']:.1f} s"
-        f" ({workers['wall'] / result['wall']:.2f}× one worker's) | ≈ 1× |"
-        f" {verdict(workers['wall'] <= 1.05 * result['wall'])} |",
-        f"| … commands run, of them twice | {workers['commands']}, {workers['duplicates']}"
-        f" | {result['commands']}, 0 |"
-        f" {verdict(workers['duplicates'] == 0 and workers['commands'] == result['commands'])} |",
-        f"| … utilization | {workers['utilization']:.2f} | | |",
         f"| daemon's own CPU / children's CPU | {result['own']:.2f} s / {result['children']:.1f} s"
         f" = {share:.1%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
         f"| … of which start-up (a run with nothing to do) | {result['fixed']:.2f} s | | |",
@@ -333,6 +380,34 @@ def report(
         f"| daemon peak RSS (batch) | {result['rss']:.1f} MiB | | |",
         f"| idle daemon CPU | {idle:.2%} of a core | ≈ 0 |"
         f" {verdict(idle <= TARGETS['idle_cpu'])} |",
+    ]
+    lines += [
+        "",
+        "## Workers",
+        "",
+        f"The same batch by several `run --once` workers started together, the cores split"
+        f" between them (one worker: `jobs = {result['cores']}`); `run --once` alone above is"
+        f" one worker on SQLite.",
+        "",
+        "| workers | wall | vs one worker on SQLite | ffmpeg commands, of them twice |"
+        " utilization |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {label} | {run['wall']:.1f} s | {run['wall'] / result['wall']:.2f}× |"
+            f" {run['commands']}, {run['duplicates']} | {run['utilization']:.2f} |"
+            for label, run in workers.items()
+        ],
+        "",
+        "| measure | value | target | |",
+        "|---|---|---|---|",
+    ]
+    two = workers["2 on SQLite"]
+    near = verdict(two["wall"] <= 1.05 * result["wall"])
+    lines += [
+        f"| 2 workers with `jobs = 1` vs 1 with `jobs = {result['cores']}` (SQLite) |"
+        f" {two['wall'] / result['wall']:.2f}× | ≈ 1× | {near} |",
+        f"| ffmpeg commands run twice, any run | {sum(r['duplicates'] for r in workers.values())}"
+        f" | 0 | {verdict(not any(r['duplicates'] for r in workers.values()))} |",
     ]
     for cpu, first_ten in result["waste"]:
         lines.append(
@@ -362,6 +437,12 @@ def report(
             f" files (target ≤ 150 MB:"
             f" {verdict(max(largest['rss'], largest['scan_rss']) <= TARGETS['rss_100k_mib'])}).",
         ]
+    pg_count = 10_000 if quick else 100_000
+    lines += [
+        "",
+        f"On PostgreSQL, with {pg_count:,} files recorded: `status` {postgres_status:.2f} s"
+        f" (target < 1 s: {verdict(postgres_status < TARGETS['status_100k_s'])}).",
+    ]
     lines += [
         "",
         "Times are wall seconds, including Python's start-up (≈ 0.4 s) where a command is run.",
@@ -386,13 +467,18 @@ def main() -> int:
         result = batch(tmp, args.quick)
         print(f"  wall {result['wall']:.1f} s, efficiency {result['efficiency']:.2f}", flush=True)
         print("two workers …", flush=True)
-        workers = two_workers(tmp, args.quick)
-        print(f"  wall {workers['wall']:.1f} s, {workers['duplicates']} commands twice", flush=True)
+        workers = {"2 on SQLite": workers_run(tmp, "sqlite2", args.quick, 2, 1)}
+        print("workers on PostgreSQL …", flush=True)
+        workers |= on_postgres(tmp, args.quick)
+        for label, run in workers.items():
+            print(f"  {label}: wall {run['wall']:.1f} s, {run['duplicates']} twice", flush=True)
         print("idle …", flush=True)
         idle = idle_cpu(tmp, 10 if args.quick else 30)
         print("scale …", flush=True)
         grows = scale(tmp, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
-    text = report(result, workers, idle, grows, args.quick)
+        print("status on PostgreSQL …", flush=True)
+        postgres_status = status_on_postgres(tmp, 10_000 if args.quick else 100_000)
+    text = report(result, workers, idle, grows, postgres_status, args.quick)
     args.out.write_text(text)
     print(text)
     return 0

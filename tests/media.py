@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -79,17 +80,27 @@ def run_cli(root: Path, *args: str, timeout: float = 240) -> subprocess.Complete
     )  # fmt: skip
 
 
-def state_rows(root: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    """Read the state database directly."""
-    with sqlite3.connect(root / "work" / "state.sqlite3") as db:
-        return list(db.execute(sql, params))
+def status_json(root: Path) -> list[dict[str, Any]]:
+    """Everything recorded, read as a user's script reads it: `videoarchiver status --json`,
+    one object per file (by path), with its "outputs" by kind and its stream "jobs"."""
+    result = run_cli(root, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    files: list[dict[str, Any]] = json.loads(result.stdout)
+    return files
+
+
+def file_states(root: Path) -> list[str]:
+    """Each recorded file's state, in `status --json` order (by path)."""
+    return [file["state"] for file in status_json(root)]
 
 
 def poll_rows(root: Path, sql: str) -> list[tuple[Any, ...]]:
-    """`state_rows` while a daemon may still be creating the database: [] until it exists."""
+    """Read the state database directly, many times a second while a daemon runs (`status
+    --json` is a process of its own each time): [] until the daemon has created it."""
     if not (root / "work" / "state.sqlite3").exists():
         return []
     try:
-        return state_rows(root, sql)
+        with contextlib.closing(sqlite3.connect(root / "work" / "state.sqlite3")) as db:
+            return list(db.execute(sql))
     except sqlite3.OperationalError:
         return []

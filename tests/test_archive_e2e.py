@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from media import (
     probe,
     run_cli,
     span,
-    state_rows,
+    status_json,
     stream_hash,
 )
 
@@ -40,13 +39,13 @@ def _codecs(info: dict[str, Any]) -> list[str]:
 
 
 def _jobs(root: Path, rel: str) -> dict[int, tuple[str, str, list[str]]]:
-    rows = state_rows(
-        root,
-        "SELECT j.stream_index, j.decision, j.state, j.notes FROM stream_jobs j"
-        " JOIN files f ON f.id = j.file_id WHERE f.rel_path = ? AND j.output = 'archive'",
-        rel,
-    )
-    return {index: (decision, state, json.loads(notes)) for index, decision, state, notes in rows}
+    """The archive stream jobs of the file at `rel`, by stream: decision, state, notes."""
+    return {
+        job["stream_index"]: (job["decision"], job["state"], job["notes"])
+        for file in status_json(root)
+        if file["rel_path"] == rel
+        for job in file["jobs"]["archive"]
+    }
 
 
 @pytest.fixture
@@ -105,9 +104,12 @@ def test_full_file_is_archived_with_streams_metadata_and_chapters(
     assert jobs[0][:2] == ("encode", "done")
     assert any("44100 Hz to 48000 Hz" in note for note in jobs[1][2])
     assert jobs[3][:2] == ("copy", "done")
-    [(state, sha, size)] = state_rows(
-        root, "SELECT state, sha256, size FROM outputs WHERE output = 'archive'"
-    )
+    [(state, sha, size)] = [
+        (output["state"], output["sha256"], output["size"])
+        for file in status_json(root)
+        for kind, output in file["outputs"].items()
+        if kind == "archive"
+    ]
     assert (state, sha, size) == ("done", file_sha256(archive), archive.stat().st_size)
     assert file_sha256(full_mkv) == raw_sha
     assert not list((root / "work" / "files").glob("*")), "work files left behind"
@@ -134,7 +136,8 @@ def test_mov_offsets_timecode_and_mov_text(root: Path, tmp_path: Path) -> None:
     assert _codecs(probe(archive)) == ["h264", "opus", "subrip"]
     offset = span(archive, 1)[0] - span(archive, 0)[0]
     assert abs(offset - 0.5) <= 1 / 30 + 0.001
-    [(warnings,)] = state_rows(root, "SELECT warnings FROM files")
+    [file] = status_json(root)
+    warnings = "\n".join(file["warnings"])
     assert "tmcd" in warnings and "dropped" in warnings
     status = run_cli(root, "status")
     assert "tmcd" in status.stdout and "dropped" in status.stdout
@@ -192,7 +195,8 @@ def test_bad_inputs_fail_cleanly_and_the_rest_goes_on(root: Path) -> None:
 
     result = run_cli(root, "run", "--once")
     assert result.returncode == 1
-    states = dict(state_rows(root, "SELECT rel_path, state FROM files"))
+    files = status_json(root)
+    states = {file["rel_path"]: file["state"] for file in files}
     assert states == {
         **{name: "done" for name in good_names},
         "notes.mp4": "failed",
@@ -201,7 +205,7 @@ def test_bad_inputs_fail_cleanly_and_the_rest_goes_on(root: Path) -> None:
     }
     for name in good_names:
         assert _codecs(probe(root / "archive" / name.replace(".mkv", ".mkv"))) == ["h264"]
-    errors = dict(state_rows(root, "SELECT rel_path, error FROM files WHERE state='failed'"))
+    errors = {file["rel_path"]: file["error"] for file in files if file["state"] == "failed"}
     assert "empty file" in errors["empty.mov"]
     assert "not a readable media file" in errors["notes.mp4"]
     assert "moov atom not found" in errors["truncated.mp4"]
@@ -233,7 +237,7 @@ def test_colliding_names_never_overwrite(root: Path) -> None:
     names = sorted(p.name for p in (root / "archive").iterdir())
     # Raw files are taken in path order: a.avi is first and gets the plain name.
     assert names == ["a.mkv", "a.mkv.mkv", "b.mkv", "b.mkv.mkv"]
-    stems = dict(state_rows(root, "SELECT rel_path, stem FROM files"))
+    stems = {file["rel_path"]: file["stem"] for file in status_json(root)}
     assert stems == {"a.avi": "a", "a.mkv": "a.mkv", "b.mkv": "b.mkv"}
     assert (root / "archive" / "b.mkv").read_bytes() == b"the user's own file"
 

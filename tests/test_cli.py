@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from media import ffmpeg, file_sha256, poll_rows, run_cli, state_rows
+from media import ffmpeg, file_sha256, poll_rows, run_cli, status_json
 from videoarchiver import entry
 from videoarchiver.display import RichDisplay
 from videoarchiver.planning.progress import ProgressUpdate
@@ -170,7 +170,7 @@ def test_after_done(root: Path, after_done: str) -> None:
         assert file_sha256(root / "done" / "sub" / "a.mp4") == sha
     else:
         assert not (root / "done").exists()
-    [(action,)] = state_rows(root, "SELECT raw_action FROM files")
+    [action] = [file["raw_action"] for file in status_json(root)]
     assert action == ("moved to done/sub/a.mp4" if after_done == "move" else "deleted")
 
 
@@ -195,8 +195,8 @@ def test_full_disk_fails_cleanly(root: Path) -> None:
     with tmpfs(root / "work" / "files", "64k"):
         result = run_cli(root, "run", "--once")
         assert result.returncode == 1
-        [(state, error)] = state_rows(root, "SELECT state, error FROM files")
-        assert state == "failed" and "No space left on device" in error
+        [file] = status_json(root)
+        assert file["state"] == "failed" and "No space left on device" in file["error"]
         assert not any(path.is_file() for path in (root / "work" / "files").rglob("*"))
     assert file_sha256(raw) == sha
     assert not any((root / "archive").iterdir())
@@ -220,14 +220,17 @@ def test_raw_file_replaced_while_processed_is_not_published(root: Path) -> None:
     shutil.copyfile(replacement, raw)
     run.communicate(timeout=120)
     assert run.returncode == 1
-    [(state, error)] = state_rows(root, "SELECT state, error FROM files")
-    assert state == "failed" and "changed or vanished while it was processed" in error
+    [file] = status_json(root)
+    assert file["state"] == "failed"
+    assert "changed or vanished while it was processed" in file["error"]
     assert not (root / "archive" / "a.mkv").exists(), "the slow archive saw the change"
     assert run_cli(root, "run", "--once").returncode == 0, "the new content is a new file"
     # The montage or preview of the first content may have been published before the change:
     # its row then stays (they are recorded), and the new content gets a name of its own
     # rather than overwrite them.
-    [(stem, size)] = state_rows(root, "SELECT stem, size FROM files WHERE state = 'done'")
+    [(stem, size)] = [
+        (file["stem"], file["size"]) for file in status_json(root) if file["state"] == "done"
+    ]
     assert size == replacement.stat().st_size
     assert (root / "archive" / f"{stem}.mkv").exists()
 
@@ -363,7 +366,7 @@ def test_pause_holds_new_work_across_a_restart_until_resume(root: Path) -> None:
         assert run_cli(root, "status").stdout.startswith("paused since")
         assert run_cli(root, "resume").stdout.strip() == "resumed"
         deadline = time.monotonic() + 60
-        while state_rows(root, "SELECT state FROM files") != [("done",)]:
+        while poll_rows(root, "SELECT state FROM files") != [("done",)]:
             assert time.monotonic() < deadline, "work goes on once resumed"
             time.sleep(0.2)
     finally:

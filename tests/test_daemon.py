@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, poll_rows, probe, run_cli, state_rows
+from media import ffmpeg, poll_rows, probe, run_cli, status_json
 
 DAEMON_CONFIG = """\
 settle_seconds = 1
@@ -89,7 +89,7 @@ def test_daemon_picks_up_new_files_and_stops_on_sigterm(
              and (daemon_root / "preview" / "first.mkv").exists())  # fmt: skip
     (raw / "later").mkdir()
     drop(raw / "later", "second.mkv")
-    wait_for(lambda: state_rows(daemon_root, "SELECT state FROM files") == [("done",), ("done",)])
+    wait_for(lambda: poll_rows(daemon_root, "SELECT state FROM files") == [("done",), ("done",)])
     daemon.send_signal(signal.SIGTERM)
     _out, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, err
@@ -120,9 +120,10 @@ def test_sigterm_during_an_encode_stops_cleanly_and_work_resumes(
     assert time.monotonic() - started < 30
     for pid in ffmpegs:
         assert not Path(f"/proc/{pid}").exists(), "an ffmpeg outlived the daemon"
-    states = {state for (state,) in state_rows(daemon_root, "SELECT state FROM stream_jobs")}
+    files = status_json(daemon_root)
+    states = {job["state"] for file in files for jobs in file["jobs"].values() for job in jobs}
     assert "running" not in states and "pending" in states
-    assert state_rows(daemon_root, "SELECT state FROM files") == [("pending",)]
+    assert [file["state"] for file in files] == ["pending"]
 
 
 def test_missing_ffmpeg_or_encoder_is_a_clear_message_at_start(daemon_root: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, file_sha256, probe, run_cli, state_rows
+from media import ffmpeg, file_sha256, poll_rows, probe, run_cli, status_json
 from test_cli import tmpfs
 
 
@@ -66,8 +66,8 @@ def test_a_stalled_ffmpeg_is_stopped_and_the_file_fails_with_a_reason(root: Path
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert time.monotonic() - started < 60
-    [(error,)] = state_rows(root, "SELECT error FROM files")
-    assert "stalled: no progress for 2 s" in error
+    [file] = status_json(root)
+    assert "stalled: no progress for 2 s" in file["error"]
     assert (root / "archive" / "a.mkv").exists() and (root / "screenshot" / "a.jpg").exists()
 
 
@@ -78,8 +78,9 @@ def test_a_stream_without_data_is_left_out_with_a_note(root: Path) -> None:
            "-t", "1", raw)  # fmt: skip
     assert run_cli(root, "run", "--once").returncode == 0
     assert [s["codec_name"] for s in probe(root / "archive" / "a.mkv")["streams"]] == ["h264"]
-    [(warnings,)] = state_rows(root, "SELECT warnings FROM files")
-    assert "stream 1 (audio pcm_s16le) dropped: it holds no data" in warnings
+    [file] = status_json(root)
+    dropped = "stream 1 (audio pcm_s16le) dropped: it holds no data"
+    assert any(dropped in warning for warning in file["warnings"]), file["warnings"]
 
 
 def test_hostile_names_and_links_are_handled_and_nothing_outside_is_touched(
@@ -109,7 +110,7 @@ def test_hostile_names_and_links_are_handled_and_nothing_outside_is_touched(
     result = run_cli(root, "run", "--once")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    rows = dict(state_rows(root, "SELECT rel_path, state FROM files"))
+    rows = {file["rel_path"]: file["state"] for file in status_json(root)}
     assert len(rows) == len(names) + 1 and set(rows.values()) == {"done"}, rows
     archives = sorted(p.name for p in (root / "archive").iterdir())
     assert "caf\\xe9.mkv" in archives and "line\nbreak.mkv" in archives
@@ -191,8 +192,8 @@ def test_a_playlist_posing_as_a_video_is_refused_and_reads_nothing_outside(
         f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2,\n{secret}\n#EXT-X-ENDLIST\n"
     )
     assert run_cli(root, "run", "--once").returncode == 1
-    [(state, error)] = state_rows(root, "SELECT state, error FROM files")
-    assert state == "failed" and "not on whitelist" in error
+    [file] = status_json(root)
+    assert file["state"] == "failed" and "not on whitelist" in file["error"]
     assert not any((root / "archive").iterdir()) and not any((root / "preview").iterdir())
 
 
@@ -218,12 +219,12 @@ def test_a_full_disk_never_stops_the_daemon_and_work_is_retried_once_space_is_ba
             assert daemon.poll() is None, "the daemon keeps running"
             assert not list((root / "work" / "files").rglob("*.*")), "work files removed"
             if full == "work files":
-                [(state, error)] = state_rows(root, "SELECT state, error FROM files")
-                assert state == "failed" and "No space left on device" in error
+                [file] = status_json(root)
+                assert file["state"] == "failed" and "No space left on device" in file["error"]
                 subprocess.run(["umount", "-l", str(small)], check=True)  # room below it
             else:
                 (root / "work" / "ballast").unlink()
-            _wait(lambda: state_rows(root, "SELECT state FROM files") == [("done",)])
+            _wait(lambda: poll_rows(root, "SELECT state FROM files") == [("done",)])
         finally:
             daemon.send_signal(signal.SIGTERM)
             _out, err = daemon.communicate(timeout=60)

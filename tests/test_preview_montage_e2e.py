@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, probe, run_cli, span, state_rows
+from media import ffmpeg, probe, run_cli, span, status_json
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -69,10 +69,13 @@ def test_several_video_and_audio_streams(root: Path) -> None:
     assert [s["codec_type"] for s in archive["streams"]] == ["video", "audio", "video", "audio"]
     assert _size(root / "screenshot" / "multi" / "0.jpg") == (320, 240)
     assert _size(root / "screenshot" / "multi" / "2.jpg") == (160, 120)
-    [(notes,)] = state_rows(
-        root, "SELECT notes FROM stream_jobs WHERE output = 'preview' AND stream_type = 'audio'"
-    )
-    assert "mix of streams 1, 3" in notes
+    [notes] = [
+        job["notes"]
+        for file in status_json(root)
+        for job in file["jobs"]["preview"]
+        if job["stream_type"] == "audio"
+    ]
+    assert any("mix of streams 1, 3" in note for note in notes), notes
 
 
 def test_audio_only_file_has_an_opus_preview_and_no_montage(root: Path) -> None:
@@ -81,9 +84,10 @@ def test_audio_only_file_has_an_opus_preview_and_no_montage(root: Path) -> None:
     [audio] = probe(root / "preview" / "song.mkv")["streams"]
     assert audio["codec_name"] == "opus"
     assert not any((root / "screenshot").iterdir())
-    states = dict(state_rows(root, "SELECT output, state FROM outputs"))
+    files = status_json(root)
+    states = {kind: output["state"] for file in files for kind, output in file["outputs"].items()}
     assert states == {"archive": "done", "preview": "done", "montage": "skipped"}
-    assert state_rows(root, "SELECT state FROM files") == [("done",)]
+    assert [file["state"] for file in files] == ["done"]
 
 
 def _tile_brightness(path: Path, n: int) -> list[float]:
@@ -123,7 +127,7 @@ def test_montage_takes_the_frames_at_k_d_over_n_squared(
     assert run_cli(root, "run", "--once").returncode == 0
     sheet = root / "screenshot" / "ramp.jpg"
     assert _size(sheet) == (3 * 32, 3 * 24)
-    [(decision,)] = state_rows(root, "SELECT decision FROM stream_jobs WHERE output = 'montage'")
+    [decision] = [job["decision"] for file in status_json(root) for job in file["jobs"]["montage"]]
     assert decision == how
     # Tile k shows the frame at k × 40 / 9 s, i.e. frame number ceil(k × 200 / 9), whose
     # limited-range luma n × 255 / 200 reads back from the JPEG as (Y − 16) × 255 / 219.
@@ -149,13 +153,17 @@ def test_a_failing_output_does_not_stop_the_others(root: Path) -> None:
     _video(root / "raw" / "b.mp4", "160x120")
     result = run_cli(root, "run", "--once")
     assert result.returncode == 1
-    states = state_rows(root, "SELECT f.rel_path, o.output, o.state FROM outputs o"
-                              " JOIN files f ON f.id = o.file_id")  # fmt: skip
+    files = status_json(root)
+    states = [
+        (file["rel_path"], kind, output["state"])
+        for file in files
+        for kind, output in file["outputs"].items()
+    ]
     for name in ("a.mp4", "b.mp4"):
         assert {(kind, state) for path, kind, state in states if path == name} == {
             ("archive", "done"), ("preview", "failed"), ("montage", "done"),
         }  # fmt: skip
     assert (root / "archive" / "a.mkv").exists() and (root / "screenshot" / "b.jpg").exists()
     assert not any((root / "preview").iterdir())
-    errors = [error for (error,) in state_rows(root, "SELECT error FROM files")]
+    errors = [file["error"] for file in files]
     assert all(error.startswith("preview: ") for error in errors)

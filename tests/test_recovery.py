@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, packets, poll_rows, probe, run_cli, span, state_rows
+from media import ffmpeg, packets, poll_rows, probe, run_cli, span, status_json
 
 FRAMES = 750  # 30 s at 25 fps
 
@@ -61,7 +61,7 @@ def _partial_grew(root: Path, attempt: int, size: int) -> bool:
 
 
 def _parts(root: Path) -> list[dict[str, object]]:
-    """The parts recorded for the archive's video stream so far."""
+    """The parts recorded for the archive's video stream so far (read while a run goes on)."""
     rows = poll_rows(
         root, "SELECT parts FROM stream_jobs WHERE output = 'archive' AND stream_index = 0"
     )
@@ -97,8 +97,11 @@ def _check_archive(root: Path) -> list[dict[str, object]]:
     # One Opus frame (20 ms), plus the 6.5 ms of priming every Opus encode starts with.
     assert abs(audio - raw_audio) <= 0.0265, "audio within one Opus frame of the raw"
     assert [s["codec_name"] for s in probe(archive)["streams"]] == ["h264", "opus"]
-    assert state_rows(root, "SELECT state FROM files") == [("done",)]
-    return _parts(root)
+    [file] = status_json(root)
+    assert file["state"] == "done"
+    [parts] = [job["parts"] for job in file["jobs"]["archive"] if job["stream_index"] == 0]
+    recorded: list[dict[str, object]] = parts
+    return recorded
 
 
 def test_killed_during_an_encode_twice_resumes_from_the_salvaged_parts(clip_root: Path) -> None:

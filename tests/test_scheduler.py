@@ -27,6 +27,8 @@ LEASE = 30.0
 class FakeScheduler(Scheduler):
     """Processes a file by waiting `seconds` and recording it done; costs are file sizes."""
 
+    # The fake overrides the scheduler's I/O steps (reading headers, processing a file).
+
     def __init__(self, runtime: Runtime, seconds: float = 0.01, after: float = 0.0) -> None:
         super().__init__(runtime)
         self.seconds = seconds
@@ -36,10 +38,8 @@ class FakeScheduler(Scheduler):
         self.began = anyio.Event()
         self.settled = anyio.Event()
 
-    async def estimate(self) -> bool:
-        for row in await self.rt.state.unestimated(1000):
-            await self.rt.state.set_cost(row.id, row.size)
-        return False
+    async def _header(self, path: Path) -> tuple[str | None, float]:
+        return None, float((await anyio.Path(path).stat()).st_size)  # the size is the cost
 
     async def process(self, row: FileRow, raw: RawFile) -> None:
         self.started.append(row.rel_path)
@@ -127,16 +127,26 @@ async def test_the_heartbeat_leaves_the_end_of_a_finished_file_alone(tmp_path: P
         assert a.finished == [name], "not cancelled"
 
 
-async def test_a_live_worker_of_this_machine_is_never_buried(tmp_path: Path) -> None:
+async def test_workers_of_this_machine_are_buried_by_their_lock_or_their_silence(
+    tmp_path: Path,
+) -> None:
     raw_files(tmp_path, [5])
     layout = Layout(tmp_path)
-    live = Worker("live", "host", 2, time.time() - 600, time.time() - 600)  # silent for long
+    live = Worker("live", "host", 2, time.time(), time.time())
+    crashed = Worker("crashed", "host", 3, time.time(), time.time())
     async with worker(tmp_path, "a") as a:
-        await a.rt.state.heartbeat(live, LEASE)
-        with holding_life(layout, live):  # but its process holds its lock
-            assert await bury_dead(a.rt.state, layout, a.rt.worker, LEASE) == []
-            assert [w.id for w in await a.rt.state.workers()] == ["live", "a"], "oldest first"
-        assert (layout.workers / "live.lock").exists() is False, "its own, removed as it stops"
-        await a.rt.state.heartbeat(live, LEASE)
-        assert await bury_dead(a.rt.state, layout, a.rt.worker, LEASE) == []
-        assert [w.id for w in await a.rt.state.workers()] == ["a"], "dead once its lock is free"
+        store = a.rt.state
+        for other in (live, crashed):
+            await store.heartbeat(other, LEASE)
+        layout.workers.mkdir(exist_ok=True)
+        (layout.workers / "crashed.lock").touch()  # left by a SIGKILL: nobody holds it
+        with holding_life(layout, live):
+            await bury_dead(store, layout, a.rt.worker, LEASE)
+            assert sorted(w.id for w in await store.workers()) == ["a", "live"]
+            assert not (layout.workers / "crashed.lock").exists(), "a dead one's lock goes"
+            # Silent for longer than its lease (stalled): its claims go, its lock stays.
+            await anyio.sleep(0.1)
+            await store.heartbeat(a.rt.worker, LEASE)
+            await bury_dead(store, layout, a.rt.worker, 0.05)
+            assert [w.id for w in await store.workers()] == ["a"]
+            assert (layout.workers / "live.lock").exists(), "never a live one's lock"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, file_sha256, poll_rows, run_cli, state_rows
+from media import ffmpeg, file_sha256, file_states, poll_rows, run_cli, status_json
 from test_cli import tmpfs
 from test_recovery import _kill_when, _start
 
@@ -96,7 +96,7 @@ def test_touch_is_not_a_new_file(root: Path) -> None:
     assert run_cli(root, "run", "--once").returncode == 0
     assert sorted(p.name for p in (root / "archive").iterdir()) == ["x.mkv"]
     assert sorted(p.name for p in (root / "screenshot").iterdir()) == ["x.jpg"]
-    assert state_rows(root, "SELECT rel_path, state FROM files") == [("x.mov", "done")]
+    assert [(file["rel_path"], file["state"]) for file in status_json(root)] == [("x.mov", "done")]
 
 
 def test_raw_replaced_during_an_encode_then_killed_is_archived_as_the_new_content(
@@ -112,14 +112,15 @@ def test_raw_replaced_during_an_encode_then_killed_is_archived_as_the_new_conten
     daemon = _start(root)
     _kill_when(daemon, lambda: encoding() and _replace(new, raw), root)
     assert run_cli(root, "run", "--once").returncode == 0
-    [(file_id, stem)] = state_rows(root, "SELECT id, stem FROM files WHERE state = 'done'")
+    files = status_json(root)
+    [(file_id, stem)] = [(file["id"], file["stem"]) for file in files if file["state"] == "done"]
     assert file_id == 2, "the new content has an id of its own"
     archive = root / "archive" / f"{stem}.mkv"
     assert ssim(archive, new) > 0.95, "the archive holds the new recording's pictures"
     assert ssim(archive, old) < 0.6
     assert not raw.exists(), "deleted only once the new content was archived"
     # The old content's row stays only if it published something (a montage) before the kill.
-    assert {state for (state,) in state_rows(root, "SELECT state FROM files")} <= {"done", "failed"}
+    assert {file["state"] for file in files} <= {"done", "failed"}
 
 
 def _replace(source: Path, raw: Path) -> bool:
@@ -148,7 +149,7 @@ def test_raw_replaced_while_the_daemon_runs_is_processed_as_a_new_file(tmp_path:
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
-    [(stem,)] = state_rows(root, "SELECT stem FROM files WHERE id = 2")
+    [stem] = [file["stem"] for file in status_json(root) if file["id"] == 2]
     assert ssim(root / "archive" / f"{stem}.mkv", new) > 0.95
     assert not (root / "archive" / "clip.mkv").exists() or stem == "clip"
 
@@ -167,15 +168,18 @@ def test_killed_right_after_publishing_adopts_the_published_archive(
         run_killed_at(root, "openat", archive)  # the fsync of archive/ just after the link
         published = archive / "a.mkv"
         before = (published.stat().st_ino, file_sha256(published))
-        [(state, sha256)] = state_rows(
-            root, "SELECT state, sha256 FROM outputs WHERE output = 'archive'"
-        )
+        [(state, sha256)] = [
+            (output["state"], output["sha256"])
+            for file in status_json(root)
+            for kind, output in file["outputs"].items()
+            if kind == "archive"
+        ]
         assert (state, sha256) == ("publishing", before[1]), "killed between link and record"
         result = run_cli(root, "run", "--once")
         assert result.returncode == 0, result.stderr
         assert (published.stat().st_ino, file_sha256(published)) == before, "never rewritten"
         assert [p.name for p in archive.iterdir()] == ["a.mkv"], "no temporary left beside it"
-        assert state_rows(root, "SELECT state FROM files") == [("done",)]
+        assert file_states(root) == ["done"]
     finally:
         if archive_elsewhere:
             context.__exit__(None, None, None)
@@ -196,16 +200,16 @@ def test_after_done_interrupted_by_a_kill_is_finished_at_the_next_start(
     else:
         run_killed_at(root, "unlink", raw)
         assert raw.exists()
-    assert state_rows(root, "SELECT state, raw_action FROM files") == [
+    assert [(file["state"], file["raw_action"]) for file in status_json(root)] == [
         ("done", f"{after_done} pending")
     ]
     assert run_cli(root, "run", "--once").returncode == 0
     assert not raw.exists()
     if after_done == "move":
         assert file_sha256(root / "done" / "a.mp4") == sha256
-        assert state_rows(root, "SELECT raw_action FROM files") == [("moved to done/a.mp4",)]
+        assert [file["raw_action"] for file in status_json(root)] == ["moved to done/a.mp4"]
     else:
-        assert state_rows(root, "SELECT raw_action FROM files") == [("deleted",)]
+        assert [file["raw_action"] for file in status_json(root)] == ["deleted"]
 
 
 def test_keep_never_touches_the_raw_file(root: Path) -> None:
@@ -258,5 +262,5 @@ def test_content_replaced_keeping_size_and_mtime_is_still_a_new_file(tmp_path: P
     assert daemon.wait(timeout=120) == 1, "nothing of the old content is published"
     assert not (root / "archive" / "clip.mkv").exists()
     assert run_cli(root, "run", "--once").returncode == 0
-    [(stem,)] = state_rows(root, "SELECT stem FROM files WHERE state = 'done'")
+    [stem] = [file["stem"] for file in status_json(root) if file["state"] == "done"]
     assert ssim(root / "archive" / f"{stem}.mkv", new) > 0.95

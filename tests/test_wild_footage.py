@@ -4,13 +4,12 @@ refused for a reason a user accepts."""
 from __future__ import annotations
 
 import gzip
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, probe, run_cli, state_rows
+from media import ffmpeg, probe, run_cli, status_json
 from videoarchiver.planning.packets import PacketTally
 
 
@@ -26,14 +25,10 @@ def decoded_seconds(path: Path) -> float:
 
 def _archive_notes(root: Path) -> dict[str, list[str]]:
     """Every archive stream job's notes, by raw file."""
-    rows = state_rows(
-        root,
-        "SELECT f.rel_path, j.notes FROM stream_jobs j JOIN files f ON f.id = j.file_id"
-        " WHERE j.output = 'archive' ORDER BY f.rel_path, j.stream_index",
-    )
     notes: dict[str, list[str]] = {}
-    for rel, text in rows:
-        notes.setdefault(rel, []).extend(json.loads(text))
+    for file in status_json(root):
+        for job in file["jobs"]["archive"]:  # by stream
+            notes.setdefault(file["rel_path"], []).extend(job["notes"])
     return notes
 
 
@@ -70,16 +65,18 @@ def test_streams_without_data_are_left_out_and_the_rest_archived(root: Path) -> 
         "video", "audio"
     ]  # fmt: skip
     assert (root / "screenshot" / "three.jpg").exists(), "one video stream left: one sheet"
-    [(warnings,)] = state_rows(root, "SELECT warnings FROM files")
-    assert "stream 1 (video mpeg4) dropped: it holds no data" in warnings
+    [file] = status_json(root)
+    dropped = "stream 1 (video mpeg4) dropped: it holds no data"
+    assert any(dropped in warning for warning in file["warnings"]), file["warnings"]
 
 
 def test_a_file_without_any_data_fails_fast_with_that_reason(root: Path) -> None:
     ffmpeg("-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", "-frames:a", "0",
            root / "raw" / "book.m4a")  # fmt: skip
     assert run_cli(root, "run", "--once").returncode == 1
-    [(state, error)] = state_rows(root, "SELECT state, error FROM files")
-    assert state == "failed" and error.startswith("no audio or video data in the file")
+    [file] = status_json(root)
+    assert file["state"] == "failed"
+    assert file["error"].startswith("no audio or video data in the file")
 
 
 @pytest.mark.parametrize(
@@ -91,8 +88,8 @@ def test_audio_whose_packets_carry_no_duration_is_measured_and_archived(
     raw = root / "raw" / name
     ffmpeg("-f", "lavfi", "-i", "sine=d=1", "-c:a", codec, raw)
     assert run_cli(root, "run", "--once").returncode == 0
-    [(state, warnings)] = state_rows(root, "SELECT state, warnings FROM files")
-    assert state == "done", warnings
+    [file] = status_json(root)
+    assert file["state"] == "done", file["warnings"]
     [notes] = _archive_notes(root).values()
     if "raw stream kept" in notes[-1]:
         assert notes == [notes[-1]], "what an encode that was not kept would do is no note"
@@ -148,12 +145,12 @@ def test_a_failure_reads_as_one_line_naming_the_stream_and_the_cause(root: Path)
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "mpeg4",
            root / "raw" / "a.mp4")  # fmt: skip
     assert run_cli(root, "run", "--once").returncode == 1
-    [(error, detail)] = state_rows(root, "SELECT error, error_detail FROM files")
+    [file] = status_json(root)
+    error, detail = file["error"], file["error_detail"]
     assert len(error) <= 200 and "\n" not in error
     assert error.startswith("preview: stream 0: ") and "for parameter 'crf' out of range" in error
     assert "@ 0x" not in error, "no ffmpeg context prefixes"
-    [row] = json.loads(run_cli(root, "status", "--json").stdout)
-    assert row["error_detail"] == detail and "Error initializing output stream" in detail
+    assert "Error initializing output stream" in detail, "the whole text is kept for --json"
 
 
 def test_a_camera_clip_cut_after_its_first_frame_is_archived_from_what_it_holds(
@@ -170,8 +167,9 @@ def test_a_camera_clip_cut_after_its_first_frame_is_archived_from_what_it_holds(
         "video"
     ]  # fmt: skip
     assert (root / "screenshot" / "CLIP0001.jpg").exists()
-    [(warnings,)] = state_rows(root, "SELECT warnings FROM files")
-    assert "stream 1 (audio ac3) dropped: it holds no data" in warnings
+    [file] = status_json(root)
+    dropped = "stream 1 (audio ac3) dropped: it holds no data"
+    assert any(dropped in warning for warning in file["warnings"]), file["warnings"]
 
 
 def test_an_mp4_cut_before_its_index_fails_fast_saying_so(root: Path, tmp_path: Path) -> None:
@@ -180,8 +178,8 @@ def test_an_mp4_cut_before_its_index_fails_fast_saying_so(root: Path, tmp_path: 
            "ultrafast", whole)  # fmt: skip
     (root / "raw" / "cut.mp4").write_bytes(whole.read_bytes()[:20000])
     assert run_cli(root, "run", "--once").returncode == 1
-    [(error,)] = state_rows(root, "SELECT error FROM files")
-    assert error == "not a readable media file: ffprobe failed: moov atom not found"
+    [file] = status_json(root)
+    assert file["error"] == "not a readable media file: ffprobe failed: moov atom not found"
 
 
 def test_a_copy_matroska_takes_but_cannot_decode_is_no_fallback(root: Path) -> None:
@@ -203,7 +201,7 @@ def test_audio_whose_last_frame_is_short_is_measured_as_the_stream_says(
 ) -> None:
     ffmpeg("-f", "lavfi", "-i", "sine=d=4.3", *args, root / "raw" / name)
     result = run_cli(root, "run", "--once")
-    assert result.returncode == 0, state_rows(root, "SELECT error FROM files")
+    assert result.returncode == 0, [file["error"] for file in status_json(root)]
     assert decoded_seconds(root / "archive" / f"{name.split('.')[0]}.mkv") == pytest.approx(
         4.3, abs=0.05
     )
@@ -225,7 +223,7 @@ def test_a_photo_and_an_mp4_cut_mid_download_are_archived(root: Path, tmp_path: 
     data = whole.read_bytes()
     (root / "raw" / "cut.mp4").write_bytes(data[: len(data) // 2])
     result = run_cli(root, "run", "--once")
-    assert result.returncode == 0, state_rows(root, "SELECT rel_path, error FROM files")
+    assert result.returncode == 0, [(file["rel_path"], file["error"]) for file in status_json(root)]
     assert (root / "screenshot" / "photo.jpg").exists() and (root / "preview" / "cut.mkv").exists()
 
 
@@ -233,8 +231,8 @@ def test_a_stream_this_ffmpeg_cannot_decode_is_named_in_the_reason(root: Path) -
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "libwebp_anim",
            root / "raw" / "anim.webp")  # fmt: skip
     assert run_cli(root, "run", "--once").returncode == 1
-    [(error,)] = state_rows(root, "SELECT error FROM files")
-    assert error.startswith("nothing this ffmpeg can decode: stream 0 (video webp)")
+    [file] = status_json(root)
+    assert file["error"].startswith("nothing this ffmpeg can decode: stream 0 (video webp)")
 
 
 def _channels(layout: str, count: int, path: Path) -> None:

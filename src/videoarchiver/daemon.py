@@ -24,6 +24,7 @@ from watchfiles import awatch
 from videoarchiver import __version__
 from videoarchiver.config import Config
 from videoarchiver.disposal import PENDING as PENDING_ACTION
+from videoarchiver.errors import StoreUnavailable
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt_published
@@ -88,6 +89,11 @@ async def remove_stale_work(layout: Layout, state: Store) -> None:
             await anyio.to_thread.run_sync(shutil.rmtree, Path(entry), True)
 
 
+def _tell_systemd(trouble: str | None) -> None:
+    """The state's server stopped answering (or answers again): `systemctl status` says so."""
+    notify(f"STATUS={trouble or 'the state database answers again'}")
+
+
 def _log_resources() -> None:
     """The daemon's own cost against its ffmpeg children's (bench/ reads this line)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -109,14 +115,17 @@ async def run_daemon(layout: Layout, config: Config, once: bool, progress: Progr
         __version__, layout.root, worker.id, config.effective_jobs, tools.version,
         "processing raw/ once" if once else "watching raw/",
     )  # fmt: skip
-    async with open_store(layout.root, layout.state) as state:
+    async with open_store(layout.root, layout.state, trouble=_tell_systemd) as state:
         with holding_life(layout, worker):
             await state.heartbeat(worker, lease)
             try:
                 return await _work(layout, config, once, progress, state, worker, tools.demuxers)
             finally:
                 with anyio.CancelScope(shield=True):
-                    await state.remove_worker(worker.id)
+                    try:
+                        await state.remove_worker(worker.id)
+                    except StoreUnavailable as exc:  # its leases run out instead
+                        log.warning("cannot give this worker's files back: %s", exc)
                 _log_resources()
 
 

@@ -54,6 +54,11 @@ class StateError(VideoArchiverError):
     """The state database is missing, damaged or replaced: the daemon cannot go on safely."""
 
 
+class StoreUnavailable(VideoArchiverError):
+    """The state's server cannot be reached now: no failure of any file; what was being done
+    is done again once it answers (by this worker, or another after the lease)."""
+
+
 class StreamFailures(ExceptionGroup[Exception]):
     """The stream jobs of one output that failed, each error as raised (its type kept) with
     the stream it belongs to as its note."""

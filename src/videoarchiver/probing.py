@@ -29,12 +29,18 @@ async def count_packets(path: Path | RawInput) -> PacketTally:
     return tally
 
 
-async def probe_file(path: RawInput) -> Probed:
-    """Probe a file that must hold audio or video; anything else is a ProbeError."""
+async def read_header(path: RawInput) -> bytes:
+    """ffprobe's JSON of the file's format, streams and chapters (no packet pass)."""
     try:
-        raw_json = await read_output(probe_args(path), "ffprobe")
+        return await read_output(probe_args(path), "ffprobe")
     except ProcessError as exc:
         raise ProbeError(f"not a readable media file: {exc}") from exc
+
+
+async def probe_file(path: RawInput, header: bytes | None = None) -> Probed:
+    """Probe a file that must hold audio or video (its `header` when already read by
+    `read_header`); anything else is a ProbeError."""
+    raw_json = header if header is not None else await read_header(path)
     probe = parse_probe(raw_json)
     if not probe.has_media:
         raise ProbeError(f"{NO_DATA}: it has no audio or video stream")

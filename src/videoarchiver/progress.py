@@ -19,6 +19,7 @@ from typing import Protocol
 
 import anyio
 
+from videoarchiver.errors import StoreUnavailable
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.state import Progress, Store, Summary
 
@@ -210,5 +211,8 @@ async def write_progress(store: Store, hub: ProgressHub, worker: str) -> None:
         await anyio.sleep(WRITE_EVERY)
         tasks = hub.tasks()
         if tasks or written:
-            await store.write_progress(worker, [task.record(worker) for task in tasks])
+            try:
+                await store.write_progress(worker, [task.record(worker) for task in tasks])
+            except StoreUnavailable:
+                continue  # written again once the state answers
         written = bool(tasks)

@@ -29,6 +29,7 @@ from videoarchiver.errors import (
     ProbeError,
     SourceChangedError,
     StateError,
+    StoreUnavailable,
     StreamFailures,
     VerifyError,
     VideoArchiverError,
@@ -40,7 +41,7 @@ from videoarchiver.errors import (
 from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt
-from videoarchiver.planning.commands import RawInput, probe_args
+from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.cost import estimate_cost
 from videoarchiver.planning.messages import one_line
 from videoarchiver.planning.paths import (
@@ -51,12 +52,18 @@ from videoarchiver.planning.paths import (
 )
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.previewing import make_preview
-from videoarchiver.probing import probe_file
-from videoarchiver.processes import read_output
+from videoarchiver.probing import probe_file, read_header
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.service import listening, notify
 from videoarchiver.space import SpaceBackoff, short_of_space, space_message
-from videoarchiver.state import FINISHED, OUTPUT_KINDS, FileRow, FileState, OutputState
+from videoarchiver.state import (
+    FINISHED,
+    OUTPUT_KINDS,
+    FileRow,
+    FileState,
+    IllegalMove,
+    OutputState,
+)
 from videoarchiver.ui import summary_line
 
 log = logging.getLogger(__name__)
@@ -64,7 +71,7 @@ SPACE_BASE_SECONDS = 60.0
 SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
 ABSENT_COST = -1.0  # the cost of a pending file not in raw/ as recorded: claimed last
-ESTIMATE_BATCH = 64  # files whose cost is estimated before their scan lets work start
+ESTIMATE_BATCH = 64  # new files of a scan estimated before they are registered
 MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
     "archive": make_archive,
     "preview": make_preview,
@@ -97,6 +104,18 @@ class _Failures:
         self.details.append(where + describe_error(exc))
         self.for_space = self.for_space or short_of_space(exc)
         return reason
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What reading a raw file found: its fingerprint or why it cannot be read, and for
+    new content its header (ffprobe's JSON) and cost, read before it is registered so that
+    no worker claims it unestimated."""
+
+    content: str
+    failure: str | None = None
+    header: str | None = None
+    cost: float | None = None
 
 
 def _hinted(raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
@@ -142,6 +161,7 @@ class Scheduler:
         """
         known = await self.rt.state.find_files([raw.key for raw in raws])
         rows = []
+        headers = ESTIMATE_BATCH  # new files read whole before they are registered
         for raw in raws:
             recorded = known.get(raw.key, [])
             hinted = _hinted(raw, recorded)
@@ -152,55 +172,79 @@ class Scheduler:
                 forgotten = await self._forget_replaced(raw.key, recorded, keep=row.id)
             else:
                 # Read outside the transaction: a slow share must not hold the others up.
-                try:
-                    content, failure = await fingerprint(raw.path), None
-                except FileNotFoundError:
+                read = await self._read(raw, recorded, estimate=headers > 0)
+                if read is None:
                     continue  # gone since the scan
-                except OSError as exc:
-                    if short_of_space(exc):
-                        raise
-                    content, failure = "", f"cannot read it: {describe_error(exc)}"
+                headers -= read.header is not None
                 async with self.rt.state.registering():
                     recorded = (await self.rt.state.find_files([raw.key])).get(raw.key, [])
-                    row, forgotten = await self._identify(raw, recorded, content, failure)
+                    row, forgotten = await self._identify(raw, recorded, read)
             for gone in forgotten:
                 await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
             rows.append((row, raw))
         return rows
 
+    async def _read(self, raw: RawFile, recorded: list[FileRow], estimate: bool) -> _Read | None:
+        """Fingerprint the file (None: it is gone); new content is also estimated, when
+        `estimate`, from ffprobe's reading of its header (kept for its processing)."""
+        try:
+            content = await fingerprint(raw.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if short_of_space(exc):
+                raise
+            return _Read("", f"cannot read it: {describe_error(exc)}")
+        known = any((r.size, r.fingerprint) == (raw.size, content) for r in recorded)
+        if known or not estimate:
+            return _Read(content)
+        header, cost = await self._header(raw.path)
+        return _Read(content, None, header, cost)
+
+    async def _header(self, path: Path) -> tuple[str | None, float]:
+        """ffprobe's JSON of a raw file's header and the cost it implies (no JSON, cost 0:
+        it cannot be read, which its processing will say)."""
+        try:
+            async with self.rt.probe_slots:
+                header = await read_header(RawInput(path, self.rt.demuxers))
+            return header.decode("utf-8", "replace"), estimate_cost(parse_probe(header))
+        except (VideoArchiverError, OSError, ValueError):
+            return None, 0.0
+
     async def _identify(
-        self, raw: RawFile, recorded: list[FileRow], content: str, failure: str | None
+        self, raw: RawFile, recorded: list[FileRow], read: _Read
     ) -> tuple[FileRow, list[int]]:
-        """The row for the content now at `raw.rel` (fingerprint `content`): a known one, or
-        a new file; a file that cannot be read (`failure`) is recorded failed with the
-        reason. Also the ids of older contents forgotten, whose work folders go."""
+        """The row for the content now at `raw.rel` (as `read`): a known one, or a new file;
+        a file that cannot be read is recorded failed with the reason. Also the ids of older
+        contents forgotten, whose work folders go."""
         hinted = _hinted(raw, recorded)
-        if failure is not None:
-            if hinted is not None:
-                return hinted, []
-            return await self._new_file(raw, recorded, "", failure)
-        same = [r for r in recorded if (r.size, r.fingerprint) == (raw.size, content)]
+        if read.failure is not None and hinted is not None:
+            return hinted, []
+        same = [r for r in recorded if (r.size, r.fingerprint) == (raw.size, read.content)]
         if hinted is not None and hinted.fingerprint is None:
             same = [hinted]  # known before fingerprints by its size and mtime
-        if not same:
-            return await self._new_file(raw, recorded, content)
-        row = replace(same[-1], mtime_ns=raw.mtime_ns, fingerprint=content)
-        await self.rt.state.set_identity(row.id, raw.mtime_ns, content)
+        if read.failure is not None or not same:
+            return await self._new_file(raw, recorded, read)
+        row = replace(same[-1], mtime_ns=raw.mtime_ns, fingerprint=read.content)
+        await self.rt.state.set_identity(row.id, raw.mtime_ns, read.content)
         return row, await self._forget_replaced(raw.key, recorded, keep=row.id)
 
     async def _new_file(
-        self, raw: RawFile, recorded: list[FileRow], content: str, failure: str | None = None
+        self, raw: RawFile, recorded: list[FileRow], read: _Read
     ) -> tuple[FileRow, list[int]]:
         forgotten = await self._forget_replaced(raw.key, recorded, keep=None)
         state, name = self.rt.state, shown_name(raw.key)
+        stem = await self._free_stem(raw)
         row = await state.add_file(
-            raw.key, raw.size, raw.mtime_ns, content, await self._free_stem(raw)
+            raw.key, raw.size, raw.mtime_ns, read.content, stem, read.cost, read.header
         )
         log.info("%s: found, %d bytes, outputs named %r", name, raw.size, row.stem)
-        if failure is not None:
-            await state.fail_file(row.id, failure)
-            log.error("%s: failed: %s", name, failure)
-            row = replace(row, state=FileState.FAILED, error=failure)
+        if read.failure is not None:
+            await state.fail_file(row.id, read.failure)
+            log.error("%s: failed: %s", name, read.failure)
+            row = replace(row, state=FileState.FAILED, error=read.failure)
+        elif read.cost is None:
+            self._registered.set()  # the estimator has work
         return row, forgotten
 
     async def _forget_replaced(
@@ -233,6 +277,8 @@ class Scheduler:
                 await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
                 await make(self.rt, source)
         except (VideoArchiverError, OSError, StreamFailures) as exc:
+            if first_of(exc, (StoreUnavailable,)):
+                raise  # no failure of this output: the state's server is away
             cause = await _explained(source, exc)
             reason = failures.add(cause, f"{kind}: ")
             await self.rt.state.set_output(
@@ -273,7 +319,8 @@ class Scheduler:
                 raise ProbeError("empty file (0 bytes)")
             raw_input = RawInput(raw.path, self.rt.demuxers)
             async with self.rt.probe_slots:
-                probed = await probe_file(raw_input)
+                header = await state.probe_of(row.id)
+                probed = await probe_file(raw_input, header.encode() if header else None)
             await state.set_probe(row.id, probed.json)
             mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
             source = Source(row=row, raw=raw, input=raw_input, probed=probed, mode=mode)
@@ -283,7 +330,16 @@ class Scheduler:
                 for kind in OUTPUT_KINDS:
                     group.start_soon(self._output, kind, MAKERS[kind], source, failures)
         except (VideoArchiverError, OSError) as exc:
+            if isinstance(exc, StoreUnavailable):
+                raise
             failures.add(exc)
+        if failures.reasons and not await self._root_there():
+            # An unmounted share fails everything: no failure of this file. It goes back.
+            name, root = shown_name(row.rel_path), self.rt.layout.root
+            log.warning("%s: stopped: the root folder %s is not there (unmounted?); the file"
+                        " goes on once it is", name, root)  # fmt: skip
+            await self._give_back(row.id)
+            return
         if failures.reasons:
             reason, detail = one_line("; ".join(failures.reasons)), "; ".join(failures.details)
             self._settled.add(row.id)
@@ -335,7 +391,7 @@ class Scheduler:
                         await self._after_escape(row, exc)
                 if stop.cancelled_caught:
                     with anyio.CancelScope(shield=True):
-                        await self.rt.state.release(self.rt.worker.id, [row.id])
+                        await self._give_back(row.id)
                     log.info("%s: stopped; it goes on when work may", name)
             if claim.cancelled_caught:
                 log.warning("%s: this worker lost its claim (its lease ran out); another"
@@ -345,6 +401,13 @@ class Scheduler:
             self._settled.discard(row.id)
             self._finished_any = True
             self._wake.set()
+
+    async def _give_back(self, file_id: int) -> None:
+        """Release a claim; if the state cannot be reached, its lease runs out instead."""
+        try:
+            await self.rt.state.release(self.rt.worker.id, [file_id])
+        except StoreUnavailable as exc:
+            log.warning("cannot give file %d back now (%s): its lease runs out", file_id, exc)
 
     def wake(self) -> None:
         """Look for work now (another worker registered or gave back some)."""
@@ -367,6 +430,15 @@ class Scheduler:
         if first_of(exc, (ClaimLost,)) is not None:
             log.warning("%s: this worker lost its claim (its lease ran out); another worker"
                         " carries on", name)  # fmt: skip
+            return
+        if first_of(exc, (StoreUnavailable,)) is not None:
+            log.warning("%s: stopped: the state database cannot be reached; the file goes"
+                        " on once it answers (its lease runs out meanwhile)", name)  # fmt: skip
+            return
+        if first_of(exc, (IllegalMove,)) is not None:  # a bug of ours: this file, not all
+            log.error("%s: internal error; the file is given back", name, exc_info=exc)
+            with anyio.CancelScope(shield=True):
+                await self._give_back(row.id)
             return
         if first_of(exc, (StateError,)) is not None:
             raise exc
@@ -400,18 +472,12 @@ class Scheduler:
     async def estimate(self) -> bool:
         """Estimate the cost of up to ESTIMATE_BATCH pending files (from ffprobe's header
         reading, not the packet pass); True when there may be more to estimate."""
-        rows = await self.rt.state.unestimated(ESTIMATE_BATCH)
+        rows = await self.rt.state.to_estimate(ESTIMATE_BATCH)
 
         async def one(row: FileRow) -> None:
-            raw = self.rt.layout.raw / rel_from_key(row.rel_path)
-            try:
-                async with self.rt.probe_slots:
-                    header = await read_output(
-                        probe_args(RawInput(raw, self.rt.demuxers)), "ffprobe"
-                    )
-                cost = estimate_cost(parse_probe(header))
-            except (VideoArchiverError, OSError, ValueError):
-                cost = 0.0  # its claim finds out what is wrong with it
+            header, cost = await self._header(self.rt.layout.raw / rel_from_key(row.rel_path))
+            if header is not None:  # kept: processing starts from it
+                await self.rt.state.set_probe(row.id, header)
             await self.rt.state.set_cost(row.id, cost)
 
         async with anyio.create_task_group() as group:
@@ -439,8 +505,6 @@ class Scheduler:
             await self._retry_space_failures()
         found = await scan(self.rt.layout.raw, self.rt.config.settle_seconds)
         pairs = await self.register(found.settled)
-        if await self.estimate():  # a first batch now: a usual batch starts in cost order
-            self._registered.set()
         self._absent.clear()
         self._wake.set()
         await self._tell_systemd(paused)
@@ -459,17 +523,23 @@ class Scheduler:
 
     # -- work ----------------------------------------------------------------------------------
 
+    async def _root_there(self) -> bool:
+        """raw/ and work/ are there to read and write (a share may hang: not inline)."""
+        layout = self.rt.layout
+        return await anyio.Path(layout.raw).is_dir() and await anyio.Path(layout.work).is_dir()
+
     async def _may_claim(self) -> bool:
         """Claim another file only while an ffmpeg slot would otherwise sit idle, work may
         start (no pause, no wait for space) and raw/ is there to read."""
         rt = self.rt
-        raw_there = await anyio.Path(rt.layout.raw).is_dir()  # a share may hang: not inline
+        raw_there = await self._root_there()
         if raw_there == self._raw_missing:
             self._raw_missing = not raw_there
             if raw_there:
-                log.info("raw/ is back: claiming work again")
+                log.info("the root folder is back: claiming work again")
             else:
-                log.warning("raw/ (%s) is not there: claiming no work until it is", rt.layout.raw)
+                log.warning("the root folder %s (raw/ and work/) is not there (unmounted?):"
+                            " claiming no work until it is", rt.layout.root)  # fmt: skip
         # Read after the wait above: a pause may have come meanwhile.
         return (
             raw_there
@@ -553,6 +623,9 @@ class Scheduler:
         while True:
             try:
                 _rows, next_settle = await self.discover()
+            except StoreUnavailable as exc:
+                log.warning("scan stopped: %s; scanning again later", exc)
+                next_settle = None
             except OSError as exc:  # raw/ unreadable, or no space to record what is there
                 if not short_of_space(exc):
                     raise

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import anyio
 
+from videoarchiver.errors import StoreUnavailable
 from videoarchiver.layout import Layout
 from videoarchiver.state import Store, Worker
 
@@ -53,12 +54,14 @@ def holding_life(layout: Layout, worker: Worker) -> Iterator[None]:
 
 def bury_if_dead_here(layout: Layout, worker: Worker) -> bool:
     """True when `worker` (of this machine) no longer holds its lock: it is dead, and its
-    lock file is removed while this process holds the lock (never a live worker's)."""
+    lock file is removed while this process holds the lock (never a live worker's). A lock
+    file that is not there proves nothing (the share may be away from this machine): its
+    heartbeat will tell."""
     path = _lock_path(layout, worker)
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
-        return True
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -78,10 +81,8 @@ async def bury_dead(store: Store, layout: Layout, me: Worker, lease: float) -> l
     for worker in await store.workers():
         if worker.id == me.id:
             continue
-        if worker.host == me.host:
-            dead = bury_if_dead_here(layout, worker)
-        else:
-            dead = time.time() - worker.heartbeat_at > lease
+        dead_here = worker.host == me.host and bury_if_dead_here(layout, worker)
+        dead = dead_here or time.time() - worker.heartbeat_at > lease
         if dead:
             files = await store.remove_worker(worker.id)
             log.info("worker %s is gone%s", worker.id,
@@ -101,5 +102,8 @@ async def keep_alive(
     and release what dead workers held."""
     while True:
         await anyio.sleep(lease / BEATS_PER_LEASE)
-        await held(await store.heartbeat(me, lease))
-        await bury_dead(store, layout, me, lease)
+        try:
+            await held(await store.heartbeat(me, lease))
+            await bury_dead(store, layout, me, lease)
+        except StoreUnavailable as exc:
+            log.warning("heartbeat: %s", exc)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -30,15 +30,18 @@ STATE_FILE = "state.sqlite3"  # in work/: the embedded default
 
 @asynccontextmanager
 async def open_store(
-    root: Path, url: str | None = None, patience: float | None = None
+    root: Path,
+    url: str | None = None,
+    patience: float | None = None,
+    trouble: Callable[[str | None], None] | None = None,
 ) -> AsyncIterator[Store]:
     """The store of the root at `root`: PostgreSQL at `url` (`postgresql://…`), else SQLite
     in its `work/`. `patience`: how long a statement waits for an unreachable server (None:
-    for as long as it takes)."""
+    for as long as it takes); `trouble` is told when it stops answering (None: again)."""
     if url:
         from videoarchiver.state.postgres import PostgresStore
 
-        async with PostgresStore.open(url, patience) as shared:
+        async with PostgresStore.open(url, patience, trouble) as shared:
             yield shared
         return
     from videoarchiver.state.sqlite import SQLiteStore

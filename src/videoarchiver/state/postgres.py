@@ -27,20 +27,18 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from videoarchiver.errors import StateError
+from videoarchiver.errors import StoreUnavailable
 from videoarchiver.state.migrations import POSTGRES_MIGRATIONS
 from videoarchiver.state.sql import Row, SQLStore
 
 log = logging.getLogger(__name__)
+# The pool says each failed connection attempt; this module says once that the server is away.
+logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 CHANNEL = "videoarchiver"  # NOTIFY'd when work is registered or given back
 MIGRATE_LOCK = 0x7669_6461  # advisory lock ids: one migrating worker at a time …
 REGISTER_LOCK = 0x7669_6462  # … and one registering scanner
 BACKOFF_START, BACKOFF_MAX = 0.5, 15.0
 LISTEN_TIMEOUT = 30.0  # a listener checks its connection at least this often
-
-
-class StoreUnavailable(StateError):
-    """The database cannot be reached (now): what was being done is done again later."""
 
 
 def _dialect(sql: str) -> str:
@@ -53,29 +51,39 @@ def _lost(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | PoolTimeout)
 
 
+Trouble = Callable[[str | None], None] | None
+
+
 class PostgresStore(SQLStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     ROW_LOCK = " FOR UPDATE"
     POLL_SECONDS = 15.0  # NOTIFY wakes idle workers; polling is only the fallback
 
-    def __init__(self, pool: AsyncConnectionPool[Any], url: str, patience: float | None) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], url: str, patience: float | None, trouble: Trouble
+    ) -> None:
         self._pool = pool
         self._url = url
         self._patience = patience  # seconds a statement waits for the server (None: for ever)
+        self._trouble = trouble
         self._current: ContextVar[psycopg.AsyncConnection[Row] | None] = ContextVar(
             "transaction", default=None
         )
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, patience: float | None) -> AsyncIterator[PostgresStore]:
+    async def open(
+        cls, url: str, patience: float | None, trouble: Trouble = None
+    ) -> AsyncIterator[PostgresStore]:
+        """`trouble` is told (a line for systemd's status) when the server stops answering,
+        and None when it answers again."""
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url, open=False, min_size=1, max_size=4, timeout=10.0,
             kwargs={"autocommit": True, "row_factory": dict_row},
             check=AsyncConnectionPool.check_connection, reconnect_timeout=0,
         )  # fmt: skip
         await pool.open(wait=False)
-        store = cls(pool, url, patience)
+        store = cls(pool, url, patience, trouble)
         try:
             await store._retrying(store._migrate)
             yield store
@@ -97,6 +105,8 @@ class PostgresStore(SQLStore):
                 result = await step()
                 if said:
                     log.warning("the state database answers again")
+                    if self._trouble is not None:
+                        self._trouble(None)
                 return result
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 waited = time.monotonic() - since
@@ -106,6 +116,8 @@ class PostgresStore(SQLStore):
                     reason = str(exc).strip()
                     log.warning("the state database cannot be reached (%s); no new work is"
                                 " claimed until it answers; trying again", reason)  # fmt: skip
+                    if self._trouble is not None:
+                        self._trouble("the state database cannot be reached: claiming no work")
                     said = True
                 await anyio.sleep(wait)
                 wait = min(wait * 2, BACKOFF_MAX)

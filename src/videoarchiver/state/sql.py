@@ -40,6 +40,7 @@ REPLACED = (
     "its raw file was replaced by new content before it was finished (what it published stays)"
 )
 CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
+ESTIMATING = -2.0  # the cost of a file a worker is estimating
 SKIP_MAX = 10_000  # ids a claim skips at most (SQLite takes up to 32,766 marks)
 PARTS = TypeAdapter(list[Part])
 
@@ -155,23 +156,28 @@ class SQLStore(ABC):
         by: str | None,
     ) -> None:
         """Insert the row at `key` in state `new`, or move it there if the table allows;
-        with `by`, only while that worker holds the file's claim."""
+        with `by`, only while that worker holds the file's claim. One statement, so a
+        backend may send it again after a lost connection."""
         table = TABLES[entity]
         values = {**key, "state": str(new), **columns, "updated_at": time.time()}
         allowed = sources(entity, new)
         updates = ", ".join(f"{name}=excluded.{name}" for name in values if name not in key)
-        async with self.transaction():
+        claimed, claim = "", []
+        if by is not None:
+            claimed = f" AND EXISTS (SELECT 1 FROM files WHERE id=? AND worker=?{self.ROW_LOCK})"
+            claim = [key["file_id"], by]
+        changed = await self._write(
+            f"INSERT INTO {table} ({', '.join(values)}) SELECT {_marks(list(values))}"
+            f" WHERE true{claimed}"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+            f" WHERE {table}.state IN ({_marks(allowed)}){claimed}",
+            [*values.values(), *claim, *allowed, *claim],
+        )
+        if not changed:
             if by is not None:
                 await self._hold_claim(key["file_id"], by)
-            changed = await self._write(
-                f"INSERT INTO {table} ({', '.join(values)}) VALUES ({_marks(list(values))})"
-                f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-                f" WHERE {table}.state IN ({_marks(allowed)})",
-                [*values.values(), *allowed],
-            )
-            if not changed:
-                where = " AND ".join(f"{name}=?" for name in key)
-                await self._refused(entity, table, where, list(key.values()), new)
+            where = " AND ".join(f"{name}=?" for name in key)
+            await self._refused(entity, table, where, list(key.values()), new)
 
     async def _move_file(
         self, file_id: int, new: FileState, by: str | None = None, **columns: Any
@@ -214,14 +220,23 @@ class SQLStore(ABC):
         return bool(await self._rows("SELECT 1 FROM files WHERE stem=?", (stem,)))
 
     async def add_file(
-        self, rel_path: str, size: int, mtime_ns: int, fingerprint: str, stem: str
+        self,
+        rel_path: str,
+        size: int,
+        mtime_ns: int,
+        fingerprint: str,
+        stem: str,
+        cost: float | None = None,
+        probe: str | None = None,
     ) -> FileRow:
-        """A new source, under an id no other file ever had."""
+        """A new source, under an id no other file ever had (with its cost and ffprobe's
+        JSON when already read)."""
         now = time.time()
         [row] = await self._rows(
-            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, created_at,"
-            f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_FILE_COLUMNS}",
-            (rel_path, size, mtime_ns, fingerprint, stem, now, now),
+            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, cost, probe,"
+            f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" RETURNING {_FILE_COLUMNS}",
+            (rel_path, size, mtime_ns, fingerprint, stem, cost, probe, now, now),
         )
         await self._work_changed()
         return _file(row)
@@ -305,16 +320,24 @@ class SQLStore(ABC):
                 (name, value, time.time()),
             )
 
-    async def unestimated(self, limit: int) -> list[FileRow]:
-        """Pending files whose cost is not estimated yet (the oldest first)."""
+    async def to_estimate(self, limit: int) -> list[FileRow]:
+        """Up to `limit` pending files whose cost is not estimated yet (the oldest first),
+        taken for this worker to estimate: no other worker estimates them too (they are
+        claimed next to last until their cost is set)."""
         rows = await self._rows(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=? AND cost IS NULL ORDER BY id LIMIT ?",
-            (FileState.PENDING, limit),
+            f"UPDATE files SET cost=? WHERE id IN (SELECT id FROM files WHERE state=?"
+            f" AND cost IS NULL ORDER BY id LIMIT ?{self.SKIP_LOCKED}) RETURNING {_FILE_COLUMNS}",
+            (ESTIMATING, FileState.PENDING, limit),
         )
         return [_file(row) for row in rows]
 
     async def set_cost(self, file_id: int, cost: float) -> None:
         await self._write("UPDATE files SET cost=? WHERE id=?", (cost, file_id))
+
+    async def probe_of(self, file_id: int) -> str | None:
+        """ffprobe's JSON of the file, as recorded (None: not read yet)."""
+        rows = await self._rows("SELECT probe FROM files WHERE id=?", (file_id,))
+        return rows[0]["probe"] if rows else None
 
     async def set_probe(self, file_id: int, probe_json: str) -> None:
         await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))
@@ -439,17 +462,16 @@ class SQLStore(ABC):
         """Record `worker` alive (registering it the first time) and renew its leases;
         returns the ids of the files it still holds."""
         now = time.time()
-        async with self.transaction():
-            await self._write(
-                "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES"
-                " (?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET heartbeat_at=excluded.heartbeat_at",
-                (worker.id, worker.host, worker.pid, worker.started_at, now),
-            )
-            rows = await self._rows(
-                "UPDATE files SET lease_until=? WHERE worker=? AND state=? RETURNING id",
-                (now + lease, worker.id, FileState.RUNNING),
-            )
+        await self._write(
+            "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES"
+            " (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET heartbeat_at=excluded.heartbeat_at",
+            (worker.id, worker.host, worker.pid, worker.started_at, now),
+        )
+        rows = await self._rows(
+            "UPDATE files SET lease_until=? WHERE worker=? AND state=? RETURNING id",
+            (now + lease, worker.id, FileState.RUNNING),
+        )
         return {row["id"] for row in rows}
 
     async def release(self, worker: str, file_ids: Iterable[int] | None = None) -> list[int]:
