@@ -169,6 +169,10 @@ def test_a_killed_machine_is_taken_over_when_its_lease_runs_out(share: Share) ->
     line = share.status_text(second).splitlines()[-1].split("\t")
     assert line[1] == "running" and re.fullmatch(r"running \d+%", line[2]), line
     assert re.search(r"worker elsewhere-\d+-\w+$", line[-1]), line
+    [row] = share.status(second)  # and `status --json`, each task with its figures
+    tasks = row["progress"]
+    assert isinstance(tasks, list) and tasks, row
+    assert all(task["worker"].startswith("elsewhere-") and task["total"] for task in tasks)
     elsewhere.send_signal(signal.SIGKILL)
     elsewhere.wait()
     killed_at = time.monotonic()

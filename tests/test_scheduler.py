@@ -96,7 +96,8 @@ async def test_a_worker_that_lost_its_claim_stops_and_another_finishes(tmp_path:
             [row] = await other.rt.state.files()
             assert await other.rt.state.release("slow") == [row.id]
             await other.run_once()
-            await slow.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE))
+            asked = time.monotonic()
+            await slow.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE), asked)
         assert (await other.rt.state.get_file(row.id)).state is FileState.DONE
     assert (slow.started, slow.finished, other.finished) == ([name], [], [name])
 
@@ -123,7 +124,8 @@ async def test_the_heartbeat_leaves_the_end_of_a_finished_file_alone(tmp_path: P
         async with anyio.create_task_group() as group:
             group.start_soon(a.run_once)
             await a.settled.wait()  # recorded done: the claim ended, the raw action runs
-            await a.keep_held(await a.rt.state.heartbeat(a.rt.worker, LEASE))
+            asked = time.monotonic()
+            await a.keep_held(await a.rt.state.heartbeat(a.rt.worker, LEASE), asked)
         assert a.finished == [name], "not cancelled"
 
 
@@ -150,3 +152,20 @@ async def test_workers_of_this_machine_are_buried_by_their_lock_or_their_silence
             await bury_dead(store, layout, a.rt.worker, 0.05)
             assert [w.id for w in await store.workers()] == ["a"]
             assert (layout.workers / "live.lock").exists(), "never a live one's lock"
+
+
+async def test_a_worker_never_claims_again_a_file_its_task_still_works_on(tmp_path: Path) -> None:
+    [name] = raw_files(tmp_path, [5])
+    async with worker(tmp_path, "a", seconds=0.3) as a:
+        async with anyio.create_task_group() as group:
+            group.start_soon(a.run_once)
+            await a.began.wait()
+            # Its claim ends under it (another worker took it for dead): the file is pending.
+            await a.rt.state.release("a")
+            a.wake()
+            await anyio.sleep(0.05)
+            assert a.started == [name], "not claimed a second time while it runs"
+        # Its task's own write was refused (claim lost); claimed again once free, it is done.
+        assert a.started == [name, name] and a.finished == [name]
+        [row] = await a.rt.state.files()
+        assert row.state is FileState.DONE

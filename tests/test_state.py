@@ -6,12 +6,14 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import pytest
 
+from pgcluster import Cluster
 from videoarchiver.errors import ClaimLost
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt
@@ -92,7 +94,7 @@ async def test_a_database_of_an_older_version_migrates_forward(tmp_path: Path) -
         assert job.stream_type == "video", "stream jobs survive the rebuilds"
         assert (await store.outputs(1))["archive"].path == "archive/a.mkv", "now relative"
         # A file running when claims did not exist belongs to no live worker.
-        assert await store.release_expired() == [2]
+        assert await store.release_expired(keep="me") == [2]
         assert await store.forget_replaced("b.mp4", keep=0) == [2]
         assert (await store.add_file("c.mp4", 1, 1, "fp", "c")).id == 3, "id 2 is not reused"
 
@@ -183,7 +185,8 @@ async def test_claims_leases_and_release(store: Store) -> None:
     again = await store.claim(one.id, 0.2)
     assert again is not None and again.id == first.id
     await anyio.sleep(0.3)
-    assert await store.release_expired() == [first.id]
+    assert await store.release_expired(keep="one") == [], "a worker never robs itself"
+    assert await store.release_expired(keep="two") == [first.id]
     assert await store.remove_worker(two.id) == [second.id]
 
 
@@ -210,7 +213,10 @@ async def test_progress_is_written_per_worker_and_read_by_anyone(store: Store) -
     row = await store.add_file("a.mp4", 10, 1, "fp", "a")
     task = Progress(row.id, "s0 archive video", "archive", "one", 2.0, 10.0, 1.5, 5.3, 0.0)
     await store.write_progress("one", [task])
-    await store.write_progress("two", [])
+    assert await store.progress() == [], "only for a file the worker holds"
+    assert await store.claim("one", LEASE) is not None
+    await store.write_progress("one", [task])
+    await store.write_progress("two", [replace(task, worker="two")])  # a worker robbed late
     assert await store.progress() == [task]
     await store.write_progress("one", [])
     assert await store.progress() == []
@@ -297,4 +303,18 @@ async def test_a_worker_whose_lease_ran_out_records_nothing_more(store: Store) -
             await late
     await store.set_output(row.id, "archive", OutputState.RUNNING, by="fast")
     await store.finish_file(row.id, None, by="fast")
+    await store.finish_file(row.id, None, by="fast")  # sent again after a lost reply: as done
     assert (await store.get_file(row.id)).state is FileState.DONE
+
+
+async def test_postgresql_statements_and_transactions_survive_a_server_restart(
+    tmp_path: Path, pg_url: str, pg_cluster: Cluster
+) -> None:
+    async with open_store(tmp_path, pg_url) as store:
+        row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+        assert await store.claim("w", LEASE) is not None
+        pg_cluster.restart()  # every pooled connection is cut
+        assert [found.id for found in await store.files()] == [row.id], "sent again"
+        assert await store.release("w") == [row.id], "a transaction run again, whole"
+        pg_cluster.restart()
+        assert await store.retry() == [], "and again"

@@ -137,7 +137,11 @@ async def _status(layout: Layout, console: Console, as_json: bool, everything: b
             since = since.removeprefix(NOW)
             console.print(f"paused since {since}: `videoarchiver resume` to go on", highlight=False)
         if as_json:
-            print_json(await state.files(), await state.all_outputs(), await state.all_jobs())
+            everything_now = Listing(
+                await state.files(), await state.all_outputs(), await state.summary(),
+                await state.progress(), await state.all_jobs(),
+            )  # fmt: skip
+            print_json(everything_now)
             return
         summary = await state.summary()
         files = await state.files() if everything else await state.attention_and_recent(RECENT)

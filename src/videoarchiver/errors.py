@@ -54,6 +54,11 @@ class StateError(VideoArchiverError):
     """The state database is missing, damaged or replaced: the daemon cannot go on safely."""
 
 
+class StoreRefused(StateError):
+    """The state's server refused one change (a value it cannot take): that file's, not
+    every file's, problem."""
+
+
 class StoreUnavailable(VideoArchiverError):
     """The state's server cannot be reached now: no failure of any file; what was being done
     is done again once it answers (by this worker, or another after the lease)."""

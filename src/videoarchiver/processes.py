@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +102,13 @@ class ProcessResult:
             why = "No space left on device" if disk_full else decisive_line(self.stderr_tail)
             message = f"{what} failed: {why}"
             raise ProcessError(message, f"{message} (exit {self.returncode}: {full})")
+
+
+# What runs an ffmpeg for a pipeline step: `run_process`, or a fake in tests.
+ProcessRunner = Callable[
+    [Sequence[str], StdoutHandler, Mapping[str, str] | None, Watchdog | None],
+    Awaitable[ProcessResult],
+]
 
 
 def _command(args: Sequence[str]) -> list[str]:

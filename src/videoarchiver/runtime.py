@@ -17,6 +17,7 @@ from videoarchiver.pausing import Gate
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import Probed
+from videoarchiver.processes import ProcessRunner, run_process
 from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.state import FileRow, Store, Worker
 
@@ -35,6 +36,7 @@ class Runtime:
     demuxers: str  # what raw files may be read as (`RawInput`)
     gate: Gate  # closed while paused: no new ffmpeg starts
     notifier: Notifier
+    run_process: ProcessRunner  # what runs each pipeline ffmpeg (a fake in tests)
 
     @classmethod
     def create(
@@ -45,6 +47,7 @@ class Runtime:
         worker: Worker,
         progress: ProgressHub,
         demuxers: str,
+        run_process: ProcessRunner = run_process,
     ) -> Runtime:
         return cls(
             layout=layout,
@@ -57,6 +60,7 @@ class Runtime:
             notifier=Notifier(config.notify),
             ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
+            run_process=run_process,
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import stat
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from videoarchiver.errors import (
     ProbeError,
     SourceChangedError,
     StateError,
+    StoreRefused,
     StoreUnavailable,
     StreamFailures,
     VerifyError,
@@ -70,6 +72,7 @@ log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
 SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
+RESCAN_AFTER_TROUBLE = 2.0  # seconds before `run --once` scans again after a lost registration
 ABSENT_COST = -1.0  # the cost of a pending file not in raw/ as recorded: claimed last
 ESTIMATE_BATCH = 64  # new files of a scan estimated before they are registered
 MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
@@ -130,6 +133,8 @@ class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._held: dict[int, anyio.CancelScope] = {}  # claimed files → their task's scope
+        self._claimed_at: dict[int, float] = {}  # … and when (monotonic clock)
+        self._claiming = False  # a claim is on its way to the store
         self._settled: set[int] = set()  # held files recorded done or failed: their claim ended
         self._absent: set[int] = set()  # pending files not in raw/ as recorded: until a scan
         self._wake = anyio.Event()
@@ -163,26 +168,40 @@ class Scheduler:
         rows = []
         headers = ESTIMATE_BATCH  # new files read whole before they are registered
         for raw in raws:
-            recorded = known.get(raw.key, [])
-            hinted = _hinted(raw, recorded)
-            # Taken on trust by size and mtime; a file done before fingerprints existed is
-            # read only if it is needed again.
-            if hinted is not None and (hinted.fingerprint or hinted.state is FileState.DONE):
-                row = hinted
-                forgotten = await self._forget_replaced(raw.key, recorded, keep=row.id)
-            else:
-                # Read outside the transaction: a slow share must not hold the others up.
-                read = await self._read(raw, recorded, estimate=headers > 0)
-                if read is None:
-                    continue  # gone since the scan
-                headers -= read.header is not None
-                async with self.rt.state.registering():
-                    recorded = (await self.rt.state.find_files([raw.key])).get(raw.key, [])
-                    row, forgotten = await self._identify(raw, recorded, read)
-            for gone in forgotten:
-                await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
-            rows.append((row, raw))
+            try:
+                found = await self._register_one(raw, known.get(raw.key, []), headers > 0)
+            except StoreRefused as exc:  # this file's (a path too long for an index …)
+                log.error("%s: cannot be registered: %s", shown_name(raw.key), exc)
+                continue
+            if found is not None:
+                row, read = found
+                headers -= read
+                rows.append((row, raw))
         return rows
+
+    async def _register_one(
+        self, raw: RawFile, recorded: list[FileRow], estimate: bool
+    ) -> tuple[FileRow, bool] | None:
+        """One settled file's row (None: gone since the scan), and whether its header was
+        read to estimate it."""
+        hinted = _hinted(raw, recorded)
+        # Taken on trust by size and mtime; a file done before fingerprints existed is
+        # read only if it is needed again.
+        read = None
+        if hinted is not None and (hinted.fingerprint or hinted.state is FileState.DONE):
+            row = hinted
+            forgotten = await self._forget_replaced(raw.key, recorded, keep=row.id)
+        else:
+            # Read outside the transaction: a slow share must not hold the others up.
+            read = await self._read(raw, recorded, estimate)
+            if read is None:
+                return None
+            async with self.rt.state.registering():
+                recorded = (await self.rt.state.find_files([raw.key])).get(raw.key, [])
+                row, forgotten = await self._identify(raw, recorded, read)
+        for gone in forgotten:
+            await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
+        return row, read is not None and read.header is not None
 
     async def _read(self, raw: RawFile, recorded: list[FileRow], estimate: bool) -> _Read | None:
         """Fingerprint the file (None: it is gone); new content is also estimated, when
@@ -397,7 +416,9 @@ class Scheduler:
                 log.warning("%s: this worker lost its claim (its lease ran out); another"
                             " worker carries on", name)  # fmt: skip
         finally:
-            del self._held[row.id]
+            if self._held.get(row.id) is claim:
+                del self._held[row.id]
+                del self._claimed_at[row.id]
             self._settled.discard(row.id)
             self._finished_any = True
             self._wake.set()
@@ -413,14 +434,17 @@ class Scheduler:
         """Look for work now (another worker registered or gave back some)."""
         self._wake.set()
 
-    async def keep_held(self, held: set[int]) -> None:
-        """The heartbeat's answer: stop working on files whose claim was lost (not those
-        whose claim ended because they were recorded done or failed), and give back claims
-        no task works on (a failure that could not be recorded)."""
+    async def keep_held(self, held: set[int], asked: float) -> None:
+        """The heartbeat's answer (`held`, read at `asked` on the monotonic clock): stop
+        working on files whose claim was lost (not those whose claim ended because they were
+        recorded done or failed, nor those claimed since it asked), and give back claims no
+        task works on (a failure that could not be recorded; never while a claim is being
+        made: it may be that one)."""
         for file_id, scope in self._held.items():
-            if file_id not in held and file_id not in self._settled:
+            lost = file_id not in held and self._claimed_at[file_id] < asked
+            if lost and file_id not in self._settled:
                 scope.cancel()
-        if stray := held - set(self._held):
+        if (stray := held - set(self._held)) and not self._claiming:
             await self.rt.state.release(self.rt.worker.id, stray)
 
     async def _after_escape(self, row: FileRow, exc: Exception) -> None:
@@ -440,8 +464,9 @@ class Scheduler:
             with anyio.CancelScope(shield=True):
                 await self._give_back(row.id)
             return
-        if first_of(exc, (StateError,)) is not None:
-            raise exc
+        state_error = first_of(exc, (StateError,))
+        if state_error is not None and not isinstance(state_error, StoreRefused):
+            raise exc  # the state itself is unusable: the daemon stops
         if any(short_of_space(error) for error in leaves(exc)):
             # The state could not be written: the file goes back to pending, and is claimed
             # again once the wait for space is over.
@@ -455,7 +480,7 @@ class Scheduler:
                 await self.rt.state.fail_file(
                     row.id, f"internal error: {exc!r}", by=self.rt.worker.id
                 )
-        except OSError as again:
+        except (OSError, ClaimLost, StoreUnavailable) as again:
             log.error("%s: cannot record the failure: %s", name, describe_error(again))
 
     async def _retry_space_failures(self) -> None:
@@ -565,7 +590,12 @@ class Scheduler:
         """Claim and start files while this worker may take more."""
         rt = self.rt
         while await self._may_claim():
-            row = await rt.state.claim(rt.worker.id, rt.config.lease_seconds, sorted(self._absent))
+            skip = sorted(self._absent | set(self._held))  # never a file it works on already
+            self._claiming = True
+            try:
+                row = await rt.state.claim(rt.worker.id, rt.config.lease_seconds, skip)
+            finally:
+                self._claiming = False
             if row is None:
                 self._drained = True
                 if self._finished_any and not self._held:
@@ -583,6 +613,7 @@ class Scheduler:
                 continue
             log.info("%s: claimed by worker %s", shown_name(row.rel_path), rt.worker.id)
             self._held[row.id] = claim = anyio.CancelScope()
+            self._claimed_at[row.id] = time.monotonic()
             group.start_soon(self._run_claimed, row, raw, claim)
 
     async def _queue_done(self) -> None:
@@ -611,7 +642,13 @@ class Scheduler:
         """Process every settled file not yet done or failed; True when none of them failed
         and each is done (or still running under another worker's claim)."""
         async with anyio.create_task_group() as group:
-            rows, _next_settle = await self.discover()
+            while True:
+                try:
+                    rows, _next_settle = await self.discover()
+                    break
+                except StoreUnavailable as exc:  # a server restart cut a registration short
+                    log.warning("scan stopped: %s; scanning again", exc)
+                    await anyio.sleep(RESCAN_AFTER_TROUBLE)
             await self.work(group, until_idle=True)
         now = [await self.rt.state.get_file(row.id) for row in rows]
         return all(row.state in (FileState.DONE, FileState.RUNNING) for row in now)

@@ -17,7 +17,7 @@ import anyio
 from videoarchiver.errors import StreamFailures, VideoArchiverError, short_reason
 from videoarchiver.planning.commands import output_of
 from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
-from videoarchiver.processes import ProcessResult, Watchdog, run_process
+from videoarchiver.processes import ProcessResult, Watchdog
 from videoarchiver.progress import Outcome, TaskInfo
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import NO_FIGURES, Figures, JobState
@@ -117,7 +117,7 @@ async def run_limited(
         started = time.monotonic()
         result = None
         try:
-            result = await run_process(args, on_stdout, env, watchdog)
+            result = await rt.run_process(args, on_stdout, env, watchdog)
         finally:
             if view is not None:
                 view.end(outcome_of(result))

@@ -231,20 +231,24 @@ def _job_json(job: StreamJobRow) -> dict[str, object]:
             "decision": job.decision, "state": job.state, "notes": job.notes} | shown  # fmt: skip
 
 
-def print_json(
-    files: Sequence[FileRow],
-    outputs: Sequence[OutputRow],
-    jobs: Mapping[int, Sequence[tuple[str, StreamJobRow]]],
-) -> None:
-    """Everything recorded, for scripts: files with their outputs and stream jobs."""
-    by_file: dict[int, dict[str, object]] = {}
-    for output in outputs:
-        by_file.setdefault(output.file_id, {})[output.kind] = asdict(output)
+def print_json(listing: Listing) -> None:
+    """Everything recorded, for scripts: files with their outputs, stream jobs and the
+    progress of what runs now."""
+    outputs: dict[int, dict[str, object]] = {}
+    for output in listing.outputs:
+        outputs.setdefault(output.file_id, {})[output.kind] = asdict(output)
+    running: dict[int, list[object]] = {}
+    for task in listing.progress:
+        running.setdefault(task.file_id, []).append(asdict(task))
     rows = []
-    for row in files:
+    for row in listing.files:
         grouped: dict[str, list[object]] = {kind: [] for kind in OUTPUT_KINDS}
-        for kind, job in jobs.get(row.id, ()):
+        for kind, job in listing.jobs.get(row.id, ()):
             grouped.setdefault(kind, []).append(_job_json(job))
-        rows.append(asdict(row) | {"outputs": by_file.get(row.id, {}), "jobs": grouped})
+        rows.append(
+            asdict(row)
+            | {"outputs": outputs.get(row.id, {}), "jobs": grouped,
+               "progress": running.get(row.id, [])}
+        )  # fmt: skip
     sys.stdout.write(json.dumps(rows, indent=1))
     sys.stdout.write("\n")

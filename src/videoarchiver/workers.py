@@ -75,20 +75,20 @@ def bury_if_dead_here(layout: Layout, worker: Worker) -> bool:
 
 async def bury_dead(store: Store, layout: Layout, me: Worker, lease: float) -> list[int]:
     """Release the claims of workers known dead — on this machine those that no longer hold
-    their lock, elsewhere those whose heartbeat is older than the lease — and of every lease
-    that ran out. Returns the released file ids."""
+    their lock, anywhere those silent for longer than the lease — and of every lease that
+    ran out (but this worker's own). Returns the released file ids."""
     released: list[int] = []
+    silent = set(await store.silent_workers(lease))
     for worker in await store.workers():
         if worker.id == me.id:
             continue
         dead_here = worker.host == me.host and bury_if_dead_here(layout, worker)
-        dead = dead_here or time.time() - worker.heartbeat_at > lease
-        if dead:
+        if dead_here or worker.id in silent:
             files = await store.remove_worker(worker.id)
             log.info("worker %s is gone%s", worker.id,
                      f"; its {len(files)} file(s) go back to pending" if files else "")  # fmt: skip
             released += files
-    return released + await store.release_expired()
+    return released + await store.release_expired(keep=me.id)
 
 
 async def keep_alive(
@@ -96,14 +96,15 @@ async def keep_alive(
     layout: Layout,
     me: Worker,
     lease: float,
-    held: Callable[[set[int]], Awaitable[None]],
+    held: Callable[[set[int], float], Awaitable[None]],
 ) -> None:
-    """Every quarter lease: renew `me`'s leases (telling `held` which files it still holds)
-    and release what dead workers held."""
+    """Every quarter lease: renew `me`'s leases (telling `held` which files it still holds,
+    and when it asked) and release what dead workers held."""
     while True:
         await anyio.sleep(lease / BEATS_PER_LEASE)
         try:
-            await held(await store.heartbeat(me, lease))
+            asked = time.monotonic()
+            await held(await store.heartbeat(me, lease), asked)
             await bury_dead(store, layout, me, lease)
         except StoreUnavailable as exc:
             log.warning("heartbeat: %s", exc)

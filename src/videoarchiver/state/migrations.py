@@ -183,7 +183,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 # PostgreSQL starts from the schema SQLite's migrations arrive at (ids never reused: an
-# identity column never hands out a number twice).
+# identity column never hands out a number twice; paths indexed by hash: a btree refuses
+# values over about 2.7 kB, and a path may be 4 kB).
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "postgresql: files, outputs, stream jobs, controls, workers and progress",
@@ -208,7 +209,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             cost DOUBLE PRECISION
         );
         CREATE INDEX files_by_state ON files (state);
-        CREATE INDEX files_by_path ON files (rel_path);
+        CREATE INDEX files_by_path ON files USING hash (rel_path);
         CREATE INDEX files_by_state_time ON files (state, updated_at);
         CREATE INDEX files_by_claim ON files (state, cost);
         CREATE INDEX files_by_worker ON files (worker);

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -27,9 +27,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from videoarchiver.errors import StoreUnavailable
+from videoarchiver.errors import StoreRefused, StoreUnavailable
 from videoarchiver.state.migrations import POSTGRES_MIGRATIONS
-from videoarchiver.state.sql import Row, SQLStore
+from videoarchiver.state.sql import Row, SQLStore, T
 
 log = logging.getLogger(__name__)
 # The pool says each failed connection attempt; this module says once that the server is away.
@@ -38,6 +38,13 @@ CHANNEL = "videoarchiver"  # NOTIFY'd when work is registered or given back
 MIGRATE_LOCK = 0x7669_6461  # advisory lock ids: one migrating worker at a time …
 REGISTER_LOCK = 0x7669_6462  # … and one registering scanner
 BACKOFF_START, BACKOFF_MAX = 0.5, 15.0
+POOL_SIZE = 6  # heartbeat, progress, claims, a registration, a file's writes, a command
+# A machine cut off mid-transaction must not hold its locks for the hours TCP takes to
+# notice: the server ends a transaction left idle for a minute; the client probes the line.
+LIVELINESS = {
+    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+    "options": "-c idle_in_transaction_session_timeout=60000",
+}  # fmt: skip
 LISTEN_TIMEOUT = 30.0  # a listener checks its connection at least this often
 
 
@@ -46,9 +53,24 @@ def _dialect(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+# SQLSTATEs of a server going away: admin, crash or fast shutdown, not accepting yet.
+GONE = {"57P01", "57P02", "57P03"}
+AGAIN = {"40001", "40P01"}  # a serialization failure or deadlock: the statement may be rerun
+
+
 def _lost(exc: BaseException) -> bool:
-    """True for the errors of a connection that broke or a server that is not there."""
-    return isinstance(exc, psycopg.OperationalError | PoolTimeout)
+    """True for the errors of a connection that broke or a server that is not there (or
+    that asks for the statement again); other errors are the statement's own."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in GONE | AGAIN
+
+
+def _refused(exc: psycopg.Error) -> StoreRefused:
+    return StoreRefused(f"the state database refused a change: {str(exc).strip()}")
 
 
 Trouble = Callable[[str | None], None] | None
@@ -57,6 +79,7 @@ Trouble = Callable[[str | None], None] | None
 class PostgresStore(SQLStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     ROW_LOCK = " FOR UPDATE"
+    NOW = "extract(epoch from clock_timestamp())"
     POLL_SECONDS = 15.0  # NOTIFY wakes idle workers; polling is only the fallback
 
     def __init__(
@@ -78,8 +101,8 @@ class PostgresStore(SQLStore):
         """`trouble` is told (a line for systemd's status) when the server stops answering,
         and None when it answers again."""
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            url, open=False, min_size=1, max_size=4, timeout=10.0,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            url, open=False, min_size=1, max_size=POOL_SIZE, timeout=10.0,
+            kwargs={"autocommit": True, "row_factory": dict_row, **LIVELINESS},
             check=AsyncConnectionPool.check_connection, reconnect_timeout=0,
         )  # fmt: skip
         await pool.open(wait=False)
@@ -108,7 +131,9 @@ class PostgresStore(SQLStore):
                     if self._trouble is not None:
                         self._trouble(None)
                 return result
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+            except (psycopg.Error, PoolTimeout) as exc:
+                if not _lost(exc):
+                    raise _refused(exc) from exc
                 waited = time.monotonic() - since
                 if self._patience is not None and waited >= self._patience:
                     raise StoreUnavailable(f"the state database cannot be reached: {exc}") from exc
@@ -158,8 +183,27 @@ class PostgresStore(SQLStore):
                     yield
                 finally:
                     self._current.reset(token)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.Error, PoolTimeout) as exc:
+            if not _lost(exc):
+                raise _refused(exc) from exc
             raise StoreUnavailable(f"the state database cannot be reached: {exc}") from exc
+
+    async def _atomically(self, body: Callable[[], Awaitable[T]]) -> T:
+        """Run `body` in a transaction of its own, again and whole if the connection breaks
+        (inside an open transaction: in it, once)."""
+        if self._current.get() is not None:
+            return await body()
+
+        async def attempt() -> T:
+            async with self._pool.connection() as conn, conn.transaction():
+                token = self._current.set(conn)
+                try:
+                    return await body()
+                finally:
+                    self._current.reset(token)
+
+        result: T = await self._retrying(attempt)
+        return result
 
     @asynccontextmanager
     async def _registering(self) -> AsyncIterator[None]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from pydantic import TypeAdapter
@@ -36,11 +36,13 @@ from videoarchiver.state.records import (
 from videoarchiver.state.transitions import refuse, sources
 
 Row = dict[str, Any]
+T = TypeVar("T")
 REPLACED = (
     "its raw file was replaced by new content before it was finished (what it published stays)"
 )
 CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
-ESTIMATING = -2.0  # the cost of a file a worker is estimating
+ESTIMATING = -2.0  # the cost of a file a worker is estimating …
+ESTIMATE_SECONDS = 600.0  # … taken back from a worker that did not finish within this
 SKIP_MAX = 10_000  # ids a claim skips at most (SQLite takes up to 32,766 marks)
 PARTS = TypeAdapter(list[Part])
 
@@ -105,6 +107,7 @@ class SQLStore(ABC):
 
     SKIP_LOCKED = ""  # what a claim's SELECT adds so that workers skip each other's rows
     ROW_LOCK = ""  # what a SELECT adds to keep its row as read until the transaction ends
+    NOW = "(julianday('now') - 2440587.5) * 86400.0"  # the database's clock, in Unix seconds
     POLL_SECONDS = 1.0  # how often an idle worker looks for work nobody woke it for
 
     @abstractmethod
@@ -123,6 +126,12 @@ class SQLStore(ABC):
     @abstractmethod
     async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Run one statement; returns its rows."""
+
+    async def _atomically(self, body: Callable[[], Awaitable[T]]) -> T:
+        """Run `body` in a transaction; a backend whose server can go away runs it again,
+        whole, when the connection breaks (the body holds all the transaction does)."""
+        async with self.transaction():
+            return await body()
 
     @abstractmethod
     async def _work_changed(self) -> None:
@@ -193,6 +202,9 @@ class SQLStore(ABC):
             [*values.values(), file_id, *allowed, *([] if by is None else [by])],
         )
         if not changed:
+            rows = await self._rows("SELECT state, worker FROM files WHERE id=?", (file_id,))
+            if by is not None and rows and (rows[0]["state"], rows[0]["worker"]) == (new, None):
+                return  # this very move, made before (a statement sent again after it was)
             if by is not None:
                 await self._hold_claim(file_id, by)
             await self._refused("file", "files", "id=?", [file_id], new)
@@ -252,7 +264,8 @@ class SQLStore(ABC):
         """Rows of older content at `rel_path` that never finished nor published anything
         are forgotten (their ids are never given out again); returns their ids. A claimed
         row is running, so no worker's file is forgotten under it."""
-        async with self.transaction():
+
+        async def forget() -> list[Row]:
             rows = await self._rows(
                 "DELETE FROM files WHERE rel_path=? AND id!=? AND state IN (?, ?)"
                 " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.file_id=files.id AND o.state"
@@ -273,7 +286,9 @@ class SQLStore(ABC):
                 " AND state=?",
                 (FileState.FAILED, REPLACED, time.time(), rel_path, keep, FileState.PENDING),
             )
-        return [row["id"] for row in rows]
+            return rows
+
+        return [row["id"] for row in await self._atomically(forget)]
 
     async def fail_file(
         self, file_id: int, error: str, detail: str | None = None, by: str | None = None
@@ -325,9 +340,10 @@ class SQLStore(ABC):
         taken for this worker to estimate: no other worker estimates them too (they are
         claimed next to last until their cost is set)."""
         rows = await self._rows(
-            f"UPDATE files SET cost=? WHERE id IN (SELECT id FROM files WHERE state=?"
-            f" AND cost IS NULL ORDER BY id LIMIT ?{self.SKIP_LOCKED}) RETURNING {_FILE_COLUMNS}",
-            (ESTIMATING, FileState.PENDING, limit),
+            f"UPDATE files SET cost=?, updated_at={self.NOW} WHERE id IN (SELECT id FROM files"
+            f" WHERE state=? AND (cost IS NULL OR (cost=? AND updated_at < {self.NOW} - ?))"
+            f" ORDER BY id LIMIT ?{self.SKIP_LOCKED}) RETURNING {_FILE_COLUMNS}",
+            (ESTIMATING, FileState.PENDING, ESTIMATING, ESTIMATE_SECONDS, limit),
         )
         return [_file(row) for row in rows]
 
@@ -365,7 +381,8 @@ class SQLStore(ABC):
         """Failed files (all, or those at `rel_paths`) become pending, with their failed
         outputs and stream jobs; returns the paths made pending."""
         wanted = None if rel_paths is None else set(rel_paths)
-        async with self.transaction():
+
+        async def make_pending() -> list[FileRow]:
             failed = [
                 row
                 for row in await self.files([FileState.FAILED])
@@ -380,13 +397,16 @@ class SQLStore(ABC):
                     )
             if failed:
                 await self._work_changed()
-        return [row.rel_path for row in failed]
+            return failed
+
+        return [row.rel_path for row in await self._atomically(make_pending)]
 
     async def reopen(self, file_id: int, outputs: Iterable[tuple[str, int | None]]) -> None:
         """A done file's outputs (kind, and the stream of a montage sheet) are to be made
         again: they and the file become pending. StateError if the file is not done (a
         worker may have it)."""
-        async with self.transaction():
+
+        async def make_pending() -> None:
             reopened = await self._write(
                 "UPDATE files SET state=?, updated_at=? WHERE id=? AND state=?",
                 (FileState.PENDING, time.time(), file_id, FileState.DONE),
@@ -403,6 +423,8 @@ class SQLStore(ABC):
                         (JobState.PENDING, file_id, output, stream),
                     )
             await self._work_changed()
+
+        await self._atomically(make_pending)
 
     async def attention_and_recent(self, recent: int) -> list[FileRow]:
         """Files that are not done, then the `recent` last finished ones: what `status`
@@ -450,39 +472,52 @@ class SQLStore(ABC):
         skip = list(skip)[:SKIP_MAX]
         skipped = f" AND id NOT IN ({_marks(skip)})" if skip else ""
         rows = await self._rows(
-            f"UPDATE files SET state=?, worker=?, lease_until=?, updated_at=? WHERE id=("
+            f"UPDATE files SET state=?, worker=?, lease_until={self.NOW} + ?, updated_at=?"
+            f" WHERE id=("
             f"SELECT id FROM files WHERE state=?{skipped}"
             f" ORDER BY cost DESC NULLS LAST, id LIMIT 1{self.SKIP_LOCKED})"
             f" RETURNING {_FILE_COLUMNS}",
-            (FileState.RUNNING, worker, time.time() + lease, time.time(), FileState.PENDING, *skip),
+            (FileState.RUNNING, worker, lease, time.time(), FileState.PENDING, *skip),
         )
         return _file(rows[0]) if rows else None
 
     async def heartbeat(self, worker: Worker, lease: float) -> set[int]:
         """Record `worker` alive (registering it the first time) and renew its leases;
-        returns the ids of the files it still holds."""
-        now = time.time()
+        returns the ids of the files it still holds. Times are the database's own clock:
+        the same for every machine, and taken when the statement runs (also when it is sent
+        again after a lost connection)."""
         await self._write(
-            "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES"
-            " (?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET heartbeat_at=excluded.heartbeat_at",
-            (worker.id, worker.host, worker.pid, worker.started_at, now),
+            f"INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES"
+            f" (?, ?, ?, ?, {self.NOW})"
+            f" ON CONFLICT (id) DO UPDATE SET heartbeat_at=excluded.heartbeat_at",
+            (worker.id, worker.host, worker.pid, worker.started_at),
         )
         rows = await self._rows(
-            "UPDATE files SET lease_until=? WHERE worker=? AND state=? RETURNING id",
-            (now + lease, worker.id, FileState.RUNNING),
+            f"UPDATE files SET lease_until={self.NOW} + ? WHERE worker=? AND state=? RETURNING id",
+            (lease, worker.id, FileState.RUNNING),
         )
         return {row["id"] for row in rows}
+
+    async def silent_workers(self, lease: float) -> list[str]:
+        """Workers whose last heartbeat is older than `lease` (by the database's clock)."""
+        rows = await self._rows(
+            f"SELECT id FROM workers WHERE heartbeat_at < {self.NOW} - ?", (lease,)
+        )
+        return [row["id"] for row in rows]
 
     async def release(self, worker: str, file_ids: Iterable[int] | None = None) -> list[int]:
         """`worker`'s claims (all, or on `file_ids`) go back to pending with what ran of
         them: the next claimant salvages its parts. Returns the released file ids."""
         return await self._release("worker=?", [worker], file_ids)
 
-    async def release_expired(self) -> list[int]:
+    async def release_expired(self, keep: str) -> list[int]:
         """Claims whose lease ran out (their worker died, or lost the store) go back to
-        pending; so do running files no worker claims (recorded before claims existed)."""
-        return await self._release("(lease_until IS NULL OR lease_until<?)", [time.time()])
+        pending, but those of worker `keep` (the caller: it is alive and renews them); so do
+        running files no worker claims (recorded before claims existed)."""
+        return await self._release(
+            f"(lease_until IS NULL OR lease_until < {self.NOW}) AND worker IS DISTINCT FROM ?",
+            [keep],
+        )
 
     async def _release(
         self, which: str, params: list[Any], file_ids: Iterable[int] | None = None
@@ -491,7 +526,8 @@ class SQLStore(ABC):
         if ids == []:
             return []
         only = "" if ids is None else f" AND id IN ({_marks(ids)})"
-        async with self.transaction():
+
+        async def release() -> list[int]:
             rows = await self._rows(
                 f"UPDATE files SET state=?, worker=NULL, lease_until=NULL, updated_at=?"
                 f" WHERE state=? AND {which}{only} RETURNING id",
@@ -508,28 +544,39 @@ class SQLStore(ABC):
                 await self._write(f"DELETE FROM progress WHERE file_id IN ({_marks(chunk)})", chunk)
             if released:
                 await self._work_changed()
-        return released
+            return released
+
+        return await self._atomically(release)
 
     async def remove_worker(self, worker: str) -> list[int]:
         """A worker that stopped (or is known dead): its claims released, its row gone."""
-        async with self.transaction():
+
+        async def remove() -> list[int]:
             released = await self.release(worker)
             await self._write("DELETE FROM progress WHERE worker=?", (worker,))
             await self._write("DELETE FROM workers WHERE id=?", (worker,))
-        return released
+            return released
+
+        return await self._atomically(remove)
 
     # -- progress ----------------------------------------------------------------------------
 
     async def write_progress(self, worker: str, tasks: Sequence[Progress]) -> None:
-        """What `worker` runs now, replacing what it wrote before."""
-        async with self.transaction():
+        """What `worker` runs now, replacing what it wrote before: only for files it still
+        holds (a file another worker took over shows that worker's progress)."""
+
+        async def write() -> None:
             await self._write("DELETE FROM progress WHERE worker=?", (worker,))
             for task in tasks:
                 values = asdict(task)
                 await self._write(
-                    f"INSERT INTO progress ({', '.join(values)}) VALUES ({_marks(list(values))})",
-                    list(values.values()),
+                    f"INSERT INTO progress ({', '.join(values)}) SELECT {_marks(list(values))}"
+                    " WHERE EXISTS (SELECT 1 FROM files WHERE id=? AND worker=?)"
+                    " ON CONFLICT (file_id, label) DO NOTHING",
+                    [*values.values(), task.file_id, worker],
                 )
+
+        await self._atomically(write)
 
     async def progress(self) -> list[Progress]:
         rows = await self._rows(f"SELECT {_PROGRESS_COLUMNS} FROM progress ORDER BY file_id, label")
