@@ -26,6 +26,7 @@ commands either way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -288,7 +289,10 @@ def fill_state(root: Path, count: int, raw_files: bool, state: str | None = None
          for row in rows for kind in ("archive", "preview", "montage")],
     )  # fmt: skip
     if state is None:
-        with sqlite3.connect(root / "work" / "state.sqlite3") as db:
+        # Closed, not only committed: the last connection to close checkpoints the WAL, as
+        # a daemon that recorded these files one by one would have; a bulk insert left in
+        # the WAL would be read (and counted in the daemon's RSS) at the next start.
+        with contextlib.closing(sqlite3.connect(root / "work" / "state.sqlite3")) as db, db:
             for sql, values in (files, outputs):
                 db.executemany(sql, values)
         return

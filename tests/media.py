@@ -12,6 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Workers that take files at once, one ffmpeg each, and bury a silent one after 3 s.
+WORKER_CONFIG = """\
+settle_seconds = 0
+jobs = 1
+lease_seconds = 3
+[archive]
+video_args = ["-crf", "18", "-preset", "{preset}", "-g", "50"]
+"""
 FAST_CONFIG = """\
 settle_seconds = 0
 [archive]

@@ -20,16 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, packets
+from media import WORKER_CONFIG, ffmpeg, packets
 from pgcluster import Cluster
-
-CONFIG = """\
-settle_seconds = 0
-jobs = 1
-lease_seconds = 3
-[archive]
-video_args = ["-crf", "18", "-preset", "{preset}", "-g", "50"]
-"""
 
 
 class Share:
@@ -98,7 +90,7 @@ def share(tmp_path: Path, pg_url: str) -> Iterator[Share]:
 
 
 def _clips(share: Share, count: int, seconds: int = 3, preset: str = "ultrafast") -> list[str]:
-    (share.shared / "videoarchiver.toml").write_text(CONFIG.format(preset=preset))
+    (share.shared / "videoarchiver.toml").write_text(WORKER_CONFIG.format(preset=preset))
     names = [f"clip{number}.mkv" for number in range(count)]
     for name in names:
         ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=320x240:r=25:d={seconds}", "-f", "lavfi", "-i",

@@ -5,37 +5,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-from media import ffmpeg, file_states, run_cli
-
-WORKER_CONFIG = """\
-settle_seconds = 0
-jobs = 1
-lease_seconds = 3
-[archive]
-video_args = ["-crf", "18", "-preset", "{preset}", "-g", "50"]
-"""
+from media import WORKER_CONFIG, ffmpeg, file_states, run_cli
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def _worker(root: Path, *args: str, host: str | None = None) -> subprocess.Popen[bytes]:
-    """`videoarchiver run` on `root`; with `host`, as if on another machine (its own
-    hostname, in a UTS namespace of its own)."""
+def _worker(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`videoarchiver run` on `root`, started beside others."""
     command = [sys.executable, "-m", "videoarchiver", "run", *args, "--root", str(root)]
-    if host is not None:
-        command = ["unshare", "--uts", sys.executable, "-c",
-                   "import os, socket, sys; socket.sethostname(sys.argv[1]);"
-                   " os.execv(sys.executable, sys.argv[2:])", host, *command]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

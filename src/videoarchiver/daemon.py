@@ -94,6 +94,17 @@ def _tell_systemd(trouble: str | None) -> None:
     notify(f"STATUS={trouble or 'the state database answers again'}")
 
 
+def _peak_rss_kib(own: resource.struct_rusage) -> float:
+    """This process's peak RSS: VmHWM, which starts afresh at exec (getrusage's maxrss
+    keeps the peak of the process that started us)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return float(own.ru_maxrss)
+    return next((float(line.split()[1]) for line in status.splitlines()
+                 if line.startswith("VmHWM:")), float(own.ru_maxrss))  # fmt: skip
+
+
 def _log_resources() -> None:
     """The daemon's own cost against its ffmpeg children's (bench/ reads this line)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -102,7 +113,7 @@ def _log_resources() -> None:
         "resources: own CPU %.2f s, children CPU %.2f s, peak RSS %.1f MiB",
         own.ru_utime + own.ru_stime,
         children.ru_utime + children.ru_stime,
-        own.ru_maxrss / 1024,
+        _peak_rss_kib(own) / 1024,
     )
 
 

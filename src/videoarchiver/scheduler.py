@@ -650,7 +650,12 @@ class Scheduler:
                     log.warning("scan stopped: %s; scanning again", exc)
                     await anyio.sleep(RESCAN_AFTER_TROUBLE)
             await self.work(group, until_idle=True)
-        now = [await self.rt.state.get_file(row.id) for row in rows]
+        if any(row.state is FileState.FAILED for row in rows):
+            return False
+        # Only those that were to be done are read again (a rescan of 100,000 done files
+        # must not be 100,000 queries).
+        started = [row.id for row in rows if row.state is not FileState.DONE]
+        now = [await self.rt.state.get_file(file_id) for file_id in started]
         return all(row.state in (FileState.DONE, FileState.RUNNING) for row in now)
 
     async def _discover_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
