@@ -113,6 +113,7 @@ def test_config_prints_valid_toml_with_effective_values_and_sources(
 ) -> None:
     monkeypatch.setenv("VIDEOARCHIVER_ARCHIVE__RATIO", "0.5")
     monkeypatch.setenv("VIDEOARCHIVER_JBOS", "3")
+    monkeypatch.setenv("VIDEOARCHIVER_STATE", "postgresql://va:s3cret@db.lan/videos")
     result = run_cli(root, "config")
     assert result.returncode == 0
     parsed = tomllib.loads(result.stdout)
@@ -124,6 +125,8 @@ def test_config_prints_valid_toml_with_effective_values_and_sources(
     assert any(line.startswith("settle_seconds = 0.0") and "file" in line for line in lines)
     assert any(line.startswith("max_n = 10") and "# default" in line for line in lines)
     assert "VIDEOARCHIVER_JBOS is not a setting" in result.stderr
+    assert parsed["state"] == "postgresql://va:***@db.lan/videos", "no password printed"
+    assert "s3cret" not in result.stdout
     monkeypatch.setenv("VIDEOARCHIVER_JOBS", "many")
     bad = run_cli(root, "config")
     assert bad.returncode == 2 and "environment variable VIDEOARCHIVER_JOBS" in bad.stderr

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 from rich.console import Console
@@ -237,6 +238,15 @@ async def _pause(layout: Layout, how: str | None, console: Console) -> int:
     return EXIT_OK
 
 
+def _without_password(url: str) -> str:
+    """A database URL as it may be printed: its password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def config_toml(config: Config, path: Path | None) -> str:
     """The configuration in effect as a TOML file one could use: each value with where it
     came from as a comment (`jobs` as the number it comes to)."""
@@ -252,6 +262,8 @@ def config_toml(config: Config, path: Path | None) -> str:
             continue
         if key == "jobs" and value == 0:
             value, source = config.effective_jobs, f"{source}: 0 = one per CPU"
+        if key == "state" and (hidden := _without_password(str(value))) != value:
+            value, source = hidden, f"{source}; password not shown"
         # JSON's strings, numbers, booleans and lists of them are TOML's too.
         lines.append(f"{name} = {json.dumps(value, ensure_ascii=False)}  # {source}")
     return "\n".join(lines) + "\n"
