@@ -169,3 +169,22 @@ async def test_a_worker_never_claims_again_a_file_its_task_still_works_on(tmp_pa
         assert a.started == [name, name] and a.finished == [name]
         [row] = await a.rt.state.files()
         assert row.state is FileState.DONE
+
+
+async def test_work_starts_while_a_long_first_scan_goes_on(tmp_path: Path) -> None:
+    raw_files(tmp_path, [5] * 10)
+
+    class SlowReader(FakeScheduler):
+        async def _header(self, path: Path) -> tuple[str | None, float]:
+            await anyio.sleep(0.05)  # a slow share: each new file's header takes a while
+            return None, 1.0
+
+    async with worker(tmp_path, "a") as a:
+        slow = SlowReader(a.rt, seconds=5)
+        send, receive = anyio.create_memory_object_stream[None](1)
+        async with anyio.create_task_group() as group, send:
+            group.start_soon(slow.run_forever, receive)
+            await slow.began.wait()
+            registered = len(await slow.rt.state.files())
+            group.cancel_scope.cancel()
+    assert registered < 10, "the first file started before the scan had registered them all"

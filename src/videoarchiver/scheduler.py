@@ -177,6 +177,8 @@ class Scheduler:
                 row, read = found
                 headers -= read
                 rows.append((row, raw))
+                if row.state is FileState.PENDING:
+                    self._wake.set()  # a long first scan does not keep the slots idle
         return rows
 
     async def _register_one(
