@@ -9,6 +9,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,14 @@ def stream_hash(path: Path, stream: int) -> str:
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.1) -> None:
+    """Return once `condition()` holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
 
 
 def run_cli(root: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, poll_rows, probe, run_cli, status_json
+from media import ffmpeg, poll_rows, probe, run_cli, status_json, wait_until
 
 DAEMON_CONFIG = """\
 settle_seconds = 1
@@ -22,11 +23,7 @@ video_args = ["-crf", "18", "-preset", "ultrafast"]
 """
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+wait_for = partial(wait_until, timeout=60)
 
 
 def children(pid: int) -> list[int]:

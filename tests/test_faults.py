@@ -10,12 +10,12 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, file_sha256, poll_rows, probe, run_cli, status_json
+from media import ffmpeg, file_sha256, poll_rows, probe, run_cli, status_json, wait_until
 from test_cli import tmpfs
 
 
@@ -240,8 +240,4 @@ def _fill(ballast: Path) -> None:
             handle.write(b"\0" * 65536)
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+_wait = partial(wait_until, timeout=90)

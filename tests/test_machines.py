@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from media import WORKER_CONFIG, ffmpeg, packets
+from media import WORKER_CONFIG, ffmpeg, packets, wait_until
 from pgcluster import Cluster
 
 
@@ -99,11 +100,7 @@ def _clips(share: Share, count: int, seconds: int = 3, preset: str = "ultrafast"
     return names
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+_wait = partial(wait_until, timeout=240)
 
 
 def _commands(traces: list[Path], roots: list[Path]) -> list[str]:

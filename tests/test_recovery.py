@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, packets, poll_rows, probe, run_cli, span, status_json
+from media import ffmpeg, packets, poll_rows, probe, run_cli, span, status_json, wait_until
 
 FRAMES = 750  # 30 s at 25 fps
 
@@ -171,8 +172,4 @@ def test_pause_now_stops_an_encode_that_goes_on_from_its_parts_after_resume(
     assert len(_check_archive(clip_root)) >= 2, "the stopped encode was salvaged, not redone"
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+_wait = partial(wait_until, timeout=120, every=0.05)

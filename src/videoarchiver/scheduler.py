@@ -129,6 +129,11 @@ def _hinted(raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
     return hinted
 
 
+def _claim_lost(name: str) -> None:
+    log.warning("%s: this worker lost its claim (its lease ran out); another worker carries on",
+                name)  # fmt: skip
+
+
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -415,8 +420,7 @@ class Scheduler:
                         await self._give_back(row.id)
                     log.info("%s: stopped; it goes on when work may", name)
             if claim.cancelled_caught:
-                log.warning("%s: this worker lost its claim (its lease ran out); another"
-                            " worker carries on", name)  # fmt: skip
+                _claim_lost(name)
         finally:
             if self._held.get(row.id) is claim:
                 del self._held[row.id]
@@ -454,8 +458,7 @@ class Scheduler:
         bug of ours) costs this file, never the daemon; a damaged state stops the daemon."""
         name = shown_name(row.rel_path)
         if first_of(exc, (ClaimLost,)) is not None:
-            log.warning("%s: this worker lost its claim (its lease ran out); another worker"
-                        " carries on", name)  # fmt: skip
+            _claim_lost(name)
             return
         if first_of(exc, (StoreUnavailable,)) is not None:
             log.warning("%s: stopped: the state database cannot be reached; the file goes"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -71,6 +71,10 @@ def _lost(exc: BaseException) -> bool:
 
 def _refused(exc: psycopg.Error) -> StoreRefused:
     return StoreRefused(f"the state database refused a change: {str(exc).strip()}")
+
+
+def _unreachable(exc: psycopg.Error) -> StoreUnavailable:
+    return StoreUnavailable(f"the state database cannot be reached: {exc}")
 
 
 Trouble = Callable[[str | None], None] | None
@@ -136,7 +140,7 @@ class PostgresStore(SQLStore):
                     raise _refused(exc) from exc
                 waited = time.monotonic() - since
                 if self._patience is not None and waited >= self._patience:
-                    raise StoreUnavailable(f"the state database cannot be reached: {exc}") from exc
+                    raise _unreachable(exc) from exc
                 if not said:
                     reason = str(exc).strip()
                     log.warning("the state database cannot be reached (%s); no new work is"
@@ -172,21 +176,25 @@ class PostgresStore(SQLStore):
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
 
     @asynccontextmanager
+    async def _own_transaction(self) -> AsyncIterator[None]:
+        """A pooled connection in a transaction, which this task's statements then use."""
+        async with self._pool.connection() as conn, conn.transaction():
+            token = self._current.set(conn)
+            try:
+                yield
+            finally:
+                self._current.reset(token)
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         if self._current.get() is not None:
             yield
             return
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                token = self._current.set(conn)
-                try:
-                    yield
-                finally:
-                    self._current.reset(token)
+            async with self._own_transaction():
+                yield
         except (psycopg.Error, PoolTimeout) as exc:
-            if not _lost(exc):
-                raise _refused(exc) from exc
-            raise StoreUnavailable(f"the state database cannot be reached: {exc}") from exc
+            raise (_unreachable(exc) if _lost(exc) else _refused(exc)) from exc
 
     async def _atomically(self, body: Callable[[], Awaitable[T]]) -> T:
         """Run `body` in a transaction of its own, again and whole if the connection breaks
@@ -195,24 +203,17 @@ class PostgresStore(SQLStore):
             return await body()
 
         async def attempt() -> T:
-            async with self._pool.connection() as conn, conn.transaction():
-                token = self._current.set(conn)
-                try:
-                    return await body()
-                finally:
-                    self._current.reset(token)
+            async with self._own_transaction():
+                return await body()
 
         result: T = await self._retrying(attempt)
         return result
 
     @asynccontextmanager
-    async def _registering(self) -> AsyncIterator[None]:
+    async def registering(self) -> AsyncIterator[None]:
         async with self.transaction():
             await self._write("SELECT pg_advisory_xact_lock(?)", (REGISTER_LOCK,))
             yield
-
-    def registering(self) -> AbstractAsyncContextManager[None]:
-        return self._registering()
 
     async def _run(self, sql: str, params: Iterable[Any]) -> tuple[int, list[Row]]:
         values = tuple(params)

@@ -150,9 +150,9 @@ class SQLStore(ABC):
             raise refuse(entity, " ".join(map(str, key)), rows[0]["state"], new)
 
     async def _hold_claim(self, file_id: int, by: str) -> None:
-        """Raise ClaimLost unless worker `by` holds file `file_id`'s claim; inside a
-        transaction, the claim stays until it ends (the row is locked where rows can be)."""
-        rows = await self._rows(f"SELECT worker FROM files WHERE id=?{self.ROW_LOCK}", (file_id,))
+        """Raise ClaimLost unless worker `by` holds file `file_id`'s claim (why a fenced write
+        changed nothing)."""
+        rows = await self._rows("SELECT worker FROM files WHERE id=?", (file_id,))
         if not rows or rows[0]["worker"] != by:
             raise ClaimLost(f"worker {by} no longer holds file {file_id}")
 
@@ -201,13 +201,16 @@ class SQLStore(ABC):
             f" WHERE id=? AND state IN ({_marks(allowed)}){claimed}",
             [*values.values(), file_id, *allowed, *([] if by is None else [by])],
         )
-        if not changed:
+        if not changed:  # why: one read says it
             rows = await self._rows("SELECT state, worker FROM files WHERE id=?", (file_id,))
-            if by is not None and rows and (rows[0]["state"], rows[0]["worker"]) == (new, None):
+            if not rows:
+                return
+            state, holder = rows[0]["state"], rows[0]["worker"]
+            if by is not None and (state, holder) == (new, None):
                 return  # this very move, made before (a statement sent again after it was)
-            if by is not None:
-                await self._hold_claim(file_id, by)
-            await self._refused("file", "files", "id=?", [file_id], new)
+            if by is not None and holder != by:
+                raise ClaimLost(f"worker {by} no longer holds file {file_id}")
+            raise refuse("file", str(file_id), state, new)
 
     # -- files -------------------------------------------------------------------------------
 
