@@ -3,22 +3,25 @@ milliseconds (httpcore's mock backend is the model: the logic runs, the I/O is f
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import anyio
 import pytest
 
+from videoarchiver import progress
 from videoarchiver.config import Config
 from videoarchiver.discovery import RawFile
 from videoarchiver.layout import Layout
-from videoarchiver.progress import ProgressHub
+from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.state import FileRow, FileState, Store, Worker, open_store
-from videoarchiver.workers import bury_dead, holding_life
+from videoarchiver.workers import bury_dead, holding_life, keep_alive
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -188,3 +191,50 @@ async def test_work_starts_while_a_long_first_scan_goes_on(tmp_path: Path) -> No
             registered = len(await slow.rt.state.files())
             group.cancel_scope.cancel()
     assert registered < 10, "the first file started before the scan had registered them all"
+
+
+class FullDisk:
+    """A store whose first writes find the disk full (SQLite says ENOSPC), then succeed."""
+
+    def __init__(self, full_for: int) -> None:
+        self.full_for, self.calls = full_for, 0
+
+    def _write(self) -> None:
+        self.calls += 1
+        if self.calls <= self.full_for:
+            raise OSError(errno.ENOSPC, "No space left on device", "work/state.sqlite3")
+
+    async def write_progress(self, worker: str, tasks: object) -> None:
+        self._write()
+
+    async def heartbeat(self, worker: Worker, lease: float) -> set[int]:
+        self._write()
+        return set()
+
+    async def silent_workers(self, lease: float) -> list[str]:
+        return []
+
+    async def workers(self) -> list[Worker]:
+        return []
+
+    async def release_expired(self, keep: str) -> list[int]:
+        return []
+
+
+async def test_a_full_disk_stops_neither_the_progress_writer_nor_the_heartbeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "WRITE_EVERY", 0.01)
+    hub = ProgressHub()
+    hub.start(TaskInfo(1, "a.mp4", "archive", "s0 archive video", 10.0))
+    me = Worker("me", "host", 1, time.time(), time.time())
+    writes, beats = FullDisk(full_for=2), FullDisk(full_for=2)
+
+    async def held(ids: set[int], asked: float) -> None:
+        pass
+
+    with anyio.move_on_after(0.3):
+        async with anyio.create_task_group() as group:
+            group.start_soon(progress.write_progress, cast(Store, writes), hub, "me")
+            group.start_soon(keep_alive, cast(Store, beats), Layout(tmp_path), me, 0.04, held)
+    assert writes.calls > 2 and beats.calls > 2, "both went on once there was room again"

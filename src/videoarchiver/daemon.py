@@ -24,7 +24,7 @@ from watchfiles import awatch
 from videoarchiver import __version__
 from videoarchiver.config import Config
 from videoarchiver.disposal import PENDING as PENDING_ACTION
-from videoarchiver.errors import StoreUnavailable
+from videoarchiver.errors import StoreUnavailable, describe_error
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt_published
@@ -33,6 +33,7 @@ from videoarchiver.progress import ProgressHub, write_progress
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.service import feed_watchdog, notify, watchdog_seconds
+from videoarchiver.space import passing
 from videoarchiver.state import FileState, Store, Worker, open_store
 from videoarchiver.tools import check_tools
 from videoarchiver.workers import bury_dead, holding_life, keep_alive, new_worker
@@ -135,8 +136,11 @@ async def run_daemon(layout: Layout, config: Config, once: bool, progress: Progr
                 with anyio.CancelScope(shield=True):
                     try:
                         await state.remove_worker(worker.id)
-                    except StoreUnavailable as exc:  # its leases run out instead
-                        log.warning("cannot give this worker's files back: %s", exc)
+                    except (StoreUnavailable, OSError) as exc:  # its leases run out instead
+                        if not passing(exc):
+                            raise
+                        why = describe_error(exc)
+                        log.warning("cannot give this worker's files back: %s", why)
                 _log_resources()
 
 

@@ -21,6 +21,7 @@ import anyio
 
 from videoarchiver.errors import StoreUnavailable
 from videoarchiver.planning.progress import ProgressUpdate
+from videoarchiver.space import passing
 from videoarchiver.state import Progress, Store, Summary
 
 # Weight of the newest measure in the smoothed rate: R moves steadily, not by jumps.
@@ -213,6 +214,8 @@ async def write_progress(store: Store, hub: ProgressHub, worker: str) -> None:
         if tasks or written:
             try:
                 await store.write_progress(worker, [task.record(worker) for task in tasks])
-            except StoreUnavailable:
-                continue  # written again once the state answers
+            except (StoreUnavailable, OSError) as exc:
+                if not passing(exc):
+                    raise
+                continue  # written again once the state answers, or has room
         written = bool(tasks)

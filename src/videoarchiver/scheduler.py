@@ -57,7 +57,7 @@ from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file, read_header
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.service import listening, notify
-from videoarchiver.space import SpaceBackoff, short_of_space, space_message
+from videoarchiver.space import SpaceBackoff, passing, short_of_space, space_message
 from videoarchiver.state import (
     FINISHED,
     OUTPUT_KINDS,
@@ -433,8 +433,11 @@ class Scheduler:
         """Release a claim; if the state cannot be reached, its lease runs out instead."""
         try:
             await self.rt.state.release(self.rt.worker.id, [file_id])
-        except StoreUnavailable as exc:
-            log.warning("cannot give file %d back now (%s): its lease runs out", file_id, exc)
+        except (StoreUnavailable, OSError) as exc:  # the server away, or a full disk
+            if not passing(exc):
+                raise
+            why = describe_error(exc)
+            log.warning("cannot give file %d back now (%s): its lease runs out", file_id, why)
 
     def wake(self) -> None:
         """Look for work now (another worker registered or gave back some)."""
@@ -477,7 +480,7 @@ class Scheduler:
             # again once the wait for space is over.
             self._short_of_space(name)
             with anyio.CancelScope(shield=True):
-                await self.rt.state.release(self.rt.worker.id, [row.id])
+                await self._give_back(row.id)
             return
         log.error("%s: internal error", name, exc_info=exc)
         try:

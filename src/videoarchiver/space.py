@@ -8,6 +8,8 @@ import errno
 import time
 from collections.abc import Callable
 
+from videoarchiver.errors import StoreUnavailable
+
 MAX_WAIT_SECONDS = 3600.0
 SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded")
@@ -25,6 +27,12 @@ def short_of_space(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in SPACE_ERRNOS:
         return True
     return space_message(str(exc))
+
+
+def passing(exc: BaseException) -> bool:
+    """True when the state cannot be written for now (its server is away, or its disk is
+    full): what wanted to write tries again later, nothing fails for it."""
+    return isinstance(exc, StoreUnavailable) or short_of_space(exc)
 
 
 class SpaceBackoff:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import anyio
 
-from videoarchiver.errors import StoreUnavailable
+from videoarchiver.errors import StoreUnavailable, describe_error
 from videoarchiver.layout import Layout
+from videoarchiver.space import passing
 from videoarchiver.state import Store, Worker
 
 log = logging.getLogger(__name__)
@@ -106,5 +107,7 @@ async def keep_alive(
             asked = time.monotonic()
             await held(await store.heartbeat(me, lease), asked)
             await bury_dead(store, layout, me, lease)
-        except StoreUnavailable as exc:
-            log.warning("heartbeat: %s", exc)
+        except (StoreUnavailable, OSError) as exc:  # the server away, or a full disk
+            if not passing(exc):
+                raise
+            log.warning("heartbeat: %s", describe_error(exc))
