@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -59,7 +59,7 @@ async def worker(
     root: Path, name: str, seconds: float = 0.01, after: float = 0.0
 ) -> AsyncIterator[FakeScheduler]:
     me = Worker(name, "host", 1, time.time(), time.time())
-    config = Config(jobs=1, settle_seconds=0, lease_seconds=LEASE)
+    config = Config(jobs=1, settle_seconds=0, lease_seconds=LEASE, scan_interval=0.2)
     async with open_store(root) as store:
         await store.heartbeat(me, LEASE)
         runtime = Runtime.create(Layout(root), config, store, me, ProgressHub(), "")
@@ -238,3 +238,19 @@ async def test_a_full_disk_stops_neither_the_progress_writer_nor_the_heartbeat(
             group.start_soon(progress.write_progress, cast(Store, writes), hub, "me")
             group.start_soon(keep_alive, cast(Store, beats), Layout(tmp_path), me, 0.04, held)
     assert writes.calls > 2 and beats.calls > 2, "both went on once there was room again"
+
+
+async def test_a_claim_the_full_disk_refused_waits_for_space_then_goes_on(tmp_path: Path) -> None:
+    [name] = raw_files(tmp_path, [5])
+    async with worker(tmp_path, "a") as a:
+        store = a.rt.state
+        claim, refusals = store.claim, [OSError(errno.ENOSPC, "No space left on device")]
+
+        async def full_once(*args: Any) -> FileRow | None:
+            if refusals:
+                raise refusals.pop()
+            return await claim(*args)
+
+        setattr(store, "claim", full_once)  # noqa: B010 - this store only
+        assert await a.run_once()
+    assert a.finished == [name], "claimed once the wait for space was over"

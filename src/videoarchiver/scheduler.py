@@ -640,7 +640,12 @@ class Scheduler:
             if self.rt.progress.listened:  # the display's queue line
                 self.rt.progress.queue_changed(await self.rt.state.summary())
             self._drained = False
-            await self.claim_more(group)
+            try:
+                await self.claim_more(group)
+            except OSError as exc:  # a claim could not be recorded: the disk is full
+                if not short_of_space(exc):
+                    raise
+                self._short_of_space("claiming work")
             if until_idle and self._drained and not self._held:
                 return
             with anyio.move_on_after(self.rt.state.POLL_SECONDS):
