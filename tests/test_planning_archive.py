@@ -165,7 +165,7 @@ def _tally(*streams: tuple[int, float, int]) -> PacketTally:
     for index, duration, frames in streams:
         step = duration / frames
         for n in range(frames):
-            tally.feed_line(f"stream_index={index}|pts_time={n * step}|duration_time={step}|size=1")
+            tally.feed_line(f"{index}|{n * step}|N/A|{step}|1|__")
     return tally
 
 

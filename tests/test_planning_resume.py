@@ -18,9 +18,7 @@ from videoarchiver.planning.resume import (
 
 def _line(pts: float, duration: float, key: bool, size: int = 10) -> str:
     flags = "K_" if key else "__"
-    return (
-        f"stream_index=0|pts_time={pts:.6f}|duration_time={duration:.6f}|size={size}|flags={flags}"
-    )
+    return f"0|{pts:.6f}|{pts:.6f}|{duration:.6f}|{size}|{flags}"
 
 
 def _gops(*lengths: int, fps: float = 25.0) -> list[str]:
@@ -59,7 +57,7 @@ def test_audio_keeps_every_frame_but_the_last() -> None:
     tally = SalvageTally(video=False)
     for n in range(50):
         tally.feed_line(_line(-0.0065 + n * 0.02, 0.02, True))
-    tally.feed_line("stream_index=0|pts_time=N/A|size=3")  # no time: ignored
+    tally.feed_line("0|N/A|N/A|N/A|3|__")  # no time: ignored
     part = tally.salvaged("a.p0.mkv", "9:abc")
     assert part is not None and part.packets == 49
     assert part.start == pytest.approx(-0.0065)

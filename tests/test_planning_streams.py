@@ -84,11 +84,11 @@ def test_opus_conversion(
 def test_packet_tally_spans_reordered_and_missing_times() -> None:
     tally = PacketTally()
     for line in [
-        "stream_index=0|pts_time=0.000000|dts_time=-0.080000|duration_time=0.040000|size=900|flags=K__",
-        "stream_index=0|pts_time=0.120000|dts_time=-0.040000|duration_time=0.040000|size=100|flags=___",
-        "stream_index=0|pts_time=0.040000|dts_time=0.000000|duration_time=0.040000|size=0|flags=___",
-        "stream_index=1|pts_time=N/A|dts_time=0.500000|duration_time=N/A|size=10|flags=K_",
-        "stream_index=1|pts_time=N/A|dts_time=N/A|duration_time=N/A|size=10|flags=K_",
+        "0|0.000000|-0.080000|0.040000|900|K__",
+        "0|0.120000|-0.040000|0.040000|100|___",
+        "0|0.040000|0.000000|0.040000|0|___",
+        "1|N/A|0.500000|N/A|10|K_",
+        "1|N/A|N/A|N/A|10|K_|",  # with side data (MPEG-TS)
         "garbage line",
         "",
     ]:

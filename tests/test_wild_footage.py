@@ -98,7 +98,7 @@ def test_audio_whose_packets_carry_no_duration_is_measured_and_archived(
 def test_packets_without_duration_last_as_long_as_the_step_between_them() -> None:
     tally = PacketTally()
     for n in range(11):
-        tally.feed_line(f"stream_index=0|pts_time={n * 0.093:.3f}|duration_time=N/A|size=9")
+        tally.feed_line(f"0|{n * 0.093:.3f}|N/A|N/A|9|__")
     assert tally.get(0).duration == pytest.approx(11 * 0.093)
 
 

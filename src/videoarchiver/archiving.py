@@ -103,7 +103,7 @@ class _ArchiveStreams:
             figures = replace(figures, wall_seconds=encoded.wall)
             fallback = watches[-1].reason if encoded.stopped else None
             if fallback is None:
-                counted = (await count_packets(part)).get(0)
+                counted = encoded.counted or (await count_packets(part)).get(0)
                 figures = replace(
                     figures, out_bytes=counted.bytes, out_seconds=counted.duration,
                     ratio=counted.bytes / raw.bytes if raw.bytes else None,

@@ -2,7 +2,9 @@
 Telegram, webhooks …): a file that failed (a stall included), and the queue drained.
 
 Apprise is synchronous: it runs in a worker thread, so a slow server never holds the event
-loop; a notification that cannot be sent is a warning in the log, never a failure.
+loop; a notification that cannot be sent is a warning in the log, never a failure. It is
+imported when the first notification is sent: most roots configure none, and importing it
+costs every start a tenth of a second.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import apprise
 from anyio import to_thread
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ class Notifier:
         self._urls = list(urls)
 
     def _send(self, title: str, body: str, failure: bool) -> None:
+        import apprise  # see the docstring
+
         targets = apprise.Apprise()
         for url in self._urls:
             if not targets.add(url):

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -28,13 +29,16 @@ from anyio.abc import Process
 
 from videoarchiver.errors import ProcessError, ToolError
 from videoarchiver.planning.messages import decisive_line
+from videoarchiver.together import together
 
 TRACE_ENV = "VIDEOARCHIVER_TRACE"  # a file to append one JSON line per process to (bench/)
 STDERR_LINES = 30
 STDERR_LINE_CHARS = 400
 TERMINATE_GRACE_SECONDS = 20.0
 STALL_GRACE_SECONDS = 5.0  # a stalled process rarely honours SIGTERM
-STALL_CHECK_SECONDS = 1.0
+# How often a process's CPU time is read: a twentieth of the stall timeout, within bounds
+# (every 5 s for the default 5 minutes: reading /proc costs the daemon more than it tells).
+STALL_CHECK_SECONDS = (1.0, 5.0)
 # CPU time that counts as work, since the last movement: a decoder busy on a long stream
 # moves even when it prints nothing, however starved it is; a process blocked for good
 # spends none (two clock ticks allow for the odd wake-up).
@@ -67,6 +71,11 @@ class Watchdog:
         self._ticks = ticks
         if ticks - self._ticks_then >= WORKING_CPU_TICKS:
             self.moved()
+
+    @property
+    def check_every(self) -> float:
+        low, high = STALL_CHECK_SECONDS
+        return min(high, max(low, self.seconds / 20))
 
     @property
     def stalled(self) -> bool:
@@ -148,14 +157,17 @@ async def _stop(process: Process, grace: float = TERMINATE_GRACE_SECONDS) -> Non
             await process.wait()
 
 
-def _trace(args: Sequence[str], env: Mapping[str, str] | None, wall: float, stopped: bool) -> None:
+def _trace(
+    args: Sequence[str], env: Mapping[str, str] | None, started: float, stopped: bool
+) -> None:
     """With $VIDEOARCHIVER_TRACE set, record each command so that `make bench` can replay
     exactly what the daemon ran."""
     path = os.environ.get(TRACE_ENV)
     if not path:
         return
     extra = {key: value for key, value in (env or {}).items() if os.environ.get(key) != value}
-    line = {"args": list(args), "env": extra, "wall": wall, "stopped": stopped}
+    wall = time.monotonic() - started
+    line = {"args": list(args), "env": extra, "wall": wall, "stopped": stopped, "at": started}
     with Path(path).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(line) + "\n")
 
@@ -193,7 +205,7 @@ async def run_process(
     async def watch() -> None:
         nonlocal stalled_after
         while not watchdog.stalled:
-            await anyio.sleep(STALL_CHECK_SECONDS)
+            await anyio.sleep(watchdog.check_every)
             watchdog.spent(_cpu_ticks(process.pid))
         stalled_after = watchdog.seconds
         await _stop(process, STALL_GRACE_SECONDS)
@@ -216,7 +228,7 @@ async def run_process(
         with anyio.CancelScope(shield=True):
             await process.aclose()
     assert process.returncode is not None
-    _trace(args, env, time.monotonic() - started, stopped)
+    _trace(args, env, started, stopped)
     lines = tuple(line for line in tail if line)
     return ProcessResult(process.returncode, lines, stopped, stalled_after)
 
@@ -233,6 +245,12 @@ async def read_output(args: Sequence[str], what: str) -> bytes:
 
     (await run_process(args, keep, watchdog=watchdog)).check(what)
     return bytes(collected)
+
+
+async def read_outputs(commands: Sequence[tuple[Sequence[str], str]]) -> list[bytes]:
+    """`read_output` of several commands at once; when any fails, the first one's error
+    in their order is raised, as if they had run one after the other."""
+    return await together([partial(read_output, args, what) for args, what in commands])
 
 
 async def each_line(

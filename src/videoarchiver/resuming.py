@@ -15,6 +15,7 @@ import anyio
 
 from videoarchiver.errors import ProcessError
 from videoarchiver.planning.commands import packet_args
+from videoarchiver.planning.packets import StreamPackets
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.planning.resume import (
     Part,
@@ -42,6 +43,9 @@ class Encoded:
     stopped: bool
     wall: float
     parts: list[Part]
+    # The packets of the finished stream when this run made it in one part (the usual
+    # case), so its caller need not read them again; None when it must count them itself.
+    counted: StreamPackets | None = None
 
 
 def partial_path(final: Path, attempt: int) -> Path:
@@ -156,7 +160,7 @@ async def encode_resumable(
     parts = [*parts, last]
     await record(rt, source, job, JobState.RUNNING, Figures(parts=tuple(parts)))
     await _finish(rt, source, job, parts, final)
-    return Encoded(False, wall, parts)
+    return Encoded(False, wall, parts, counted if len(parts) == 1 else None)
 
 
 async def _finish(

@@ -16,6 +16,7 @@ import stat
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -55,7 +56,7 @@ from videoarchiver.planning.paths import (
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file, read_header
-from videoarchiver.runtime import Runtime, Source
+from videoarchiver.runtime import PROBE_SLOTS, Runtime, Source
 from videoarchiver.service import listening, notify
 from videoarchiver.space import SpaceBackoff, passing, short_of_space, space_message
 from videoarchiver.state import (
@@ -66,6 +67,7 @@ from videoarchiver.state import (
     IllegalMove,
     OutputState,
 )
+from videoarchiver.together import together
 from videoarchiver.ui import summary_line
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the finger
 RESCAN_AFTER_TROUBLE = 2.0  # seconds before `run --once` scans again after a lost registration
 ABSENT_COST = -1.0  # the cost of a pending file not in raw/ as recorded: claimed last
 ESTIMATE_BATCH = 64  # new files of a scan estimated before they are registered
+READ_TOGETHER = 2 * PROBE_SLOTS  # files of a scan read at once before they are registered
 MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
     "archive": make_archive,
     "preview": make_preview,
@@ -129,6 +132,15 @@ def _hinted(raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
     return hinted
 
 
+def _trusted(raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
+    """The row a file is taken for on trust by size and mtime, unread (a file done before
+    fingerprints existed is read only if it is needed again)."""
+    hinted = _hinted(raw, recorded)
+    if hinted is not None and (hinted.fingerprint or hinted.state is FileState.DONE):
+        return hinted
+    return None
+
+
 def _claim_lost(name: str) -> None:
     log.warning("%s: this worker lost its claim (its lease ran out); another worker carries on",
                 name)  # fmt: skip
@@ -172,35 +184,36 @@ class Scheduler:
         known = await self.rt.state.find_files([raw.key for raw in raws])
         rows = []
         headers = ESTIMATE_BATCH  # new files read whole before they are registered
-        for raw in raws:
-            try:
-                found = await self._register_one(raw, known.get(raw.key, []), headers > 0)
-            except StoreRefused as exc:  # this file's (a path too long for an index …)
-                log.error("%s: cannot be registered: %s", shown_name(raw.key), exc)
-                continue
-            if found is not None:
-                row, read = found
-                headers -= read
-                rows.append((row, raw))
-                if row.state is FileState.PENDING:
-                    self._wake.set()  # a long first scan does not keep the slots idle
+        for start in range(0, len(raws), READ_TOGETHER):
+            chunk = raws[start : start + READ_TOGETHER]
+            # Read outside the transactions (a slow share must not hold the others up),
+            # several files at once: each ffprobe of a header mostly waits for its start.
+            new = [raw for raw in chunk if _trusted(raw, known.get(raw.key, [])) is None]
+            reads = dict(zip(new, await together([
+                partial(self._read, raw, known.get(raw.key, []), headers > 0) for raw in new
+            ]), strict=True))  # fmt: skip
+            headers -= sum(read is not None and read.header is not None for read in reads.values())
+            for raw in chunk:
+                try:
+                    row = await self._register_one(raw, known.get(raw.key, []), reads.get(raw))
+                except StoreRefused as exc:  # this file's (a path too long for an index …)
+                    log.error("%s: cannot be registered: %s", shown_name(raw.key), exc)
+                    continue
+                if row is not None:
+                    rows.append((row, raw))
+                    if row.state is FileState.PENDING:
+                        self._wake.set()  # a long first scan does not keep the slots idle
         return rows
 
     async def _register_one(
-        self, raw: RawFile, recorded: list[FileRow], estimate: bool
-    ) -> tuple[FileRow, bool] | None:
-        """One settled file's row (None: gone since the scan), and whether its header was
-        read to estimate it."""
-        hinted = _hinted(raw, recorded)
-        # Taken on trust by size and mtime; a file done before fingerprints existed is
-        # read only if it is needed again.
-        read = None
-        if hinted is not None and (hinted.fingerprint or hinted.state is FileState.DONE):
-            row = hinted
+        self, raw: RawFile, recorded: list[FileRow], read: _Read | None
+    ) -> FileRow | None:
+        """One settled file's row, from what reading it found unless it is known by size
+        and mtime (None: it is gone since the scan)."""
+        row = _trusted(raw, recorded)
+        if row is not None:
             forgotten = await self._forget_replaced(raw.key, recorded, keep=row.id)
         else:
-            # Read outside the transaction: a slow share must not hold the others up.
-            read = await self._read(raw, recorded, estimate)
             if read is None:
                 return None
             async with self.rt.state.registering():
@@ -208,7 +221,7 @@ class Scheduler:
                 row, forgotten = await self._identify(raw, recorded, read)
         for gone in forgotten:
             await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(gone), True)
-        return row, read is not None and read.header is not None
+        return row
 
     async def _read(self, raw: RawFile, recorded: list[FileRow], estimate: bool) -> _Read | None:
         """Fingerprint the file (None: it is gone); new content is also estimated, when
@@ -564,6 +577,8 @@ class Scheduler:
     async def _may_claim(self) -> bool:
         """Claim another file only while an ffmpeg slot would otherwise sit idle, work may
         start (no pause, no wait for space) and raw/ is there to read."""
+        if not self._slot_would_idle():
+            return False  # decided without touching the disk: most wake-ups end here
         rt = self.rt
         raw_there = await self._root_there()
         if raw_there == self._raw_missing:
@@ -573,10 +588,14 @@ class Scheduler:
             else:
                 log.warning("the root folder %s (raw/ and work/) is not there (unmounted?):"
                             " claiming no work until it is", rt.layout.root)  # fmt: skip
-        # Read after the wait above: a pause may have come meanwhile.
+        # Read again after the wait above: a pause may have come meanwhile.
+        return raw_there and self._slot_would_idle()
+
+    def _slot_would_idle(self) -> bool:
+        """Work may start (no pause, no wait for space) and no file held waits for a slot."""
+        rt = self.rt
         return (
-            raw_there
-            and not rt.gate.paused
+            not rt.gate.paused
             and not self._space.remaining
             and len(self._held) < 2 * rt.config.effective_jobs
             and not rt.ffmpeg_slots.statistics().tasks_waiting

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from videoarchiver.config import Config
 from videoarchiver.errors import ProcessError, ToolError
 from videoarchiver.planning.commands import safe_demuxers
-from videoarchiver.processes import read_output
+from videoarchiver.processes import read_outputs
 
 
 def required_encoders(config: Config) -> set[str]:
@@ -30,12 +30,15 @@ class Tools:
 
 async def check_tools(config: Config) -> Tools:
     """Raise ToolError with a message a user can act on, before any file is touched."""
-    await read_output(["ffprobe", "-version"], "ffprobe -version")
     try:
-        version = await read_output(["ffmpeg", "-version"], "ffmpeg -version")
-        listing = await read_output(["ffmpeg", "-hide_banner", "-encoders"], "ffmpeg -encoders")
+        _, version, listing, demuxers = await read_outputs([
+            (["ffprobe", "-version"], "ffprobe -version"),
+            (["ffmpeg", "-version"], "ffmpeg -version"),
+            (["ffmpeg", "-hide_banner", "-encoders"], "ffmpeg -encoders"),
+            (["ffmpeg", "-hide_banner", "-demuxers"], "ffmpeg -demuxers"),
+        ])  # fmt: skip
     except ProcessError as exc:
-        raise ToolError(f"ffmpeg does not run: {exc}") from exc
+        raise ToolError(f"the ffmpeg tools do not run: {exc}") from exc
     available = set(re.findall(r"^ [A-Z.]{6} (\S+)", listing.decode(errors="replace"), re.M))
     missing = sorted(required_encoders(config) - available)
     if missing:
@@ -43,6 +46,5 @@ async def check_tools(config: Config) -> Tools:
             f"this ffmpeg lacks the encoder(s) {', '.join(missing)}; install an ffmpeg built"
             " with them (Debian's ffmpeg package has libx264, libopus and libsvtav1)"
         )
-    demuxers = await read_output(["ffmpeg", "-hide_banner", "-demuxers"], "ffmpeg -demuxers")
     first_line = version.decode(errors="replace").partition("\n")[0]
     return Tools(" ".join(first_line.split()[:3]), safe_demuxers(demuxers.decode(errors="replace")))

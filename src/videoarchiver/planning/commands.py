@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoarchiver.planning.packets import PACKET_ENTRIES
+from videoarchiver.planning.packets import PACKET_ENTRIES, PACKET_FORMAT
 
 # `-n`: ffmpeg never writes into an existing file. A work file may be a hard link to a
 # published output (a kill between linking and unlinking it); overwriting it in place would
@@ -96,6 +96,6 @@ def probe_args(target: Path | RawInput) -> list[str]:
 
 def packet_args(target: Path | RawInput) -> list[str]:
     return [
-        *FFPROBE, "-print_format", "compact=p=0", "-show_entries", PACKET_ENTRIES,
+        *FFPROBE, "-print_format", PACKET_FORMAT, "-show_entries", PACKET_ENTRIES,
         *input_args(target),
     ]  # fmt: skip

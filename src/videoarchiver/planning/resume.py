@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from videoarchiver.planning.commands import FFMPEG, PROGRESS, url
+from videoarchiver.planning.packets import parse_packet_line
 
 # Seek this much before the resume point: Matroska stores milliseconds, so the exact frame
 # time may lie up to half a millisecond before the stored end.
@@ -43,7 +44,7 @@ class Part(BaseModel):
 
 @dataclass
 class SalvageTally:
-    """Fed the packet lines of a killed part (`compact=p=0`), in file (decode) order."""
+    """Fed the packet lines of a killed part (a packet pass), in file (decode) order."""
 
     video: bool
     packets: int = 0
@@ -56,20 +57,16 @@ class SalvageTally:
     _end: float | None = None
 
     def feed_line(self, line: str) -> None:
-        fields = dict(part.split("=", 1) for part in line.strip().split("|") if "=" in part)
-        if "pts_time" not in fields:
+        packet = parse_packet_line(line)
+        if packet is None or packet.pts is None:
             return
-        try:
-            pts = float(fields["pts_time"])
-            duration = float(fields.get("duration_time") or 0)
-        except ValueError:
-            return
-        if not self.video or "K" in fields.get("flags", ""):
+        pts, duration = packet.pts, packet.duration
+        if not self.video or packet.key:
             # Everything before this packet is complete: commit it.
             self.keep, self.kept_bytes = self.packets, self._bytes
             self.kept_start, self.kept_end = self._start, self._end
         self.packets += 1
-        self._bytes += int(fields.get("size") or 0)
+        self._bytes += packet.size
         self._start = pts if self._start is None else min(self._start, pts)
         self._end = pts + duration if self._end is None else max(self._end, pts + duration)
 
