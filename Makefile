@@ -1,5 +1,5 @@
 # Two commands for a new user: `make run` and `make test`. Both install what is missing:
-# ffmpeg (with apt-get, when ffmpeg/ffprobe are absent; strace and postgresql too for the
+# ffmpeg and mkvtoolnix (with apt-get, when they are absent; strace and postgresql too for the
 # tests) and this package into .venv/.
 PYTHON ?= python3
 VENV ?= .venv
@@ -37,7 +37,7 @@ define install-missing
 endef
 
 system-deps:
-	$(call install-missing,ffmpeg ffprobe,ffmpeg)
+	$(call install-missing,ffmpeg ffprobe mkvpropedit,ffmpeg mkvtoolnix)
 
 # The tests aim kills at one system call with strace, and start a throwaway PostgreSQL
 # (Debian's postgresql: initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin).

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -78,6 +79,18 @@ def stream_hash(path: Path, stream: int) -> str:
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ssim(pictures: Path, reference: Path) -> float:
+    """Mean SSIM of a file's pictures against a reference recording, both as ffmpeg shows
+    them (turned upright), the reference scaled to the pictures' size."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-i", f"file:{pictures}", "-i", f"file:{reference}",
+         "-lavfi", "[1:v][0:v]scale2ref[reference][pictures];[pictures][reference]ssim",
+         "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(re.findall(r"All:([0-9.]+)", result.stderr)[-1])
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.1) -> None:

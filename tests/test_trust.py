@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, file_sha256, file_states, poll_rows, run_cli, status_json
+from media import ffmpeg, file_sha256, file_states, poll_rows, run_cli, ssim, status_json
 from test_cli import tmpfs
 from test_recovery import _kill_when, _start
 
@@ -40,16 +40,6 @@ def same_length_clips(first: Path, second: Path, seconds: int) -> None:
     with short.open("ab") as handle:
         handle.write(NULL_TS_PACKET * (missing // len(NULL_TS_PACKET)))
     assert first.stat().st_size == second.stat().st_size
-
-
-def ssim(archive: Path, reference: Path) -> float:
-    """Mean SSIM of the archive's pictures against a reference recording."""
-    result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-i", f"file:{archive}", "-i", f"file:{reference}",
-         "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return float(re.findall(r"All:([0-9.]+)", result.stderr)[-1])
 
 
 def run_killed_at(root: Path, syscall: str, path: Path) -> None:

@@ -24,6 +24,7 @@ from videoarchiver.planning.archive import (
     mux_args,
     picture_args,
     plan_archive,
+    projection_args,
 )
 from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.probe import parse_probe
@@ -193,4 +194,5 @@ async def make_archive(rt: Runtime, source: Source) -> None:
         muxed,
         expected_streams(source.probed.probe, decisions, source.probed.packets),
         rt.layout.archive_file(source.row.stem),
+        projection_args(decisions, muxed),
     )  # fmt: skip

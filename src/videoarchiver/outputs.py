@@ -40,11 +40,15 @@ async def mux_verify_publish(
     muxed: Path,
     expected: Sequence[ExpectedStream],
     destination: Path,
+    edit: Sequence[str] | None = None,
 ) -> None:
     """How the archive and the preview end, once their streams are done: mux into `muxed`
-    (in `work/`), check it against `expected`, and put it at `destination`."""
+    (in `work/`), `edit` it in place if asked (what ffmpeg cannot write), check it against
+    `expected`, and put it at `destination`."""
     task = source.task(kind, f"{kind} mux", source.probed.probe.format.duration)
     await run_limited(rt, args, f"{kind} mux", task)
+    if edit is not None:  # a kill meanwhile leaves a file the next run muxes again
+        await read_output(edit, f"{edit[0]} of the {kind}")
     await verify_file(muxed, expected)
     await publish_output(rt, source, kind, muxed, destination)
 

@@ -120,10 +120,15 @@ ProcessRunner = Callable[
 ]
 
 
+# The Debian package of each program run (`make run` installs them).
+PACKAGES = {"mkvpropedit": "mkvtoolnix"}
+
+
 def _command(args: Sequence[str]) -> list[str]:
     program = shutil.which(args[0])
     if program is None:
-        raise ToolError(f"{args[0]} is not installed (run `make run`, or install ffmpeg)")
+        package = PACKAGES.get(args[0], "ffmpeg")
+        raise ToolError(f"{args[0]} is not installed (run `make run`, or install {package})")
     setpriv = shutil.which("setpriv")
     prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     return [*prefix, program, *args[1:]]

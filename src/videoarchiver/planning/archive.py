@@ -16,6 +16,7 @@ from pathlib import Path
 from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.audio import opus_conversion
 from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
+from videoarchiver.planning.orientation import UPRIGHT, Turn, stream_turn
 from videoarchiver.planning.pixels import archive_pixel_format
 from videoarchiver.planning.probe import NO_DECODER, Probe, Stream
 
@@ -38,10 +39,27 @@ class StreamDecision:
     codec: str | None = None
     args: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # How a video stream is shown (None: its display matrix is no rotation or mirror).
+    turn: Turn | None = UPRIGHT
 
     def fallback_to_copy(self, reason: str) -> StreamDecision:
         """The raw stream kept as it is: what the encode would have changed is no note."""
-        return replace(self, action=Action.COPY, codec=None, args=(), notes=(reason,))
+        notes = (reason, *turn_notes(self.turn, Action.COPY))
+        return replace(self, action=Action.COPY, codec=None, args=(), notes=notes)
+
+
+def turn_notes(turn: Turn | None, action: Action) -> tuple[str, ...]:
+    """What becomes of a video stream's display rotation (SPEC §3: the archive is shown as
+    the raw is): an encode turns the pixels upright, a copy keeps it in the track."""
+    if turn is None:
+        if action is Action.COPY:
+            return ("its display matrix is no rotation or mirror: Matroska cannot keep it",)
+        return ("its display matrix is no rotation or mirror: encoded as ffmpeg shows it",)
+    if turn.upright:
+        return ()
+    if action is Action.COPY:
+        return (f"{turn.describe} kept in the track",)
+    return (f"{turn.describe} applied to the pixels",)
 
 
 # Subtitle codecs Matroska holds as they are.
@@ -127,8 +145,10 @@ def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
         notes += choice.notes
     args += _colour_args(stream, from_rgb=choice is not None and choice.from_rgb)
     args += ["-fps_mode", "passthrough"]
+    turn = stream_turn(stream)
+    notes += turn_notes(turn, Action.ENCODE)
     return StreamDecision(
-        stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes)
+        stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes), turn
     )
 
 
@@ -145,7 +165,9 @@ def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     kind = stream_kind(stream)
     if stream.codec_name in NO_DECODER and kind in ("video", "audio"):
         note = "ffmpeg knows no decoder for this stream: kept as it is"
-        return StreamDecision(stream.index, kind, Action.COPY, notes=(note,))
+        turn = stream_turn(stream) if kind == "video" else UPRIGHT
+        notes = (note, *turn_notes(turn, Action.COPY))
+        return StreamDecision(stream.index, kind, Action.COPY, notes=notes, turn=turn)
     if kind == "video":
         return _video(stream, config)
     if kind == "audio":
@@ -248,6 +270,19 @@ def _attachments(
         if title:
             args += [spec, f"title={title}"]
     return args
+
+
+def projection_args(decisions: Sequence[StreamDecision], output: Path) -> list[str] | None:
+    """mkvpropedit's command that turns each video track copied from the raw as the raw
+    shows it (ffmpeg 5.1's Matroska muxer drops the display matrix); None when none is
+    turned. `output` is one of our own absolute paths: it never reads as an option."""
+    videos = [d for d in decisions if d.kind == "video" and d.action is not Action.DROP]
+    edits = []
+    for number, decision in enumerate(videos, 1):
+        turn = decision.turn
+        if decision.action is Action.COPY and turn is not None and not turn.upright:
+            edits += ["--edit", f"track:v{number}", *turn.projection()]
+    return ["mkvpropedit", "--quiet", str(output), *edits] if edits else None
 
 
 def mux_args(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from videoarchiver.planning.archive import Action, StreamDecision, stream_kind
+from videoarchiver.planning.orientation import UPRIGHT, Turn, stream_turn, turned_size
 from videoarchiver.planning.packets import PacketTally, StreamPackets
 from videoarchiver.planning.probe import Probe, Stream
 
@@ -29,8 +30,10 @@ class ExpectedStream:
     frame_seconds: float | None = None
     frames: int | None = None
     packets: int | None = None  # a stream copied as it is: its packet count
-
     truncated: bool = False  # the raw file ends inside a packet, which may not decode
+    # Video: how it is to be shown (turned, and its size so turned); None: not checked.
+    turn: Turn | None = None
+    shown: tuple[int, int] | None = None
 
     @property
     def tolerance(self) -> float:
@@ -77,6 +80,11 @@ def expected_streams(
         stream = streams[decision.index]
         counted = packets.get(decision.index)
         reencoded_video = decision.kind == "video" and decision.action is Action.ENCODE
+        turn, shown = None, None
+        if decision.kind == "video" and decision.turn is not None:
+            # An encode turns the pixels upright; a copy is turned as the raw is.
+            turn = decision.turn if decision.action is Action.COPY else UPRIGHT
+            shown = turned_size(stream.width or 0, stream.height or 0, decision.turn)
         expected.append(
             ExpectedStream(
                 kind=decision.kind,
@@ -87,6 +95,8 @@ def expected_streams(
                 frames=counted.nonempty if reencoded_video else None,
                 packets=counted.count if decision.action is Action.COPY else None,
                 truncated=packets.truncated,
+                turn=turn,
+                shown=shown,
             )
         )
     return expected
@@ -130,4 +140,23 @@ def verify_output(
             problems.append(
                 f"{kind} stream {position}: {counted.nonempty} frames, raw {want.frames}"
             )
+        problems += _shown_problems(want, probe.stream(index), position)
+    return problems
+
+
+def _shown_problems(want: ExpectedStream, stream: Stream, position: int) -> list[str]:
+    """A video stream is shown turned and sized as the raw's is."""
+    if want.turn is None:
+        return []
+    problems = []
+    turn = stream_turn(stream)
+    if turn != want.turn:
+        have = "a display matrix no turn can say" if turn is None else turn.describe or "upright"
+        problems.append(
+            f"video stream {position}: shown with {have}, raw {want.turn.describe or 'upright'}"
+        )
+    shown = turned_size(stream.width or 0, stream.height or 0, turn or UPRIGHT)
+    if want.shown is not None and shown != want.shown:
+        size, raw = ("x".join(map(str, size)) for size in (shown, want.shown))
+        problems.append(f"video stream {position}: shown {size}, raw {raw}")
     return problems
