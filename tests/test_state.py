@@ -318,3 +318,27 @@ async def test_postgresql_statements_and_transactions_survive_a_server_restart(
         assert await store.release("w") == [row.id], "a transaction run again, whole"
         pg_cluster.restart()
         assert await store.retry() == [], "and again"
+
+
+async def test_what_the_web_page_reads_queue_gallery_and_days(store: Store) -> None:
+    cheap = await store.add_file("a/cheap.mp4", 100, 1, "fp1", "cheap", cost=1.0)
+    dear = await store.add_file("b/Dear 100%.mp4", 300, 1, "fp2", "dear", cost=9.0)
+    await store.add_file("c/unknown.mp4", 50, 1, "fp3", "unknown")
+    assert [row.id for row in await store.queue(2)] == [dear.id, cheap.id], "as claimed"
+    me = _worker("me")
+    for expected in (dear, cheap):
+        claimed = await store.claim(me.id, LEASE)
+        assert claimed is not None and claimed.id == expected.id
+        await store.set_output(claimed.id, "archive", OutputState.DONE, path="archive/x.mkv",
+                               size=claimed.size // 10, sha256="00")  # fmt: skip
+        await store.save_job(claimed.id, "archive", 0, stream_type="video", decision="encode",
+                             state=JobState.DONE, figures=Figures(wall_seconds=1.5))  # fmt: skip
+        await store.finish_file(claimed.id, None)
+    assert [row.id for row in await store.finished("", 10, 0)] == [cheap.id, dear.id]
+    assert [row.id for row in await store.finished("DEAR 100%", 10, 0)] == [dear.id]
+    assert await store.finished("0_", 10, 0) == [], "% and _ are plain characters"
+    assert [row.id for row in await store.finished("", 1, 1)] == [dear.id], "paged"
+    [today] = await store.days()
+    assert today.day == int(time.time()) // 86400
+    assert (today.files, today.raw_bytes, today.archive_bytes) == (2, 400, 40)
+    assert await store.encode_seconds() == 3.0

@@ -13,7 +13,6 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,7 +33,7 @@ from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.identity import same_content
 from videoarchiver.layout import Layout
 from videoarchiver.logs import configure_logging
-from videoarchiver.pausing import NOW, PAUSED
+from videoarchiver.pausing import NOW, PAUSED, pause_value
 from videoarchiver.planning.paths import rel_from_key, rel_key, shown_name
 from videoarchiver.state import FileState, open_store
 from videoarchiver.ui import Listing, plural, print_json, print_status
@@ -57,6 +56,10 @@ COMMANDS = {
     "config": ("print the effective configuration and its sources", "videoarchiver config"),
     "pause": ("start no new ffmpeg (running ones finish) until resume", "videoarchiver pause"),
     "resume": ("let a paused daemon start work again", "videoarchiver resume"),
+    "web": (
+        "serve the web page: live progress, queue, gallery, statistics",
+        "videoarchiver web --listen 0.0.0.0:8080",
+    ),
 }
 
 
@@ -99,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--now",
         action="store_true",
         help="also stop what runs (it goes on from its salvaged parts after resume)",
+    )
+    parsers["web"].add_argument(
+        "--listen", help="HOST:PORT (default: web.listen, 127.0.0.1:8080; others need a token)"
     )
     parsers["retry"].add_argument(
         "--missing",
@@ -227,8 +233,9 @@ async def _pause(layout: Layout, how: str | None, console: Console) -> int:
     """Pause (`how`: "" to let running work finish, NOW to stop it) or resume (None)."""
     async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         was = await state.control(PAUSED)
-        since = datetime.now().astimezone().isoformat(timespec="seconds")
-        await state.set_control(PAUSED, None if how is None else how + since)
+        value = None if how is None else pause_value(how)
+        await state.set_control(PAUSED, value)
+        since = (value or "").removeprefix(NOW)
     if how is None:
         console.print("resumed" if was else "was not paused")
     else:
@@ -264,6 +271,8 @@ def config_toml(config: Config, path: Path | None) -> str:
             value, source = config.effective_jobs, f"{source}: 0 = one per CPU"
         if key == "state" and (hidden := _without_password(str(value))) != value:
             value, source = hidden, f"{source}; password not shown"
+        if key == "web.token":
+            value, source = "***", f"{source}; not shown"
         # JSON's strings, numbers, booleans and lists of them are TOML's too.
         lines.append(f"{name} = {json.dumps(value, ensure_ascii=False)}  # {source}")
     return "\n".join(lines) + "\n"
@@ -305,6 +314,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             return anyio.run(_retry_missing, layout, console)
         if args.command == "retry":
             return anyio.run(_retry, layout, args.paths, console)
+        if args.command == "web":
+            from videoarchiver.web.server import serve  # the web stack: only for `web`
+
+            return anyio.run(serve, layout, config, args.listen or config.web.listen, console)
         return anyio.run(_verify, layout, console)
     except BaseException as exc:
         # A stop with a reason (damaged state, unusable folder) is a message, not a traceback.

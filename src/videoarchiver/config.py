@@ -47,6 +47,12 @@ class MontageConfig(_Section):
     max_tile_width: int = Field(default=0, ge=0)
 
 
+class WebConfig(_Section):
+    # Where `videoarchiver web` listens; any address but loopback needs the token.
+    listen: str = Field(default="127.0.0.1:8080", pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]]*):\d+$")
+    token: str | None = Field(default=None, min_length=16)  # unset: one is made at each start
+
+
 class Config(BaseSettings):
     """Every setting with the seed's value as its default."""
 
@@ -72,6 +78,7 @@ class Config(BaseSettings):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     preview: PreviewConfig = Field(default_factory=PreviewConfig)
     montage: MontageConfig = Field(default_factory=MontageConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,14 @@ from videoarchiver.state import Store
 log = logging.getLogger(__name__)
 PAUSED = "paused"  # the control's name; its value says since when (NOW first: stop what runs)
 NOW = "now "
+
+
+def pause_value(how: str) -> str:
+    """The PAUSED control's value: `how` ("" to let running work finish, NOW to stop it),
+    then since when."""
+    return how + datetime.now().astimezone().isoformat(timespec="seconds")
+
+
 POLL_SECONDS = 2.0
 HOURS_POLL_SECONDS = 30.0
 

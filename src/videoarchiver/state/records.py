@@ -118,6 +118,16 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
+class Day:
+    """The archives finished on one day (UTC): how many, raw bytes in, archive bytes out."""
+
+    day: int  # days since 1970-01-01
+    files: int
+    raw_bytes: int
+    archive_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """One running task of a worker, as last written to the store (about every 2 s)."""
 

@@ -6,6 +6,7 @@ brings its connection, transactions and migrations, and runs these statements (w
 from __future__ import annotations
 
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -22,6 +23,7 @@ from videoarchiver.planning.resume import Part
 from videoarchiver.state.records import (
     FIGURE_NAMES,
     NO_FIGURES,
+    Day,
     Figures,
     FileRow,
     FileState,
@@ -109,6 +111,7 @@ class SQLStore(ABC):
     ROW_LOCK = ""  # what a SELECT adds to keep its row as read until the transaction ends
     NOW = "(julianday('now') - 2440587.5) * 86400.0"  # the database's clock, in Unix seconds
     POLL_SECONDS = 1.0  # how often an idle worker looks for work nobody woke it for
+    LIKE = "LIKE"  # a comparison that ignores case (SQLite's LIKE does, for ASCII)
 
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[None]:
@@ -460,6 +463,47 @@ class SQLStore(ABC):
             {row["state"]: int(row["n"]) for row in states}, int(totals["raw"]),
             int(totals["archived"]), int(waiting["raw"]),
         )  # fmt: skip
+
+    # -- what the web page reads ---------------------------------------------------------------
+
+    async def queue(self, limit: int) -> list[FileRow]:
+        """The first `limit` pending files, in the order workers claim them."""
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=?"
+            " ORDER BY cost DESC NULLS LAST, id LIMIT ?",
+            (FileState.PENDING, limit),
+        )
+        return [_file(row) for row in rows]
+
+    async def finished(self, search: str, limit: int, offset: int) -> list[FileRow]:
+        """Done files, the last finished first, whose path holds `search` (any case)."""
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search) + "%"
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=?"
+            f" AND rel_path {self.LIKE} ? ESCAPE '\\'"
+            " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+            (FileState.DONE, pattern, limit, offset),
+        )
+        return [_file(row) for row in rows]
+
+    async def days(self) -> list[Day]:
+        """Archives finished per day (UTC), the oldest day first."""
+        rows = await self._rows(
+            "SELECT CAST(o.updated_at AS BIGINT) / 86400 AS day, COUNT(*) AS files,"
+            " SUM(f.size) AS raw, SUM(o.size) AS archived FROM outputs o"
+            " JOIN files f ON f.id = o.file_id WHERE o.output = 'archive' AND o.state = ?"
+            " GROUP BY CAST(o.updated_at AS BIGINT) / 86400 ORDER BY day",
+            (OutputState.DONE,),
+        )
+        return [
+            Day(int(row["day"]), int(row["files"]), int(row["raw"]), int(row["archived"]))
+            for row in rows
+        ]
+
+    async def encode_seconds(self) -> float:
+        """Wall seconds every stream job recorded took."""
+        [row] = await self._rows("SELECT COALESCE(SUM(wall_seconds), 0) AS spent FROM stream_jobs")
+        return float(row["spent"])
 
     # -- claims, leases and workers ------------------------------------------------------------
 

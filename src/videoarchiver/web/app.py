@@ -1,0 +1,269 @@
+"""The web page's routes: pages, the event stream of live progress, JSON, metrics, media.
+
+Everything shown is read from the store (any worker's progress is there, about 2 s old);
+media are published outputs only, found by file id, never by a path from the request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from videoarchiver.layout import Layout
+from videoarchiver.pausing import PAUSED, pause_value
+from videoarchiver.planning.paths import shown_name
+from videoarchiver.state import FileRow, FileState, OutputState, Store
+from videoarchiver.ui import human_size, percent_saved
+from videoarchiver.web.access import CSRF_FIELD, TokenGate, csrf_cookie, csrf_ok, csrf_value
+from videoarchiver.web.media import published_media, webm_of
+from videoarchiver.web.metrics import metrics_text
+from videoarchiver.web.plot import saved_plot
+
+HERE = Path(__file__).parent
+PAGE = 60  # gallery thumbnails per page
+QUEUE = 200  # pending files listed
+EVENT_SECONDS = 1.0  # how often the event stream sends what runs
+
+
+def _file_json(row: FileRow) -> dict[str, Any]:
+    return asdict(row) | {"name": shown_name(row.rel_path)}
+
+
+class WebApp:
+    """The page of one root, over its store."""
+
+    def __init__(self, store: Store, layout: Layout) -> None:
+        self.store, self.layout = store, layout
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.templates.env.filters["size"] = human_size
+        self.templates.env.filters["name"] = shown_name
+        self.templates.env.filters["date"] = lambda day: date(1970, 1, 1) + timedelta(days=day)
+
+    async def _page(self, request: Request, template: str, **values: Any) -> Response:
+        csrf = csrf_value(request.cookies)
+        paused = await self.store.control(PAUSED)
+        response = self.templates.TemplateResponse(
+            request, template, {"csrf": csrf, "csrf_field": CSRF_FIELD, "paused": paused,
+                                **values},
+        )  # fmt: skip
+        response.headers["set-cookie"] = csrf_cookie(csrf)
+        return response
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    async def now(self, request: Request) -> Response:
+        return await self._page(
+            request, "now.html", summary=await self.store.summary(),
+            workers=await self.store.workers(), now=time.time(),
+        )  # fmt: skip
+
+    async def queue(self, request: Request) -> Response:
+        return await self._page(
+            request, "queue.html", pending=await self.store.queue(QUEUE),
+            failed=await self.store.files([FileState.FAILED]),
+        )  # fmt: skip
+
+    async def gallery(self, request: Request) -> Response:
+        search, page = request.query_params.get("q", ""), _page_number(request)
+        rows = await self.store.finished(search, PAGE + 1, page * PAGE)
+        return await self._page(
+            request, "gallery.html", files=rows[:PAGE], search=search, page=page,
+            more=len(rows) > PAGE,
+        )  # fmt: skip
+
+    async def file(self, request: Request) -> Response:
+        row = await self._row(request)
+        return await self._page(
+            request, "file.html", file=row, outputs=await self.store.outputs(row.id),
+            jobs={kind: await self.store.jobs(row.id, kind) for kind in ("archive", "preview",
+                                                                          "montage")},
+        )  # fmt: skip
+
+    async def statistics(self, request: Request) -> Response:
+        summary, days = await self.store.summary(), await self.store.days()
+        return await self._page(
+            request, "statistics.html", summary=summary, days=days,
+            saved=percent_saved(summary.raw_bytes, summary.archive_bytes)
+            if summary.raw_bytes else "-",
+            hours=await self.store.encode_seconds() / 3600, plot=saved_plot(days),
+        )  # fmt: skip
+
+    async def _row(self, request: Request) -> FileRow:
+        try:
+            return await self.store.get_file(int(request.path_params["file_id"]))
+        except (KeyError, LookupError) as exc:
+            raise HTTPException(404, "no such file") from exc
+
+    # -- live progress -------------------------------------------------------------------------
+
+    async def _running(self) -> dict[str, Any]:
+        tasks = await self.store.progress()
+        names = {}
+        for task in tasks:
+            if task.file_id not in names:
+                names[task.file_id] = shown_name((await self.store.get_file(task.file_id)).rel_path)
+        return {
+            "tasks": [asdict(task) | {"name": names[task.file_id]} for task in tasks],
+            "workers": [asdict(worker) for worker in await self.store.workers()],
+            "paused": await self.store.control(PAUSED) is not None,
+            "now": time.time(),
+        }
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events: what runs on every worker, every EVENT_SECONDS."""
+
+        async def stream() -> AsyncIterator[str]:
+            while True:
+                yield f"data: {json.dumps(await self._running())}\n\n"
+                await anyio.sleep(EVENT_SECONDS)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
+        )
+
+    # -- JSON and metrics ----------------------------------------------------------------------
+
+    async def api_summary(self, request: Request) -> Response:
+        summary = await self.store.summary()
+        return JSONResponse(asdict(summary) | {
+            "saved_bytes": summary.raw_bytes - summary.archive_bytes,
+            "encode_hours": await self.store.encode_seconds() / 3600,
+        })  # fmt: skip
+
+    async def api_progress(self, request: Request) -> Response:
+        return JSONResponse(await self._running())
+
+    async def api_queue(self, request: Request) -> Response:
+        pending = await self.store.queue(QUEUE)
+        failed = await self.store.files([FileState.FAILED])
+        return JSONResponse({"pending": [_file_json(row) for row in pending],
+                             "failed": [_file_json(row) for row in failed]})  # fmt: skip
+
+    async def api_files(self, request: Request) -> Response:
+        search, page = request.query_params.get("q", ""), _page_number(request)
+        rows = await self.store.finished(search, PAGE + 1, page * PAGE)
+        return JSONResponse({"files": [_file_json(row) for row in rows[:PAGE]],
+                             "more": len(rows) > PAGE})  # fmt: skip
+
+    async def api_file(self, request: Request) -> Response:
+        row = await self._row(request)
+        outputs = await self.store.outputs(row.id)
+        jobs = {kind: [asdict(job) for job in (await self.store.jobs(row.id, kind)).values()]
+                for kind in outputs}  # fmt: skip
+        return JSONResponse(
+            _file_json(row) | {"outputs": {kind: asdict(output) for kind, output
+                                           in outputs.items()}, "jobs": jobs}
+        )  # fmt: skip
+
+    async def api_days(self, request: Request) -> Response:
+        return JSONResponse([asdict(day) for day in await self.store.days()])
+
+    async def metrics(self, request: Request) -> Response:
+        return PlainTextResponse(
+            metrics_text(
+                await self.store.summary(),
+                await self.store.progress(),
+                await self.store.workers(),
+                time.time(),
+            ),
+            media_type="text/plain; version=0.0.4",
+        )
+
+    # -- media ---------------------------------------------------------------------------------
+
+    async def media(self, request: Request) -> Response:
+        """A published montage, or a preview remuxed into WebM (what browsers play)."""
+        row = await self._row(request)
+        what = request.path_params["what"]
+        kind = {"montage.jpg": "montage", "preview.webm": "preview"}.get(what)
+        output = (await self.store.outputs(row.id)).get(kind or "")
+        if kind is None or output is None or output.state is not OutputState.DONE:
+            raise HTTPException(404, "not published")
+        path = await published_media(self.layout, output)
+        if path is None:
+            raise HTTPException(404, "not there")
+        if kind == "preview":
+            path = await webm_of(self.layout, row.id, output, path)
+        return FileResponse(path, headers={"cache-control": "private, max-age=3600"})
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def _checked_form(self, request: Request) -> None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        origin = request.headers.get("origin", "")
+        if not csrf_ok(request.cookies, value if isinstance(value, str) else None, origin,
+                       request.headers.get("host", "")):  # fmt: skip
+            raise HTTPException(403, "this form did not come from this page")
+
+    async def retry(self, request: Request) -> Response:
+        await self._checked_form(request)
+        row = await self._row(request)
+        await self.store.retry([row.rel_path])
+        return RedirectResponse("/queue", status_code=303)
+
+    async def pause(self, request: Request) -> Response:
+        await self._checked_form(request)
+        await self.store.set_control(PAUSED, pause_value(""))  # running ffmpegs finish
+        return RedirectResponse("/", status_code=303)
+
+    async def resume(self, request: Request) -> Response:
+        await self._checked_form(request)
+        await self.store.set_control(PAUSED, None)
+        return RedirectResponse("/", status_code=303)
+
+    def routes(self) -> list[Route | Mount]:
+        return [
+            Route("/", self.now),
+            Route("/queue", self.queue),
+            Route("/gallery", self.gallery),
+            Route("/files/{file_id:int}", self.file),
+            Route("/statistics", self.statistics),
+            Route("/events", self.events),
+            Route("/api/summary", self.api_summary),
+            Route("/api/progress", self.api_progress),
+            Route("/api/queue", self.api_queue),
+            Route("/api/files", self.api_files),
+            Route("/api/files/{file_id:int}", self.api_file),
+            Route("/api/days", self.api_days),
+            Route("/metrics", self.metrics),
+            Route("/media/{file_id:int}/{what}", self.media),
+            Route("/files/{file_id:int}/retry", self.retry, methods=["POST"]),
+            Route("/pause", self.pause, methods=["POST"]),
+            Route("/resume", self.resume, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+
+
+def _page_number(request: Request) -> int:
+    try:
+        return max(0, int(request.query_params.get("page", "0")))
+    except ValueError:
+        return 0
+
+
+def create_app(store: Store, layout: Layout, token: str | None) -> TokenGate:
+    """The ASGI application: the page, behind the token when there is one."""
+    web = WebApp(store, layout)
+    return TokenGate(Starlette(routes=web.routes()), token)

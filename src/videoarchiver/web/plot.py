@@ -1,0 +1,34 @@
+"""The statistics page's plot of saved space over time: SVG drawn from the days' totals."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from videoarchiver.state import Day
+
+WIDTH, HEIGHT = 600, 200
+
+
+@dataclass(frozen=True)
+class Plot:
+    points: str  # an SVG polyline's points
+    first_day: int
+    last_day: int
+    saved_bytes: int  # at the end: the top of the plot
+
+
+def saved_plot(days: Sequence[Day]) -> Plot | None:
+    """Saved bytes summed day by day, scaled into WIDTH × HEIGHT (y grows downwards)."""
+    if not days:
+        return None
+    saved = list(itertools.accumulate(d.raw_bytes - d.archive_bytes for d in days))
+    first, last = days[0].day, days[-1].day
+    top = max(max(saved), 1)
+    span = max(last - first, 1)
+    points = [(0.0, float(HEIGHT))] + [
+        ((d.day - first) / span * WIDTH, HEIGHT - max(total, 0) / top * HEIGHT)
+        for d, total in zip(days, saved, strict=True)
+    ]
+    return Plot(" ".join(f"{x:.1f},{y:.1f}" for x, y in points), first, last, saved[-1])

@@ -1,0 +1,220 @@
+"""The web page over HTTP: pages and JSON from the store, the token off loopback, CSRF on
+every action, and media served only as published outputs, by file id."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from media import ffmpeg, probe, wait_until
+from videoarchiver.layout import Layout
+from videoarchiver.pausing import PAUSED
+from videoarchiver.state import FileState, OutputState, Progress, Store, Worker, open_store
+from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, loopback
+from videoarchiver.web.app import create_app
+
+pytestmark = pytest.mark.anyio
+TOKEN = "a-token-for-the-tests-0123456789"
+
+
+@dataclass
+class Site:
+    root: Path
+    store: Store
+    done: int  # a file with every output published
+    failed: int
+
+
+async def _publish(store: Store, root: Path, name: str) -> int:
+    """A done file whose montage and preview are real files in the root."""
+    row = await store.add_file(f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=1.0)
+    me = Worker("w1", "host", 1, time.time(), time.time())
+    await store.heartbeat(me, 60)
+    claimed = await store.claim(me.id, 60)
+    assert claimed is not None and claimed.id == row.id
+    montage, preview = root / "screenshot" / f"{name}.jpg", root / "preview" / f"{name}.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x96:d=1", "-frames:v", "1", montage)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x96:r=10:d=1", "-f", "lavfi", "-i",
+           "sine=d=1", "-c:v", "libsvtav1", "-c:a", "libopus", preview)  # fmt: skip
+    for kind, path in (("montage", montage), ("preview", preview)):
+        await store.set_output(row.id, kind, OutputState.DONE, path=Layout(root).relative(path),
+                               size=path.stat().st_size, sha256=kind * 8)  # fmt: skip
+    await store.set_output(row.id, "archive", OutputState.DONE, path="archive/x.mkv", size=100)
+    await store.finish_file(row.id, None)
+    return row.id
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    for folder in ("raw", "work", "screenshot", "preview"):
+        (tmp_path / folder).mkdir()
+    async with open_store(tmp_path) as store:
+        done = await _publish(store, tmp_path, "Holiday 2024")
+        failed = await store.add_file("broken.mp4", 10, 1, "fp-broken", "broken")
+        await store.fail_file(failed.id, "not a readable media file: moov atom not found")
+        yield Site(tmp_path, store, done, failed.id)
+
+
+def _client(site: Site, token: str | None = None) -> httpx.AsyncClient:
+    app = create_app(site.store, Layout(site.root), token)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def test_pages_json_and_metrics_read_the_store(site: Site) -> None:
+    async with _client(site) as client:
+        for page, holds in [("/", "Now"), ("/queue", "moov atom not found"),
+                            ("/gallery", f"/media/{site.done}/montage.jpg"),
+                            ("/gallery?q=holiday", "Holiday 2024"),
+                            (f"/files/{site.done}", f"/media/{site.done}/preview.webm"),
+                            ("/statistics", "<polyline")]:  # fmt: skip
+            response = await client.get(page)
+            assert response.status_code == 200, page
+            assert holds in response.text, page
+        assert "Holiday" not in (await client.get("/gallery?q=nothing")).text
+        summary = (await client.get("/api/summary")).json()
+        assert (summary["files"], summary["raw_bytes"], summary["archive_bytes"]) == (
+            {"done": 1, "failed": 1}, 1000, 100)  # fmt: skip
+        assert summary["saved_bytes"] == 900
+        files = (await client.get("/api/files", params={"q": "HOLIDAY"})).json()
+        assert [f["name"] for f in files["files"]] == ["Holiday 2024.mp4"]
+        queue = (await client.get("/api/queue")).json()
+        assert [f["id"] for f in queue["failed"]] == [site.failed] and queue["pending"] == []
+        detail = (await client.get(f"/api/files/{site.done}")).json()
+        assert detail["outputs"]["montage"]["state"] == "done"
+        assert (await client.get("/api/files/999")).status_code == 404
+        metrics = (await client.get("/metrics")).text
+        assert 'videoarchiver_files{state="done"} 1' in metrics
+        assert "videoarchiver_saved_bytes 900" in metrics
+        assert 'videoarchiver_worker_heartbeat_age_seconds{worker="w1"}' in metrics
+
+
+async def test_off_loopback_every_request_needs_the_token(site: Site) -> None:
+    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost")
+    assert not loopback("0.0.0.0") and not loopback("192.168.1.5")
+    async with _client(site, TOKEN) as client:
+        for path in ("/", "/events", "/api/summary", "/metrics",
+                     f"/media/{site.done}/montage.jpg", "/static/style.css"):  # fmt: skip
+            assert (await client.get(path)).status_code == 401, path
+        wrong = {"authorization": "Bearer not-the-token"}
+        assert (await client.get("/", headers=wrong)).status_code == 401
+        right = {"authorization": f"Bearer {TOKEN}"}
+        assert (await client.get("/api/summary", headers=right)).status_code == 200
+        first = await client.get("/gallery", params={"token": TOKEN})  # the printed address
+        assert first.status_code == 303 and first.headers["location"] == "/gallery"
+        assert TOKEN_COOKIE in first.headers["set-cookie"]
+        client.cookies.set(TOKEN_COOKIE, TOKEN)
+        assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 200
+
+
+async def test_actions_are_posts_with_the_csrf_cookie_repeated_in_the_form(site: Site) -> None:
+    async with _client(site) as client:
+        page = await client.get("/queue")
+        csrf = page.cookies[CSRF_COOKIE]
+        assert f'value="{csrf}"' in page.text, "the forms carry the cookie's value"
+        client.cookies.clear()
+        assert (await client.post("/pause", data={CSRF_FIELD: csrf})).status_code == 403
+        client.cookies.set(CSRF_COOKIE, csrf)
+        assert (await client.post("/pause", data={CSRF_FIELD: "forged"})).status_code == 403
+        elsewhere = {"origin": "http://evil.example"}
+        refused = await client.post("/pause", data={CSRF_FIELD: csrf}, headers=elsewhere)
+        assert refused.status_code == 403
+        assert await site.store.control(PAUSED) is None
+        assert (await client.get("/pause")).status_code == 405, "no action by GET"
+        paused = await client.post("/pause", data={CSRF_FIELD: csrf})
+        assert paused.status_code == 303 and await site.store.control(PAUSED) is not None
+        assert "Resume" in (await client.get("/")).text
+        await client.post("/resume", data={CSRF_FIELD: csrf})
+        assert await site.store.control(PAUSED) is None
+        retried = await client.post(f"/files/{site.failed}/retry", data={CSRF_FIELD: csrf})
+        assert retried.status_code == 303
+        assert (await site.store.get_file(site.failed)).state is FileState.PENDING
+
+
+async def test_media_are_published_outputs_found_by_id_only(site: Site, tmp_path: Path) -> None:
+    montage = site.root / "screenshot" / "Holiday 2024.jpg"
+    async with _client(site) as client:
+        got = await client.get(f"/media/{site.done}/montage.jpg")
+        assert got.status_code == 200 and got.content == montage.read_bytes()
+        webm = await client.get(f"/media/{site.done}/preview.webm")
+        assert webm.status_code == 200
+        played = tmp_path / "played.webm"
+        played.write_bytes(webm.content)
+        streams = probe(played)
+        assert streams["format"]["format_name"].startswith("matroska,webm")
+        assert [s["codec_name"] for s in streams["streams"]] == ["av1", "opus"]
+        ranged = await client.get(f"/media/{site.done}/preview.webm",
+                                  headers={"range": "bytes=0-99"})  # fmt: skip
+        assert ranged.status_code == 206 and len(ranged.content) == 100, "seekable"
+        refused = [
+            f"/media/{site.done}/..%2F..%2Fetc%2Fpasswd", f"/media/{site.done}/%2Fetc%2Fpasswd",
+            "/media/..%2F1/montage.jpg", f"/media/{site.done}/archive",
+            f"/media/{site.failed}/montage.jpg", "/media/999/montage.jpg",
+            "/static/..%2F..%2Fstate%2F__init__.py",
+        ]  # fmt: skip
+        for path in refused:
+            assert (await client.get(path)).status_code == 404, path
+        # A path in the store is never taken for more than a place under the root …
+        for recorded in ("/etc/passwd", "../../etc/passwd", "screenshot/../../x.jpg"):
+            await site.store.set_output(site.done, "montage", OutputState.DONE, path=recorded)
+            assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
+        # … nor is a published file someone replaced by a link.
+        await site.store.set_output(site.done, "montage", OutputState.DONE,
+                                    path="screenshot/Holiday 2024.jpg")  # fmt: skip
+        montage.unlink()
+        montage.symlink_to("/etc/passwd")
+        assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
+
+
+def test_the_web_command_streams_live_progress(root: Path) -> None:
+    """`videoarchiver web` as a user starts it: the event stream sends what every worker
+    wrote to the store, about every second."""
+    (root / "work").mkdir()
+
+    async def running() -> None:
+        async with open_store(root) as store:
+            row = await store.add_file("long.mp4", 10, 1, "fp", "long")
+            me = Worker("far-away", "elsewhere", 7, time.time(), time.time())
+            await store.heartbeat(me, 60)
+            assert await store.claim(me.id, 60) is not None
+            await store.write_progress(me.id, [
+                Progress(row.id, "s0 archive video", "archive", me.id, 12.0, 60.0, 1.5, 32.0,
+                         time.time()),
+            ])  # fmt: skip
+
+    anyio.run(running)
+    port = 18000 + os.getpid() % 1000
+    web = subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "web", "--root", str(root), "--listen",
+         f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _answers(port), timeout=20)
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=10) as events:
+            line = next(line for line in events.iter_lines() if line.startswith("data: "))
+        running_now = json.loads(line.removeprefix("data: "))
+        [task] = running_now["tasks"]
+        assert (task["name"], task["worker"], task["done"], task["total"]) == (
+            "long.mp4", "far-away", 12.0, 60.0)  # fmt: skip
+        assert [w["id"] for w in running_now["workers"]] == ["far-away"]
+    finally:
+        web.terminate()
+        out, err = web.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in out and "token" not in out, "no token on loopback"
+    assert web.returncode == 0, err
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/summary", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
