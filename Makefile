@@ -1,6 +1,6 @@
 # Two commands for a new user: `make run` and `make test`. Both install what is missing:
-# ffmpeg and mkvtoolnix (with apt-get, when they are absent; strace and postgresql too for the
-# tests) and this package into .venv/.
+# ffmpeg and mkvtoolnix (with apt-get, when they are absent; strace, postgresql and chromium
+# too for the tests) and this package into .venv/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -39,10 +39,12 @@ endef
 system-deps:
 	$(call install-missing,ffmpeg ffprobe mkvpropedit,ffmpeg mkvtoolnix)
 
-# The tests aim kills at one system call with strace, and start a throwaway PostgreSQL
-# (Debian's postgresql: initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin).
+# The tests aim kills at one system call with strace, start a throwaway PostgreSQL
+# (Debian's postgresql: initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin) and
+# drive the web page in Debian's Chromium.
 test-deps:
 	$(call install-missing,strace,strace)
+	$(call install-missing,chromium,chromium)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
 		command -v apt-get >/dev/null 2>&1 || { echo "PostgreSQL is missing: install postgresql" >&2; exit 1; }; \
 		echo "Installing postgresql with apt-get ..."; \

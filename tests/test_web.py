@@ -96,6 +96,17 @@ async def test_pages_json_and_metrics_read_the_store(site: Site) -> None:
         assert 'videoarchiver_files{state="done"} 1' in metrics
         assert "videoarchiver_saved_bytes 900" in metrics
         assert 'videoarchiver_worker_heartbeat_age_seconds{worker="w1"}' in metrics
+        assert "videoarchiver_stalled_tasks 0" in metrics
+        # A worker that stopped writing its progress: its task is shown stalled.
+        stuck = await site.store.add_file("stuck.mp4", 10, 1, "fp-stuck", "stuck")
+        assert await site.store.claim("w1", 60) is not None
+        old = Progress(stuck.id, "s0 archive video", "archive", "w1", 3.0, 9.0, None, None,
+                       time.time() - 100)  # fmt: skip
+        await site.store.write_progress("w1", [old])
+        assert "videoarchiver_stalled_tasks 1" in (await client.get("/metrics")).text
+        [stalled] = (await client.get("/api/queue")).json()["stalled"]
+        assert (stalled["name"], stalled["worker"]) == ("stuck.mp4", "w1")
+        assert "stalled: worker w1" in (await client.get("/queue")).text
 
 
 async def test_off_loopback_every_request_needs_the_token(site: Site) -> None:

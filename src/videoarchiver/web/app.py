@@ -44,6 +44,9 @@ HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
 QUEUE = 200  # pending files listed
 EVENT_SECONDS = 1.0  # how often the event stream sends what runs
+# A task whose worker has not written its progress for this long (it writes every 2 s):
+# the worker is stuck or gone (its lease then runs out and another worker takes the file).
+STALE_SECONDS = 30.0
 
 
 def _file_json(row: FileRow) -> dict[str, Any]:
@@ -78,10 +81,18 @@ class WebApp:
             workers=await self.store.workers(), now=time.time(),
         )  # fmt: skip
 
+    async def _stalled(self) -> list[dict[str, Any]]:
+        now, stalled = time.time(), []
+        for task in await self.store.progress():
+            if now - task.updated_at > STALE_SECONDS:
+                name = shown_name((await self.store.get_file(task.file_id)).rel_path)
+                stalled.append(asdict(task) | {"name": name, "silent": now - task.updated_at})
+        return stalled
+
     async def queue(self, request: Request) -> Response:
         return await self._page(
             request, "queue.html", pending=await self.store.queue(QUEUE),
-            failed=await self.store.files([FileState.FAILED]),
+            failed=await self.store.files([FileState.FAILED]), stalled=await self._stalled(),
         )  # fmt: skip
 
     async def gallery(self, request: Request) -> Response:
@@ -158,7 +169,8 @@ class WebApp:
         pending = await self.store.queue(QUEUE)
         failed = await self.store.files([FileState.FAILED])
         return JSONResponse({"pending": [_file_json(row) for row in pending],
-                             "failed": [_file_json(row) for row in failed]})  # fmt: skip
+                             "failed": [_file_json(row) for row in failed],
+                             "stalled": await self._stalled()})  # fmt: skip
 
     async def api_files(self, request: Request) -> Response:
         search, page = request.query_params.get("q", ""), _page_number(request)
@@ -186,6 +198,7 @@ class WebApp:
                 await self.store.progress(),
                 await self.store.workers(),
                 time.time(),
+                STALE_SECONDS,
             ),
             media_type="text/plain; version=0.0.4",
         )

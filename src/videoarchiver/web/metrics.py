@@ -16,8 +16,13 @@ def _line(name: str, value: float, labels: str = "") -> str:
 
 
 def metrics_text(
-    summary: Summary, progress: Sequence[Progress], workers: Sequence[Worker], now: float
+    summary: Summary,
+    progress: Sequence[Progress],
+    workers: Sequence[Worker],
+    now: float,
+    stale: float,
 ) -> str:
+    """The figures at `now`; a task not written for `stale` seconds counts as stalled."""
     lines = [
         "# HELP videoarchiver_files Files recorded, by state.",
         "# TYPE videoarchiver_files gauge",
@@ -31,6 +36,9 @@ def metrics_text(
         "# HELP videoarchiver_running_tasks ffmpeg tasks running on every worker.",
         "# TYPE videoarchiver_running_tasks gauge",
         _line("running_tasks", len(progress)),
+        "# HELP videoarchiver_stalled_tasks Tasks whose worker stopped writing their progress.",
+        "# TYPE videoarchiver_stalled_tasks gauge",
+        _line("stalled_tasks", sum(now - task.updated_at > stale for task in progress)),
         "# HELP videoarchiver_raw_bytes Raw bytes of the files whose archive is done.",
         "# TYPE videoarchiver_raw_bytes gauge",
         _line("raw_bytes", summary.raw_bytes),

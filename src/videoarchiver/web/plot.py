@@ -31,4 +31,5 @@ def saved_plot(days: Sequence[Day]) -> Plot | None:
         ((d.day - first) / span * WIDTH, HEIGHT - max(total, 0) / top * HEIGHT)
         for d, total in zip(days, saved, strict=True)
     ]
+    points.append((float(WIDTH), points[-1][1]))  # the total holds until today
     return Plot(" ".join(f"{x:.1f},{y:.1f}" for x, y in points), first, last, saved[-1])

@@ -1,0 +1,130 @@
+"""The web page in a real browser (Debian's Chromium, driven by Playwright) beside a real
+daemon on a real root: live bars move, montages load, previews play, Retry re-runs a failed
+file, and no page logs an error. A screenshot of each page is kept with the test's files
+(and `docs/web-now.png` in the README is one of them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+
+from media import ffmpeg, status_json, wait_until
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("WEB_SCREENSHOTS")  # a folder to copy them to (for docs/)
+
+
+def _start(root: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", *args, "--root", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def site(root: Path) -> Iterator[str]:
+    """A daemon at work on a clip that takes a while, and the page of its root."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=24", "-f", "lavfi", "-i",
+           "sine=d=24", "-c:v", "mpeg4", "-q:v", "3", "-c:a", "aac",
+           root / "raw" / "garden party.mp4")  # fmt: skip
+    (root / "raw" / "broken.mp4").write_bytes(b"\0" * 4096)
+    config = root / "videoarchiver.toml"  # slow enough for a bar to be seen moving
+    config.write_text(config.read_text().replace('"ultrafast"', '"slow"'))
+    daemon = _start(root, "run")
+    wait_until(lambda: (root / "work" / "state.sqlite3").exists(), timeout=30)
+    port = 19000 + os.getpid() % 1000
+    web = _start(root, "web", "--listen", f"127.0.0.1:{port}")
+    address = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(address), timeout=30)
+        yield address
+    finally:
+        for process in (web, daemon):
+            process.terminate()
+        for process in (web, daemon):
+            _out, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+
+
+def _answers(address: str) -> bool:
+    try:
+        return httpx.get(f"{address}/api/summary", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _bar(page: Page) -> float:
+    return float(page.eval_on_selector("#tasks progress", "bar => bar.value"))
+
+
+def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> None:
+    errors: list[str] = []
+    shots = tmp_path / "screenshots"
+
+    def keep_errors(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
+        )
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.on("console", keep_errors)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        page.goto(f"{site}/")
+        page.wait_for_selector("#tasks progress", timeout=60_000)
+        first = _bar(page)
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll('#tasks progress')].some(b => b.value > {first})",
+            timeout=30_000,
+        )
+        page.screenshot(path=shots / "now.png")
+
+        wait_until(lambda: any(f["state"] == "failed" for f in status_json(root)), timeout=60)
+        page.goto(f"{site}/queue")
+        page.screenshot(path=shots / "queue.png")
+        page.click("text=Retry")
+        page.wait_for_url(f"{site}/queue")
+        [broken] = [f for f in status_json(root) if f["rel_path"] == "broken.mp4"]
+        assert broken["state"] in ("pending", "running", "failed")
+        log = root / "log" / "videoarchiver.log"
+        wait_until(lambda: log.read_text().count("broken.mp4: failed") >= 2, timeout=60)
+
+        wait_until(lambda: any(f["state"] == "done" for f in status_json(root)), timeout=180)
+        page.goto(f"{site}/gallery")
+        thumbnail = page.wait_for_selector(".tile img")
+        assert thumbnail is not None
+        page.wait_for_function("() => document.querySelector('.tile img').complete")
+        assert page.eval_on_selector(".tile img", "img => img.naturalWidth") > 0
+        page.screenshot(path=shots / "gallery.png")
+
+        thumbnail.click()
+        page.wait_for_selector("video")
+        page.eval_on_selector("video", "video => { video.muted = true; return video.play(); }")
+        page.wait_for_function("() => document.querySelector('video').currentTime > 0.5",
+                               timeout=30_000)  # fmt: skip
+        page.screenshot(path=shots / "file.png", full_page=True)
+
+        page.goto(f"{site}/statistics")
+        page.wait_for_selector("svg.plot polyline")
+        page.screenshot(path=shots / "statistics.png")
+
+        phone = browser.new_page(viewport={"width": 360, "height": 740})
+        phone.goto(f"{site}/gallery")
+        width = phone.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 360, "nothing wider than a phone"
+        phone.screenshot(path=shots / "phone-gallery.png")
+        browser.close()
+    assert errors == [], "no page logs an error"
+    if SCREENSHOTS:
+        shutil.copytree(shots, SCREENSHOTS, dirs_exist_ok=True)
