@@ -65,13 +65,13 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         yield Site(tmp_path, store, done, failed.id)
 
 
-def _client(site: Site, token: str | None = None) -> httpx.AsyncClient:
-    app = create_app(site.store, Layout(site.root), token)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+def _client(site: Site, token: str | None = None, stale: float = 30.0) -> httpx.AsyncClient:
+    app = create_app(site.store, Layout(site.root), token, stale)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
 async def test_pages_json_and_metrics_read_the_store(site: Site) -> None:
-    async with _client(site) as client:
+    async with _client(site, stale=0.5) as client:
         for page, holds in [("/", "Now"), ("/queue", "moov atom not found"),
                             ("/gallery", f"/media/{site.done}/montage.jpg"),
                             ("/gallery?q=holiday", "Holiday 2024"),
@@ -92,17 +92,26 @@ async def test_pages_json_and_metrics_read_the_store(site: Site) -> None:
         detail = (await client.get(f"/api/files/{site.done}")).json()
         assert detail["outputs"]["montage"]["state"] == "done"
         assert (await client.get("/api/files/999")).status_code == 404
+        assert (await client.get(f"/files/{10**30}")).status_code == 404
+        assert (await client.get(f"/gallery?page={10**30}")).status_code == 200
+        assert (await client.get("/gallery", params={"q": "a\0b"})).status_code == 200
+        rebound = await client.get("/", headers={"host": "evil.example:8080"})
+        assert rebound.status_code == 403, "another site's name pointed at 127.0.0.1"
+        assert rebound.headers["x-frame-options"] == "DENY"
         metrics = (await client.get("/metrics")).text
         assert 'videoarchiver_files{state="done"} 1' in metrics
-        assert "videoarchiver_saved_bytes 900" in metrics
+        assert (
+            "videoarchiver_saved_bytes 900" in metrics and "videoarchiver_raw_bytes 1000" in metrics
+        )
         assert 'videoarchiver_worker_heartbeat_age_seconds{worker="w1"}' in metrics
         assert "videoarchiver_stalled_tasks 0" in metrics
         # A worker that stopped writing its progress: its task is shown stalled.
         stuck = await site.store.add_file("stuck.mp4", 10, 1, "fp-stuck", "stuck")
         assert await site.store.claim("w1", 60) is not None
-        old = Progress(stuck.id, "s0 archive video", "archive", "w1", 3.0, 9.0, None, None,
-                       time.time() - 100)  # fmt: skip
-        await site.store.write_progress("w1", [old])
+        task = Progress(stuck.id, "s0 archive video", "archive", "w1", 3.0, 9.0, None, None, 0.0)
+        await site.store.write_progress("w1", [task])
+        assert "videoarchiver_stalled_tasks 0" in (await client.get("/metrics")).text
+        await anyio.sleep(0.6)  # longer than `stale`, and nothing written meanwhile
         assert "videoarchiver_stalled_tasks 1" in (await client.get("/metrics")).text
         [stalled] = (await client.get("/api/queue")).json()["stalled"]
         assert (stalled["name"], stalled["worker"]) == ("stuck.mp4", "w1")
@@ -116,14 +125,18 @@ async def test_off_loopback_every_request_needs_the_token(site: Site) -> None:
         for path in ("/", "/events", "/api/summary", "/metrics",
                      f"/media/{site.done}/montage.jpg", "/static/style.css"):  # fmt: skip
             assert (await client.get(path)).status_code == 401, path
-        wrong = {"authorization": "Bearer not-the-token"}
-        assert (await client.get("/", headers=wrong)).status_code == 401
+        for wrong in ("not-the-token", "é", "\x00"):
+            refused = await client.get("/", params={"token": wrong})
+            assert refused.status_code == 401, wrong
         right = {"authorization": f"Bearer {TOKEN}"}
         assert (await client.get("/api/summary", headers=right)).status_code == 200
-        first = await client.get("/gallery", params={"token": TOKEN})  # the printed address
-        assert first.status_code == 303 and first.headers["location"] == "/gallery"
-        assert TOKEN_COOKIE in first.headers["set-cookie"]
-        client.cookies.set(TOKEN_COOKIE, TOKEN)
+        first = await client.get("http://127.0.0.1//gallery", params={"q": "x", "token": TOKEN})
+        assert first.status_code == 303 and first.headers["location"] == "/gallery?q=x"
+        cookie = f"{TOKEN_COOKIE}_80"  # one per port
+        assert cookie in first.headers["set-cookie"]
+        client.cookies.set(cookie, TOKEN)
+        client.cookies.set("other", "a b")  # another page's odd cookie on this host
+        assert (await client.get("/", headers={"host": "nas.local:8080"})).status_code == 200
         assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 200
 
 
@@ -135,7 +148,8 @@ async def test_actions_are_posts_with_the_csrf_cookie_repeated_in_the_form(site:
         client.cookies.clear()
         assert (await client.post("/pause", data={CSRF_FIELD: csrf})).status_code == 403
         client.cookies.set(CSRF_COOKIE, csrf)
-        assert (await client.post("/pause", data={CSRF_FIELD: "forged"})).status_code == 403
+        for forged in ("forged", "é"):
+            assert (await client.post("/pause", data={CSRF_FIELD: forged})).status_code == 403
         elsewhere = {"origin": "http://evil.example"}
         refused = await client.post("/pause", data={CSRF_FIELD: csrf}, headers=elsewhere)
         assert refused.status_code == 403
@@ -156,8 +170,15 @@ async def test_media_are_published_outputs_found_by_id_only(site: Site, tmp_path
     async with _client(site) as client:
         got = await client.get(f"/media/{site.done}/montage.jpg")
         assert got.status_code == 200 and got.content == montage.read_bytes()
-        webm = await client.get(f"/media/{site.done}/preview.webm")
-        assert webm.status_code == 200
+        async with anyio.create_task_group() as group:  # a browser asks several times at once
+            answers: list[httpx.Response] = []
+            for _ in range(4):
+                group.start_soon(
+                    lambda: _append(answers, client, f"/media/{site.done}/preview.webm")
+                )
+        assert [answer.status_code for answer in answers] == [200] * 4
+        assert len({answer.content for answer in answers}) == 1, "made once, served whole"
+        webm = answers[0]
         played = tmp_path / "played.webm"
         played.write_bytes(webm.content)
         streams = probe(played)
@@ -178,6 +199,14 @@ async def test_media_are_published_outputs_found_by_id_only(site: Site, tmp_path
         for recorded in ("/etc/passwd", "../../etc/passwd", "screenshot/../../x.jpg"):
             await site.store.set_output(site.done, "montage", OutputState.DONE, path=recorded)
             assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
+        # A montage of several video streams is a folder of sheets: the first stands for it.
+        sheets = site.root / "screenshot" / "two streams"
+        sheets.mkdir()
+        for number in (1, 2):
+            (sheets / f"two streams_{number}.jpg").write_bytes(b"sheet %d" % number)
+        await site.store.set_output(site.done, "montage", OutputState.DONE,
+                                    path="screenshot/two streams")  # fmt: skip
+        assert (await client.get(f"/media/{site.done}/montage.jpg")).content == b"sheet 1"
         # … nor is a published file someone replaced by a link.
         await site.store.set_output(site.done, "montage", OutputState.DONE,
                                     path="screenshot/Holiday 2024.jpg")  # fmt: skip
@@ -222,6 +251,10 @@ def test_the_web_command_streams_live_progress(root: Path) -> None:
         out, err = web.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}/" in out and "token" not in out, "no token on loopback"
     assert web.returncode == 0, err
+
+
+async def _append(answers: list[httpx.Response], client: httpx.AsyncClient, path: str) -> None:
+    answers.append(await client.get(path))
 
 
 def _answers(port: int) -> bool:

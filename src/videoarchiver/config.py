@@ -47,10 +47,14 @@ class MontageConfig(_Section):
     max_tile_width: int = Field(default=0, ge=0)
 
 
+LISTEN_PATTERN = r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}"
+
+
 class WebConfig(_Section):
     # Where `videoarchiver web` listens; any address but loopback needs the token.
-    listen: str = Field(default="127.0.0.1:8080", pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]]*):\d+$")
-    token: str | None = Field(default=None, min_length=16)  # unset: one is made at each start
+    listen: str = Field(default="127.0.0.1:8080", pattern=f"^{LISTEN_PATTERN}$")
+    # Unset: a new one at each start. URL-safe: the address printed at start carries it.
+    token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{16,}$")
 
 
 class Config(BaseSettings):

@@ -84,6 +84,7 @@ class PostgresStore(SQLStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     ROW_LOCK = " FOR UPDATE"
     LIKE = "ILIKE"
+    DAY = "FLOOR({} / 86400)"
     NOW = "extract(epoch from clock_timestamp())"
     POLL_SECONDS = 15.0  # NOTIFY wakes idle workers; polling is only the fallback
 

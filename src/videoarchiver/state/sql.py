@@ -112,6 +112,7 @@ class SQLStore(ABC):
     NOW = "(julianday('now') - 2440587.5) * 86400.0"  # the database's clock, in Unix seconds
     POLL_SECONDS = 1.0  # how often an idle worker looks for work nobody woke it for
     LIKE = "LIKE"  # a comparison that ignores case (SQLite's LIKE does, for ASCII)
+    DAY = "CAST({} / 86400 AS INTEGER)"  # the day (UTC) of a time in Unix seconds
 
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[None]:
@@ -476,7 +477,8 @@ class SQLStore(ABC):
         return [_file(row) for row in rows]
 
     async def finished(self, search: str, limit: int, offset: int) -> list[FileRow]:
-        """Done files, the last finished first, whose path holds `search` (any case)."""
+        """Done files, the last finished first, whose path holds `search` in any case (of
+        ASCII letters only, on SQLite)."""
         pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search) + "%"
         rows = await self._rows(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE state=?"
@@ -488,17 +490,23 @@ class SQLStore(ABC):
 
     async def days(self) -> list[Day]:
         """Archives finished per day (UTC), the oldest day first."""
+        day = self.DAY.format("o.updated_at")
         rows = await self._rows(
-            "SELECT CAST(o.updated_at AS BIGINT) / 86400 AS day, COUNT(*) AS files,"
-            " SUM(f.size) AS raw, SUM(o.size) AS archived FROM outputs o"
-            " JOIN files f ON f.id = o.file_id WHERE o.output = 'archive' AND o.state = ?"
-            " GROUP BY CAST(o.updated_at AS BIGINT) / 86400 ORDER BY day",
+            f"SELECT {day} AS day, COUNT(*) AS files, SUM(f.size) AS raw, SUM(o.size) AS archived"
+            " FROM outputs o JOIN files f ON f.id = o.file_id"
+            f" WHERE o.output = 'archive' AND o.state = ? GROUP BY {day} ORDER BY day",
             (OutputState.DONE,),
         )
         return [
             Day(int(row["day"]), int(row["files"]), int(row["raw"]), int(row["archived"]))
             for row in rows
         ]
+
+    async def clock(self) -> float:
+        """The database's time, in Unix seconds: the clock heartbeats and progress are
+        written by, the same for every machine."""
+        [row] = await self._rows(f"SELECT {self.NOW} AS now")
+        return float(row["now"])
 
     async def encode_seconds(self) -> float:
         """Wall seconds every stream job recorded took."""
@@ -610,14 +618,17 @@ class SQLStore(ABC):
 
     async def write_progress(self, worker: str, tasks: Sequence[Progress]) -> None:
         """What `worker` runs now, replacing what it wrote before: only for files it still
-        holds (a file another worker took over shows that worker's progress)."""
+        holds (a file another worker took over shows that worker's progress). Written at
+        the database's time, which the page compares with its own (no machine's clock)."""
 
         async def write() -> None:
             await self._write("DELETE FROM progress WHERE worker=?", (worker,))
             for task in tasks:
                 values = asdict(task)
+                del values["updated_at"]
                 await self._write(
-                    f"INSERT INTO progress ({', '.join(values)}) SELECT {_marks(list(values))}"
+                    f"INSERT INTO progress ({', '.join(values)}, updated_at)"
+                    f" SELECT {_marks(list(values))}, {self.NOW}"
                     " WHERE EXISTS (SELECT 1 FROM files WHERE id=? AND worker=?)"
                     " ON CONFLICT (file_id, label) DO NOTHING",
                     [*values.values(), task.file_id, worker],

@@ -1,10 +1,12 @@
-"""Who may use the page: a token off loopback, and CSRF protection for every action.
+"""Who may use the page: this machine only, or a token; CSRF protection for every action.
 
-On loopback (the default) no token is asked. On any other address every request (pages,
-the event stream, the media) carries the token: as `Authorization: Bearer …`, as the
-cookie a first visit with `?token=…` sets, or in that query. Actions are POSTs whose form
-repeats the value of a CSRF cookie (a double-submit cookie, `SameSite=Strict`), from a page
-of the same origin.
+On loopback (the default) no token is asked, but only requests naming the page by a
+loopback host are answered: another site whose name a DNS rebinding points at 127.0.0.1
+gets nothing. On any other address every request (pages, the event stream, the media)
+carries the token: as `Authorization: Bearer …`, as the cookie a first visit with
+`?token=…` sets, or in that query. Actions are POSTs whose form repeats the value of a CSRF
+cookie (a double-submit cookie, `SameSite=Strict`), from a page of the same origin. Every
+answer forbids framing and sends no referrer (the address may hold the token).
 """
 
 from __future__ import annotations
@@ -12,13 +14,20 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import cookie_parser
 
 TOKEN_COOKIE = "videoarchiver_token"
 CSRF_COOKIE = "videoarchiver_csrf"
 CSRF_FIELD = "csrf"
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{16,}$"  # as `secrets.token_urlsafe` makes them
+SAFE_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,16 +46,20 @@ def loopback(host: str) -> bool:
         return False
 
 
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port (`[::1]:8080` → `::1`)."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _cookies(scope: Scope) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    for name, value in scope.get("headers", []):
-        if name == b"cookie":
-            jar.load(value.decode("latin-1"))
-    return {key: morsel.value for key, morsel in jar.items()}
+def same(presented: str, expected: str) -> bool:
+    """A constant-time comparison that any text may be given to (not only ASCII)."""
+    return secrets.compare_digest(presented.encode(), expected.encode())
 
 
 def _header(scope: Scope, wanted: bytes) -> str:
@@ -56,8 +69,15 @@ def _header(scope: Scope, wanted: bytes) -> str:
     return ""
 
 
-class TokenGate:
-    """ASGI middleware: with a token set, nothing is served to a request without it."""
+def token_cookie(scope: Scope) -> str:
+    """The token's cookie, one per port: cookies ignore ports, and two roots' pages may
+    run on one host."""
+    server = scope.get("server") or ("", None)
+    return f"{TOKEN_COOKIE}_{server[1] or 80}"
+
+
+class Gate:
+    """ASGI middleware in front of everything the page serves."""
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app, self.token = app, token
@@ -67,25 +87,48 @@ class TokenGate:
         bearer = _header(scope, b"authorization")
         if bearer.startswith("Bearer "):
             return bearer.removeprefix("Bearer "), False
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-        if query:
-            return query[0], True
-        return _cookies(scope).get(TOKEN_COOKIE), False
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if "token" in query:
+            return query["token"], True
+        return cookie_parser(_header(scope, b"cookie")).get(token_cookie(scope)), False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.token is None:
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        presented, in_query = self._presented(scope)
-        if presented is None or not secrets.compare_digest(presented, self.token):
-            await _plain(send, 401, b"a token is needed: open the address printed at start")
+        if scope["type"] != "http":  # no websockets here
             return
-        if in_query:  # keep it in a cookie, and out of the address bar and the history
-            cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-            await _plain(send, 303, b"", [(b"location", scope["path"].encode()),
-                                          (b"set-cookie", cookie.encode())])  # fmt: skip
-            return
-        await self.app(scope, receive, send)
+        if self.token is None:
+            if not loopback(host_name(_header(scope, b"host"))):
+                await _plain(send, 403, b"this page answers only to this machine's names")
+                return
+        else:
+            presented, in_query = self._presented(scope)
+            if presented is None or not same(presented, self.token):
+                await _plain(send, 401, b"a token is needed: open the address printed at start")
+                return
+            if in_query:  # keep it in a cookie, out of the address bar and the history
+                await _plain(send, 303, b"", [
+                    (b"location", _without_token(scope).encode()),
+                    (b"set-cookie", f"{token_cookie(scope)}={self.token}; Path=/; HttpOnly;"
+                                    " SameSite=Lax".encode()),
+                ])  # fmt: skip
+                return
+
+        async def safe_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SAFE_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, safe_send)
+
+
+def _without_token(scope: Scope) -> str:
+    """The address asked for, its token left out (one leading slash: never another host)."""
+    path = "/" + str(scope["path"]).lstrip("/")
+    query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+             if k != "token"]  # fmt: skip
+    return path + (f"?{urlencode(query)}" if query else "")
 
 
 async def _plain(
@@ -95,7 +138,11 @@ async def _plain(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])],
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                *SAFE_HEADERS,
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})  # fmt: skip
@@ -113,6 +160,6 @@ def csrf_cookie(value: str) -> str:
 def csrf_ok(cookies: dict[str, str], form_value: str | None, origin: str, host: str) -> bool:
     """A POST is ours: its form repeats the CSRF cookie, and it comes from this origin."""
     cookie = cookies.get(CSRF_COOKIE)
-    if not cookie or not form_value or not secrets.compare_digest(cookie, form_value):
+    if not cookie or not form_value or not same(cookie, form_value):
         return False
     return not origin or origin.split("://", 1)[-1] == host

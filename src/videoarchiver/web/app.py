@@ -7,7 +7,7 @@ media are published outputs only, found by file id, never by a path from the req
 from __future__ import annotations
 
 import json
-import time
+import os
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
@@ -35,14 +36,18 @@ from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.state import FileRow, FileState, OutputState, Store
 from videoarchiver.ui import human_size, percent_saved
-from videoarchiver.web.access import CSRF_FIELD, TokenGate, csrf_cookie, csrf_ok, csrf_value
-from videoarchiver.web.media import published_media, webm_of
+from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
+from videoarchiver.web.media import WebmCache, fd_path, open_published
 from videoarchiver.web.metrics import metrics_text
 from videoarchiver.web.plot import saved_plot
 
 HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
+LAST_PAGE = 100_000  # beyond any gallery (6 million files)
+LARGEST_ID = 2**63 - 1  # what SQL integers hold
 QUEUE = 200  # pending files listed
+MEDIA = {"montage.jpg": ("montage", "image/jpeg"), "preview.webm": ("preview", "video/webm")}
+CACHED = {"cache-control": "private, max-age=3600"}
 EVENT_SECONDS = 1.0  # how often the event stream sends what runs
 # A task whose worker has not written its progress for this long (it writes every 2 s):
 # the worker is stuck or gone (its lease then runs out and another worker takes the file).
@@ -56,8 +61,9 @@ def _file_json(row: FileRow) -> dict[str, Any]:
 class WebApp:
     """The page of one root, over its store."""
 
-    def __init__(self, store: Store, layout: Layout) -> None:
-        self.store, self.layout = store, layout
+    def __init__(self, store: Store, layout: Layout, stale: float = STALE_SECONDS) -> None:
+        self.store, self.layout, self.stale = store, layout, stale
+        self.webm = WebmCache(layout)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["size"] = human_size
         self.templates.env.filters["name"] = shown_name
@@ -78,13 +84,13 @@ class WebApp:
     async def now(self, request: Request) -> Response:
         return await self._page(
             request, "now.html", summary=await self.store.summary(),
-            workers=await self.store.workers(), now=time.time(),
+            workers=await self.store.workers(), now=await self.store.clock(),
         )  # fmt: skip
 
     async def _stalled(self) -> list[dict[str, Any]]:
-        now, stalled = time.time(), []
+        now, stalled = await self.store.clock(), []
         for task in await self.store.progress():
-            if now - task.updated_at > STALE_SECONDS:
+            if now - task.updated_at > self.stale:
                 name = shown_name((await self.store.get_file(task.file_id)).rel_path)
                 stalled.append(asdict(task) | {"name": name, "silent": now - task.updated_at})
         return stalled
@@ -95,12 +101,22 @@ class WebApp:
             failed=await self.store.files([FileState.FAILED]), stalled=await self._stalled(),
         )  # fmt: skip
 
-    async def gallery(self, request: Request) -> Response:
-        search, page = request.query_params.get("q", ""), _page_number(request)
+    async def _finished_page(self, request: Request) -> tuple[str, int, list[FileRow], bool]:
+        """The gallery's search, page number, files of that page, and whether more follow."""
+        search = request.query_params.get("q", "").replace("\0", "")
+        page = _page_number(request)
         rows = await self.store.finished(search, PAGE + 1, page * PAGE)
+        return search, page, rows[:PAGE], len(rows) > PAGE
+
+    async def gallery(self, request: Request) -> Response:
+        search, page, rows, more = await self._finished_page(request)
+        outputs = await self.store.all_outputs([row.id for row in rows])
+        montages = {
+            o.file_id for o in outputs if o.kind == "montage" and o.state is OutputState.DONE
+        }
         return await self._page(
-            request, "gallery.html", files=rows[:PAGE], search=search, page=page,
-            more=len(rows) > PAGE,
+            request, "gallery.html", files=rows, search=search, page=page, more=more,
+            montages=montages,
         )  # fmt: skip
 
     async def file(self, request: Request) -> Response:
@@ -121,8 +137,11 @@ class WebApp:
         )  # fmt: skip
 
     async def _row(self, request: Request) -> FileRow:
+        file_id = int(request.path_params["file_id"])
+        if file_id > LARGEST_ID:
+            raise HTTPException(404, "no such file")
         try:
-            return await self.store.get_file(int(request.path_params["file_id"]))
+            return await self.store.get_file(file_id)
         except (KeyError, LookupError) as exc:
             raise HTTPException(404, "no such file") from exc
 
@@ -138,7 +157,7 @@ class WebApp:
             "tasks": [asdict(task) | {"name": names[task.file_id]} for task in tasks],
             "workers": [asdict(worker) for worker in await self.store.workers()],
             "paused": await self.store.control(PAUSED) is not None,
-            "now": time.time(),
+            "now": await self.store.clock(),
         }
 
     async def events(self, request: Request) -> Response:
@@ -173,10 +192,8 @@ class WebApp:
                              "stalled": await self._stalled()})  # fmt: skip
 
     async def api_files(self, request: Request) -> Response:
-        search, page = request.query_params.get("q", ""), _page_number(request)
-        rows = await self.store.finished(search, PAGE + 1, page * PAGE)
-        return JSONResponse({"files": [_file_json(row) for row in rows[:PAGE]],
-                             "more": len(rows) > PAGE})  # fmt: skip
+        _search, _page, rows, more = await self._finished_page(request)
+        return JSONResponse({"files": [_file_json(row) for row in rows], "more": more})
 
     async def api_file(self, request: Request) -> Response:
         row = await self._row(request)
@@ -197,8 +214,8 @@ class WebApp:
                 await self.store.summary(),
                 await self.store.progress(),
                 await self.store.workers(),
-                time.time(),
-                STALE_SECONDS,
+                await self.store.clock(),
+                self.stale,
             ),
             media_type="text/plain; version=0.0.4",
         )
@@ -208,17 +225,20 @@ class WebApp:
     async def media(self, request: Request) -> Response:
         """A published montage, or a preview remuxed into WebM (what browsers play)."""
         row = await self._row(request)
-        what = request.path_params["what"]
-        kind = {"montage.jpg": "montage", "preview.webm": "preview"}.get(what)
-        output = (await self.store.outputs(row.id)).get(kind or "")
-        if kind is None or output is None or output.state is not OutputState.DONE:
+        kind, media_type = MEDIA.get(request.path_params["what"], ("", ""))
+        output = (await self.store.outputs(row.id)).get(kind)
+        if output is None or output.state is not OutputState.DONE:
             raise HTTPException(404, "not published")
-        path = await published_media(self.layout, output)
-        if path is None:
+        fd = await open_published(self.layout, output)
+        if fd is None:
             raise HTTPException(404, "not there")
         if kind == "preview":
-            path = await webm_of(self.layout, row.id, output, path)
-        return FileResponse(path, headers={"cache-control": "private, max-age=3600"})
+            webm = await self.webm.of(row.id, output, fd)  # it closes fd
+            if webm is None:
+                raise HTTPException(502, "the preview cannot be remuxed into WebM")
+            return FileResponse(webm, media_type=media_type, headers=CACHED)
+        return FileResponse(fd_path(fd), media_type=media_type, headers=CACHED,
+                            background=BackgroundTask(os.close, fd))  # fmt: skip
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -271,12 +291,15 @@ class WebApp:
 
 def _page_number(request: Request) -> int:
     try:
-        return max(0, int(request.query_params.get("page", "0")))
+        return min(LAST_PAGE, max(0, int(request.query_params.get("page", "0"))))
     except ValueError:
         return 0
 
 
-def create_app(store: Store, layout: Layout, token: str | None) -> TokenGate:
-    """The ASGI application: the page, behind the token when there is one."""
-    web = WebApp(store, layout)
-    return TokenGate(Starlette(routes=web.routes()), token)
+def create_app(
+    store: Store, layout: Layout, token: str | None, stale: float = STALE_SECONDS
+) -> Gate:
+    """The ASGI application: the page, behind its gate (this machine only, or the token);
+    a task not written for `stale` seconds is shown stalled."""
+    web = WebApp(store, layout, stale)
+    return Gate(Starlette(routes=web.routes()), token)

@@ -8,11 +8,17 @@ from videoarchiver.state import FileState, Progress, Summary, Worker
 
 
 def _line(name: str, value: float, labels: str = "") -> str:
+    """One sample; counts exact (not `1.23457e+11`)."""
+    number = str(value) if isinstance(value, int) else repr(float(value))
     return (
-        f"videoarchiver_{name}{{{labels}}} {value:g}"
-        if labels
-        else f"videoarchiver_{name} {value:g}"
+        f"videoarchiver_{name}{{{labels}}} {number}" if labels else f"videoarchiver_{name} {number}"
     )
+
+
+def _label(value: str) -> str:
+    """A label value in quotes, escaped as the text format wants."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def metrics_text(
@@ -38,7 +44,7 @@ def metrics_text(
         _line("running_tasks", len(progress)),
         "# HELP videoarchiver_stalled_tasks Tasks whose worker stopped writing their progress.",
         "# TYPE videoarchiver_stalled_tasks gauge",
-        _line("stalled_tasks", sum(now - task.updated_at > stale for task in progress)),
+        _line("stalled_tasks", len([task for task in progress if now - task.updated_at > stale])),
         "# HELP videoarchiver_raw_bytes Raw bytes of the files whose archive is done.",
         "# TYPE videoarchiver_raw_bytes gauge",
         _line("raw_bytes", summary.raw_bytes),
@@ -54,7 +60,7 @@ def metrics_text(
             _line(
                 "worker_heartbeat_age_seconds",
                 max(0.0, now - worker.heartbeat_at),
-                f'worker="{worker.id}"',
+                f"worker={_label(worker.id)}",
             )
             for worker in workers
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,8 @@ import anyio
 import uvicorn
 from rich.console import Console
 
-from videoarchiver.config import Config
+from videoarchiver.config import LISTEN_PATTERN, Config
+from videoarchiver.errors import ConfigError
 from videoarchiver.exitcodes import EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.state import open_store
@@ -18,6 +20,7 @@ from videoarchiver.web.access import loopback, new_token
 from videoarchiver.web.app import create_app
 
 STORE_PATIENCE = 10.0  # seconds a page waits for an unreachable state database
+SHUTDOWN_SECONDS = 2  # open event streams never end: they are cut this long after a stop
 
 
 class _Server(uvicorn.Server):
@@ -36,9 +39,11 @@ class _Server(uvicorn.Server):
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """`HOST:PORT` (`[::1]:8080` for IPv6) → (host, port)."""
+    """`HOST:PORT` (`[::1]:8080` for IPv6) → (host, port); ConfigError otherwise."""
+    if not re.fullmatch(LISTEN_PATTERN, listen):
+        raise ConfigError(f"--listen {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8080")
     host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    return host.strip("[]"), int(port)
 
 
 async def serve(layout: Layout, config: Config, listen: str, console: Console) -> int:
@@ -48,6 +53,7 @@ async def serve(layout: Layout, config: Config, listen: str, console: Console) -
         app = create_app(store, layout, token)
         server = _Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
         ))  # fmt: skip
         shown = f"[{host}]" if ":" in host else host
         address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
