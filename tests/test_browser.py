@@ -93,8 +93,10 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         wait_until(lambda: any(f["state"] == "failed" for f in status_json(root)), timeout=60)
         page.goto(f"{site}/queue")
         page.screenshot(path=shots / "queue.png")
-        page.click("text=Retry")
-        page.wait_for_url(f"{site}/queue")
+        with page.expect_navigation() as retried:
+            page.click("text=Retry")
+        answer = retried.value
+        assert answer is not None and answer.ok and answer.url == f"{site}/queue"
         [broken] = [f for f in status_json(root) if f["rel_path"] == "broken.mp4"]
         assert broken["state"] in ("pending", "running", "failed")
         log = root / "log" / "videoarchiver.log"

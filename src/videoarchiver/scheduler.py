@@ -665,10 +665,16 @@ class Scheduler:
                 if not short_of_space(exc):
                     raise
                 self._short_of_space("claiming work")
-            if until_idle and self._drained and not self._held:
+            # Nothing held, and nothing to claim: a pause or a wait for space that no file
+            # waits for is not waited out.
+            if until_idle and not self._held and (self._drained or not await self._waiting()):
                 return
             with anyio.move_on_after(self.rt.state.POLL_SECONDS):
                 await self._wake.wait()
+
+    async def _waiting(self) -> bool:
+        """Whether any file waits to be claimed."""
+        return bool(await self.rt.state.queue(1))
 
     async def run_once(self) -> bool:
         """Process every settled file not yet done or failed; True when none of them failed

@@ -6,7 +6,7 @@ gets nothing. On any other address every request (pages, the event stream, the m
 carries the token: as `Authorization: Bearer …`, as the cookie a first visit with
 `?token=…` sets, or in that query. Actions are POSTs whose form repeats the value of a CSRF
 cookie (a double-submit cookie, `SameSite=Strict`), from a page of the same origin. Every
-answer forbids framing and sends no referrer (the address may hold the token).
+answer forbids framing and sends its address (which may hold the token) to no other site.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ CSRF_FIELD = "csrf"
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{16,}$"  # as `secrets.token_urlsafe` makes them
 SAFE_HEADERS = [
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # no-referrer would make POSTs say `Origin: null`
     (b"x-content-type-options", b"nosniff"),
 ]
 
