@@ -51,6 +51,8 @@ def test_phone_clips_show_as_filmed(root: Path, tmp_path: Path, kept: bool) -> N
     result = run_cli(root, "run", "--once")
     assert result.returncode == 0, result.stderr
     files = {file["rel_path"]: file for file in status_json(root)}
+    if kept:  # the reason comes first, the rotation kept after it
+        assert "stream 0: raw stream kept (ratio rule)" in run_cli(root, "status").stdout
     for degrees, roll in ROTATIONS.items():
         raw = root / "raw" / f"phone{degrees}.mp4"
         assert _rotation(_video(raw)) == roll % 360

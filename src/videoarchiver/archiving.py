@@ -33,7 +33,7 @@ from videoarchiver.planning.ratio import RatioWatch, fallback_reason, kept_raw_n
 from videoarchiver.planning.verify import expected_streams
 from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
-from videoarchiver.resuming import encode_resumable
+from videoarchiver.resuming import Encoded, encode_resumable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import Figures, JobState
 from videoarchiver.stream_jobs import (
@@ -43,6 +43,7 @@ from videoarchiver.stream_jobs import (
     run_jobs,
     run_limited,
 )
+from videoarchiver.together import together
 
 OUTPUT = "archive"
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class _ArchiveStreams:
         part = self.work / f"s{index}.mkv"
         recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(index)
         if recorded and recorded.state is JobState.DONE and recorded.decision == Action.COPY:
-            self.decisions[index] = decision.fallback_to_copy(recorded.notes[-1])
+            self.decisions[index] = decision.fallback_to_copy(recorded.notes[0])
             return
         if await finished_part(rt, source, _job(decision), part):
             self.decisions[index], self.parts[index] = decision, part
@@ -79,6 +80,12 @@ class _ArchiveStreams:
         raw = source.probed.packets.get(index)
         settings = rt.config.archive
         watches: list[RatioWatch] = []
+        # A stream Matroska cannot take as it is (GSM, Cook, Nellymoser; a raw elementary
+        # stream without timestamps) keeps its encode even when it saves too little. A trial
+        # copy says so, beside the encode: the ratio rule stops the encode only once the
+        # trial has found the raw stream fit to stand in (it needs grace_seconds first).
+        trial: list[str | None] = []
+        encoded_as: list[Encoded] = []
 
         def stop_for(
             previous_bytes: int, previous_seconds: float, start: float
@@ -88,19 +95,24 @@ class _ArchiveStreams:
                 previous=(previous_bytes, previous_seconds),
             )  # fmt: skip
             watches.append(watch)
-            return watch.check
+            return lambda update: watch.check(update) and trial == [None]
 
         codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
         figures = Figures(raw_bytes=raw.bytes, raw_seconds=raw.duration)
-        # A stream Matroska cannot take as it is (GSM, Cook, Nellymoser; a raw elementary
-        # stream without timestamps) keeps its encode even when it saves too little.
-        uncopyable = await self._why_not_copyable(decision)
-        try:
-            encoded = await encode_resumable(
+
+        async def encoding() -> None:
+            encoded_as.append(await encode_resumable(
                 rt, source, _job(decision),
                 lambda out: encode_args(source.input, decision, codec_args, out), part,
-                stop_for if uncopyable is None else None, figures=figures,
-            )  # fmt: skip
+                stop_for, figures=figures,
+            ))  # fmt: skip
+
+        async def trying() -> None:
+            trial.append(await self._why_not_copyable(decision))
+
+        try:
+            await together([encoding, trying])
+            encoded, uncopyable = encoded_as[0], trial[0]
             figures = replace(figures, wall_seconds=encoded.wall)
             fallback = watches[-1].reason if encoded.stopped else None
             if fallback is None:
@@ -136,11 +148,13 @@ class _ArchiveStreams:
         if self.source.probed.packets.get(index).start is None:
             return "the raw stream has no timestamps to copy"
         trial = self.work / f"s{index}.trial.mkv"
-        task = self.source.task(OUTPUT, f"s{index} trial copy")
         args = copy_trial_args(self.source.input, index, decision.kind, trial)
         codec = self.source.probed.probe.stream(index).codec_name
         try:
-            await run_limited(self.rt, args, f"trial copy of stream {index}", task)
+            # A copy of a few packets: a probe, not an encode to give an ffmpeg slot to.
+            async with self.rt.probe_slots:
+                await anyio.Path(trial).unlink(missing_ok=True)
+                await read_output(args, f"trial copy of stream {index}")
             # Some codecs go in without complaint under a tag nothing can decode (ADPCM SWF).
             back = parse_probe(await read_output(probe_args(trial), "ffprobe of a trial copy"))
             held = bool(back.streams) and back.streams[0].codec_name == codec

@@ -93,10 +93,10 @@ def _shown_state(state: OutputState, tasks: Sequence[Progress]) -> str:
 def _notes(row: FileRow, jobs: Sequence[tuple[str, StreamJobRow]]) -> str:
     """The reason it failed, what was dropped, streams kept by the ratio rule, the raw
     file's fate, and who runs it."""
-    kept = [
-        f"stream {job.stream_index}: {job.notes[-1]}"
+    kept = [  # a fallback's reason is its first note (a rotation kept may follow)
+        f"stream {job.stream_index}: {job.notes[0]}"
         for output, job in jobs
-        if output == "archive" and job.notes and job.notes[-1].startswith(KEPT_RAW)
+        if output == "archive" and job.notes and job.notes[0].startswith(KEPT_RAW)
     ]
     worker = f"worker {row.worker}" if row.state is FileState.RUNNING and row.worker else None
     return "; ".join(filter(None, [row.error, *row.warnings, *kept, row.raw_action, worker]))
