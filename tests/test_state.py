@@ -327,6 +327,7 @@ async def test_what_the_web_page_reads_queue_gallery_and_days(store: Store) -> N
     dear = await store.add_file("b/Dear 100%.mp4", 300, 1, "fp2", "dear", cost=9.0)
     await store.add_file("c/unknown.mp4", 50, 1, "fp3", "unknown")
     assert [row.id for row in await store.queue(2)] == [dear.id, cheap.id], "as claimed"
+    assert await store.failures(10) == []
     me = _worker("me")
     for expected in (dear, cheap):
         claimed = await store.claim(me.id, LEASE)
@@ -344,3 +345,7 @@ async def test_what_the_web_page_reads_queue_gallery_and_days(store: Store) -> N
     assert today.day == int(time.time()) // 86400
     assert (today.files, today.raw_bytes, today.archive_bytes) == (2, 400, 40)
     assert await store.encode_seconds() == 3.0
+    broken = await store.add_file("d/broken.mp4", 5, 1, "fp4", "broken")
+    await store.fail_file(broken.id, "not a readable media file")
+    [failed] = await store.failures(10)
+    assert (failed.id, failed.error) == (broken.id, "not a readable media file")

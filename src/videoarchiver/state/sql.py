@@ -476,6 +476,15 @@ class SQLStore(ABC):
         )
         return [_file(row) for row in rows]
 
+    async def failures(self, limit: int) -> list[FileRow]:
+        """The last `limit` files that failed, the latest first."""
+        rows = await self._rows(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=?"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?",
+            (FileState.FAILED, limit),
+        )
+        return [_file(row) for row in rows]
+
     async def finished(self, search: str, limit: int, offset: int) -> list[FileRow]:
         """Done files, the last finished first, whose path holds `search` in any case (of
         ASCII letters only, on SQLite)."""

@@ -34,7 +34,7 @@ from starlette.templating import Jinja2Templates
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import FileRow, FileState, OutputState, Store
+from videoarchiver.state import FileRow, OutputState, Store
 from videoarchiver.ui import human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.media import WebmCache, fd_path, open_published
@@ -45,7 +45,7 @@ HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
 LAST_PAGE = 100_000  # beyond any gallery (6 million files)
 LARGEST_ID = 2**63 - 1  # what SQL integers hold
-QUEUE = 200  # pending files listed
+QUEUE = 200  # pending files listed, and failed ones (the latest)
 MEDIA = {"montage.jpg": ("montage", "image/jpeg"), "preview.webm": ("preview", "video/webm")}
 CACHED = {"cache-control": "private, max-age=3600"}
 EVENT_SECONDS = 1.0  # how often the event stream sends what runs
@@ -98,7 +98,7 @@ class WebApp:
     async def queue(self, request: Request) -> Response:
         return await self._page(
             request, "queue.html", pending=await self.store.queue(QUEUE),
-            failed=await self.store.files([FileState.FAILED]), stalled=await self._stalled(),
+            failed=await self.store.failures(QUEUE), stalled=await self._stalled(),
         )  # fmt: skip
 
     async def _finished_page(self, request: Request) -> tuple[str, int, list[FileRow], bool]:
@@ -186,7 +186,7 @@ class WebApp:
 
     async def api_queue(self, request: Request) -> Response:
         pending = await self.store.queue(QUEUE)
-        failed = await self.store.files([FileState.FAILED])
+        failed = await self.store.failures(QUEUE)
         return JSONResponse({"pending": [_file_json(row) for row in pending],
                              "failed": [_file_json(row) for row in failed],
                              "stalled": await self._stalled()})  # fmt: skip
