@@ -47,6 +47,7 @@ ESTIMATING = -2.0  # the cost of a file a worker is estimating …
 ESTIMATE_SECONDS = 600.0  # … taken back from a worker that did not finish within this
 SKIP_MAX = 10_000  # ids a claim skips at most (SQLite takes up to 32,766 marks)
 PARTS = TypeAdapter(list[Part])
+CLAIM_ORDER = "cost DESC NULLS LAST, id"  # the costliest pending file first
 
 _FILE_COLUMNS = (
     "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
@@ -467,23 +468,20 @@ class SQLStore(ABC):
 
     # -- what the web page reads ---------------------------------------------------------------
 
-    async def queue(self, limit: int) -> list[FileRow]:
-        """The first `limit` pending files, in the order workers claim them."""
+    async def _first(self, state: FileState, order: str, limit: int) -> list[FileRow]:
         rows = await self._rows(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=?"
-            " ORDER BY cost DESC NULLS LAST, id LIMIT ?",
-            (FileState.PENDING, limit),
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=? ORDER BY {order} LIMIT ?",
+            (state, limit),
         )
         return [_file(row) for row in rows]
 
+    async def queue(self, limit: int) -> list[FileRow]:
+        """The first `limit` pending files, in the order workers claim them."""
+        return await self._first(FileState.PENDING, CLAIM_ORDER, limit)
+
     async def failures(self, limit: int) -> list[FileRow]:
         """The last `limit` files that failed, the latest first."""
-        rows = await self._rows(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE state=?"
-            " ORDER BY updated_at DESC, id DESC LIMIT ?",
-            (FileState.FAILED, limit),
-        )
-        return [_file(row) for row in rows]
+        return await self._first(FileState.FAILED, "updated_at DESC, id DESC", limit)
 
     async def finished(self, search: str, limit: int, offset: int) -> list[FileRow]:
         """Done files, the last finished first, whose path holds `search` in any case (of
@@ -539,7 +537,7 @@ class SQLStore(ABC):
             f"UPDATE files SET state=?, worker=?, lease_until={self.NOW} + ?, updated_at=?"
             f" WHERE id=("
             f"SELECT id FROM files WHERE state=?{skipped}"
-            f" ORDER BY cost DESC NULLS LAST, id LIMIT 1{self.SKIP_LOCKED})"
+            f" ORDER BY {CLAIM_ORDER} LIMIT 1{self.SKIP_LOCKED})"
             f" RETURNING {_FILE_COLUMNS}",
             (FileState.RUNNING, worker, lease, time.time(), FileState.PENDING, *skip),
         )

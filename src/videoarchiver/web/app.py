@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from starlette.templating import Jinja2Templates
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import FileRow, OutputState, Store
+from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store
 from videoarchiver.ui import human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.media import WebmCache, fd_path, open_published
@@ -87,13 +87,25 @@ class WebApp:
             workers=await self.store.workers(), now=await self.store.clock(),
         )  # fmt: skip
 
+    async def _named(self, tasks: Sequence[Progress]) -> list[dict[str, Any]]:
+        """Tasks as JSON with their file's name (one whose file was just forgotten is left
+        out)."""
+        names: dict[int, str] = {}
+        named = []
+        for task in tasks:
+            if task.file_id not in names:
+                try:
+                    row = await self.store.get_file(task.file_id)
+                except LookupError:
+                    continue
+                names[task.file_id] = shown_name(row.rel_path)
+            named.append(asdict(task) | {"name": names[task.file_id]})
+        return named
+
     async def _stalled(self) -> list[dict[str, Any]]:
-        now, stalled = await self.store.clock(), []
-        for task in await self.store.progress():
-            if now - task.updated_at > self.stale:
-                name = shown_name((await self.store.get_file(task.file_id)).rel_path)
-                stalled.append(asdict(task) | {"name": name, "silent": now - task.updated_at})
-        return stalled
+        now = await self.store.clock()
+        stale = [task for task in await self.store.progress() if now - task.updated_at > self.stale]
+        return [task | {"silent": now - task["updated_at"]} for task in await self._named(stale)]
 
     async def queue(self, request: Request) -> Response:
         return await self._page(
@@ -123,8 +135,7 @@ class WebApp:
         row = await self._row(request)
         return await self._page(
             request, "file.html", file=row, outputs=await self.store.outputs(row.id),
-            jobs={kind: await self.store.jobs(row.id, kind) for kind in ("archive", "preview",
-                                                                          "montage")},
+            jobs={kind: await self.store.jobs(row.id, kind) for kind in OUTPUT_KINDS},
         )  # fmt: skip
 
     async def statistics(self, request: Request) -> Response:
@@ -142,19 +153,14 @@ class WebApp:
             raise HTTPException(404, "no such file")
         try:
             return await self.store.get_file(file_id)
-        except (KeyError, LookupError) as exc:
+        except LookupError as exc:
             raise HTTPException(404, "no such file") from exc
 
     # -- live progress -------------------------------------------------------------------------
 
     async def _running(self) -> dict[str, Any]:
-        tasks = await self.store.progress()
-        names = {}
-        for task in tasks:
-            if task.file_id not in names:
-                names[task.file_id] = shown_name((await self.store.get_file(task.file_id)).rel_path)
         return {
-            "tasks": [asdict(task) | {"name": names[task.file_id]} for task in tasks],
+            "tasks": await self._named(await self.store.progress()),
             "workers": [asdict(worker) for worker in await self.store.workers()],
             "paused": await self.store.control(PAUSED) is not None,
             "now": await self.store.clock(),
