@@ -213,6 +213,10 @@ async def test_media_are_published_outputs_found_by_id_only(site: Site, tmp_path
         montage.unlink()
         montage.symlink_to("/etc/passwd")
         assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
+        montage.unlink()
+        os.mkfifo(montage)  # nor a FIFO, which would hold the request forever
+        with anyio.fail_after(5):
+            assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
 
 
 def test_the_web_command_streams_live_progress(root: Path) -> None:

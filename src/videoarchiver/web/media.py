@@ -27,7 +27,8 @@ from videoarchiver.processes import read_output
 from videoarchiver.state import OutputRow
 
 SHEET_SUFFIX = ".jpg"
-NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+# No link followed; a FIFO put in an output's place opens at once instead of waiting.
+NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def _open_under(root: Path, recorded: str) -> int | None:
@@ -46,9 +47,13 @@ def _open_under(root: Path, recorded: str) -> int | None:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             names = os.listdir(fd)  # noqa: PTH208 (a descriptor: no path to follow)
             sheets = sorted(n for n in names if n.endswith(SHEET_SUFFIX))
-            fd = _step(fd, sheets[0]) if sheets else _closed(fd)
-        if fd < 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
-            return _closed(fd) if fd >= 0 else None
+            if not sheets:
+                os.close(fd)
+                return None
+            fd = _step(fd, sheets[0])
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
         return fd
     except OSError:  # a link (ELOOP), gone, or not a folder on the way
         return None
@@ -60,11 +65,6 @@ def _step(folder: int, name: str) -> int:
         return os.open(name, NOFOLLOW, dir_fd=folder)
     finally:
         os.close(folder)
-
-
-def _closed(fd: int) -> int:
-    os.close(fd)
-    return -1
 
 
 @contextlib.contextmanager
