@@ -18,9 +18,9 @@ from videoarchiver.config import Config
 from videoarchiver.discovery import RawFile
 from videoarchiver.layout import Layout
 from videoarchiver.progress import ProgressHub, TaskInfo
-from videoarchiver.runtime import Runtime
+from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
-from videoarchiver.state import FileRow, FileState, Store, Worker, open_store
+from videoarchiver.state import OUTPUT_KINDS, FileRow, FileState, Store, Worker, open_store
 from videoarchiver.workers import bury_dead, holding_life, keep_alive
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +44,7 @@ class FakeScheduler(Scheduler):
     async def _header(self, path: Path) -> tuple[str | None, float]:
         return None, float((await anyio.Path(path).stat()).st_size)  # the size is the cost
 
-    async def process(self, row: FileRow, raw: RawFile) -> None:
+    async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
         self.started.append(row.rel_path)
         self.began.set()
         await anyio.sleep(self.seconds)
@@ -87,6 +87,35 @@ async def test_two_workers_register_and_process_every_file_once(tmp_path: Path) 
     assert [row.state for row in files] == [FileState.DONE] * 12
     for scheduler in (a, b):  # each took the largest left when it claimed
         assert scheduler.started == sorted(scheduler.started, reverse=True)
+
+
+async def test_the_next_file_starts_once_those_held_only_assemble_their_outputs(
+    tmp_path: Path,
+) -> None:
+    raw_files(tmp_path, [3, 2, 1])  # claimed largest first: 00, 01, 02
+    encode = {"00.mp4": 0.2, "01.mp4": 0.6, "02.mp4": 0.2}
+    events: list[str] = []
+
+    class Staged(FakeScheduler):
+        """Encodes, then assembles its outputs (mux, check, publish) for 0.4 s."""
+
+        async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
+            events.append(f"start {row.rel_path}")
+            with load.encoding():
+                await anyio.sleep(encode[row.rel_path])
+            events.append(f"encoded {row.rel_path}")
+            for output in OUTPUT_KINDS:
+                load.encoded(output)
+            await anyio.sleep(0.4)
+            events.append(f"end {row.rel_path}")
+            await self.settle(row, None)
+
+    async with worker(tmp_path, "a") as a:  # jobs = 1: two files held that encode, at most
+        await Staged(a.rt).run_once()
+        assert (await a.rt.state.summary()).count(FileState.DONE) == 3
+    assert events[:3] == ["start 00.mp4", "start 01.mp4", "encoded 00.mp4"]
+    assert events[3] == "start 02.mp4", "as soon as 00 only assembles, beside it"
+    assert events.index("start 02.mp4") < events.index("encoded 01.mp4")
 
 
 async def test_a_worker_that_lost_its_claim_stops_and_another_finishes(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from videoarchiver.progress import Outcome
 from videoarchiver.publishing import adoptable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import Figures, JobState, OutputState
-from videoarchiver.stream_jobs import JobCall, StreamJob, record, run_jobs, run_limited
+from videoarchiver.stream_jobs import JobCall, StreamJob, record, run_in_slot, run_jobs
 
 OUTPUT = "montage"
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ async def _seek_frames(
     label = f"s{plan.index} montage (seek)"
     if plan.n == 1:
         args = seek_args(source.input, plan, offset + plan.times[0], sheet)
-        await run_limited(rt, args, what, source.task(OUTPUT, label))
+        await run_in_slot(rt, args, what, source.task(OUTPUT, label))
         return await anyio.Path(sheet).exists()
     frames = sheet.with_suffix(".frames")
     await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
@@ -71,27 +71,30 @@ async def _seek_frames(
     with rt.progress.counting(info) as counted:
         for number, time in enumerate(plan.times):
             frame = frames / frame_name(number)
-            await run_limited(rt, seek_args(source.input, plan, offset + time, frame), what, None)
+            await run_in_slot(rt, seek_args(source.input, plan, offset + time, frame), what, None)
             if not await anyio.Path(frame).exists():
                 counted.end(Outcome.FAILED)  # the single pass is tried instead
                 return False
             counted.advance()
-        await run_limited(rt, tile_args(frames, plan.n, sheet), what, None)
+        await run_in_slot(rt, tile_args(frames, plan.n, sheet), what, None)
     return True
 
 
 async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -> None:
-    """Write the contact sheet of one stream to `sheet` (in `work/`)."""
+    """Write the contact sheet of one stream to `sheet` (in `work/`). Its commands are short
+    and run one after the other in one ffmpeg slot: one wait for a slot, not one each
+    behind the encodes queued meanwhile."""
     offset = source.offset(plan.index)
-    if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
-        return
-    args = single_pass_args(source.input, plan, offset, sheet)
-    task = source.task(OUTPUT, f"s{plan.index} montage (single pass)")
-    await run_limited(rt, args, f"montage of stream {plan.index}", task)
-    if plan.n == 1 and not await anyio.Path(sheet).exists():
-        # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
-        args = seek_args(source.input, plan, None, sheet)
-        await run_limited(rt, args, f"montage of stream {plan.index}", task)
+    async with rt.ffmpeg_slots.slot(source.load.turn):
+        if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
+            return
+        args = single_pass_args(source.input, plan, offset, sheet)
+        task = source.task(OUTPUT, f"s{plan.index} montage (single pass)")
+        await run_in_slot(rt, args, f"montage of stream {plan.index}", task)
+        if plan.n == 1 and not await anyio.Path(sheet).exists():
+            # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
+            args = seek_args(source.input, plan, None, sheet)
+            await run_in_slot(rt, args, f"montage of stream {plan.index}", task)
 
 
 async def _check(sheet: Path, plan: MontagePlan) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import Probed
 from videoarchiver.processes import ProcessRunner, run_process
 from videoarchiver.progress import ProgressHub, TaskInfo
+from videoarchiver.slots import Slots
 from videoarchiver.state import FileRow, Store, Worker
 
 PROBE_SLOTS = 2
@@ -30,7 +33,7 @@ class Runtime:
     config: Config
     state: Store
     worker: Worker  # this process, as the store knows it
-    ffmpeg_slots: anyio.CapacityLimiter
+    ffmpeg_slots: Slots
     probe_slots: anyio.CapacityLimiter
     progress: ProgressHub  # what runs now, for the display and the store
     demuxers: str  # what raw files may be read as (`RawInput`)
@@ -58,10 +61,36 @@ class Runtime:
             demuxers=demuxers,
             gate=Gate(),
             notifier=Notifier(config.notify),
-            ffmpeg_slots=anyio.CapacityLimiter(config.effective_jobs),
+            ffmpeg_slots=Slots(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
             run_process=run_process,
         )
+
+
+@dataclass
+class Load:
+    """What one held file still asks of the ffmpeg slots, read before another is claimed:
+    its outputs still encoding their streams (the long part; past it a file only assembles
+    its outputs: mux, check, publish, a montage) and its encodes waiting for or holding a
+    slot. `eased` is called whenever either drops: a slot may be about to idle."""
+
+    turn: int  # its place in this worker's claims: its long steps are served in that order
+    to_encode: set[str]
+    eased: Callable[[], None]
+    encodes: int = 0
+
+    def encoded(self, output: str) -> None:
+        self.to_encode.discard(output)
+        self.eased()
+
+    @contextmanager
+    def encoding(self) -> Iterator[None]:
+        self.encodes += 1
+        try:
+            yield
+        finally:
+            self.encodes -= 1
+            self.eased()
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,7 @@ class Source:
     input: RawInput  # how ffmpeg opens it
     probed: Probed
     mode: int  # the raw file's permission bits, which its outputs take
+    load: Load  # what it still asks of the slots
 
     @property
     def name(self) -> str:

@@ -4,12 +4,13 @@ Two roles share the loop. Discovery scans and watches `raw/` and registers settl
 the store. Work claims pending files from the store under this worker's lease (the costliest
 first) whenever an ffmpeg slot would otherwise sit idle, and processes each claimed file as a
 task; inside it every stream job is a task, and the number of ffmpeg processes at once is
-bounded by the runtime's CapacityLimiter. Several workers on one store share the files; one
-file's failure is recorded against that file and never reaches the others.
+bounded by the runtime's ffmpeg slots (`slots.py`). Several workers on one store share the
+files; one file's failure is recorded against that file and never reaches the others.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import stat
@@ -56,7 +57,7 @@ from videoarchiver.planning.paths import (
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file, read_header
-from videoarchiver.runtime import PROBE_SLOTS, Runtime, Source
+from videoarchiver.runtime import PROBE_SLOTS, Load, Runtime, Source
 from videoarchiver.service import listening, notify
 from videoarchiver.space import SpaceBackoff, passing, short_of_space, space_message
 from videoarchiver.state import (
@@ -84,6 +85,9 @@ MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
     "montage": make_montage,
 }
 assert tuple(MAKERS) == OUTPUT_KINDS
+# The outputs whose stream jobs are encodes, the long part of a file (a montage's are a few
+# short frame grabs): a file is claimed beside those held once they are past theirs.
+ENCODED = frozenset({"archive", "preview"})
 
 
 async def _explained(source: Source, exc: BaseException) -> BaseException:
@@ -146,11 +150,20 @@ def _claim_lost(name: str) -> None:
                 name)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """A file this worker holds."""
+
+    scope: anyio.CancelScope  # its task's
+    at: float  # when it was claimed (monotonic clock)
+    load: Load  # what it still asks of the ffmpeg slots
+
+
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        self._held: dict[int, anyio.CancelScope] = {}  # claimed files → their task's scope
-        self._claimed_at: dict[int, float] = {}  # … and when (monotonic clock)
+        self._held: dict[int, _Claim] = {}
+        self._turns = itertools.count()  # the order of this worker's claims
         self._claiming = False  # a claim is on its way to the store
         self._settled: set[int] = set()  # held files recorded done or failed: their claim ended
         self._absent: set[int] = set()  # pending files not in raw/ as recorded: until a scan
@@ -305,28 +318,31 @@ class Scheduler:
         failures: _Failures,
     ) -> None:
         """One output of one file; its failure is recorded and reported, not raised."""
-        current = (await self.rt.state.outputs(source.row.id)).get(kind)
-        if current is not None and current.state in FINISHED:
-            return
-        work = self.rt.layout.file_work(source.row.id, kind)
-        by = self.rt.worker.id
         try:
-            # Published, then stopped (`pause --now`) before it was recorded: adopt it.
-            if current is None or not await adopt(self.rt.state, self.rt.layout, current, by):
-                await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
-                await make(self.rt, source)
-        except (VideoArchiverError, OSError, StreamFailures) as exc:
-            if first_of(exc, (StoreUnavailable,)):
-                raise  # no failure of this output: the state's server is away
-            cause = await _explained(source, exc)
-            reason = failures.add(cause, f"{kind}: ")
-            await self.rt.state.set_output(
-                source.row.id, kind, OutputState.FAILED, error=reason, by=by
-            )
-            log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
-            if first_of(cause, (VerifyError,)):  # what failed its check is kept to look at
+            current = (await self.rt.state.outputs(source.row.id)).get(kind)
+            if current is not None and current.state in FINISHED:
                 return
-        await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+            work = self.rt.layout.file_work(source.row.id, kind)
+            by = self.rt.worker.id
+            try:
+                # Published, then stopped (`pause --now`) before it was recorded: adopt it.
+                if current is None or not await adopt(self.rt.state, self.rt.layout, current, by):
+                    await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
+                    await make(self.rt, source)
+            except (VideoArchiverError, OSError, StreamFailures) as exc:
+                if first_of(exc, (StoreUnavailable,)):
+                    raise  # no failure of this output: the state's server is away
+                cause = await _explained(source, exc)
+                reason = failures.add(cause, f"{kind}: ")
+                await self.rt.state.set_output(
+                    source.row.id, kind, OutputState.FAILED, error=reason, by=by
+                )
+                log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
+                if first_of(cause, (VerifyError,)):  # what failed its check is kept to look at
+                    return
+            await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+        finally:  # made, failed, or made before
+            source.load.encoded(kind)
 
     async def _prepare_work(self, source: Source) -> None:
         """The file's work folder, holding only what was made from this very content: its
@@ -349,7 +365,7 @@ class Scheduler:
             if names == [SOURCE_MARKER]:
                 await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
 
-    async def process(self, row: FileRow, raw: RawFile) -> None:
+    async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
         """All outputs of one claimed file, concurrently; any failure is recorded and logged."""
         state = self.rt.state
         failures = _Failures()
@@ -362,7 +378,7 @@ class Scheduler:
                 probed = await probe_file(raw_input, header.encode() if header else None)
             await state.set_probe(row.id, probed.json)
             mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
-            source = Source(row=row, raw=raw, input=raw_input, probed=probed, mode=mode)
+            source = Source(row, raw, raw_input, probed, mode, load)
             await source.ensure_unchanged()
             await self._prepare_work(source)
             async with anyio.create_task_group() as group:
@@ -416,28 +432,27 @@ class Scheduler:
             log.error("%s: raw file %s", shown_name(row.rel_path), action)
         await self.rt.state.set_raw_action(row.id, action)
 
-    async def _run_claimed(self, row: FileRow, raw: RawFile, claim: anyio.CancelScope) -> None:
+    async def _run_claimed(self, row: FileRow, raw: RawFile, claim: _Claim) -> None:
         """Process a claimed file; a pause that stops running work (`pause --now`, the end
         of the working hours) gives the claim back: whoever claims it next (this worker
-        or another) goes on from its parts. `claim` is cancelled if the lease is lost."""
+        or another) goes on from its parts. Its scope is cancelled if the lease is lost."""
         name = shown_name(row.rel_path)
         try:
-            with claim:
+            with claim.scope:
                 with self.rt.gate.stoppable() as stop:
                     try:
-                        await self.process(row, raw)
+                        await self.process(row, raw, claim.load)
                     except Exception as exc:
                         await self._after_escape(row, exc)
                 if stop.cancelled_caught:
                     with anyio.CancelScope(shield=True):
                         await self._give_back(row.id)
                     log.info("%s: stopped; it goes on when work may", name)
-            if claim.cancelled_caught:
+            if claim.scope.cancelled_caught:
                 _claim_lost(name)
         finally:
             if self._held.get(row.id) is claim:
                 del self._held[row.id]
-                del self._claimed_at[row.id]
             self._settled.discard(row.id)
             self._finished_any = True
             self._wake.set()
@@ -462,10 +477,10 @@ class Scheduler:
         recorded done or failed, nor those claimed since it asked), and give back claims no
         task works on (a failure that could not be recorded; never while a claim is being
         made: it may be that one)."""
-        for file_id, scope in self._held.items():
-            lost = file_id not in held and self._claimed_at[file_id] < asked
+        for file_id, claim in self._held.items():
+            lost = file_id not in held and claim.at < asked
             if lost and file_id not in self._settled:
-                scope.cancel()
+                claim.scope.cancel()
         if (stray := held - set(self._held)) and not self._claiming:
             await self.rt.state.release(self.rt.worker.id, stray)
 
@@ -592,14 +607,16 @@ class Scheduler:
         return raw_there and self._slot_would_idle()
 
     def _slot_would_idle(self) -> bool:
-        """Work may start (no pause, no wait for space) and no file held waits for a slot."""
-        rt = self.rt
-        return (
-            not rt.gate.paused
-            and not self._space.remaining
-            and len(self._held) < 2 * rt.config.effective_jobs
-            and not rt.ffmpeg_slots.statistics().tasks_waiting
-        )
+        """Work may start (no pause, no wait for space), fewer than twice as many files held
+        as there are slots still have streams to encode (one past its encodes only assembles
+        its outputs, a few short steps: it does not count), and a slot would idle: no step
+        waits for one, or only short ones do (the files held have fewer encodes than there
+        are slots)."""
+        rt, jobs = self.rt, self.rt.config.effective_jobs
+        loads = [claim.load for claim in self._held.values()]
+        full = rt.ffmpeg_slots.waiting > 0 and sum(load.encodes for load in loads) >= jobs
+        encoding = sum(1 for load in loads if load.to_encode)
+        return not rt.gate.paused and not self._space.remaining and encoding < 2 * jobs and not full
 
     async def _raw_of(self, row: FileRow) -> RawFile | None:
         """The claimed file as it is in raw/ now, if it is there with its recorded size."""
@@ -639,8 +656,8 @@ class Scheduler:
                 self._absent.add(row.id)
                 continue
             log.info("%s: claimed by worker %s", shown_name(row.rel_path), rt.worker.id)
-            self._held[row.id] = claim = anyio.CancelScope()
-            self._claimed_at[row.id] = time.monotonic()
+            load = Load(next(self._turns), set(ENCODED), self.wake)
+            self._held[row.id] = claim = _Claim(anyio.CancelScope(), time.monotonic(), load)
             group.start_soon(self._run_claimed, row, raw, claim)
 
     async def _queue_done(self) -> None:

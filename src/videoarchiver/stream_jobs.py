@@ -89,39 +89,55 @@ async def run_limited(
     task: TaskInfo | None,
     stop_when: Callable[[ProgressUpdate], bool] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    turn: int | None = None,
 ) -> tuple[bool, float]:
-    """Run one ffmpeg under the process limiter, its `-progress` shown as `task` (None: the
-    caller shows a task of its own) and checked by `stop_when`: (stopped by `stop_when`,
-    wall seconds). Its output is always a new file: whatever a killed run left at that name
-    is removed first."""
+    """`run_in_slot` in an ffmpeg slot of its own, once one is free (`turn`: a long step's,
+    that of its file, served after the short steps waiting, file by file)."""
+    async with rt.ffmpeg_slots.slot(turn):
+        return await run_in_slot(rt, args, what, task, stop_when, env)
+
+
+async def run_in_slot(
+    rt: Runtime,
+    args: Sequence[str],
+    what: str,
+    task: TaskInfo | None,
+    stop_when: Callable[[ProgressUpdate], bool] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[bool, float]:
+    """Run one ffmpeg in the ffmpeg slot its caller holds (several short ones in a row wait
+    for a slot once), its `-progress` shown as `task` (None: the caller shows a task of its
+    own) and checked by `stop_when`: (stopped by `stop_when`, wall seconds). It starts only
+    while work may (no pause). Its output is always a new file: whatever a killed run left
+    at that name is removed first."""
     parser = ProgressParser()
     await anyio.Path(output_of(args)).unlink(missing_ok=True)
     await rt.gate.wait()
-    async with rt.ffmpeg_slots:
-        view = rt.progress.start(task) if task is not None else None
-        watchdog = Watchdog(rt.config.stall_seconds)
-        last: tuple[object, ...] = ()
+    view = rt.progress.start(task) if task is not None else None
+    watchdog = Watchdog(rt.config.stall_seconds)
+    last: tuple[object, ...] = ()
 
-        def on_stdout(chunk: bytes) -> bool:
-            nonlocal last
-            stop = False
-            for update in parser.feed(chunk):
-                if view is not None:
-                    view.update(update)
-                stop = bool(stop_when and stop_when(update)) or stop
-                if (now := (update.out_seconds, update.total_size, update.frame)) != last:
-                    watchdog.moved()
-                    last = now
-            return stop
-
-        started = time.monotonic()
-        result = None
-        try:
-            result = await rt.run_process(args, on_stdout, env, watchdog)
-        finally:
+    def on_stdout(chunk: bytes) -> bool:
+        nonlocal last
+        stop = False
+        for update in parser.feed(chunk):
             if view is not None:
-                view.end(outcome_of(result))
-        wall = time.monotonic() - started
+                view.update(update)
+            stop = bool(stop_when and stop_when(update)) or stop
+            if (now := (update.out_seconds, update.total_size, update.frame)) != last:
+                watchdog.moved()
+                last = now
+        return stop
+
+    started = time.monotonic()
+    result = None
+    try:
+        result = await rt.run_process(args, on_stdout, env, watchdog)
+    finally:
+        if view is not None:
+            view.end(outcome_of(result))
+    wall = time.monotonic() - started
     result.check(what)
     return result.stopped, wall
 
@@ -141,7 +157,8 @@ async def run_job(
     what = f"{job.output} {job.decision} of stream {job.index}"
     total = source.probed.packets.get(job.index).duration or None
     task = source.task(job.output, f"s{job.index} {job.output} {job.stream_type}", total)
-    return await run_limited(rt, args, what, task, stop_when, env)
+    with source.load.encoding():
+        return await run_limited(rt, args, what, task, stop_when, env, turn=source.load.turn)
 
 
 JobCall = Callable[[], Awaitable[None]]
@@ -149,7 +166,7 @@ JobCall = Callable[[], Awaitable[None]]
 
 async def run_jobs(rt: Runtime, source: Source, jobs: Sequence[tuple[StreamJob, JobCall]]) -> None:
     """Run every job concurrently; record each failure; raise them together (StreamFailures)
-    once all have ended."""
+    once all have ended. Their output then only assembles what they made."""
     failures: list[tuple[int, Exception]] = []
 
     async def guarded(job: StreamJob, call: JobCall) -> None:
@@ -160,8 +177,12 @@ async def run_jobs(rt: Runtime, source: Source, jobs: Sequence[tuple[StreamJob, 
             message = f"stream {job.index}: {short_reason(exc)}"
             await record(rt, source, job, JobState.FAILED, Figures(error=message))
 
-    async with anyio.create_task_group() as group:
-        for job, call in jobs:
-            group.start_soon(guarded, job, call)
+    try:
+        async with anyio.create_task_group() as group:
+            for job, call in jobs:
+                group.start_soon(guarded, job, call)
+    finally:
+        for output in {job.output for job, _ in jobs}:
+            source.load.encoded(output)
     if failures:
         raise StreamFailures.of(sorted(failures, key=lambda failure: failure[0]))

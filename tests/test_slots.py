@@ -1,0 +1,85 @@
+"""The ffmpeg slots: a capacity limiter serving short steps first, then files in turn."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+
+from videoarchiver.slots import Slots
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_short_steps_waiting_go_first_then_long_ones_file_by_file() -> None:
+    slots = Slots(1)
+    order: list[str] = []
+
+    async def step(name: str, turn: int | None) -> None:
+        async with slots.slot(turn):
+            order.append(name)
+            await anyio.sleep(0.01)
+
+    # The one slot is busy: the rest queue, in this order.
+    queued = [("file 2", 2), ("mux", None), ("file 1", 1), ("join", None), ("file 1 again", 1)]
+    async with anyio.create_task_group() as group, slots.slot(turn=0):
+        for name, turn in queued:
+            group.start_soon(step, name, turn)
+            await anyio.sleep(0.001)
+        assert slots.waiting == len(queued)
+    assert order == ["mux", "join", "file 1", "file 1 again", "file 2"]
+    assert slots.waiting == 0
+
+
+async def test_never_more_than_its_slots_at_once() -> None:
+    slots = Slots(2)
+    running, most = 0, 0
+
+    async def step(turn: int | None) -> None:
+        nonlocal running, most
+        async with slots.slot(turn):
+            running += 1
+            most = max(most, running)
+            await anyio.sleep(0.005)
+            running -= 1
+
+    async with anyio.create_task_group() as group:
+        for number in range(12):
+            group.start_soon(step, number if number % 3 else None)
+    assert most == 2
+
+
+async def test_a_step_cancelled_while_waiting_leaves_its_place() -> None:
+    slots = Slots(1)
+    async with slots.slot():
+        with anyio.move_on_after(0.01):
+            async with slots.slot():
+                pytest.fail("the one slot is held")
+        assert slots.waiting == 0
+    with anyio.fail_after(1):  # free again
+        async with slots.slot(turn=1):
+            pass
+
+
+async def test_a_slot_handed_to_a_step_cancelled_meanwhile_passes_on() -> None:
+    # anyio lets a task whose wait just ended run on to its next checkpoint; a plain asyncio
+    # cancellation (a task cancelled from outside) still lands there.
+    slots = Slots(1)
+    got: list[str] = []
+
+    async def step(name: str) -> None:
+        async with slots.slot():
+            got.append(name)
+
+    async with slots.slot():
+        cancelled = asyncio.ensure_future(step("cancelled"))
+        following = asyncio.ensure_future(step("next"))
+        await anyio.sleep(0.01)  # both wait, in this order
+    cancelled.cancel()  # handed the slot just now, cancelled before it ran
+    await asyncio.gather(cancelled, following, return_exceptions=True)
+    assert got == ["next"]
+    assert slots.waiting == 0
+    with anyio.fail_after(1):
+        async with slots.slot():
+            pass
