@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import threading
+
+import anyio
 import pytest
 
 from videoarchiver.errors import ProcessError, ToolError
@@ -29,6 +33,30 @@ async def test_handler_can_stop_a_running_process() -> None:
     result = await run_process(["sh", "-c", script], stop_at_first_chunk)
     assert result.stopped and seen
     result.check("sh")  # stopped on purpose: not an error
+
+
+def _pidfds() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _pidfds(), reason="no pidfd here (Linux before 5.3)")
+async def test_children_are_waited_for_without_a_thread_each() -> None:
+    before = threading.active_count()
+    during: list[int] = []
+
+    async def count_threads() -> None:
+        await anyio.sleep(0.1)
+        during.append(threading.active_count())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(read_output, ["sleep", "0.3"], "sleep")
+        group.start_soon(count_threads)
+    assert during == [before], "three children running, no thread more"
 
 
 async def test_missing_program_is_a_tool_error() -> None:

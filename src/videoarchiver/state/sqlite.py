@@ -189,17 +189,20 @@ class SQLiteStore(SQLStore):
                 raise
             await db.execute("COMMIT")
 
+    # One trip to aiosqlite's thread a statement (`execute_fetchall`), not one to run it,
+    # one to read it and one to close its cursor: each trip costs the daemon ~0.1 ms.
+
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """Run one statement; returns the number of rows it changed."""
+        """Run one statement; returns the number of rows it changed (with those its foreign
+        keys deleted): the connection's count of changes, which no other statement moves
+        while this one holds the connection."""
         async with self._held():
             with _errors_named(self._path):
-                cursor = await self._db.execute(sql, tuple(params))
-                changed = cursor.rowcount
-                await cursor.close()
-                return changed
+                before = self._db.total_changes
+                await self._db.execute_fetchall(sql, tuple(params))
+                return self._db.total_changes - before
 
     async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         async with self._held():
             with _errors_named(self._path):
-                async with self._db.execute(sql, tuple(params)) as cursor:
-                    return [dict(row) for row in await cursor.fetchall()]
+                return [dict(row) for row in await self._db.execute_fetchall(sql, tuple(params))]
