@@ -101,11 +101,11 @@ async def test_the_next_file_starts_once_those_held_only_assemble_their_outputs(
 
         async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
             events.append(f"start {row.rel_path}")
-            with load.encoding():
+            with load.long_step():
                 await anyio.sleep(encode[row.rel_path])
             events.append(f"encoded {row.rel_path}")
             for output in OUTPUT_KINDS:
-                load.encoded(output)
+                load.made(output)
             await anyio.sleep(0.4)
             events.append(f"end {row.rel_path}")
             await self.settle(row, None)
@@ -116,6 +116,31 @@ async def test_the_next_file_starts_once_those_held_only_assemble_their_outputs(
     assert events[:3] == ["start 00.mp4", "start 01.mp4", "encoded 00.mp4"]
     assert events[3] == "start 02.mp4", "as soon as 00 only assembles, beside it"
     assert events.index("start 02.mp4") < events.index("encoded 01.mp4")
+
+
+async def test_files_left_with_only_a_montage_to_make_are_claimed_a_few_at_a_time(
+    tmp_path: Path,
+) -> None:
+    raw_files(tmp_path, list(range(1, 21)))  # `retry --missing` after screenshot/ was lost
+    most = 0
+
+    class MontageOnly(FakeScheduler):
+        async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
+            nonlocal most
+            await anyio.sleep(0.01)  # its header read
+            load.made("archive")  # both done before
+            load.made("preview")
+            with load.long_step():  # a sheet, in one slot
+                async with self.rt.ffmpeg_slots.slot((load.turn,)):
+                    most = max(most, len(self._held))
+                    await anyio.sleep(0.02)
+            load.made("montage")
+            await self.settle(row, None)
+
+    async with worker(tmp_path, "a") as a:  # jobs = 1
+        await MontageOnly(a.rt).run_once()
+        assert (await a.rt.state.summary()).count(FileState.DONE) == 20
+    assert most <= 2, "twice the slots at most, as for any long step"
 
 
 async def test_a_worker_that_lost_its_claim_stops_and_another_finishes(tmp_path: Path) -> None:

@@ -7,28 +7,33 @@ import asyncio
 import anyio
 import pytest
 
-from videoarchiver.slots import Slots
+from videoarchiver.slots import Place, Slots
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_short_steps_waiting_go_first_then_long_ones_file_by_file() -> None:
+async def test_short_steps_go_first_then_long_ones_file_by_file_costliest_first() -> None:
     slots = Slots(1)
     order: list[str] = []
 
-    async def step(name: str, turn: int | None) -> None:
-        async with slots.slot(turn):
+    async def step(name: str, place: Place | None) -> None:
+        async with slots.slot(place):
             order.append(name)
             await anyio.sleep(0.01)
 
     # The one slot is busy: the rest queue, in this order.
-    queued = [("file 2", 2), ("mux", None), ("file 1", 1), ("join", None), ("file 1 again", 1)]
-    async with anyio.create_task_group() as group, slots.slot(turn=0):
-        for name, turn in queued:
-            group.start_soon(step, name, turn)
+    queued: list[tuple[str, Place | None]] = [
+        ("file 2", (2, 0)), ("mux", None), ("file 1 audio", (1, -10)), ("join", None),
+        ("file 1 video", (1, -99)), ("file 1 audio again", (1, -10)),
+    ]  # fmt: skip
+    async with anyio.create_task_group() as group, slots.slot((0,)):
+        for name, place in queued:
+            group.start_soon(step, name, place)
             await anyio.sleep(0.001)
         assert slots.waiting == len(queued)
-    assert order == ["mux", "join", "file 1", "file 1 again", "file 2"]
+    assert order == [
+        "mux", "join", "file 1 video", "file 1 audio", "file 1 audio again", "file 2"
+    ]  # fmt: skip
     assert slots.waiting == 0
 
 
@@ -36,9 +41,9 @@ async def test_never_more_than_its_slots_at_once() -> None:
     slots = Slots(2)
     running, most = 0, 0
 
-    async def step(turn: int | None) -> None:
+    async def step(place: Place | None) -> None:
         nonlocal running, most
-        async with slots.slot(turn):
+        async with slots.slot(place):
             running += 1
             most = max(most, running)
             await anyio.sleep(0.005)
@@ -46,7 +51,7 @@ async def test_never_more_than_its_slots_at_once() -> None:
 
     async with anyio.create_task_group() as group:
         for number in range(12):
-            group.start_soon(step, number if number % 3 else None)
+            group.start_soon(step, (number,) if number % 3 else None)
     assert most == 2
 
 
@@ -58,7 +63,7 @@ async def test_a_step_cancelled_while_waiting_leaves_its_place() -> None:
                 pytest.fail("the one slot is held")
         assert slots.waiting == 0
     with anyio.fail_after(1):  # free again
-        async with slots.slot(turn=1):
+        async with slots.slot((1,)):
             pass
 
 

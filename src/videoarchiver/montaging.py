@@ -34,7 +34,14 @@ from videoarchiver.progress import Outcome
 from videoarchiver.publishing import adoptable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import Figures, JobState, OutputState
-from videoarchiver.stream_jobs import JobCall, StreamJob, record, run_in_slot, run_jobs
+from videoarchiver.stream_jobs import (
+    JobCall,
+    StreamJob,
+    ffmpeg_slot,
+    record,
+    run_in_slot,
+    run_jobs,
+)
 
 OUTPUT = "montage"
 log = logging.getLogger(__name__)
@@ -81,20 +88,21 @@ async def _seek_frames(
 
 
 async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -> None:
-    """Write the contact sheet of one stream to `sheet` (in `work/`). Its commands are short
-    and run one after the other in one ffmpeg slot: one wait for a slot, not one each
-    behind the encodes queued meanwhile."""
+    """Write the contact sheet of one stream to `sheet` (in `work/`): a long step of its
+    file, made of short commands run one after the other in one ffmpeg slot (one wait for a
+    slot, not one each behind the encodes queued meanwhile)."""
     offset = source.offset(plan.index)
-    async with rt.ffmpeg_slots.slot(source.load.turn):
-        if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
-            return
-        args = single_pass_args(source.input, plan, offset, sheet)
-        task = source.task(OUTPUT, f"s{plan.index} montage (single pass)")
-        await run_in_slot(rt, args, f"montage of stream {plan.index}", task)
-        if plan.n == 1 and not await anyio.Path(sheet).exists():
-            # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
-            args = seek_args(source.input, plan, None, sheet)
+    with source.load.long_step():
+        async with ffmpeg_slot(rt, source.place(OUTPUT)):
+            if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
+                return
+            args = single_pass_args(source.input, plan, offset, sheet)
+            task = source.task(OUTPUT, f"s{plan.index} montage (single pass)")
             await run_in_slot(rt, args, f"montage of stream {plan.index}", task)
+            if plan.n == 1 and not await anyio.Path(sheet).exists():
+                # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
+                args = seek_args(source.input, plan, None, sheet)
+                await run_in_slot(rt, args, f"montage of stream {plan.index}", task)
 
 
 async def _check(sheet: Path, plan: MontagePlan) -> None:

@@ -13,6 +13,7 @@ closes its output cleanly) and SIGKILL if they do not stop in time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -20,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -180,24 +180,61 @@ def _trace(
         handle.write(json.dumps(line) + "\n")
 
 
-_WATCHED: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+if sys.version_info < (3, 12):
+
+    class _PidfdWatcher(asyncio.PidfdChildWatcher):
+        """Python 3.12's child watcher, for 3.11: each child's pidfd is read by the event
+        loop that started it, whichever loop and thread that is (3.11's own is bound to one
+        loop, and its default starts a thread per child: about 1 ms of the daemon's CPU)."""
+
+        def is_active(self) -> bool:
+            return True
+
+        def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+        def add_child_handler(
+            self, pid: int, callback: Callable[..., object], *args: object
+        ) -> None:
+            loop = asyncio.get_running_loop()
+            pidfd = os.pidfd_open(pid)
+            loop.add_reader(pidfd, self._reap, loop, pid, pidfd, callback, args)
+
+        def _reap(
+            self,
+            loop: asyncio.AbstractEventLoop,
+            pid: int,
+            pidfd: int,
+            callback: Callable[..., object],
+            args: tuple[object, ...],
+        ) -> None:
+            loop.remove_reader(pidfd)
+            try:
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:  # reaped elsewhere
+                code = 255
+            os.close(pidfd)
+            callback(pid, code, *args)
+
+        def remove_child_handler(self, pid: int) -> bool:
+            return True  # asyncio never asks
 
 
+@functools.cache
 def _wait_without_threads() -> None:
-    """Python 3.11's asyncio waits for each child in a thread of its own (about 1 ms of the
-    daemon's CPU a process); a pidfd read by the event loop needs none, as 3.12 does by
-    itself. Where pidfds are missing (Linux before 5.3), the threads stay."""
-    loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 12) or loop in _WATCHED:
+    """Wait for children with pidfds, once a process, where they exist (Linux 5.3 on;
+    Python 3.12 does so itself)."""
+    if sys.version_info >= (3, 12):
         return
-    _WATCHED.add(loop)
     try:
         os.close(os.pidfd_open(os.getpid()))
-    except (AttributeError, OSError):
+    except OSError:
         return
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(loop)
-    asyncio.get_event_loop_policy().set_child_watcher(watcher)
+    asyncio.get_event_loop_policy().set_child_watcher(_PidfdWatcher())
 
 
 async def run_process(

@@ -17,12 +17,13 @@ from videoarchiver.layout import Layout
 from videoarchiver.notifying import Notifier
 from videoarchiver.pausing import Gate
 from videoarchiver.planning.commands import RawInput
+from videoarchiver.planning.cost import stream_cost
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import Probed
 from videoarchiver.processes import ProcessRunner, run_process
 from videoarchiver.progress import ProgressHub, TaskInfo
-from videoarchiver.slots import Slots
-from videoarchiver.state import FileRow, Store, Worker
+from videoarchiver.slots import Place, Slots
+from videoarchiver.state import OUTPUT_KINDS, FileRow, Store, Worker
 
 PROBE_SLOTS = 2
 
@@ -70,26 +71,26 @@ class Runtime:
 @dataclass
 class Load:
     """What one held file still asks of the ffmpeg slots, read before another is claimed:
-    its outputs still encoding their streams (the long part; past it a file only assembles
-    its outputs: mux, check, publish, a montage) and its encodes waiting for or holding a
-    slot. `eased` is called whenever either drops: a slot may be about to idle."""
+    its outputs whose long steps (encodes, montage sheets) are not all done (past them a
+    file only assembles its outputs: mux, check, publish) and its long steps waiting for or
+    holding a slot. `eased` is called whenever either drops: a slot may be about to idle."""
 
     turn: int  # its place in this worker's claims: its long steps are served in that order
-    to_encode: set[str]
+    making: set[str]
     eased: Callable[[], None]
-    encodes: int = 0
+    long_steps: int = 0
 
-    def encoded(self, output: str) -> None:
-        self.to_encode.discard(output)
+    def made(self, output: str) -> None:
+        self.making.discard(output)
         self.eased()
 
     @contextmanager
-    def encoding(self) -> Iterator[None]:
-        self.encodes += 1
+    def long_step(self) -> Iterator[None]:
+        self.long_steps += 1
         try:
             yield
         finally:
-            self.encodes -= 1
+            self.long_steps -= 1
             self.eased()
 
 
@@ -117,6 +118,14 @@ class Source:
         start, so a stream that starts later (audio after video) starts that much later."""
         counted = self.probed.packets.get(index)
         return (counted.start or 0.0) - (self.probed.probe.format.start_time or 0.0)
+
+    def place(self, output: str, index: int | None = None) -> Place:
+        """Where a long step of this file waits for an ffmpeg slot: after those of the files
+        claimed before it, then the encode of its costliest stream first (`planning.cost`),
+        an archive's before a preview's before a montage (of no stream: its file's last)."""
+        probe = self.probed.probe
+        cost = 0.0 if index is None else stream_cost(probe, probe.stream(index))
+        return self.load.turn, -cost, OUTPUT_KINDS.index(output)
 
     def task(
         self, output: str, label: str, total: float | None = None, unit: str = "s"

@@ -85,9 +85,6 @@ MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
     "montage": make_montage,
 }
 assert tuple(MAKERS) == OUTPUT_KINDS
-# The outputs whose stream jobs are encodes, the long part of a file (a montage's are a few
-# short frame grabs): a file is claimed beside those held once they are past theirs.
-ENCODED = frozenset({"archive", "preview"})
 
 
 async def _explained(source: Source, exc: BaseException) -> BaseException:
@@ -342,7 +339,7 @@ class Scheduler:
                     return
             await anyio.to_thread.run_sync(shutil.rmtree, work, True)
         finally:  # made, failed, or made before
-            source.load.encoded(kind)
+            source.load.made(kind)
 
     async def _prepare_work(self, source: Source) -> None:
         """The file's work folder, holding only what was made from this very content: its
@@ -608,15 +605,15 @@ class Scheduler:
 
     def _slot_would_idle(self) -> bool:
         """Work may start (no pause, no wait for space), fewer than twice as many files held
-        as there are slots still have streams to encode (one past its encodes only assembles
-        its outputs, a few short steps: it does not count), and a slot would idle: no step
-        waits for one, or only short ones do (the files held have fewer encodes than there
-        are slots)."""
+        as there are slots still have long steps to run (encodes, montage sheets; one past
+        them only assembles its outputs, a few short steps: it does not count), and a slot
+        would idle: no step waits for one, or only short ones do (the files held have fewer
+        long steps waiting or running than there are slots)."""
         rt, jobs = self.rt, self.rt.config.effective_jobs
         loads = [claim.load for claim in self._held.values()]
-        full = rt.ffmpeg_slots.waiting > 0 and sum(load.encodes for load in loads) >= jobs
-        encoding = sum(1 for load in loads if load.to_encode)
-        return not rt.gate.paused and not self._space.remaining and encoding < 2 * jobs and not full
+        full = rt.ffmpeg_slots.waiting > 0 and sum(load.long_steps for load in loads) >= jobs
+        making = sum(1 for load in loads if load.making)
+        return not rt.gate.paused and not self._space.remaining and making < 2 * jobs and not full
 
     async def _raw_of(self, row: FileRow) -> RawFile | None:
         """The claimed file as it is in raw/ now, if it is there with its recorded size."""
@@ -656,7 +653,7 @@ class Scheduler:
                 self._absent.add(row.id)
                 continue
             log.info("%s: claimed by worker %s", shown_name(row.rel_path), rt.worker.id)
-            load = Load(next(self._turns), set(ENCODED), self.wake)
+            load = Load(next(self._turns), set(OUTPUT_KINDS), self.wake)
             self._held[row.id] = claim = _Claim(anyio.CancelScope(), time.monotonic(), load)
             group.start_soon(self._run_claimed, row, raw, claim)
 

@@ -1,7 +1,8 @@
 """The ffmpeg slots: a capacity limiter (anyio's, but for its order) that serves the short
 steps that end a file (a mux, a join, a salvage) first, then the long ones (encodes, a
-montage) file by file in the order the files were claimed, the costliest first; first
-come, first served among equals.
+montage) by their place: file by file in the order the files were claimed (the costliest
+first), and within a file its costliest encodes first; first come, first served among
+equals.
 
 A file's last steps run as soon as a slot frees, between the encodes, rather than behind
 every encode queued meanwhile; and the costliest file's encodes start first, whichever file
@@ -18,13 +19,15 @@ from contextlib import asynccontextmanager
 import anyio
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
+Place = tuple[float, ...]  # where a long step waits: compared item by item
+
 
 class Slots:
     def __init__(self, total: int) -> None:
         self._total = total
         self._taken = 0
-        # A heap of (rank, turn, arrival, wake-up): the smallest is served next.
-        self._waiting: list[tuple[int, int, int, anyio.Event]] = []
+        # A heap of (rank, place, arrival, wake-up): the smallest is served next.
+        self._waiting: list[tuple[int, Place, int, anyio.Event]] = []
         self._order = itertools.count()
 
     @property
@@ -33,16 +36,16 @@ class Slots:
         return len(self._waiting)
 
     @asynccontextmanager
-    async def slot(self, turn: int | None = None) -> AsyncIterator[None]:
+    async def slot(self, place: Place | None = None) -> AsyncIterator[None]:
         """Hold a slot, once one is free and no step to be served before waits: a short
-        step (no `turn`), or a long one of the file claimed `turn`th."""
-        await self._acquire((0, 0) if turn is None else (1, turn))
+        step (no `place`), or a long one at `place` (the smaller, the sooner)."""
+        await self._acquire((0, ()) if place is None else (1, place))
         try:
             yield
         finally:
             self._release()
 
-    async def _acquire(self, rank: tuple[int, int]) -> None:
+    async def _acquire(self, rank: tuple[int, Place]) -> None:
         await checkpoint_if_cancelled()
         if self._taken < self._total and not self._waiting:
             self._taken += 1

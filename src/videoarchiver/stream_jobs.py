@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from videoarchiver.planning.progress import ProgressParser, ProgressUpdate
 from videoarchiver.processes import ProcessResult, Watchdog
 from videoarchiver.progress import Outcome, TaskInfo
 from videoarchiver.runtime import Runtime, Source
+from videoarchiver.slots import Place
 from videoarchiver.state import NO_FIGURES, Figures, JobState
 from videoarchiver.ui import plural
 
@@ -90,12 +92,20 @@ async def run_limited(
     stop_when: Callable[[ProgressUpdate], bool] | None = None,
     env: Mapping[str, str] | None = None,
     *,
-    turn: int | None = None,
+    place: Place | None = None,
 ) -> tuple[bool, float]:
-    """`run_in_slot` in an ffmpeg slot of its own, once one is free (`turn`: a long step's,
-    that of its file, served after the short steps waiting, file by file)."""
-    async with rt.ffmpeg_slots.slot(turn):
+    """`run_in_slot` in an ffmpeg slot of its own."""
+    async with ffmpeg_slot(rt, place):
         return await run_in_slot(rt, args, what, task, stop_when, env)
+
+
+@asynccontextmanager
+async def ffmpeg_slot(rt: Runtime, place: Place | None = None) -> AsyncIterator[None]:
+    """Hold an ffmpeg slot, once work may start (no pause) and one is free (`place`: a long
+    step's, served after the short steps waiting: `Source.place`)."""
+    await rt.gate.wait()
+    async with rt.ffmpeg_slots.slot(place):
+        yield
 
 
 async def run_in_slot(
@@ -157,8 +167,10 @@ async def run_job(
     what = f"{job.output} {job.decision} of stream {job.index}"
     total = source.probed.packets.get(job.index).duration or None
     task = source.task(job.output, f"s{job.index} {job.output} {job.stream_type}", total)
-    with source.load.encoding():
-        return await run_limited(rt, args, what, task, stop_when, env, turn=source.load.turn)
+    with source.load.long_step():
+        return await run_limited(
+            rt, args, what, task, stop_when, env, place=source.place(job.output, job.index)
+        )
 
 
 JobCall = Callable[[], Awaitable[None]]
@@ -183,6 +195,6 @@ async def run_jobs(rt: Runtime, source: Source, jobs: Sequence[tuple[StreamJob, 
                 group.start_soon(guarded, job, call)
     finally:
         for output in {job.output for job, _ in jobs}:
-            source.load.encoded(output)
+            source.load.made(output)
     if failures:
         raise StreamFailures.of(sorted(failures, key=lambda failure: failure[0]))

@@ -37,8 +37,8 @@ def parse_packet_line(line: str) -> PacketLine | None:
     # A packet with side data (MPEG-TS stream ids …) ends in `|`: its empty section.
     index, pts, dts, duration, size, flags = fields[:PACKET_FIELDS]
     try:  # the usual line, every entry there: read at once
-        return PacketLine(int(index), float(pts), float(dts), float(duration), int(size),
-                          "K" in flags)  # fmt: skip
+        return PacketLine(int(index), float(pts), float(dts), float(duration),
+                          int(size) if size.isdigit() else 0, "K" in flags)  # fmt: skip
     except ValueError:  # an entry missing (N/A), or a garbled line
         pass
     try:
