@@ -34,14 +34,7 @@ from videoarchiver.progress import Outcome
 from videoarchiver.publishing import adoptable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import Figures, JobState, OutputState
-from videoarchiver.stream_jobs import (
-    JobCall,
-    StreamJob,
-    ffmpeg_slot,
-    record,
-    run_in_slot,
-    run_jobs,
-)
+from videoarchiver.stream_jobs import JobCall, StreamJob, ffmpeg_slot, record, run_jobs, run_limited
 
 OUTPUT = "montage"
 log = logging.getLogger(__name__)
@@ -70,7 +63,7 @@ async def _seek_frames(
     label = f"s{plan.index} montage (seek)"
     if plan.n == 1:
         args = seek_args(source.input, plan, offset + plan.times[0], sheet)
-        await run_in_slot(rt, args, what, source.task(OUTPUT, label))
+        await run_limited(rt, args, what, source.task(OUTPUT, label), slot_held=True)
         return await anyio.Path(sheet).exists()
     frames = sheet.with_suffix(".frames")
     await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
@@ -78,12 +71,13 @@ async def _seek_frames(
     with rt.progress.counting(info) as counted:
         for number, time in enumerate(plan.times):
             frame = frames / frame_name(number)
-            await run_in_slot(rt, seek_args(source.input, plan, offset + time, frame), what, None)
+            args = seek_args(source.input, plan, offset + time, frame)
+            await run_limited(rt, args, what, None, slot_held=True)
             if not await anyio.Path(frame).exists():
                 counted.end(Outcome.FAILED)  # the single pass is tried instead
                 return False
             counted.advance()
-        await run_in_slot(rt, tile_args(frames, plan.n, sheet), what, None)
+        await run_limited(rt, tile_args(frames, plan.n, sheet), what, None, slot_held=True)
     return True
 
 
@@ -98,11 +92,11 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
                 return
             args = single_pass_args(source.input, plan, offset, sheet)
             task = source.task(OUTPUT, f"s{plan.index} montage (single pass)")
-            await run_in_slot(rt, args, f"montage of stream {plan.index}", task)
+            await run_limited(rt, args, f"montage of stream {plan.index}", task, slot_held=True)
             if plan.n == 1 and not await anyio.Path(sheet).exists():
                 # Nothing decodes at its middle (a clip cut after a frame or two): its first frame.
                 args = seek_args(source.input, plan, None, sheet)
-                await run_in_slot(rt, args, f"montage of stream {plan.index}", task)
+                await run_limited(rt, args, f"montage of stream {plan.index}", task, slot_held=True)
 
 
 async def _check(sheet: Path, plan: MontagePlan) -> None:

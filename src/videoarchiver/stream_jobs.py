@@ -6,6 +6,7 @@ job has finished, so one bad stream neither hides the others' errors nor wastes 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -84,21 +85,6 @@ def outcome_of(result: ProcessResult | None) -> Outcome:
     return Outcome.DONE if result is not None and result.returncode == 0 else Outcome.FAILED
 
 
-async def run_limited(
-    rt: Runtime,
-    args: Sequence[str],
-    what: str,
-    task: TaskInfo | None,
-    stop_when: Callable[[ProgressUpdate], bool] | None = None,
-    env: Mapping[str, str] | None = None,
-    *,
-    place: Place | None = None,
-) -> tuple[bool, float]:
-    """`run_in_slot` in an ffmpeg slot of its own."""
-    async with ffmpeg_slot(rt, place):
-        return await run_in_slot(rt, args, what, task, stop_when, env)
-
-
 @asynccontextmanager
 async def ffmpeg_slot(rt: Runtime, place: Place | None = None) -> AsyncIterator[None]:
     """Hold an ffmpeg slot, once work may start (no pause) and one is free (`place`: a long
@@ -108,48 +94,53 @@ async def ffmpeg_slot(rt: Runtime, place: Place | None = None) -> AsyncIterator[
         yield
 
 
-async def run_in_slot(
+async def run_limited(
     rt: Runtime,
     args: Sequence[str],
     what: str,
     task: TaskInfo | None,
     stop_when: Callable[[ProgressUpdate], bool] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    place: Place | None = None,
+    slot_held: bool = False,
 ) -> tuple[bool, float]:
-    """Run one ffmpeg in the ffmpeg slot its caller holds (several short ones in a row wait
-    for a slot once), its `-progress` shown as `task` (None: the caller shows a task of its
-    own) and checked by `stop_when`: (stopped by `stop_when`, wall seconds). It starts only
-    while work may (no pause). Its output is always a new file: whatever a killed run left
-    at that name is removed first."""
-    parser = ProgressParser()
-    await anyio.Path(output_of(args)).unlink(missing_ok=True)
-    await rt.gate.wait()
-    view = rt.progress.start(task) if task is not None else None
-    watchdog = Watchdog(rt.config.stall_seconds)
-    last: tuple[object, ...] = ()
+    """Run one ffmpeg in an ffmpeg slot of its own (`ffmpeg_slot` at `place`), or in the one
+    its caller holds (`slot_held`: several short ones in a row wait for a slot once), its
+    `-progress` shown as `task` (None: the caller shows a task of its own) and checked by
+    `stop_when`: (stopped by `stop_when`, wall seconds). It starts only while work may (no
+    pause). Its output is always a new file: whatever a killed run left at that name is
+    removed first."""
+    async with contextlib.nullcontext() if slot_held else ffmpeg_slot(rt, place):
+        parser = ProgressParser()
+        await anyio.Path(output_of(args)).unlink(missing_ok=True)
+        await rt.gate.wait()
+        view = rt.progress.start(task) if task is not None else None
+        watchdog = Watchdog(rt.config.stall_seconds)
+        last: tuple[object, ...] = ()
 
-    def on_stdout(chunk: bytes) -> bool:
-        nonlocal last
-        stop = False
-        for update in parser.feed(chunk):
+        def on_stdout(chunk: bytes) -> bool:
+            nonlocal last
+            stop = False
+            for update in parser.feed(chunk):
+                if view is not None:
+                    view.update(update)
+                stop = bool(stop_when and stop_when(update)) or stop
+                if (now := (update.out_seconds, update.total_size, update.frame)) != last:
+                    watchdog.moved()
+                    last = now
+            return stop
+
+        started = time.monotonic()
+        result = None
+        try:
+            result = await rt.run_process(args, on_stdout, env, watchdog)
+        finally:
             if view is not None:
-                view.update(update)
-            stop = bool(stop_when and stop_when(update)) or stop
-            if (now := (update.out_seconds, update.total_size, update.frame)) != last:
-                watchdog.moved()
-                last = now
-        return stop
-
-    started = time.monotonic()
-    result = None
-    try:
-        result = await rt.run_process(args, on_stdout, env, watchdog)
-    finally:
-        if view is not None:
-            view.end(outcome_of(result))
-    wall = time.monotonic() - started
-    result.check(what)
-    return result.stopped, wall
+                view.end(outcome_of(result))
+        wall = time.monotonic() - started
+        result.check(what)
+        return result.stopped, wall
 
 
 async def run_job(
