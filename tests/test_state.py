@@ -287,6 +287,32 @@ async def test_a_transaction_cancelled_while_waiting_for_the_lock_leaves_none_op
         other.close()
 
 
+async def test_a_write_cancelled_while_waiting_is_not_counted_as_the_next_ones(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path) as store:
+        row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+        assert await store.claim("w1", LEASE) is not None
+        other = sqlite3.connect(
+            tmp_path / "work" / "state.sqlite3", isolation_level=None, check_same_thread=False
+        )
+        other.execute("BEGIN IMMEDIATE")  # another worker writes for a moment
+
+        def commit_soon() -> None:
+            time.sleep(0.3)
+            other.execute("COMMIT")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, commit_soon)
+            with anyio.move_on_after(0.05):  # a shutdown cancels a write waiting its turn
+                await store.set_control("paused", "x")
+            with pytest.raises(ClaimLost):  # that write's change is not this refused one's
+                await store.finish_file(row.id, None, by="w2")
+        other.close()
+        assert (await store.get_file(row.id)).state is FileState.RUNNING
+
+
 async def test_a_worker_whose_lease_ran_out_records_nothing_more(store: Store) -> None:
     row = await store.add_file("a.mp4", 10, 1, "fp", "a")
     assert await store.claim("slow", LEASE) is not None

@@ -195,12 +195,14 @@ class SQLiteStore(SQLStore):
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed (with those its foreign
         keys deleted): the connection's count of changes, which no other statement moves
-        while this one holds the connection."""
+        while this one holds the connection. Shielded: aiosqlite runs a statement even when
+        its caller is cancelled, and one still to run after the connection was let go would
+        be counted in the next statement's changes."""
         async with self._held():
-            with _errors_named(self._path):
+            with _errors_named(self._path), anyio.CancelScope(shield=True):
                 before = self._db.total_changes
                 await self._db.execute_fetchall(sql, tuple(params))
-                return self._db.total_changes - before
+            return self._db.total_changes - before
 
     async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         async with self._held():
