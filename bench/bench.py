@@ -440,7 +440,7 @@ def report(
         f" {result['utilization']:.2f} | ≥ 0.97 |"
         f" {verdict(result['utilization'] >= TARGETS['utilization'])} |",
         f"| daemon's own CPU / children's CPU | {result['own']:.2f} s / {result['children']:.1f} s"
-        f" = {share:.1%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
+        f" = {share:.2%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
         f"| … of which start-up (a run with nothing to do) | {result['fixed']:.2f} s | | |",
         f"| … and per command run | {result['per_command'] * 1000:.1f} ms | | |",
         f"| daemon peak RSS (batch) | {result['rss']:.1f} MiB | | |",
@@ -514,7 +514,7 @@ def report(
     ]
     lines += [
         "",
-        "Times are wall seconds, including Python's start-up (≈ 0.4 s) where a command is run.",
+        "Times are wall seconds, including Python's start-up (≈ 0.3 s) where a command is run.",
         "Efficiency can exceed 1: x264 and SVT-AV1 spend more CPU run alone (their threads wait",
         "on each other) than when the daemon runs two processes side by side.",
         "The daemon's own CPU is a fixed start-up cost (Python, imports, the ffmpeg checks) plus",

@@ -6,6 +6,7 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,22 +262,33 @@ async def test_workers_opening_a_new_database_together_migrate_it_once(
         assert await store.files() == [], "and it works"
 
 
+def _another_connection(root: Path) -> sqlite3.Connection:
+    """Another worker's connection to the SQLite state of `root`."""
+    path = root / "work" / "state.sqlite3"
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+@asynccontextmanager
+async def _writing_for_a_moment(other: sqlite3.Connection) -> AsyncIterator[None]:
+    """`other` holds the write lock for 0.3 s from now; the block ends once it let go."""
+    other.execute("BEGIN IMMEDIATE")
+
+    def commit_soon() -> None:
+        time.sleep(0.3)
+        other.execute("COMMIT")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(anyio.to_thread.run_sync, commit_soon)
+        yield
+
+
 async def test_a_transaction_cancelled_while_waiting_for_the_lock_leaves_none_open(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path) as store:
-        other = sqlite3.connect(
-            tmp_path / "work" / "state.sqlite3", isolation_level=None, check_same_thread=False
-        )
-        other.execute("BEGIN IMMEDIATE")  # another worker writes for a moment
-
-        def commit_soon() -> None:
-            time.sleep(0.3)
-            other.execute("COMMIT")
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(anyio.to_thread.run_sync, commit_soon)
+        other = _another_connection(tmp_path)
+        async with _writing_for_a_moment(other):
             with anyio.move_on_after(0.05):  # a shutdown cancels a progress write
                 await store.write_progress("w", [])
         await store.set_control("paused", "x")  # a write of its own, committed at once
@@ -294,17 +306,8 @@ async def test_a_write_cancelled_while_waiting_is_not_counted_as_the_next_ones(
     async with open_store(tmp_path) as store:
         row = await store.add_file("a.mp4", 10, 1, "fp", "a")
         assert await store.claim("w1", LEASE) is not None
-        other = sqlite3.connect(
-            tmp_path / "work" / "state.sqlite3", isolation_level=None, check_same_thread=False
-        )
-        other.execute("BEGIN IMMEDIATE")  # another worker writes for a moment
-
-        def commit_soon() -> None:
-            time.sleep(0.3)
-            other.execute("COMMIT")
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(anyio.to_thread.run_sync, commit_soon)
+        other = _another_connection(tmp_path)
+        async with _writing_for_a_moment(other):
             with anyio.move_on_after(0.05):  # a shutdown cancels a write waiting its turn
                 await store.set_control("paused", "x")
             with pytest.raises(ClaimLost):  # that write's change is not this refused one's

@@ -307,39 +307,37 @@ class Scheduler:
             return []
         return await self.rt.state.forget_replaced(key, keep or 0)
 
-    async def _output(
-        self,
-        kind: str,
-        make: Callable[[Runtime, Source], Awaitable[None]],
-        source: Source,
-        failures: _Failures,
-    ) -> None:
-        """One output of one file; its failure is recorded and reported, not raised."""
+    async def _output(self, kind: str, source: Source, failures: _Failures) -> None:
+        """One output of one file; its failure is recorded and reported, not raised. Once
+        it ends (made, failed, or made before) the file asks no more long steps for it."""
         try:
-            current = (await self.rt.state.outputs(source.row.id)).get(kind)
-            if current is not None and current.state in FINISHED:
-                return
-            work = self.rt.layout.file_work(source.row.id, kind)
-            by = self.rt.worker.id
-            try:
-                # Published, then stopped (`pause --now`) before it was recorded: adopt it.
-                if current is None or not await adopt(self.rt.state, self.rt.layout, current, by):
-                    await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
-                    await make(self.rt, source)
-            except (VideoArchiverError, OSError, StreamFailures) as exc:
-                if first_of(exc, (StoreUnavailable,)):
-                    raise  # no failure of this output: the state's server is away
-                cause = await _explained(source, exc)
-                reason = failures.add(cause, f"{kind}: ")
-                await self.rt.state.set_output(
-                    source.row.id, kind, OutputState.FAILED, error=reason, by=by
-                )
-                log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
-                if first_of(cause, (VerifyError,)):  # what failed its check is kept to look at
-                    return
-            await anyio.to_thread.run_sync(shutil.rmtree, work, True)
-        finally:  # made, failed, or made before
+            await self._make_output(kind, source, failures)
+        finally:
             source.load.made(kind)
+
+    async def _make_output(self, kind: str, source: Source, failures: _Failures) -> None:
+        current = (await self.rt.state.outputs(source.row.id)).get(kind)
+        if current is not None and current.state in FINISHED:
+            return
+        work = self.rt.layout.file_work(source.row.id, kind)
+        by = self.rt.worker.id
+        try:
+            # Published, then stopped (`pause --now`) before it was recorded: adopt it.
+            if current is None or not await adopt(self.rt.state, self.rt.layout, current, by):
+                await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
+                await MAKERS[kind](self.rt, source)
+        except (VideoArchiverError, OSError, StreamFailures) as exc:
+            if first_of(exc, (StoreUnavailable,)):
+                raise  # no failure of this output: the state's server is away
+            cause = await _explained(source, exc)
+            reason = failures.add(cause, f"{kind}: ")
+            await self.rt.state.set_output(
+                source.row.id, kind, OutputState.FAILED, error=reason, by=by
+            )
+            log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
+            if first_of(cause, (VerifyError,)):  # what failed its check is kept to look at
+                return
+        await anyio.to_thread.run_sync(shutil.rmtree, work, True)
 
     async def _prepare_work(self, source: Source) -> None:
         """The file's work folder, holding only what was made from this very content: its
@@ -380,7 +378,7 @@ class Scheduler:
             await self._prepare_work(source)
             async with anyio.create_task_group() as group:
                 for kind in OUTPUT_KINDS:
-                    group.start_soon(self._output, kind, MAKERS[kind], source, failures)
+                    group.start_soon(self._output, kind, source, failures)
         except (VideoArchiverError, OSError) as exc:
             if isinstance(exc, StoreUnavailable):
                 raise
