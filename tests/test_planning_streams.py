@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 from pathlib import PurePosixPath
 
 import pytest
@@ -98,6 +99,36 @@ def test_packet_tally_spans_reordered_and_missing_times() -> None:
     assert video.duration == pytest.approx(0.16)
     assert (audio.count, audio.start, audio.duration) == (2, 0.5, 0.0)
     assert tally.get(7).duration == 0.0
+
+
+def _packet_line(rng: random.Random, clock: list[float], plain: bool) -> str:
+    """A packet pass's line as ffprobe prints one; unless `plain`, now and then with an
+    entry missing (N/A), garbled or blank."""
+    missing = 0.0 if plain else 0.05
+    stream = rng.choice("0012")
+    clock[0] += rng.choice([0.02, 0.04, 0.04, -0.08, 0.0])  # reordered, equal, or on
+    pts = f"{clock[0]:.6f}" if rng.random() >= missing else "N/A"
+    dts = f"{clock[0] - 0.04:.6f}" if rng.random() > 0.3 else "N/A"
+    duration = rng.choice(["0.040000", "0.020000", "0.000000", *(["N/A"] * (not plain))])
+    size = rng.choice(["900", "0", "17", *(["N/A"] * (not plain))])
+    flags = rng.choice(["K__", "___", "KD_"])
+    line = f"{stream}|{pts}|{dts}|{duration}|{size}|{flags}" + ("|" if rng.random() < 0.05 else "")
+    odd = rng.random()
+    return "garbled" if odd < 2 * missing / 5 else "" if odd < 3 * missing / 5 else line
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_runs_of_lines_sum_as_line_by_line(seed: int) -> None:
+    rng, clock = random.Random(seed), [0.0]
+    plain = seed % 2 == 0  # every entry there: the quick way
+    lines = [_packet_line(rng, clock, plain) for _ in range(rng.randrange(1, 400))]
+    by_line, by_run = PacketTally(), PacketTally()
+    for line in lines:
+        by_line.feed_line(line)
+    cut = sorted(rng.sample(range(len(lines) + 1), min(5, len(lines) + 1)))
+    for start, end in itertools.pairwise([0, *cut, len(lines)]):
+        by_run.feed(lines[start:end])
+    assert by_run.streams == by_line.streams  # every sum, the last packet's too
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_stdout_lines_and_stderr_tail() -> None:
     lines: list[str] = []
-    await each_line(["sh", "-c", "printf 'a\\nb\\nc'; echo oops >&2"], lines.append, "sh")
+    await each_line(["sh", "-c", "printf 'a\\nb\\nc'; echo oops >&2"], lines.extend, "sh")
     assert lines == ["a", "b", "c"]
     with pytest.raises(ProcessError, match=r"^sh failed: early$") as failed:
         await read_output(["sh", "-c", "echo early >&2; echo late words >&2; exit 3"], "sh")

@@ -24,7 +24,7 @@ class Probed:
 
 async def count_packets(path: Path | RawInput) -> PacketTally:
     tally = PacketTally()
-    warnings = await each_line(packet_args(path), tally.feed_line, "ffprobe packet pass")
+    warnings = await each_line(packet_args(path), tally.feed, "ffprobe packet pass")
     tally.truncated = any("partial file" in line for line in warnings)
     return tally
 

@@ -320,21 +320,20 @@ async def read_outputs(commands: Sequence[tuple[Sequence[str], str]]) -> list[by
 
 
 async def each_line(
-    args: Sequence[str], on_line: Callable[[str], None], what: str
+    args: Sequence[str], on_lines: Callable[[list[str]], None], what: str
 ) -> tuple[str, ...]:
-    """Run a command and hand its stdout to `on_line` one line at a time, in constant memory;
-    returns the last lines of its stderr (what it warned of)."""
+    """Run a command and hand its stdout to `on_lines` a run of whole lines at a time (as
+    they come), in constant memory; returns the last lines of its stderr (what it warned
+    of)."""
     lines = LineBuffer()
     watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
     def split(chunk: bytes) -> bool:
         watchdog.moved()
-        for line in lines.feed(chunk):
-            on_line(line)
+        on_lines(lines.feed(chunk))
         return False
 
     result = await run_process(args, split, watchdog=watchdog)
     result.check(what)
-    for line in lines.flush():
-        on_line(line)
+    on_lines(lines.flush())
     return result.stderr_tail

@@ -79,7 +79,7 @@ async def _salvage(
     tally = SalvageTally(video=job.stream_type == "video")
     name = part_name(final, len(parts))
     try:
-        await each_line(packet_args(partial), tally.feed_line, "ffprobe of a killed part")
+        await each_line(packet_args(partial), tally.feed, "ffprobe of a killed part")
         salvaged = tally.salvaged(name, source.identity)
     except ProcessError:  # killed before its header was written: nothing to read
         salvaged = None

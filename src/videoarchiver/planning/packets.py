@@ -7,6 +7,8 @@ often carry no stream duration at all.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -112,6 +114,33 @@ class StreamPackets:
         self._last_time, self._last_undated = time, duration == 0
         self.last_span = duration or self._step
 
+    def add_timed(
+        self, times: Sequence[float], durations: Sequence[float], sizes: Sequence[int],
+        keys: Sequence[bool],
+    ) -> None:  # fmt: skip
+        """`add` of a run of packets in order, every one with a time, at once (the same sums,
+        in builtins rather than one call a packet)."""
+        count = len(times)
+        self.count += count
+        self.bytes += sum(sizes)
+        self.nonempty += count - sizes.count(0)
+        keyed = [time for time, key in zip(times, keys, strict=True) if key]
+        self.keyframes += len(keyed)
+        if keyed and (self.key_start is None or min(keyed) < self.key_start):
+            self.key_start = min(keyed)
+        if self.start is None or min(times) < self.start:
+            self.start = min(times)
+        end = max(map(operator.add, times, durations))
+        if self.end is None or end > self.end:
+            self.end = end
+        for number in range(count - 1, -1, -1):  # the last rise from one packet to the next
+            before = times[number - 1] if number else self._last_time
+            if before is not None and times[number] > before:
+                self._step = times[number] - before
+                break
+        self._last_time, self._last_undated = times[-1], durations[-1] == 0
+        self.last_span = durations[-1] or self._step
+
 
 def _number(text: str) -> float | None:
     try:
@@ -120,12 +149,55 @@ def _number(text: str) -> float | None:
         return None
 
 
+Run = tuple[list[float], list[float], list[int], list[bool]]  # times, durations, sizes, keys
+
+
+def _runs(lines: Sequence[str]) -> dict[int, Run]:
+    """The packets of whole lines, stream by stream in order; ValueError if any line is not
+    whole (an entry missing or garbled: `parse_packet_line` reads it)."""
+    rows: dict[str, list[list[str]]] = {}
+    for line in lines:
+        fields = line.split("|")
+        if len(fields) < PACKET_FIELDS:
+            raise ValueError(line)
+        rows.setdefault(fields[0], []).append(fields)
+    runs = {}
+    for index, stream in rows.items():
+        _, pts, _dts, durations, sizes, flags = list(zip(*stream, strict=False))[:PACKET_FIELDS]
+        if not all(map(str.isdigit, sizes)):
+            raise ValueError(sizes)
+        number = int(index)
+        if number in runs:  # " 0" beside "0": one stream, two spellings
+            raise ValueError(index)
+        runs[number] = (
+            list(map(float, pts)), list(map(float, durations)), list(map(int, sizes)),
+            ["K" in flag for flag in flags],
+        )  # fmt: skip
+    return runs
+
+
 @dataclass
 class PacketTally:
     """Accumulates a packet pass's lines per stream index."""
 
     streams: dict[int, StreamPackets] = field(default_factory=dict)
     truncated: bool = False  # the file ends inside a packet (a download or copy cut short)
+
+    def feed(self, lines: Sequence[str]) -> None:
+        """A run of a packet pass's lines, in order. When every line is whole and has its
+        times, size and flags (the usual run), their sums are taken stream by stream at
+        once; otherwise line by line."""
+        try:
+            runs = _runs(lines)
+        except ValueError:  # a line with an entry missing (N/A), garbled, or blank
+            for line in lines:
+                self.feed_line(line)
+            return
+        for index, (times, durations, sizes, keys) in runs.items():
+            stream = self.streams.get(index)
+            if stream is None:
+                stream = self.streams[index] = StreamPackets()
+            stream.add_timed(times, durations, sizes, keys)
 
     def feed_line(self, line: str) -> None:
         packet = parse_packet_line(line)

@@ -10,7 +10,7 @@ from the packets themselves, into a new part; all parts share the raw file's tim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,10 @@ class SalvageTally:
     _bytes: int = 0
     _start: float | None = None
     _end: float | None = None
+
+    def feed(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.feed_line(line)
 
     def feed_line(self, line: str) -> None:
         packet = parse_packet_line(line)
