@@ -38,11 +38,6 @@ def parse_packet_line(line: str) -> PacketLine | None:
         return None
     # A packet with side data (MPEG-TS stream ids …) ends in `|`: its empty section.
     index, pts, dts, duration, size, flags = fields[:PACKET_FIELDS]
-    try:  # the usual line, every entry there: read at once
-        return PacketLine(int(index), float(pts), float(dts), float(duration),
-                          int(size) if size.isdigit() else 0, "K" in flags)  # fmt: skip
-    except ValueError:  # an entry missing (N/A), or a garbled line
-        pass
     try:
         number = int(index)
     except ValueError:
@@ -93,22 +88,19 @@ class StreamPackets:
         return self.end
 
     def add(self, time: float | None, duration: float, size: int, key: bool) -> None:
-        # Hours of packets come through here: comparisons, not min() and max() calls.
         self.count += 1
+        self.bytes += size
         if size > 0:
-            self.bytes += size
             self.nonempty += 1
         if key:
             self.keyframes += 1
         if time is None:
             return
-        if key and (self.key_start is None or time < self.key_start):
-            self.key_start = time
-        if self.start is None or time < self.start:
-            self.start = time
+        if key:
+            self.key_start = time if self.key_start is None else min(self.key_start, time)
+        self.start = time if self.start is None else min(self.start, time)
         end = time + duration
-        if self.end is None or end > self.end:
-            self.end = end
+        self.end = end if self.end is None else max(self.end, end)
         if self._last_time is not None and time > self._last_time:
             self._step = time - self._last_time
         self._last_time, self._last_undated = time, duration == 0
@@ -126,13 +118,12 @@ class StreamPackets:
         self.nonempty += count - sizes.count(0)
         keyed = [time for time, key in zip(times, keys, strict=True) if key]
         self.keyframes += len(keyed)
-        if keyed and (self.key_start is None or min(keyed) < self.key_start):
-            self.key_start = min(keyed)
-        if self.start is None or min(times) < self.start:
-            self.start = min(times)
-        end = max(map(operator.add, times, durations))
-        if self.end is None or end > self.end:
-            self.end = end
+        if keyed:
+            first_key = min(keyed)
+            self.key_start = first_key if self.key_start is None else min(self.key_start, first_key)
+        start, end = min(times), max(map(operator.add, times, durations))
+        self.start = start if self.start is None else min(self.start, start)
+        self.end = end if self.end is None else max(self.end, end)
         for number in range(count - 1, -1, -1):  # the last rise from one packet to the next
             before = times[number - 1] if number else self._last_time
             if before is not None and times[number] > before:
