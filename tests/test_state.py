@@ -30,7 +30,7 @@ from videoarchiver.state import (
     Worker,
     open_store,
 )
-from videoarchiver.state.migrations import MIGRATIONS
+from videoarchiver.state.migrations import COSTS_IN_SECONDS, MIGRATIONS
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -98,6 +98,20 @@ async def test_a_database_of_an_older_version_migrates_forward(tmp_path: Path) -
         assert await store.release_expired(keep="me") == [2]
         assert await store.forget_replaced("b.mp4", keep=0) == [2]
         assert (await store.add_file("c.mp4", 1, 1, "fp", "c")).id == 3, "id 2 is not reused"
+
+
+async def test_costs_of_an_older_version_are_estimated_again(tmp_path: Path) -> None:
+    """Costs were pixels × seconds: a pending file's is read again, never compared with one
+    in CPU seconds; a file set to be claimed last stays so."""
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path) as store:
+        old = await store.add_file("a.mp4", 10, 1, "fp1", "a", cost=2.5e7)
+        last = await store.add_file("b.mp4", 10, 1, "fp2", "b", cost=-1.0)
+    with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
+        db.execute("DELETE FROM migrations WHERE name = ?", (COSTS_IN_SECONDS.name,))
+    async with open_store(tmp_path) as store:
+        assert [row.id for row in await store.to_estimate(10)] == [old.id]
+        assert last.id not in [row.id for row in await store.to_estimate(10)]
 
 
 async def test_file_identity_and_replaced_content(store: Store) -> None:

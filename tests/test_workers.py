@@ -43,15 +43,15 @@ def test_two_workers_on_one_root_share_a_batch_and_do_each_file_once(root: Path)
 
 def test_files_are_claimed_costliest_first(root: Path) -> None:
     (root / "videoarchiver.toml").write_text(WORKER_CONFIG.format(preset="ultrafast"))
-    for name, size, seconds in (
-        ("a_short.mkv", "160x120", 2),
-        ("b_long.mkv", "160x120", 6),
-        ("c_large.mkv", "320x240", 3),
-        ("d_audio.mka", None, 9),
+    for name, source in (
+        ("a_short.mkv", "testsrc2=s=160x120:r=10:d=2"),
+        ("b_long.mkv", "testsrc2=s=160x120:r=10:d=6"),
+        ("c_large.mkv", "testsrc2=s=320x240:r=10:d=3"),
+        ("d_audio.mka", "sine=d=1"),
     ):
-        video = ["-f", "lavfi", "-i", f"testsrc2=s={size}:r=10:d={seconds}"] if size else []
-        ffmpeg(*video, "-f", "lavfi", "-i", f"sine=d={seconds}", root / "raw" / name)
+        ffmpeg("-f", "lavfi", "-i", source, root / "raw" / name)
     assert run_cli(root, "run", "--once").returncode == 0
     claims = re.findall(r"(\w+\.mk[va]): claimed by worker", _log(root))
-    # 320×240×3 s > 160×120×6 s > 160×120×2 s > 9 s of audio
-    assert claims == ["c_large.mkv", "b_long.mkv", "a_short.mkv", "d_audio.mka"]
+    # In CPU seconds (`planning.cost`): 320×240×3 s (0.11) > 160×120×6 s (0.05) > a second
+    # of audio (0.03) > 160×120×2 s (0.02).
+    assert claims == ["c_large.mkv", "b_long.mkv", "d_audio.mka", "a_short.mkv"]

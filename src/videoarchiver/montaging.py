@@ -87,7 +87,7 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
     slot, not one each behind the encodes queued meanwhile)."""
     offset = source.offset(plan.index)
     with source.load.long_step():
-        async with ffmpeg_slot(rt, source.place(OUTPUT)):
+        async with ffmpeg_slot(rt, source.place(rt.costs, OUTPUT)):
             if not plan.single_pass and await _seek_frames(rt, source, plan, offset, sheet):
                 return
             args = single_pass_args(source.input, plan, offset, sheet)

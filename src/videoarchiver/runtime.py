@@ -17,7 +17,7 @@ from videoarchiver.layout import Layout
 from videoarchiver.notifying import Notifier
 from videoarchiver.pausing import Gate
 from videoarchiver.planning.commands import RawInput
-from videoarchiver.planning.cost import stream_cost
+from videoarchiver.planning.cost import Costs
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import Probed
 from videoarchiver.processes import ProcessRunner, run_process
@@ -41,6 +41,7 @@ class Runtime:
     gate: Gate  # closed while paused: no new ffmpeg starts
     notifier: Notifier
     run_process: ProcessRunner  # what runs each pipeline ffmpeg (a fake in tests)
+    costs: Costs  # what a file's and a stream's encodes cost, in the order of claims and slots
 
     @classmethod
     def create(
@@ -65,6 +66,7 @@ class Runtime:
             ffmpeg_slots=Slots(config.effective_jobs),
             probe_slots=anyio.CapacityLimiter(PROBE_SLOTS),
             run_process=run_process,
+            costs=Costs.of(config.archive, config.preview),
         )
 
 
@@ -119,12 +121,12 @@ class Source:
         counted = self.probed.packets.get(index)
         return (counted.start or 0.0) - (self.probed.probe.format.start_time or 0.0)
 
-    def place(self, output: str, index: int | None = None) -> Place:
+    def place(self, costs: Costs, output: str, index: int | None = None) -> Place:
         """Where a long step of this file waits for an ffmpeg slot: after those of the files
-        claimed before it, then the encode of its costliest stream first (`planning.cost`),
-        an archive's before a preview's before a montage (of no stream: its file's last)."""
+        claimed before it, then the encode of its costliest stream first (by `costs`), an
+        archive's before a preview's before a montage (of no stream: its file's last)."""
         probe = self.probed.probe
-        cost = 0.0 if index is None else stream_cost(probe, probe.stream(index))
+        cost = 0.0 if index is None else costs.stream(probe, probe.stream(index))
         return self.load.turn, -cost, OUTPUT_KINDS.index(output)
 
     def task(

@@ -46,7 +46,6 @@ from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt
 from videoarchiver.planning.commands import RawInput
-from videoarchiver.planning.cost import estimate_cost
 from videoarchiver.planning.messages import one_line
 from videoarchiver.planning.paths import (
     rel_from_key,
@@ -256,7 +255,7 @@ class Scheduler:
         try:
             async with self.rt.probe_slots:
                 header = await read_header(RawInput(path, self.rt.demuxers))
-            return header.decode("utf-8", "replace"), estimate_cost(parse_probe(header))
+            return header.decode("utf-8", "replace"), self.rt.costs.file(parse_probe(header))
         except (VideoArchiverError, OSError, ValueError):
             return None, 0.0
 

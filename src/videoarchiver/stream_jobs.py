@@ -160,7 +160,13 @@ async def run_job(
     task = source.task(job.output, f"s{job.index} {job.output} {job.stream_type}", total)
     with source.load.long_step():
         return await run_limited(
-            rt, args, what, task, stop_when, env, place=source.place(job.output, job.index)
+            rt,
+            args,
+            what,
+            task,
+            stop_when,
+            env,
+            place=source.place(rt.costs, job.output, job.index),
         )
 
 

@@ -20,6 +20,12 @@ class Migration(NamedTuple):
         return [statement.strip() for statement in self.script.split(";") if statement.strip()]
 
 
+# Costs were pixels × seconds, now estimated CPU seconds: the pending files estimated before
+# are estimated again, so that old and new figures are never compared.
+COSTS_IN_SECONDS = Migration(
+    "costs are estimated CPU seconds", "UPDATE files SET cost = NULL WHERE cost > 0"
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "files, outputs and per-stream jobs",
@@ -180,6 +186,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE substr(path, 1, length(:real) + 1) = :real || '/';
         """,
     ),
+    COSTS_IN_SECONDS,
 )
 
 # PostgreSQL starts from the schema SQLite's migrations arrive at (ids never reused: an
@@ -271,4 +278,5 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    COSTS_IN_SECONDS,
 )
