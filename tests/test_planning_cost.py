@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_planning_archive import AUDIO, VIDEO, make_probe
+from test_planning_archive import AUDIO, COVER, VIDEO, make_probe
 from videoarchiver.config import ArchiveConfig, PreviewConfig
 from videoarchiver.planning.cost import X264, Costs, encoder_cost
 
@@ -58,7 +58,17 @@ def test_frames_and_sizes_count() -> None:
     uhd = _seconds(costs, **{**HD, "width": 3840, "height": 2160}, duration=10.0)
     assert base < uhd < 4 * base
     assert _seconds(costs, **HD) == 0.0, "no duration, no cost: it is claimed last"
-    cover = {"codec_type": "video", "width": 600, "height": 600, "disposition": {"attached_pic": 1}}
+    cover = {**COVER, "width": 600, "height": 600}
     assert _seconds(costs, **cover, duration=10.0) == 0.0, "cover art is copied"
-    probe = make_probe({**HD, "duration": 10.0}, {**AUDIO, "duration": 10.0})
-    assert costs.file(probe) == pytest.approx(base + 0.3)
+
+
+def test_files_without_video_are_claimed_first_then_the_costliest() -> None:
+    costs = _costs("medium")
+    big = make_probe({**HD, "duration": 10.0}, {**AUDIO, "duration": 10.0})
+    small = make_probe({**HD, "width": 640, "height": 360, "duration": 10.0})
+    album = make_probe({**AUDIO, "duration": 3600.0}, {**AUDIO, "duration": 600.0})
+    song = make_probe({**AUDIO, "duration": 60.0}, {**COVER, "width": 600, "height": 600})
+    order = sorted([small, song, big, album, make_probe()], key=costs.claim_order, reverse=True)
+    assert order == [album, song, big, small, make_probe()]
+    video = _seconds(costs, **HD, duration=10.0)
+    assert costs.claim_order(big) == pytest.approx(video + 0.3), "its streams' sum"

@@ -101,8 +101,9 @@ def test_packet_tally_spans_reordered_and_missing_times() -> None:
     assert tally.get(7).duration == 0.0
 
 
-def _packet_line(rng: random.Random, clock: list[float], plain: bool) -> str:
-    """A packet pass's line as ffprobe prints one; unless `plain`, now and then with an
+def _packet_lines(rng: random.Random, clock: list[float], plain: bool) -> list[str]:
+    """A packet pass's line as ffprobe prints one (a packet with side data ends in `|` and
+    is followed by the blank line of its section); unless `plain`, now and then with an
     entry missing (N/A), garbled or blank."""
     missing = 0.0 if plain else 0.05
     stream = rng.choice("0012")
@@ -112,19 +113,24 @@ def _packet_line(rng: random.Random, clock: list[float], plain: bool) -> str:
     duration = rng.choice(["0.040000", "0.020000", "0.000000", *(["N/A"] * (not plain))])
     size = rng.choice(["900", "0", "17", *(["N/A"] * (not plain))])
     flags = rng.choice(["K__", "___", "KD_"])
-    line = f"{stream}|{pts}|{dts}|{duration}|{size}|{flags}" + ("|" if rng.random() < 0.05 else "")
+    line = f"{stream}|{pts}|{dts}|{duration}|{size}|{flags}"
+    lines = [f"{line}|", ""] if rng.random() < 0.05 else [line]
     odd = rng.random()
-    return "garbled" if odd < 2 * missing / 5 else "" if odd < 3 * missing / 5 else line
+    return ["garbled"] if odd < 2 * missing / 5 else [""] if odd < 3 * missing / 5 else lines
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_runs_of_lines_sum_as_line_by_line(seed: int) -> None:
     rng, clock = random.Random(seed), [0.0]
     plain = seed % 2 == 0  # every entry there: the quick way
-    lines = [_packet_line(rng, clock, plain) for _ in range(rng.randrange(1, 400))]
+    lines = [
+        line for _ in range(rng.randrange(1, 400)) for line in _packet_lines(rng, clock, plain)
+    ]
     by_line, by_run = PacketTally(), PacketTally()
     for line in lines:
         by_line.feed_line(line)
+    if plain:  # whole lines, and the blank ones after side data, all go the quick way
+        by_run.feed_line = lambda line: pytest.fail(f"read line by line: {line!r}")  # type: ignore[method-assign]
     cut = sorted(rng.sample(range(len(lines) + 1), min(5, len(lines) + 1)))
     for start, end in itertools.pairwise([0, *cut, len(lines)]):
         by_run.feed(lines[start:end])

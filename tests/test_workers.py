@@ -52,6 +52,6 @@ def test_files_are_claimed_costliest_first(root: Path) -> None:
         ffmpeg("-f", "lavfi", "-i", source, root / "raw" / name)
     assert run_cli(root, "run", "--once").returncode == 0
     claims = re.findall(r"(\w+\.mk[va]): claimed by worker", _log(root))
-    # In CPU seconds (`planning.cost`): 320×240×3 s (0.11) > 160×120×6 s (0.05) > a second
-    # of audio (0.03) > 160×120×2 s (0.02).
-    assert claims == ["c_large.mkv", "b_long.mkv", "d_audio.mka", "a_short.mkv"]
+    # The file without video first (the cheapest here: 0.03 CPU seconds, `planning.cost`),
+    # then 320×240×3 s (0.11) > 160×120×6 s (0.05) > 160×120×2 s (0.02).
+    assert claims == ["d_audio.mka", "c_large.mkv", "b_long.mkv", "a_short.mkv"]

@@ -255,7 +255,7 @@ class Scheduler:
         try:
             async with self.rt.probe_slots:
                 header = await read_header(RawInput(path, self.rt.demuxers))
-            return header.decode("utf-8", "replace"), self.rt.costs.file(parse_probe(header))
+            return header.decode("utf-8", "replace"), self.rt.costs.claim_order(parse_probe(header))
         except (VideoArchiverError, OSError, ValueError):
             return None, 0.0
 

@@ -1,6 +1,8 @@
 """How much work a file or a stream is, in estimated CPU seconds: the claim order sorts files
 by it and a file's encodes wait for a slot in its order (the costliest first), so a batch does
-not end with one long encode on an otherwise idle machine.
+not end with one long encode on an otherwise idle machine. Files without video come first:
+an audio encode runs on one thread, so it is best run beside encodes that take up the other
+cores, never left alone at the end of a batch.
 
 A video stream costs its pixels × frames times what its encoders spend on one, by their
 preset (the archive at the stream's size, the preview at its smaller one); an audio stream
@@ -38,6 +40,7 @@ UNKNOWN_ENCODER = X264["medium"]
 AUDIO_SECOND = 0.03  # Opus at 128 kb/s for the archive, at 10 kb/s for the preview
 MEASURED_AT = 25.0  # frames a second of the figures above
 FRAME_RATES = (1.0, 120.0)  # what a stream's rate is taken to be at least and at most
+AUDIO_FIRST = 1e12  # added to an audio-only file's cost: more than any file's
 
 
 def encoder_cost(codec: str, args: Sequence[str]) -> float:
@@ -67,8 +70,12 @@ class Costs:
             preview.max_side,
         )
 
-    def file(self, probe: Probe) -> float:
-        return sum(self.stream(probe, stream) for stream in probe.streams)
+    def claim_order(self, probe: Probe) -> float:
+        """Where a file is claimed (the greatest first): files without video first, then the
+        costliest first."""
+        cost = sum(self.stream(probe, stream) for stream in probe.streams)
+        video = any(stream.is_video for stream in probe.streams)
+        return cost + AUDIO_FIRST if probe.has_media and not video else cost
 
     def stream(self, probe: Probe, stream: Stream) -> float:
         length = stream.duration or probe.format.duration or 0.0

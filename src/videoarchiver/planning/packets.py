@@ -145,9 +145,12 @@ Run = tuple[list[float], list[float], list[int], list[bool]]  # times, durations
 
 def _runs(lines: Sequence[str]) -> dict[int, Run]:
     """The packets of whole lines, stream by stream in order; ValueError if any line is not
-    whole (an entry missing or garbled: `parse_packet_line` reads it)."""
+    whole (an entry missing or garbled: `parse_packet_line` reads it). A blank line (what
+    follows a packet with side data) is no packet."""
     rows: dict[str, list[list[str]]] = {}
     for line in lines:
+        if not line:
+            continue
         fields = line.split("|")
         if len(fields) < PACKET_FIELDS:
             raise ValueError(line)
