@@ -7,6 +7,7 @@ import anyio
 import pytest
 
 from videoarchiver.errors import ProcessError, ToolError
+from videoarchiver.planning.archive import PROPEDIT_DONE
 from videoarchiver.planning.messages import decisive_line, one_line
 from videoarchiver.processes import each_line, read_output, run_process
 
@@ -20,6 +21,20 @@ async def test_stdout_lines_and_stderr_tail() -> None:
     with pytest.raises(ProcessError, match=r"^sh failed: early$") as failed:
         await read_output(["sh", "-c", "echo early >&2; echo late words >&2; exit 3"], "sh")
     assert failed.value.detail == "sh failed: early (exit 3: early | late words)"
+
+
+async def test_a_status_that_means_done_with_warnings() -> None:
+    """mkvpropedit exits 1 when it only warned: its edit is made (PROPEDIT_DONE)."""
+    warned = ["sh", "-c", "echo 'Warning: odd track'; exit 1"]
+    assert await read_output(warned, "edit", PROPEDIT_DONE) == b"Warning: odd track\n"
+    with pytest.raises(ProcessError, match="edit failed"):
+        await read_output(warned, "edit")
+    with pytest.raises(ProcessError, match="edit failed: Error: no such file"):
+        await read_output(["sh", "-c", "echo 'Error: no such file' >&2; exit 2"], "edit",
+                          PROPEDIT_DONE)  # fmt: skip
+    with pytest.raises(ProcessError, match="No space left on device"):
+        await read_output(["sh", "-c", "echo 'No space left on device' >&2; exit 1"], "edit",
+                          PROPEDIT_DONE)  # fmt: skip
 
 
 async def test_handler_can_stop_a_running_process() -> None:

@@ -10,6 +10,7 @@ import anyio
 
 from videoarchiver.errors import VerifyError
 from videoarchiver.layout import Layout
+from videoarchiver.planning.archive import PROPEDIT_DONE
 from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.verify import ExpectedStream, verify_output
@@ -48,7 +49,10 @@ async def mux_verify_publish(
     task = source.task(kind, f"{kind} mux", source.probed.probe.format.duration)
     await run_limited(rt, args, f"{kind} mux", task)
     if edit is not None:  # a kill meanwhile leaves a file the next run muxes again
-        await read_output(edit, f"{edit[0]} of the {kind}")
+        said = await read_output(edit, f"{edit[0]} of the {kind}", PROPEDIT_DONE)
+        for line in said.decode("utf-8", "replace").splitlines():
+            if line.startswith("Warning"):
+                log.warning("%s: %s of the %s: %s", source.name, edit[0], kind, line)
     await verify_file(muxed, expected)
     await publish_output(rt, source, kind, muxed, destination)
 

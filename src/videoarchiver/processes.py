@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -101,16 +101,15 @@ class ProcessResult:
     stopped: bool
     stalled_after: float | None = None  # seconds without progress when the watchdog stopped it
 
-    def check(self, what: str) -> None:
-        """Raise ProcessError with ffmpeg's own words when the process failed.
-
-        ffmpeg can exit 0 after its output hit a full disk; that is a failure too.
-        """
+    def check(self, what: str, done: Container[int] = (0,)) -> None:
+        """Raise ProcessError with ffmpeg's own words when the process failed: it exited
+        with a status not `done`, or (ffmpeg can exit 0 after its output hit a full disk)
+        it said the disk was full."""
         if self.stalled_after is not None:
             raise ProcessError(f"{what} stalled: no progress for {self.stalled_after:g} s")
         full = " | ".join(self.stderr_tail) or "no message"
         disk_full = "No space left on device" in full
-        if (self.returncode != 0 and not self.stopped) or disk_full:
+        if (self.returncode not in done and not self.stopped) or disk_full:
             why = "No space left on device" if disk_full else decisive_line(self.stderr_tail)
             message = f"{what} failed: {why}"
             raise ProcessError(message, f"{message} (exit {self.returncode}: {full})")
@@ -299,8 +298,9 @@ async def run_process(
     return ProcessResult(process.returncode, lines, stopped, stalled_after)
 
 
-async def read_output(args: Sequence[str], what: str) -> bytes:
-    """Run a command that prints a small document (ffprobe JSON) and return its stdout."""
+async def read_output(args: Sequence[str], what: str, done: Container[int] = (0,)) -> bytes:
+    """Run a command that prints a small document (ffprobe JSON) and return its stdout;
+    `done`: the exit statuses that mean it did its work."""
     collected = bytearray()
     watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
@@ -309,7 +309,7 @@ async def read_output(args: Sequence[str], what: str) -> bytes:
         watchdog.moved()
         return False
 
-    (await run_process(args, keep, watchdog=watchdog)).check(what)
+    (await run_process(args, keep, watchdog=watchdog)).check(what, done)
     return bytes(collected)
 
 

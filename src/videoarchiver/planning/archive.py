@@ -272,6 +272,10 @@ def _attachments(
     return args
 
 
+# mkvpropedit exits 1 when it warned (lines starting `Warning:`) and made its edits anyway.
+PROPEDIT_DONE = (0, 1)
+
+
 def projection_args(decisions: Sequence[StreamDecision], output: Path) -> list[str] | None:
     """mkvpropedit's command that turns each video track copied from the raw as the raw
     shows it (ffmpeg 5.1's Matroska muxer drops the display matrix); None when none is

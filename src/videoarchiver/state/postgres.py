@@ -83,7 +83,8 @@ Trouble = Callable[[str | None], None] | None
 class PostgresStore(SQLStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     ROW_LOCK = " FOR UPDATE"
-    LIKE = "ILIKE"
+    LIKE = "ILIKE"  # in the database's locale
+    FOLD = "{}"
     DAY = "FLOOR({} / 86400)"
     NOW = "extract(epoch from clock_timestamp())"
     POLL_SECONDS = 15.0  # NOTIFY wakes idle workers; polling is only the fallback

@@ -112,7 +112,8 @@ class SQLStore(ABC):
     ROW_LOCK = ""  # what a SELECT adds to keep its row as read until the transaction ends
     NOW = "(julianday('now') - 2440587.5) * 86400.0"  # the database's clock, in Unix seconds
     POLL_SECONDS = 1.0  # how often an idle worker looks for work nobody woke it for
-    LIKE = "LIKE"  # a comparison that ignores case (SQLite's LIKE does, for ASCII)
+    LIKE = "LIKE"  # a comparison that ignores case (SQLite's LIKE does, for ASCII) …
+    FOLD = "casefold({})"  # … of both sides folded to one case (`casefold`, Python's)
     DAY = "CAST({} / 86400 AS INTEGER)"  # the day (UTC) of a time in Unix seconds
 
     @abstractmethod
@@ -484,12 +485,12 @@ class SQLStore(ABC):
         return await self._first(FileState.FAILED, "updated_at DESC, id DESC", limit)
 
     async def finished(self, search: str, limit: int, offset: int) -> list[FileRow]:
-        """Done files, the last finished first, whose path holds `search` in any case (of
-        ASCII letters only, on SQLite)."""
+        """Done files, the last finished first, whose path holds `search` in any case."""
         pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search) + "%"
+        path, like = self.FOLD.format("rel_path"), self.FOLD.format("?")
         rows = await self._rows(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE state=?"
-            f" AND rel_path {self.LIKE} ? ESCAPE '\\'"
+            f" AND {path} {self.LIKE} {like} ESCAPE '\\'"
             " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
             (FileState.DONE, pattern, limit, offset),
         )

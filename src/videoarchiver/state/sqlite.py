@@ -50,6 +50,11 @@ def _errors_named(path: Path) -> Iterator[None]:
         raise StateError(f"the state database {path} cannot be used: {exc}") from exc
 
 
+def _casefold(text: str | None) -> str | None:
+    """SQL's `casefold(x)`: x in one case, for every alphabet (SQLite's LIKE folds ASCII)."""
+    return None if text is None else str(text).casefold()
+
+
 async def _into_wal(connection: aiosqlite.Connection) -> None:
     """WAL mode, waiting for a worker that is making the same new file WAL at this moment
     (SQLite answers that race "locked" at once, without its busy handler)."""
@@ -85,6 +90,7 @@ class SQLiteStore(SQLStore):
         with _errors_named(path):
             async with aiosqlite.connect(path, isolation_level=None) as connection:
                 connection.row_factory = aiosqlite.Row
+                await connection.create_function("casefold", 1, _casefold, deterministic=True)
                 # First: another worker may be creating or migrating the same file.
                 await connection.execute("PRAGMA busy_timeout=30000")
                 await _into_wal(connection)
