@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 
 import anyio
@@ -9,7 +10,7 @@ import pytest
 from videoarchiver.errors import ProcessError, ToolError
 from videoarchiver.planning.archive import PROPEDIT_DONE
 from videoarchiver.planning.messages import decisive_line, one_line
-from videoarchiver.processes import each_line, read_output, run_process
+from videoarchiver.processes import LineBuffer, each_line, read_output, run_process
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +36,23 @@ async def test_a_status_that_means_done_with_warnings() -> None:
     with pytest.raises(ProcessError, match="No space left on device"):
         await read_output(["sh", "-c", "echo 'No space left on device' >&2; exit 1"], "edit",
                           PROPEDIT_DONE)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lines_split_across_chunks_as_whole(seed: int) -> None:
+    """Cut anywhere (inside a UTF-8 character too), the chunks give the lines of the whole."""
+    rng = random.Random(seed)
+    pieces = [b"a", b"|0.04", b"\n", b"\n", "é".encode(), "漢".encode(), b"\xff", b"\xe6\xbc"]
+    data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 300)))
+    buffer, lines, at = LineBuffer(), [], 0
+    while at < len(data):
+        step = rng.randrange(1, 12)
+        lines += buffer.feed(data[at : at + step])
+        at += step
+    lines += buffer.flush()
+    *whole, last = data.split(b"\n")
+    expected = [line.decode("utf-8", "replace") for line in (*whole, *([last] if last else []))]
+    assert lines == expected
 
 
 async def test_handler_can_stop_a_running_process() -> None:

@@ -126,12 +126,21 @@ ProcessRunner = Callable[
 PACKAGES = {"mkvpropedit": "mkvtoolnix"}
 
 
+_FOUND: dict[str, str] = {}  # where each program was found on PATH (never looked for twice)
+
+
+def _which(program: str) -> str | None:
+    if program not in _FOUND and (found := shutil.which(program)) is not None:
+        _FOUND[program] = found
+    return _FOUND.get(program)
+
+
 def _command(args: Sequence[str]) -> list[str]:
-    program = shutil.which(args[0])
+    program = _which(args[0])
     if program is None:
         package = PACKAGES.get(args[0], "ffmpeg")
         raise ToolError(f"{args[0]} is not installed (run `make run`, or install {package})")
-    setpriv = shutil.which("setpriv")
+    setpriv = _which("setpriv")
     prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     return [*prefix, program, *args[1:]]
 
@@ -143,9 +152,8 @@ class LineBuffer:
         self._pending = b""
 
     def feed(self, data: bytes) -> list[str]:
-        self._pending += data
-        *lines, self._pending = self._pending.split(b"\n")
-        return [line.decode("utf-8", "replace") for line in lines]
+        whole, newline, self._pending = (self._pending + data).rpartition(b"\n")
+        return whole.decode("utf-8", "replace").split("\n") if newline else []
 
     def flush(self) -> list[str]:
         rest, self._pending = self._pending, b""
