@@ -6,7 +6,7 @@ import pytest
 
 from test_planning_archive import AUDIO, COVER, VIDEO, make_probe
 from videoarchiver.config import ArchiveConfig, PreviewConfig
-from videoarchiver.planning.cost import X264, Costs, encoder_cost
+from videoarchiver.planning.cost import AUDIO_FIRST, MOST, X264, Costs, encoder_cost
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,7 @@ from videoarchiver.planning.cost import X264, Costs, encoder_cost
         ("libx264", ["-preset", "nonesuch"], X264["medium"]),
         ("libx265", ["-preset", "veryslow"], X264["medium"]),  # an encoder of no table
         ("libx264", ["-preset"], X264["medium"]),  # no value: ffmpeg will say so
+        ("libx264", ["-preset", "fast", "-preset", "slow"], X264["slow"]),  # the last counts
     ],
 )
 def test_an_encoder_is_priced_by_its_preset(codec: str, args: list[str], figure: float) -> None:
@@ -72,3 +73,28 @@ def test_files_without_video_are_claimed_first_then_the_costliest() -> None:
     assert order == [album, song, big, small, make_probe()]
     video = _seconds(costs, **HD, duration=10.0)
     assert costs.claim_order(big) == pytest.approx(video + 0.3), "its streams' sum"
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        {**HD, "duration": -30.0},
+        {**HD, "duration": float("nan")},
+        {**HD, "width": -1920, "duration": 10.0},
+        {**HD, "width": 2**31, "height": 2**31, "duration": 1e300},
+        {**HD, "avg_frame_rate": "-25/1", "r_frame_rate": "1/0", "duration": 10.0},
+        {**HD, "tags": {"rotate": "1e400"}, "duration": 10.0},
+        {**AUDIO, "duration": float("inf")},
+        {"codec_type": "data", "duration": 10.0},
+    ],
+)
+def test_a_header_that_says_anything_costs_from_nothing_to_the_most(
+    stream: dict[str, object],
+) -> None:
+    costs = _costs("veryslow")
+    probe = make_probe(stream)
+    cost = costs.stream(probe, probe.streams[0])
+    assert 0.0 <= cost <= MOST
+    assert 0.0 <= costs.claim_order(make_probe(stream, stream, stream)) <= MOST + AUDIO_FIRST
+    if stream["codec_type"] != "audio":  # still after any file without video
+        assert costs.claim_order(make_probe({**AUDIO, "duration": -5.0})) > cost

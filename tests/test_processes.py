@@ -7,6 +7,7 @@ import threading
 import anyio
 import pytest
 
+from videoarchiver import processes
 from videoarchiver.errors import ProcessError, ToolError
 from videoarchiver.planning.archive import PROPEDIT_DONE
 from videoarchiver.planning.messages import decisive_line, one_line
@@ -30,12 +31,23 @@ async def test_a_status_that_means_done_with_warnings() -> None:
     assert await read_output(warned, "edit", PROPEDIT_DONE) == b"Warning: odd track\n"
     with pytest.raises(ProcessError, match="edit failed"):
         await read_output(warned, "edit")
+    failing = ["sh", "-c", "echo 'Error: no such file'; exit 2"]  # said on stdout
     with pytest.raises(ProcessError, match="edit failed: Error: no such file"):
-        await read_output(["sh", "-c", "echo 'Error: no such file' >&2; exit 2"], "edit",
-                          PROPEDIT_DONE)  # fmt: skip
+        await read_output(failing, "edit", PROPEDIT_DONE)
     with pytest.raises(ProcessError, match="No space left on device"):
         await read_output(["sh", "-c", "echo 'No space left on device' >&2; exit 1"], "edit",
                           PROPEDIT_DONE)  # fmt: skip
+
+
+async def test_a_program_gone_from_where_it_was_found_is_looked_for_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(processes._FOUND, "setpriv", "/nonexistent/setpriv")
+    monkeypatch.setitem(processes._FOUND, "sh", "/nonexistent/sh")
+    assert await read_output(["sh", "-c", "echo here"], "sh") == b"here\n"
+    monkeypatch.setitem(processes._FOUND, "videoarchiver-gone", "/nonexistent/gone")
+    with pytest.raises(ToolError, match="videoarchiver-gone is not installed"):
+        await read_output(["videoarchiver-gone"], "gone")
 
 
 @pytest.mark.parametrize("seed", range(20))

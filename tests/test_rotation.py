@@ -4,6 +4,7 @@ in the Matroska track); previews and montages are upright."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,34 @@ def test_a_turn_is_read_from_ffprobes_matrix_and_kept_by_a_copy_only() -> None:
         "mkvpropedit", "--quiet", "/w/a.mkv", "--edit", "track:v2",
         "--set", "projection-pose-yaw=180", "--set", "projection-pose-roll=-90",
     ]  # fmt: skip
+
+
+def test_a_file_whose_rotate_tag_is_no_number_is_archived_upright(
+    root: Path, tmp_path: Path
+) -> None:
+    raw = root / "raw" / "odd.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "mpeg4", raw)
+    tags = tmp_path / "tags.xml"
+    tags.write_text("<Tags><Tag><Simple><Name>rotate</Name><String>1e400</String></Simple>"
+                    "</Tag></Tags>")  # fmt: skip
+    subprocess.run(["mkvpropedit", "-q", raw, "--tags", f"track:v1:{tags}"], check=True)
+    assert _video(raw)["tags"]["rotate"] == "1e400"
+    before = raw.read_bytes()
+    assert run_cli(root, "run", "--once").returncode == 0
+    [file] = status_json(root)
+    assert file["state"] == "done"
+    archive = _video(root / "archive" / "odd.mkv")
+    assert (archive["codec_name"], archive["width"], archive["height"]) == ("h264", 160, 120)
+    assert raw.read_bytes() == before
+
+
+@pytest.mark.parametrize("tag", ["nan", "1e400", "-inf", "ninety"])
+def test_a_rotate_tag_that_is_no_number_turns_nothing(tag: str) -> None:
+    stream = _phone([]).model_copy(update={"tags": {"rotate": tag}})
+    assert stream.rotation == 0
+    assert stream_turn(stream) is None  # as a matrix that is no turn: said, not applied
+    matrix = _phone([{"side_data_type": "Display Matrix", "rotation": tag}])
+    assert matrix.rotation == 0
 
 
 def test_verification_refuses_an_archive_shown_otherwise_than_the_raw() -> None:

@@ -4,6 +4,7 @@ milliseconds (httpcore's mock backend is the model: the logic runs, the I/O is f
 from __future__ import annotations
 
 import errno
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -245,6 +246,18 @@ async def test_work_starts_while_a_long_first_scan_goes_on(tmp_path: Path) -> No
             registered = len(await slow.rt.state.files())
             group.cancel_scope.cancel()
     assert registered < 10, "the first file started before the scan had registered them all"
+
+
+async def test_costs_left_unset_are_estimated_before_the_first_claim(tmp_path: Path) -> None:
+    """Pending files without a cost (a migration cleared them; a worker died estimating)
+    are estimated before a worker claims any, then claimed the costliest first."""
+    names = raw_files(tmp_path, [1, 30, 20, 10])
+    async with worker(tmp_path, "a") as a:
+        await a.discover()
+        with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
+            db.execute("UPDATE files SET cost = NULL")
+        assert await a.run_once()
+    assert a.started == [names[1], names[2], names[3], names[0]]
 
 
 class FullDisk:

@@ -30,7 +30,7 @@ from videoarchiver.state import (
     Worker,
     open_store,
 )
-from videoarchiver.state.migrations import COSTS_IN_SECONDS, MIGRATIONS
+from videoarchiver.state.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -101,17 +101,19 @@ async def test_a_database_of_an_older_version_migrates_forward(tmp_path: Path) -
 
 
 async def test_costs_of_an_older_version_are_estimated_again(tmp_path: Path) -> None:
-    """Costs were pixels × seconds: a pending file's is read again, never compared with one
-    in CPU seconds; a file set to be claimed last stays so."""
+    """Costs were pixels × seconds in `cost`; CPU seconds have a column of their own: a file
+    registered before (or by a worker of an older version) is estimated again, and the
+    figures an older worker writes play no part in the claim order."""
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path) as store:
-        old = await store.add_file("a.mp4", 10, 1, "fp1", "a", cost=2.5e7)
-        last = await store.add_file("b.mp4", 10, 1, "fp2", "b", cost=-1.0)
+        before = await store.add_file("a.mp4", 10, 1, "fp1", "a")
+        costed = await store.add_file("b.mp4", 10, 1, "fp2", "b", cost=5.0)
     with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
-        db.execute("DELETE FROM migrations WHERE name = ?", (COSTS_IN_SECONDS.name,))
+        db.execute("UPDATE files SET cost = 2.5e7 WHERE id = ?", (before.id,))
     async with open_store(tmp_path) as store:
-        assert [row.id for row in await store.to_estimate(10)] == [old.id]
-        assert last.id not in [row.id for row in await store.to_estimate(10)]
+        assert [row.id for row in await store.to_estimate(10)] == [before.id]
+        claimed = await store.claim("w", LEASE)
+        assert claimed is not None and claimed.id == costed.id
 
 
 async def test_file_identity_and_replaced_content(store: Store) -> None:

@@ -50,9 +50,8 @@ async def mux_verify_publish(
     await run_limited(rt, args, f"{kind} mux", task)
     if edit is not None:  # a kill meanwhile leaves a file the next run muxes again
         said = await read_output(edit, f"{edit[0]} of the {kind}", PROPEDIT_DONE)
-        for line in said.decode("utf-8", "replace").splitlines():
-            if line.startswith("Warning"):
-                log.warning("%s: %s of the %s: %s", source.name, edit[0], kind, line)
+        for line in said.decode("utf-8", "replace").splitlines():  # quiet: warnings only
+            log.warning("%s: %s of the %s: %s", source.name, edit[0], kind, line)
     await verify_file(muxed, expected)
     await publish_output(rt, source, kind, muxed, destination)
 

@@ -23,7 +23,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from videoarchiver.together import together
 TRACE_ENV = "VIDEOARCHIVER_TRACE"  # a file to append one JSON line per process to (bench/)
 STDERR_LINES = 30
 STDERR_LINE_CHARS = 400
+STDOUT_TAIL = 4096  # bytes of stdout read for the reason of a failure that stderr gives none
 TERMINATE_GRACE_SECONDS = 20.0
 STALL_GRACE_SECONDS = 5.0  # a stalled process rarely honours SIGTERM
 # How often a process's CPU time is read: a twentieth of the stall timeout, within bounds
@@ -126,13 +127,20 @@ ProcessRunner = Callable[
 PACKAGES = {"mkvpropedit": "mkvtoolnix"}
 
 
-_FOUND: dict[str, str] = {}  # where each program was found on PATH (never looked for twice)
+_FOUND: dict[str, str] = {}  # where each program was found on PATH
 
 
 def _which(program: str) -> str | None:
-    if program not in _FOUND and (found := shutil.which(program)) is not None:
+    """Where `program` is: where it was found before while it is still there (walking PATH
+    for each of thousands of commands cost 0.4 ms each)."""
+    found = _FOUND.get(program)
+    if found is None or not os.access(found, os.X_OK):
+        found = shutil.which(program)
+        if found is None:
+            _FOUND.pop(program, None)
+            return None
         _FOUND[program] = found
-    return _FOUND.get(program)
+    return found
 
 
 def _command(args: Sequence[str]) -> list[str]:
@@ -317,7 +325,12 @@ async def read_output(args: Sequence[str], what: str, done: Container[int] = (0,
         watchdog.moved()
         return False
 
-    (await run_process(args, keep, watchdog=watchdog)).check(what, done)
+    result = await run_process(args, keep, watchdog=watchdog)
+    if result.returncode not in done and not result.stderr_tail:  # why, said on stdout
+        # (mkvpropedit's `Error:` lines)
+        lines = bytes(collected[-STDOUT_TAIL:]).decode("utf-8", "replace").splitlines()
+        result = replace(result, stderr_tail=tuple(line for line in lines if line.strip()))
+    result.check(what, done)
     return bytes(collected)
 
 

@@ -256,8 +256,8 @@ class Scheduler:
             async with self.rt.probe_slots:
                 header = await read_header(RawInput(path, self.rt.demuxers))
             return header.decode("utf-8", "replace"), self.rt.costs.claim_order(parse_probe(header))
-        except (VideoArchiverError, OSError, ValueError):
-            return None, 0.0
+        except (VideoArchiverError, OSError, ValueError, ArithmeticError):
+            return None, 0.0  # ArithmeticError: a header whose numbers no float holds
 
     async def _identify(
         self, raw: RawFile, recorded: list[FileRow], read: _Read
@@ -540,13 +540,17 @@ class Scheduler:
                 group.start_soon(one, row)
         return len(rows) == ESTIMATE_BATCH
 
+    async def _estimate_rest(self) -> None:
+        """Estimate pending files without a cost until none is left."""
+        while await self.estimate():
+            self._wake.set()
+
     async def _estimate_forever(self) -> None:
         """Costs of what the first estimate of a scan left (a first scan of a large raw/)."""
         while True:
             await self._registered.wait()
             self._registered = anyio.Event()
-            while await self.estimate():
-                self._wake.set()
+            await self._estimate_rest()
 
     async def discover(self) -> tuple[list[FileRow], float | None]:
         """Scan `raw/` and register every settled file; wake the claimer.
@@ -698,6 +702,8 @@ class Scheduler:
                 except StoreUnavailable as exc:  # a server restart cut a registration short
                     log.warning("scan stopped: %s; scanning again", exc)
                     await anyio.sleep(RESCAN_AFTER_TROUBLE)
+            if await self.estimate():  # as `run_forever` does before its first claim
+                group.start_soon(self._estimate_rest)
             await self.work(group, until_idle=True)
         if any(row.state is FileState.FAILED for row in rows):
             return False
@@ -728,6 +734,10 @@ class Scheduler:
 
     async def run_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
         """Discovery and work side by side until cancelled."""
+        # Before the first claim, a batch of the pending files left without a cost (by a
+        # migration, a worker that died estimating, a large scan); the rest beside the work.
+        if await self.estimate():
+            self._registered.set()
         async with anyio.create_task_group() as group:
             group.start_soon(self._discover_forever, wakeups)
             group.start_soon(self._estimate_forever)

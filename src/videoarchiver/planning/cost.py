@@ -5,7 +5,8 @@ an audio encode runs on one thread, so it is best run beside encodes that take u
 cores, never left alone at the end of a batch.
 
 A video stream costs its pixels × frames times what its encoders spend on one, by their
-preset (the archive at the stream's size, the preview at its smaller one); an audio stream
+preset (the archive at the stream's size, the preview at its smaller one, as stored: a turn
+or an anamorphic shape changes little); an audio stream
 its seconds times what Opus spends on one for both outputs. An hour of audio weighs about as
 much as 13 s of 1080p at the shipped `veryslow`, 50 s at `medium`: audio is cheap, but not
 so cheap that an album is left for the end of a batch, where an audio encode (one thread)
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from videoarchiver.config import ArchiveConfig, PreviewConfig
-from videoarchiver.planning.preview import preview_size, shown_size
+from videoarchiver.planning.preview import preview_size
 from videoarchiver.planning.probe import Probe, Stream
 
 X264 = {
@@ -40,18 +41,16 @@ UNKNOWN_ENCODER = X264["medium"]
 AUDIO_SECOND = 0.03  # Opus at 128 kb/s for the archive, at 10 kb/s for the preview
 MEASURED_AT = 25.0  # frames a second of the figures above
 FRAME_RATES = (1.0, 120.0)  # what a stream's rate is taken to be at least and at most
-AUDIO_FIRST = 1e12  # added to an audio-only file's cost: more than any file's
+MOST = 1e11  # no file costs more (about 3,000 years), whatever its header says …
+AUDIO_FIRST = 1e12  # … so that this, added to an audio-only file's cost, puts it first
 
 
 def encoder_cost(codec: str, args: Sequence[str]) -> float:
-    """CPU µs that `codec` with `args` spends on a pixel-second, by its `-preset`."""
+    """CPU µs that `codec` with `args` spends on a pixel-second, by its `-preset` (the
+    last one given, as ffmpeg takes it)."""
     presets, default = ENCODERS.get(codec, ({}, ""))
-    preset = next(
-        (value for option, value in pairwise(args)
-         if option.split(":")[0] == "-preset"),
-        default,
-    )  # fmt: skip
-    return presets.get(preset, presets.get(default, UNKNOWN_ENCODER))
+    given = [value for option, value in pairwise(args) if option.split(":")[0] == "-preset"]
+    return presets.get(given[-1] if given else default, presets.get(default, UNKNOWN_ENCODER))
 
 
 @dataclass(frozen=True)
@@ -73,20 +72,23 @@ class Costs:
     def claim_order(self, probe: Probe) -> float:
         """Where a file is claimed (the greatest first): files without video first, then the
         costliest first."""
-        cost = sum(self.stream(probe, stream) for stream in probe.streams)
+        cost = min(sum(self.stream(probe, stream) for stream in probe.streams), MOST)
         video = any(stream.is_video for stream in probe.streams)
         return cost + AUDIO_FIRST if probe.has_media and not video else cost
 
     def stream(self, probe: Probe, stream: Stream) -> float:
+        """From 0 to MOST, whatever the header says (a negative or NaN duration: 0)."""
         length = stream.duration or probe.format.duration or 0.0
+        cost = 0.0
         if stream.is_video and stream.width and stream.height:
-            width, height = shown_size(stream)
-            small = preview_size(width, height, self.max_side)
+            small = preview_size(stream.width, stream.height, self.max_side)
             pixels = (
                 stream.width * stream.height * self.archive + small[0] * small[1] * self.preview
             )
-            return pixels * length * _frame_rate(stream) / MEASURED_AT / 1e6
-        return AUDIO_SECOND * length if stream.is_audio else 0.0
+            cost = pixels * length * _frame_rate(stream) / MEASURED_AT / 1e6
+        elif stream.is_audio:
+            cost = AUDIO_SECOND * length
+        return min(cost, MOST) if cost > 0 else 0.0
 
 
 def _frame_rate(stream: Stream) -> float:

@@ -93,5 +93,5 @@ def stream_turn(stream: Stream) -> Turn | None:
     rotate = stream.tags.get("rotate")  # older ffprobes: clockwise degrees
     try:
         return Turn(_normal_roll(-float(rotate))) if rotate else UPRIGHT
-    except ValueError:
+    except (ValueError, OverflowError):  # no number, NaN, infinite
         return None

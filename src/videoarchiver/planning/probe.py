@@ -6,6 +6,7 @@ field is optional and lax; the properties answer the questions the planners ask.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -74,12 +75,21 @@ class Stream(_Lax):
 
     @property
     def rotation(self) -> int:
-        """Display rotation in degrees (counter-clockwise, as ffprobe reports it), 0 if none."""
+        """Display rotation in degrees (counter-clockwise, as ffprobe reports it), 0 if none
+        or if it is no number (a tag may say anything: `nan`, `1e400`)."""
         for side_data in self.side_data_list:
             if "rotation" in side_data:
-                return int(float(side_data["rotation"]))
+                return _degrees(side_data["rotation"])
         rotate = self.tags.get("rotate")
-        return int(float(rotate)) if rotate else 0
+        return _degrees(rotate) if rotate else 0
+
+
+def _degrees(value: Any) -> int:
+    try:
+        degrees = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return int(degrees) if math.isfinite(degrees) else 0
 
 
 class Format(_Lax):

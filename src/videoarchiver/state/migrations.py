@@ -20,10 +20,15 @@ class Migration(NamedTuple):
         return [statement.strip() for statement in self.script.split(";") if statement.strip()]
 
 
-# Costs were pixels × seconds, now estimated CPU seconds: the pending files estimated before
-# are estimated again, so that old and new figures are never compared.
+# Costs were pixels × seconds (`cost`), now estimated CPU seconds: a column of their own, so
+# that a worker of an older version (which sorts by `cost`) never mixes its figures with these
+# (its new files have none here: they are estimated). One script for both databases.
 COSTS_IN_SECONDS = Migration(
-    "costs are estimated CPU seconds", "UPDATE files SET cost = NULL WHERE cost > 0"
+    "costs are estimated CPU seconds",
+    """
+    ALTER TABLE files ADD COLUMN cpu_cost DOUBLE PRECISION;
+    CREATE INDEX files_by_cpu_cost ON files (state, cpu_cost)
+    """,
 )
 
 MIGRATIONS: tuple[Migration, ...] = (

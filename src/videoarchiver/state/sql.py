@@ -47,7 +47,7 @@ ESTIMATING = -2.0  # the cost of a file a worker is estimating …
 ESTIMATE_SECONDS = 600.0  # … taken back from a worker that did not finish within this
 SKIP_MAX = 10_000  # ids a claim skips at most (SQLite takes up to 32,766 marks)
 PARTS = TypeAdapter(list[Part])
-CLAIM_ORDER = "cost DESC NULLS LAST, id"  # the costliest pending file first
+CLAIM_ORDER = "cpu_cost DESC NULLS LAST, id"  # the costliest pending file first
 
 _FILE_COLUMNS = (
     "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
@@ -254,7 +254,7 @@ class SQLStore(ABC):
         JSON when already read)."""
         now = time.time()
         [row] = await self._rows(
-            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, cost, probe,"
+            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, cpu_cost, probe,"
             f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" RETURNING {_FILE_COLUMNS}",
             (rel_path, size, mtime_ns, fingerprint, stem, cost, probe, now, now),
@@ -349,15 +349,15 @@ class SQLStore(ABC):
         taken for this worker to estimate: no other worker estimates them too (they are
         claimed next to last until their cost is set)."""
         rows = await self._rows(
-            f"UPDATE files SET cost=?, updated_at={self.NOW} WHERE id IN (SELECT id FROM files"
-            f" WHERE state=? AND (cost IS NULL OR (cost=? AND updated_at < {self.NOW} - ?))"
+            f"UPDATE files SET cpu_cost=?, updated_at={self.NOW} WHERE id IN (SELECT id FROM files"
+            f" WHERE state=? AND (cpu_cost IS NULL OR (cpu_cost=? AND updated_at < {self.NOW} - ?))"
             f" ORDER BY id LIMIT ?{self.SKIP_LOCKED}) RETURNING {_FILE_COLUMNS}",
             (ESTIMATING, FileState.PENDING, ESTIMATING, ESTIMATE_SECONDS, limit),
         )
         return [_file(row) for row in rows]
 
     async def set_cost(self, file_id: int, cost: float) -> None:
-        await self._write("UPDATE files SET cost=? WHERE id=?", (cost, file_id))
+        await self._write("UPDATE files SET cpu_cost=? WHERE id=?", (cost, file_id))
 
     async def probe_of(self, file_id: int) -> str | None:
         """ffprobe's JSON of the file, as recorded (None: not read yet)."""
