@@ -437,10 +437,10 @@ def report(
         f" {result['parallel']:.1f} s | ≥ our wall |"
         f" {verdict(result['wall'] <= result['parallel'])} |",
         f"| utilization = children's CPU / ({result['cores']} cores × wall) |"
-        f" {result['utilization']:.2f} | ≥ 0.97 |"
+        f" {result['utilization']:.3f} | ≥ 0.97 |"
         f" {verdict(result['utilization'] >= TARGETS['utilization'])} |",
         f"| daemon's own CPU / children's CPU | {result['own']:.2f} s / {result['children']:.1f} s"
-        f" = {share:.2%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
+        f" = {share:.3%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
         f"| … of which start-up (a run with nothing to do) | {result['fixed']:.2f} s | | |",
         f"| … and per command run | {result['per_command'] * 1000:.1f} ms | | |",
         f"| daemon peak RSS (batch) | {result['rss']:.1f} MiB | | |",
@@ -460,7 +460,7 @@ def report(
         "|---|---|---|---|---|",
         *[
             f"| {label} | {run['wall']:.1f} s | {run['wall'] / result['wall']:.2f}× |"
-            f" {run['commands']}, {run['duplicates']} | {run['utilization']:.2f} |"
+            f" {run['commands']}, {run['duplicates']} | {run['utilization']:.3f} |"
             for label, run in workers.items()
         ],
         "",
