@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +213,11 @@ def test_bad_inputs_fail_cleanly_and_the_rest_goes_on(root: Path) -> None:
     assert {path.name: file_sha256(path) for path in raw.iterdir()} == before
     status = run_cli(root, "status").stdout
     assert "failed" in status and "empty file" in status
-    assert "failed: empty file" in (root / "log" / "videoarchiver.log").read_text()
+    log = (root / "log" / "videoarchiver.log").read_text()
+    assert "failed: empty file" in log
+    claims = re.findall(r"(\S+): claimed by worker", log)
+    unreadable = {"notes.mp4", "truncated.mp4", "empty.mov"}  # they fail at once: first
+    assert set(claims[:3]) == unreadable and not unreadable & set(claims[3:]), claims
 
 
 def test_second_run_redoes_nothing(root: Path) -> None:

@@ -46,6 +46,7 @@ from videoarchiver.identity import fingerprint, same_content
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt
 from videoarchiver.planning.commands import RawInput
+from videoarchiver.planning.cost import UNREADABLE
 from videoarchiver.planning.messages import one_line
 from videoarchiver.planning.paths import (
     rel_from_key,
@@ -250,14 +251,14 @@ class Scheduler:
         return _Read(content, None, header, cost)
 
     async def _header(self, path: Path) -> tuple[str | None, float]:
-        """ffprobe's JSON of a raw file's header and the cost it implies (no JSON, cost 0:
-        it cannot be read, which its processing will say)."""
+        """ffprobe's JSON of a raw file's header and the cost it implies (no JSON: it cannot
+        be read, which its processing says first of all)."""
         try:
             async with self.rt.probe_slots:
                 header = await read_header(RawInput(path, self.rt.demuxers))
             return header.decode("utf-8", "replace"), self.rt.costs.claim_order(parse_probe(header))
         except (VideoArchiverError, OSError, ValueError, ArithmeticError):
-            return None, 0.0  # ArithmeticError: a header whose numbers no float holds
+            return None, UNREADABLE  # ArithmeticError: a header whose numbers no float holds
 
     async def _identify(
         self, raw: RawFile, recorded: list[FileRow], read: _Read

@@ -2,7 +2,8 @@
 by it and a file's encodes wait for a slot in its order (the costliest first), so a batch does
 not end with one long encode on an otherwise idle machine. Files without video come first:
 an audio encode runs on one thread, so it is best run beside encodes that take up the other
-cores, never left alone at the end of a batch.
+cores, never left alone at the end of a batch. Before them, files ffprobe cannot read: they
+fail at once, and a user hears of them at the start of a batch, not at its end.
 
 A video stream costs its pixels × frames times what its encoders spend on one, by their
 preset (the archive at the stream's size, the preview at its smaller one, as stored: a turn
@@ -43,6 +44,8 @@ MEASURED_AT = 25.0  # frames a second of the figures above
 FRAME_RATES = (1.0, 120.0)  # what a stream's rate is taken to be at least and at most
 MOST = 1e11  # no file costs more (about 3,000 years), whatever its header says …
 AUDIO_FIRST = 1e12  # … so that this, added to an audio-only file's cost, puts it first
+UNREADABLE = 1e13  # a file whose header ffprobe cannot read: first of all (it fails at once,
+#                    and says why while the batch is young)
 
 
 def encoder_cost(codec: str, args: Sequence[str]) -> float:
