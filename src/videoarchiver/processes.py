@@ -326,9 +326,9 @@ async def read_output(args: Sequence[str], what: str, done: Container[int] = (0,
         return False
 
     result = await run_process(args, keep, watchdog=watchdog)
-    if result.returncode not in done and not result.stderr_tail:  # why, said on stdout
-        # (mkvpropedit's `Error:` lines)
-        lines = bytes(collected[-STDOUT_TAIL:]).decode("utf-8", "replace").splitlines()
+    if result.returncode not in done and not result.stderr_tail:
+        # It said why on stdout (mkvpropedit's `Error:` lines).
+        lines = collected[-STDOUT_TAIL:].decode("utf-8", "replace").splitlines()
         result = replace(result, stderr_tail=tuple(line for line in lines if line.strip()))
     result.check(what, done)
     return bytes(collected)

@@ -6,12 +6,10 @@ cores, never left alone at the end of a batch. Before them, files ffprobe cannot
 fail at once, and a user hears of them at the start of a batch, not at its end.
 
 A video stream costs its pixels × frames times what its encoders spend on one, by their
-preset (the archive at the stream's size, the preview at its smaller one, as stored: a turn
-or an anamorphic shape changes little); an audio stream
-its seconds times what Opus spends on one for both outputs. An hour of audio weighs about as
-much as 13 s of 1080p at the shipped `veryslow`, 50 s at `medium`: audio is cheap, but not
-so cheap that an album is left for the end of a batch, where an audio encode (one thread)
-would keep one core busy and leave the others idle.
+preset (the archive at the stream's size, the preview at its smaller one; sizes as stored: a
+turn or an anamorphic shape changes little); an audio stream its seconds times what Opus
+spends on one for both outputs. An hour of audio weighs about as much as 13 s of 1080p at
+the shipped `veryslow`, 50 s at `medium`.
 
 The figures: CPU µs per pixel of one second of 25 fps video, measured with ffmpeg 5.1
 (x264 164, SVT-AV1 1.4) on 720p test patterns. Real footage costs more or less than these;
