@@ -428,7 +428,7 @@ def report(
         f"| commands run | {result['commands']} | | |",
         f"| CPU of every command, each run alone | {result['cpu']:.1f} s | | |",
         f"| limit = CPU / {result['cores']} cores | {result['limit']:.1f} s | | |",
-        f"| efficiency = limit / our wall | {result['efficiency']:.2f} | ≥ 0.95 |"
+        f"| efficiency = limit / our wall | {result['efficiency']:.3f} | ≥ 0.95 |"
         f" {verdict(result['efficiency'] >= TARGETS['efficiency'])} |",
         f"| plain loop (same commands, one by one) | {result['plain']:.1f} s | | |",
         f"| speed-up over the plain loop | {result['speedup']:.2f}× | > 1 |"
@@ -536,7 +536,7 @@ def main() -> int:
         tmp = Path(folder)
         print("batch …", flush=True)
         result = batch(tmp, args.quick)
-        print(f"  wall {result['wall']:.1f} s, efficiency {result['efficiency']:.2f}", flush=True)
+        print(f"  wall {result['wall']:.1f} s, efficiency {result['efficiency']:.3f}", flush=True)
         print("two workers …", flush=True)
         workers = {"2 on SQLite": workers_run(tmp, "sqlite2", args.quick, 2, 1)}
         print("workers on PostgreSQL …", flush=True)
