@@ -183,7 +183,7 @@ class PacketTally:
         once; otherwise line by line."""
         try:
             runs = _runs(lines)
-        except ValueError:  # a line with an entry missing (N/A), garbled, or blank
+        except ValueError:  # a line with an entry missing (N/A), or garbled
             for line in lines:
                 self.feed_line(line)
             return
