@@ -22,7 +22,7 @@ from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.state import OUTPUT_KINDS, FileRow, FileState, Store, Worker, open_store
-from videoarchiver.workers import bury_dead, holding_life, keep_alive
+from videoarchiver.workers import bury_dead, bury_if_dead_here, holding_life, keep_alive
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -210,6 +210,22 @@ async def test_workers_of_this_machine_are_buried_by_their_lock_or_their_silence
             await bury_dead(store, layout, a.rt.worker, 0.05)
             assert [w.id for w in await store.workers()] == ["a"]
             assert (layout.workers / "live.lock").exists(), "never a live one's lock"
+
+
+def test_a_worker_that_could_not_give_its_files_back_leaves_its_lock_to_say_so(
+    tmp_path: Path,
+) -> None:
+    """A full disk refused the release at its stop: its unlocked lock file tells the next
+    worker of this machine at once (no lease to wait out); one that gave them back leaves
+    nothing."""
+    layout, me = Layout(tmp_path), Worker("me", "host", 1, time.time(), time.time())
+    with holding_life(layout, me):
+        assert not bury_if_dead_here(layout, me), "alive: its lock is held"
+    assert bury_if_dead_here(layout, me)
+    assert not (layout.workers / "me.lock").exists(), "buried: its lock goes"
+    with holding_life(layout, me) as gave_back:
+        gave_back()
+    assert not (layout.workers / "me.lock").exists()
 
 
 async def test_a_worker_never_claims_again_a_file_its_task_still_works_on(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ async def run_daemon(layout: Layout, config: Config, once: bool, progress: Progr
         "processing raw/ once" if once else "watching raw/",
     )  # fmt: skip
     async with open_store(layout.root, layout.state, trouble=_tell_systemd) as state:
-        with holding_life(layout, worker):
+        with holding_life(layout, worker) as gave_back:
             await state.heartbeat(worker, lease)
             try:
                 return await _work(layout, config, once, progress, state, worker, tools.demuxers)
@@ -136,6 +136,7 @@ async def run_daemon(layout: Layout, config: Config, once: bool, progress: Progr
                 with anyio.CancelScope(shield=True):
                     try:
                         await state.remove_worker(worker.id)
+                        gave_back()
                     except (StoreUnavailable, OSError) as exc:  # its leases run out instead
                         if not passing(exc):
                             raise

@@ -40,16 +40,26 @@ def _lock_path(layout: Layout, worker: Worker) -> Path:
 
 
 @contextlib.contextmanager
-def holding_life(layout: Layout, worker: Worker) -> Iterator[None]:
-    """Hold `worker`'s lock file for as long as it runs; removed when it stops."""
+def holding_life(layout: Layout, worker: Worker) -> Iterator[Callable[[], None]]:
+    """Hold `worker`'s lock file for as long as it runs. When it stops the file is removed
+    only if it gave its files back (it calls the function yielded): left unlocked, the file
+    tells the next worker of this machine at once that the files it still claims (a full
+    disk refused their release) are free."""
     path = _lock_path(layout, worker)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    released = False
+
+    def gave_back() -> None:
+        nonlocal released
+        released = True
+
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield
+        yield gave_back
     finally:
-        path.unlink(missing_ok=True)
+        if released:
+            path.unlink(missing_ok=True)
         os.close(fd)
 
 
