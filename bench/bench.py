@@ -41,7 +41,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import httpx
@@ -130,25 +130,45 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def replay(command: dict[str, Any], limit: str | None = None) -> tuple[float, float]:
-    """Run one recorded command alone: (CPU seconds, wall seconds)."""
+class Replayed(NamedTuple):
+    cpu: float
+    wall: float
+    failed: bool
+
+
+def _renamed_partials(args: list[str]) -> None:
+    """What the daemon does between commands: an encode's partial output, once counted,
+    becomes the stream's file that the mux reads (a stopped encode's is deleted)."""
+    for arg in args:
+        path = Path(arg.removeprefix("file:"))
+        if arg.startswith("file:") and not path.exists() and path.parent.is_dir():
+            for partial in path.parent.glob(f"{path.stem}.partial*{path.suffix}"):
+                partial.rename(path)
+
+
+def replay(command: dict[str, Any], limit: str | None = None) -> Replayed:
+    """Run one recorded command alone, on the files the commands before it made."""
     args = list(command["args"])
+    _renamed_partials(args)
+    output = Path(args[-1].removeprefix("file:"))
     if args[0] == "ffmpeg":
-        output = Path(args[-1].removeprefix("file:"))
         output.parent.mkdir(parents=True, exist_ok=True)
         output.unlink(missing_ok=True)  # an earlier replay's: ffmpeg runs with -n
         if limit is not None:
             args[-3:-3] = ["-t", limit]
     before, started = children_cpu(), time.monotonic()
-    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, **command["env"]}, check=False)  # fmt: skip
-    return children_cpu() - before, time.monotonic() - started
+    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env={**os.environ, **command["env"]}, check=False)  # fmt: skip
+    cpu, wall = children_cpu() - before, time.monotonic() - started
+    if command["stopped"]:
+        output.unlink(missing_ok=True)
+    return Replayed(cpu, wall, done.returncode != 0)
 
 
 CHAIN = re.compile(r"work/files/(\d+)/(\w+)/")
 
 
-def parallel_loop(commands: list[dict[str, Any]], cores: int) -> float:
+def parallel_loop(commands: list[dict[str, Any]], cores: int) -> tuple[float, int]:
     """The wall time of a plain parallel loop: the same commands, each output's own in order
     (`work/files/<id>/<output>/` in its arguments; a file's probes as a chain of their own),
     `cores` chains at a time — what a script running the three outputs of every file,
@@ -160,14 +180,16 @@ def parallel_loop(commands: list[dict[str, Any]], cores: int) -> float:
         key = "/".join(match.groups()) if match else text.rsplit(" ", 1)[-1]
         chains.setdefault(key, []).append(command)
 
-    def run(chain: list[dict[str, Any]]) -> None:
-        for command in chain:
-            replay(command, STOPPED_REPLAY_SECONDS if command["stopped"] else None)
+    def run(chain: list[dict[str, Any]]) -> int:
+        return sum(
+            replay(command, STOPPED_REPLAY_SECONDS if command["stopped"] else None).failed
+            for command in chain
+        )
 
     started = time.monotonic()
     with ThreadPoolExecutor(cores) as pool:
-        list(pool.map(run, chains.values()))
-    return time.monotonic() - started
+        failed = sum(pool.map(run, chains.values()))
+    return time.monotonic() - started, failed
 
 
 def batch(tmp: Path, quick: bool) -> dict[str, Any]:
@@ -179,18 +201,19 @@ def batch(tmp: Path, quick: bool) -> dict[str, Any]:
     used = resources_line(root)
     commands = [json.loads(line) for line in trace.read_text().splitlines()]
     cpu_total = plain = 0.0
+    failed = 0
     waste: list[tuple[float, float]] = []
     for command in commands:
         stopped = command["stopped"]
-        cpu, seconds = replay(command, STOPPED_REPLAY_SECONDS if stopped else None)
-        cpu_total += cpu
-        plain += seconds
+        alone = replay(command, STOPPED_REPLAY_SECONDS if stopped else None)
+        cpu_total += alone.cpu
+        plain += alone.wall
+        failed += alone.failed
         if stopped:
-            first_ten, _ = replay(command, "10")
-            waste.append((cpu, first_ten))
+            waste.append((alone.cpu, replay(command, "10").cpu))
     cores = os.cpu_count() or 1
     limit = cpu_total / cores
-    parallel = parallel_loop(commands, cores)
+    parallel, failed_in_loop = parallel_loop(commands, cores)
     empty = tmp / "empty"
     (empty / "raw").mkdir(parents=True)
     (empty / "videoarchiver.toml").write_text(CONFIG)
@@ -200,7 +223,7 @@ def batch(tmp: Path, quick: bool) -> dict[str, Any]:
         "fixed": fixed, "per_command": (used["own"] - fixed) / len(commands),
         "files": files, "wall": wall, "commands": len(commands), "cpu": cpu_total,
         "limit": limit, "plain": plain, "efficiency": limit / wall, "speedup": plain / wall,
-        "parallel": parallel,
+        "parallel": parallel, "failed": (failed, failed_in_loop),
         "own": used["own"], "children": used["children"], "rss": used["rss"], "waste": waste,
         "cores": cores, "utilization": used["children"] / (cores * wall),
     }  # fmt: skip
@@ -433,6 +456,9 @@ def report(
         f"| plain loop (same commands, one by one) | {result['plain']:.1f} s | | |",
         f"| speed-up over the plain loop | {result['speedup']:.2f}× | > 1 |"
         f" {verdict(result['speedup'] > 1)} |",
+        f"| replayed commands that failed (alone, in the parallel loop) |"
+        f" {result['failed'][0]}, {result['failed'][1]} | 0 |"
+        f" {verdict(result['failed'] == (0, 0))} |",
         f"| plain parallel loop ({result['cores']} output chains at a time) |"
         f" {result['parallel']:.1f} s | ≥ our wall |"
         f" {verdict(result['wall'] <= result['parallel'])} |",

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
+import time
 
 import anyio
 import pytest
@@ -74,9 +76,13 @@ async def test_handler_can_stop_a_running_process() -> None:
         seen.append(chunk)
         return True
 
-    script = "trap 'exit 0' TERM; echo started; while :; do sleep 0.05; done"
+    # It would take its time to end on SIGTERM (as ffmpeg flushes its encoder): it is killed.
+    script = "trap 'sleep 30' TERM; echo started; while :; do sleep 0.05; done"
+    started = time.monotonic()
     result = await run_process(["sh", "-c", script], stop_at_first_chunk)
     assert result.stopped and seen
+    assert result.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 10
     result.check("sh")  # stopped on purpose: not an error
 
 

@@ -258,8 +258,10 @@ async def run_process(
     env: Mapping[str, str] | None = None,
     watchdog: Watchdog | None = None,
 ) -> ProcessResult:
-    """Run one command to its end (or until `on_stdout` asks it to stop, or the watchdog
-    finds it stalled: it is then stopped, SIGKILLed if need be)."""
+    """Run one command to its end, or until `on_stdout` asks it to stop (its output is not
+    wanted: it is SIGKILLed at once, where SIGTERM would have ffmpeg encode the frames its
+    encoder holds and write a trailer first), or until the watchdog finds it stalled (it is
+    then stopped, SIGKILLed if need be)."""
     command = _command(args)
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=STDERR_LINES)
@@ -299,7 +301,7 @@ async def run_process(
                 async for chunk in stdout:
                     if not stopped and on_stdout(chunk):
                         stopped = True
-                        process.send_signal(signal.SIGTERM)
+                        process.kill()
                 await process.wait()
                 watching.cancel_scope.cancel()
     except BaseException:
