@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,17 @@ def full_mkv(root: Path, tmp_path: Path) -> Path:
     return raw
 
 
+def _trial_copies(trace: Path) -> list[str]:
+    """The outputs of the trial copies (can the raw stream stand in?) a traced run made."""
+    commands = [json.loads(line)["args"] for line in trace.read_text().splitlines()]
+    return [args[-1] for args in commands if args[0] == "ffmpeg" and ".trial." in args[-1]]
+
+
 def test_full_file_is_archived_with_streams_metadata_and_chapters(
-    root: Path, full_mkv: Path
+    root: Path, full_mkv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw_sha = file_sha256(full_mkv)
+    monkeypatch.setenv("VIDEOARCHIVER_TRACE", str(tmp_path / "trace.jsonl"))
     result = run_cli(root, "run", "--once")
     assert result.returncode == 0, result.stderr
 
@@ -114,6 +122,7 @@ def test_full_file_is_archived_with_streams_metadata_and_chapters(
     assert (state, sha, size) == ("done", file_sha256(archive), archive.stat().st_size)
     assert file_sha256(full_mkv) == raw_sha
     assert not list((root / "work" / "files").glob("*")), "work files left behind"
+    assert _trial_copies(tmp_path / "trace.jsonl") == [], "every encode saved enough"
 
 
 def test_mov_offsets_timecode_and_mov_text(root: Path, tmp_path: Path) -> None:
@@ -163,12 +172,15 @@ def test_ten_bit_422_keeps_depth_chroma_and_colour_tags(root: Path) -> None:
     assert video["color_range"] == "tv"
 
 
-def test_incompressible_stream_falls_back_to_the_raw_stream(root: Path) -> None:
+def test_incompressible_stream_falls_back_to_the_raw_stream(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = root / "raw" / "noise.avi"
     ffmpeg(
         "-f", "lavfi", "-i", "nullsrc=s=160x120:d=12:r=25,geq=lum='random(1)*255':cb=128:cr=128",
         "-c:v", "mpeg4", "-b:v", "200k", raw,
     )  # fmt: skip
+    monkeypatch.setenv("VIDEOARCHIVER_TRACE", str(tmp_path / "trace.jsonl"))
     assert run_cli(root, "run", "--once").returncode == 0
     archive = root / "archive" / "noise.mkv"
     assert _codecs(probe(archive)) == ["mpeg4"]
@@ -176,6 +188,8 @@ def test_incompressible_stream_falls_back_to_the_raw_stream(root: Path) -> None:
     decision, state, notes = _jobs(root, "noise.avi")[0]
     assert (decision, state) == ("copy", "done")
     assert "stopped at" in notes[-1], "the ratio rule should stop the encode, not finish it"
+    [trial] = _trial_copies(tmp_path / "trace.jsonl")
+    assert trial.endswith("/archive/s0.trial.mkv"), "asked once the rule warned"
 
 
 def test_bad_inputs_fail_cleanly_and_the_rest_goes_on(root: Path) -> None:

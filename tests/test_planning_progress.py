@@ -90,6 +90,19 @@ def test_ratio_watch_counts_media_time_from_the_stream_start() -> None:
     assert watch.check(ProgressUpdate(17.0, 1, None, None, True)) is True, "a decision stays"
 
 
+def test_ratio_watch_warns_half_a_grace_before_it_may_stop() -> None:
+    watch = RatioWatch(raw_bytes=1000, raw_seconds=100.0, ratio=0.9, grace=10)
+    assert watch.check(ProgressUpdate(4.9, 500, None, None, False)) is False
+    assert not watch.warned, "before half the grace, the first keyframes weigh too much"
+    assert watch.check(ProgressUpdate(5.0, 40, None, None, False)) is False
+    assert not watch.warned, "within the budget"
+    assert watch.check(ProgressUpdate(5.0, 46, None, None, False)) is False
+    assert watch.warned and watch.reason is None, "too large, but the grace is not over"
+    assert watch.check(ProgressUpdate(9.0, 1, None, None, False)) is False
+    assert watch.warned, "a warning stays"
+    assert watch.check(ProgressUpdate(10.0, 91, None, None, False)) is True
+
+
 def test_fallback_reason_of_a_finished_encode() -> None:
     assert fallback_reason(800, 1000, 0.9, 25, 25) is None
     assert fallback_reason(901, 1000, 0.9, 25, 25) == "finished at 901 bytes > 0.9 × 1000"

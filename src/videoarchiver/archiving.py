@@ -82,10 +82,12 @@ class _ArchiveStreams:
         watches: list[RatioWatch] = []
         # A stream Matroska cannot take as it is (GSM, Cook, Nellymoser; a raw elementary
         # stream without timestamps) keeps its encode even when it saves too little. A trial
-        # copy says so, beside the encode: the ratio rule stops the encode only once the
-        # trial has found the raw stream fit to stand in (it needs grace_seconds first).
+        # copy says so, started beside the encode once the ratio rule warns (half its grace
+        # in): the rule stops the encode only once the trial has found the raw stream fit to
+        # stand in. An encode that saves enough (most do) needs no trial.
         trial: list[str | None] = []
         encoded_as: list[Encoded] = []
+        wanted = anyio.Event()  # the ratio rule warned, or the encode ended
 
         def stop_for(
             previous_bytes: int, previous_seconds: float, start: float
@@ -95,24 +97,36 @@ class _ArchiveStreams:
                 previous=(previous_bytes, previous_seconds),
             )  # fmt: skip
             watches.append(watch)
-            return lambda update: watch.check(update) and trial == [None]
+
+            def stop(update: ProgressUpdate) -> bool:
+                stopping = watch.check(update)
+                if watch.warned:
+                    wanted.set()
+                return stopping and trial == [None]
+
+            return stop
 
         codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
         figures = Figures(raw_bytes=raw.bytes, raw_seconds=raw.duration)
 
         async def encoding() -> None:
-            encoded_as.append(await encode_resumable(
-                rt, source, _job(decision),
-                lambda out: encode_args(source.input, decision, codec_args, out), part,
-                stop_for, figures=figures,
-            ))  # fmt: skip
+            try:
+                encoded_as.append(await encode_resumable(
+                    rt, source, _job(decision),
+                    lambda out: encode_args(source.input, decision, codec_args, out), part,
+                    stop_for, figures=figures,
+                ))  # fmt: skip
+            finally:
+                wanted.set()
 
         async def trying() -> None:
-            trial.append(await self._why_not_copyable(decision))
+            await wanted.wait()
+            if any(watch.warned for watch in watches):
+                trial.append(await self._why_not_copyable(decision))
 
         try:
             await together([encoding, trying])
-            encoded, uncopyable = encoded_as[0], trial[0]
+            encoded = encoded_as[0]
             figures = replace(figures, wall_seconds=encoded.wall)
             fallback = watches[-1].reason if encoded.stopped else None
             if fallback is None:
@@ -125,11 +139,13 @@ class _ArchiveStreams:
                 fallback = fallback_reason(
                     counted.bytes, raw.bytes, settings.ratio, frames, raw.nonempty
                 )
+            if fallback is not None and not trial:  # found on the finished encode
+                trial.append(await self._why_not_copyable(decision))
         except (VideoArchiverError, OSError):
             await anyio.Path(part).unlink(missing_ok=True)
             raise
-        if fallback is not None and uncopyable is not None:
-            note = f"encode kept: {fallback}, but {uncopyable}"
+        if fallback is not None and trial[0] is not None:
+            note = f"encode kept: {fallback}, but {trial[0]}"
             decision = replace(decision, notes=(*decision.notes, note))
             fallback = None
         if fallback is not None:

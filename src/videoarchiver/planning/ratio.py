@@ -61,6 +61,8 @@ class RatioWatch:
 
     Sans-I/O: `check` takes each parsed `-progress` update and returns True once the encode
     should be terminated; `reason` then says why, with the figures, for the job record.
+    `warned` turns True once the output is too large after half the grace already: whatever
+    must be known before a stop (can the raw stream stand in?) is best asked then.
     """
 
     def __init__(
@@ -81,12 +83,16 @@ class RatioWatch:
         self._ratio = ratio
         self._grace = grace
         self.reason: str | None = None
+        self.warned = False
 
     def check(self, update: ProgressUpdate) -> bool:
         media = None
         if update.out_seconds is not None:
             media = self._previous_seconds + max(0.0, update.out_seconds - self._start)
         size = None if update.total_size is None else self._previous_bytes + update.total_size
+        self.warned = self.warned or exceeds_during_encode(
+            size, media, self._raw_bytes, self._raw_seconds, self._ratio, self._grace / 2
+        )
         if self.reason is None and exceeds_during_encode(
             size, media, self._raw_bytes, self._raw_seconds, self._ratio, self._grace
         ):
