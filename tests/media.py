@@ -111,6 +111,12 @@ def run_cli(root: Path, *args: str, timeout: float = 240) -> subprocess.Complete
     )  # fmt: skip
 
 
+def traced(trace: Path) -> list[dict[str, Any]]:
+    """The commands of a run made with $VIDEOARCHIVER_TRACE=`trace`, in the order they
+    ended: "args", "at" (start, monotonic seconds), "wall"."""
+    return [json.loads(line) for line in trace.read_text().splitlines()]
+
+
 def status_json(root: Path) -> list[dict[str, Any]]:
     """Everything recorded, read as a user's script reads it: `videoarchiver status --json`,
     one object per file (by path), with its "outputs" by kind and its stream "jobs"."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from media import (
     span,
     status_json,
     stream_hash,
+    traced,
 )
 
 SUBTITLES = "1\n00:00:00,500 --> 00:00:01,500\nHello\n\n2\n00:00:02,000 --> 00:00:02,800\nWorld\n"
@@ -75,7 +75,7 @@ def full_mkv(root: Path, tmp_path: Path) -> Path:
 
 def _trial_copies(trace: Path) -> list[str]:
     """The outputs of the trial copies (can the raw stream stand in?) a traced run made."""
-    commands = [json.loads(line)["args"] for line in trace.read_text().splitlines()]
+    commands = [command["args"] for command in traced(trace)]
     return [args[-1] for args in commands if args[0] == "ffmpeg" and ".trial." in args[-1]]
 
 
@@ -177,7 +177,7 @@ def test_incompressible_stream_falls_back_to_the_raw_stream(
 ) -> None:
     raw = root / "raw" / "noise.avi"
     ffmpeg(
-        "-f", "lavfi", "-i", "nullsrc=s=160x120:d=12:r=25,geq=lum='random(1)*255':cb=128:cr=128",
+        "-f", "lavfi", "-i", "nullsrc=s=160x120:d=20:r=25,geq=lum='random(1)*255':cb=128:cr=128",
         "-c:v", "mpeg4", "-b:v", "200k", raw,
     )  # fmt: skip
     monkeypatch.setenv("VIDEOARCHIVER_TRACE", str(tmp_path / "trace.jsonl"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, probe, run_cli, status_json
+from media import ffmpeg, probe, run_cli, status_json, traced
 from videoarchiver.planning.packets import PacketTally
 
 
@@ -50,6 +50,28 @@ def test_a_small_raw_stream_matroska_cannot_hold_keeps_its_encode(
     assert audio["codec_name"] == "opus"
     [notes] = _archive_notes(root).values()
     assert f"but Matroska cannot hold the raw {codec} stream as it is" in notes[-1]
+
+
+def test_a_long_raw_stream_matroska_cannot_hold_is_not_stopped_for_it(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five minutes of GSM: its Opus encode is too large from the first progress update on;
+    # the trial copy, asked then, finds Matroska cannot hold GSM, so the encode runs to its end.
+    ffmpeg("-f", "lavfi", "-i", "sine=d=300", "-ar", "8000", "-ac", "1", "-c:a", "libgsm",
+           "-f", "gsm", root / "raw" / "voice.gsm")  # fmt: skip
+    monkeypatch.setenv("VIDEOARCHIVER_TRACE", str(tmp_path / "trace.jsonl"))
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    archive = probe(root / "archive" / "voice.mkv")
+    assert [stream["codec_name"] for stream in archive["streams"]] == ["opus"]
+    assert float(archive["format"]["duration"]) == pytest.approx(300, abs=0.1)
+    [notes] = _archive_notes(root).values()
+    assert "encode kept: finished at" in notes[-1]
+    assert "but Matroska cannot hold the raw gsm stream as it is" in notes[-1]
+    ffmpegs = [c for c in traced(tmp_path / "trace.jsonl") if c["args"][0] == "ffmpeg"]
+    [encode] = [c for c in ffmpegs if c["args"][-1].endswith("/archive/s0.partial0.mkv")]
+    [trial] = [c for c in ffmpegs if c["args"][-1].endswith("/archive/s0.trial.mkv")]
+    assert trial["at"] < encode["at"] + encode["wall"], "asked while the encode ran"
 
 
 def test_streams_without_data_are_left_out_and_the_rest_archived(root: Path) -> None:

@@ -84,10 +84,13 @@ class _ArchiveStreams:
         # stream without timestamps) keeps its encode even when it saves too little. A trial
         # copy says so, started beside the encode once the ratio rule warns (half its grace
         # in): the rule stops the encode only once the trial has found the raw stream fit to
-        # stand in. An encode that saves enough (most do) needs no trial.
+        # stand in (a warning that comes with the stop, on one update, lets the encode go on
+        # while the trial runs). An encode that saves enough from its start (most do) needs
+        # no trial; one that ended before its trial started has it only if it must.
         trial: list[str | None] = []
         encoded_as: list[Encoded] = []
         wanted = anyio.Event()  # the ratio rule warned, or the encode ended
+        ended: list[bool] = []
 
         def stop_for(
             previous_bytes: int, previous_seconds: float, start: float
@@ -117,11 +120,12 @@ class _ArchiveStreams:
                     stop_for, figures=figures,
                 ))  # fmt: skip
             finally:
+                ended.append(True)
                 wanted.set()
 
         async def trying() -> None:
             await wanted.wait()
-            if any(watch.warned for watch in watches):
+            if not ended and any(watch.warned for watch in watches):
                 trial.append(await self._why_not_copyable(decision))
 
         try:

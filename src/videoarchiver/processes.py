@@ -13,6 +13,7 @@ closes its output cleanly) and SIGKILL if they do not stop in time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -49,7 +50,7 @@ STALL_CHECK_SECONDS = (1.0, 5.0)
 WORKING_CPU_TICKS = 2
 DEFAULT_STALL_SECONDS = 300.0
 
-# Returns True to ask the process to stop (the ratio rule).
+# Returns True to have the process killed at once, its output not wanted (the ratio rule).
 StdoutHandler = Callable[[bytes], bool]
 
 
@@ -301,7 +302,8 @@ async def run_process(
                 async for chunk in stdout:
                     if not stopped and on_stdout(chunk):
                         stopped = True
-                        process.kill()
+                        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                            process.kill()
                 await process.wait()
                 watching.cancel_scope.cancel()
     except BaseException:
