@@ -90,6 +90,24 @@ async def test_two_workers_register_and_process_every_file_once(tmp_path: Path) 
         assert scheduler.started == sorted(scheduler.started, reverse=True)
 
 
+async def test_run_once_fails_when_it_could_not_record_the_end_of_a_file(
+    tmp_path: Path,
+) -> None:
+    raw_files(tmp_path, [2, 1])
+
+    class Unrecorded(FakeScheduler):
+        """The end of 01.mp4 cannot be written (a full disk): it stays held by this worker."""
+
+        async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
+            if row.rel_path == "00.mp4":
+                await super().process(row, raw, load)
+
+    async with worker(tmp_path, "a") as a:
+        assert await Unrecorded(a.rt).run_once() is False, "not every file is done"
+        rows = {row.rel_path: (row.state, row.worker) for row in await a.rt.state.files()}
+    assert rows == {"00.mp4": (FileState.DONE, None), "01.mp4": (FileState.RUNNING, "a")}
+
+
 async def test_the_next_file_starts_once_those_held_only_assemble_their_outputs(
     tmp_path: Path,
 ) -> None:

@@ -694,7 +694,8 @@ class Scheduler:
 
     async def run_once(self) -> bool:
         """Process every settled file not yet done or failed; True when none of them failed
-        and each is done (or still running under another worker's claim)."""
+        and each is done (or still running under another worker's claim: one this worker
+        still holds, as it could not record the end of its work, is left unfinished)."""
         async with anyio.create_task_group() as group:
             while True:
                 try:
@@ -712,7 +713,18 @@ class Scheduler:
         # must not be 100,000 queries).
         started = [row.id for row in rows if row.state is not FileState.DONE]
         now = [await self.rt.state.get_file(file_id) for file_id in started]
-        return all(row.state in (FileState.DONE, FileState.RUNNING) for row in now)
+        me = self.rt.worker.id
+        unfinished = [
+            row for row in now
+            if row.state is not FileState.DONE
+            and not (row.state is FileState.RUNNING and row.worker != me)
+        ]  # fmt: skip
+        for row in unfinished:
+            if row.state is not FileState.FAILED:
+                log.warning(
+                    "%s: left unfinished; it goes on at the next run", shown_name(row.rel_path)
+                )
+        return not unfinished
 
     async def _discover_forever(self, wakeups: MemoryObjectReceiveStream[None]) -> None:
         """Scan at start, on every wake-up (a change in `raw/`), when a waiting file
