@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import re
+import sys
 from pathlib import Path, PurePath
 
 from rich.console import Console
@@ -71,10 +72,35 @@ def stderr_is_journal() -> bool:
 
 
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The log file, private; a line it cannot take (a full disk) is said once on stderr,
+    where every line goes anyway, instead of a traceback for each (logging's default)."""
+
+    failing = False  # the last line could not be written
+    _failed = False  # this one could not
+
     def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
         os.fchmod(fd, PRIVATE)
         return io.TextIOWrapper(io.FileIO(fd, "a"), encoding="utf-8", errors="backslashreplace")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed = False
+        super().emit(record)  # a failure goes to `handleError`
+        if self.failing and not self._failed:
+            sys.stderr.write(f"videoarchiver: {self.baseFilename} takes lines again\n")
+        self.failing = self._failed
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)  # a bug of ours: logging's own report
+            return
+        self._failed = True
+        if not self.failing:
+            sys.stderr.write(
+                f"videoarchiver: cannot write {self.baseFilename} ({error.strerror or error});"
+                " its lines go to stderr alone until it can\n"
+            )
 
 
 def configure_logging(log_dir: Path | None, console: Console | None) -> None:
