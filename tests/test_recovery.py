@@ -142,6 +142,41 @@ def test_killed_during_the_mux_starts_the_mux_again(clip_root: Path) -> None:
     assert len(parts) == 1, "the finished encode is not redone"
 
 
+def _counting_packets_of(root: Path, name: str) -> bool:
+    """An ffprobe packet pass over `name` (under the root) is running: its encode ended."""
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if (
+            words
+            and words[0].endswith(b"ffprobe")
+            and any(word.endswith(f"{root}/{name}".encode()) for word in words)
+        ):
+            return True
+    return False
+
+
+def test_killed_after_an_encode_ended_before_its_part_was_kept_is_not_redone(
+    root: Path,
+) -> None:
+    # Two minutes of GSM: the salvage of its whole encode ends at the stream's end, where an
+    # encode resumed would make a file without packets (it failed the file).
+    ffmpeg("-f", "lavfi", "-i", "sine=d=120", "-ar", "8000", "-ac", "1", "-c:a", "libgsm",
+           "-f", "gsm", root / "raw" / "voice.gsm")  # fmt: skip
+    encoded = "work/files/1/archive/s0.partial0.mkv"
+    _kill_when(_start(root), partial(_counting_packets_of, root, encoded), root)
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "the salvaged parts hold the whole stream" in result.stderr
+    archive = probe(root / "archive" / "voice.mkv")
+    assert [s["codec_name"] for s in archive["streams"]] == ["opus"]
+    assert float(archive["format"]["duration"]) == pytest.approx(120, abs=0.03)
+    [file] = status_json(root)
+    assert (file["state"], file["outputs"]["preview"]["state"]) == ("done", "done")
+
+
 def test_stale_work_files_are_removed_at_start(root: Path) -> None:
     stale = root / "work" / "files" / "99" / "archive"
     stale.mkdir(parents=True)

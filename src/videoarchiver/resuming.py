@@ -32,6 +32,9 @@ from videoarchiver.state import NO_FIGURES, Figures, JobState
 from videoarchiver.stream_jobs import StreamJob, finished_part, record, run_job, run_limited
 
 log = logging.getLogger(__name__)
+# Kept parts that end this close to the raw stream's end hold all of it: an encode resumed
+# there would have (next to) nothing to encode, and makes a Matroska file without packets.
+END_SLACK = 0.005
 
 # (bytes and seconds of the parts already kept, start of the new part's clock) → a check that
 # stops the encode when it returns True.
@@ -98,6 +101,16 @@ async def _salvage(
     return parts
 
 
+def _whole(source: Source, index: int, parts: list[Part]) -> bool:
+    """Whether the kept parts reach the raw stream's end (on ffmpeg's timeline, which starts
+    at the file's start): a run killed after its encode ended, before the part was kept,
+    left a partial that holds the whole stream."""
+    end = source.probed.packets.get(index).end
+    if not parts or end is None:
+        return False
+    return parts[-1].end >= end - (source.probed.probe.format.start_time or 0.0) - END_SLACK
+
+
 async def _join(
     rt: Runtime, source: Source, job: StreamJob, parts: list[Part], final: Path
 ) -> None:
@@ -135,6 +148,13 @@ async def encode_resumable(
             parts = await _salvage(rt, source, job, left, parts, final)
         else:  # already salvaged, or from before a part was lost
             await anyio.Path(left).unlink()
+    if _whole(source, job.index, parts):
+        parts[-1] = parts[-1].model_copy(update={"last": True})
+        await record(rt, source, job, JobState.RUNNING, Figures(parts=tuple(parts)))
+        log.info("%s: %s stream %d: the salvaged parts hold the whole stream", source.name,
+                 job.output, job.index)  # fmt: skip
+        await _finish(rt, source, job, parts, final)
+        return Encoded(False, 0.0, parts)
     partial = partial_path(final, len(parts))
     args = list(args_for(partial))
     if parts:
