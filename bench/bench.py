@@ -18,7 +18,9 @@ writes `bench/results.md` (or `--out`). What it measures:
 - the CPU wasted on an incompressible stream (ratio fallback) against encoding its first 10 s.
 
 Commands the daemon stopped (the ratio rule) are replayed up to 10.5 s of media, about where
-the rule stopped them. The batch uses the shipped settings except x264's preset (`medium`
+the rule stopped them. Replays run on the files the commands before them made, renamed as the
+daemon renames them (an encode's partial becomes the stream's file the mux reads), and a
+replay that fails is counted in the report. The batch uses the shipped settings except x264's preset (`medium`
 rather than `veryslow`, to keep the bench within minutes); the comparison is of the same
 commands either way.
 """
