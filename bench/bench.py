@@ -20,9 +20,9 @@ writes `bench/results.md` (or `--out`). What it measures:
 Commands the daemon stopped (the ratio rule) are replayed up to 10.5 s of media, about where
 the rule stopped them. Replays run on the files the commands before them made, renamed as the
 daemon renames them (an encode's partial becomes the stream's file the mux reads), and a
-replay that fails is counted in the report. The batch uses the shipped settings except x264's preset (`medium`
-rather than `veryslow`, to keep the bench within minutes); the comparison is of the same
-commands either way.
+replay that fails is counted in the report. The batch uses the shipped settings except
+x264's preset (`medium` rather than `veryslow`, to keep the bench within minutes); the
+comparison is of the same commands either way.
 """
 
 from __future__ import annotations
