@@ -11,6 +11,7 @@ from videoarchiver.planning.resume import (
     SalvageTally,
     concat_list,
     cut_args,
+    holds_whole,
     join_args,
     resume_args,
 )
@@ -96,3 +97,19 @@ def test_concat_places_parts_end_to_end_and_join_keeps_the_start() -> None:
     cut = cut_args(Path("/w/p.mkv"), True, 250, Path("/w/s0.p0.mkv"))
     assert cut[cut.index("-frames:v") + 1] == "250"
     assert cut_args(Path("/w/p.mkv"), False, 9, Path("/w/a.mkv")).count("-frames:a") == 1
+
+
+def test_parts_that_reach_the_end_of_what_they_encode_hold_it_whole() -> None:
+    def parts(end: float) -> list[Part]:
+        return [Part(file="s0.p0.mkv", start=0.0, end=end, bytes=1, packets=1)]
+
+    assert holds_whole(parts(120.0), [120.0], 0.0), "killed after the encode ended"
+    assert holds_whole(parts(119.996), [120.0], 0.0), "within 5 ms: nothing to encode"
+    assert not holds_whole(parts(119.98), [120.0], 0.0), "one Opus frame left: resumed"
+    # An MPEG-TS clock starts at 1.4 s; the parts count from the file's start.
+    assert holds_whole(parts(30.0), [31.4], 1.4)
+    assert not holds_whole(parts(30.0), [32.4], 1.4), "a second is left"
+    # A mix ends with its longest stream; a stream without times says nothing.
+    assert not holds_whole(parts(60.0), [60.0, 75.0], 0.0)
+    assert holds_whole(parts(75.0), [60.0, None, 75.0], 0.0)
+    assert not holds_whole([], [0.0], 0.0) and not holds_whole(parts(1.0), [None], 0.0)

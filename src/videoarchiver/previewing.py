@@ -42,13 +42,13 @@ async def make_preview(rt: Runtime, source: Source) -> None:
         parts.append(part)
     audios = [s for s in probe.streams if s.is_audio]
     if audios:
-        mixed = ", ".join(str(s.index) for s in audios)
-        notes = (f"mix of streams {mixed}",) if len(audios) > 1 else ()
+        mix = [s.index for s in audios]
+        notes = (f"mix of streams {', '.join(map(str, mix))}",) if len(mix) > 1 else ()
         job = StreamJob(OUTPUT, audios[0].index, "audio", "encode", notes)
         part = work / "audio.mkv"
         starts = {s.index: source.offset(s.index) for s in audios}
         args_for = partial(preview_audio_args, source.input, audios, starts, settings)
-        jobs.append((job, partial(encode_part, rt, source, job, args_for, part)))
+        jobs.append((job, partial(encode_part, rt, source, job, args_for, part, streams=mix)))
         parts.append(part)
     await run_jobs(rt, source, jobs)
     muxed = work / "preview.mkv"

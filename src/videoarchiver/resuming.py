@@ -22,6 +22,7 @@ from videoarchiver.planning.resume import (
     SalvageTally,
     concat_list,
     cut_args,
+    holds_whole,
     join_args,
     resume_args,
 )
@@ -32,9 +33,6 @@ from videoarchiver.state import NO_FIGURES, Figures, JobState
 from videoarchiver.stream_jobs import StreamJob, finished_part, record, run_job, run_limited
 
 log = logging.getLogger(__name__)
-# Kept parts that end this close to the raw stream's end hold all of it: an encode resumed
-# there would have (next to) nothing to encode, and makes a Matroska file without packets.
-END_SLACK = 0.005
 
 # (bytes and seconds of the parts already kept, start of the new part's clock) → a check that
 # stops the encode when it returns True.
@@ -101,16 +99,6 @@ async def _salvage(
     return parts
 
 
-def _whole(source: Source, index: int, parts: list[Part]) -> bool:
-    """Whether the kept parts reach the raw stream's end (on ffmpeg's timeline, which starts
-    at the file's start): a run killed after its encode ended, before the part was kept,
-    left a partial that holds the whole stream."""
-    end = source.probed.packets.get(index).end
-    if not parts or end is None:
-        return False
-    return parts[-1].end >= end - (source.probed.probe.format.start_time or 0.0) - END_SLACK
-
-
 async def _join(
     rt: Runtime, source: Source, job: StreamJob, parts: list[Part], final: Path
 ) -> None:
@@ -134,8 +122,10 @@ async def encode_resumable(
     stop_for: StopFactory | None = None,
     env: Mapping[str, str] | None = None,
     figures: Figures = NO_FIGURES,
+    streams: Sequence[int] = (),
 ) -> Encoded:
-    """Encode one stream into `final`, carrying on from what a killed run left behind."""
+    """Encode one stream into `final`, carrying on from what a killed run left behind;
+    `streams`: the raw streams it encodes, when more than the job's own (a mix)."""
     work = final.parent
     parts = await _recorded_parts(rt, source, job, work)
     if parts and parts[-1].last:  # killed after the encode, before or while joining
@@ -148,7 +138,8 @@ async def encode_resumable(
             parts = await _salvage(rt, source, job, left, parts, final)
         else:  # already salvaged, or from before a part was lost
             await anyio.Path(left).unlink()
-    if _whole(source, job.index, parts):
+    ends = (source.probed.packets.get(index).end for index in streams or (job.index,))
+    if holds_whole(parts, ends, source.probed.probe.format.start_time or 0.0):
         parts[-1] = parts[-1].model_copy(update={"last": True})
         await record(rt, source, job, JobState.RUNNING, Figures(parts=tuple(parts)))
         log.info("%s: %s stream %d: the salvaged parts hold the whole stream", source.name,
@@ -200,11 +191,12 @@ async def encode_part(
     args_for: Callable[[Path], Sequence[str]],
     final: Path,
     env: Mapping[str, str] | None = None,
+    streams: Sequence[int] = (),
 ) -> None:
     """A resumable encode with no ratio rule (the preview); records the job done."""
     if await finished_part(rt, source, job, final):
         return
-    encoded = await encode_resumable(rt, source, job, args_for, final, env=env)
+    encoded = await encode_resumable(rt, source, job, args_for, final, env=env, streams=streams)
     size = (await anyio.Path(final).stat()).st_size
     figures = Figures(out_bytes=size, wall_seconds=encoded.wall, parts=tuple(encoded.parts))
     await record(rt, source, job, JobState.DONE, figures)

@@ -22,6 +22,9 @@ from videoarchiver.planning.packets import parse_packet_line
 # Seek this much before the resume point: Matroska stores milliseconds, so the exact frame
 # time may lie up to half a millisecond before the stored end.
 SEEK_MARGIN = 0.0005
+# Kept parts that end this close to the end of what they encode hold all of it: an encode
+# resumed there has (next to) nothing to encode, and makes a Matroska file without packets.
+END_SLACK = 0.005
 
 
 class Part(BaseModel):
@@ -82,6 +85,17 @@ class SalvageTally:
             file=name, start=self.kept_start, end=self.kept_end, bytes=self.kept_bytes,
             packets=self.keep, source=source,
         )  # fmt: skip
+
+
+def holds_whole(parts: Sequence[Part], ends: Iterable[float | None], start: float) -> bool:
+    """Whether the kept `parts` reach the end of the raw streams they encode (`ends`: where
+    each stream's last packet ends, on the raw file's clock, which starts at `start`; parts
+    count from the file's start, as ffmpeg does): a run killed after its encode ended,
+    before the part was kept, left a partial that holds it all."""
+    known = [end for end in ends if end is not None]
+    if not parts or not known:
+        return False
+    return parts[-1].end >= max(known) - start - END_SLACK
 
 
 def cut_args(partial: Path, video: bool, packets: int, output: Path) -> list[str]:
