@@ -35,6 +35,7 @@ from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
 from videoarchiver.resuming import Encoded, encode_resumable
 from videoarchiver.runtime import Runtime, Source
+from videoarchiver.space import short_of_space
 from videoarchiver.state import Figures, JobState
 from videoarchiver.stream_jobs import (
     StreamJob,
@@ -178,7 +179,9 @@ class _ArchiveStreams:
             # Some codecs go in without complaint under a tag nothing can decode (ADPCM SWF).
             back = parse_probe(await read_output(probe_args(trial), "ffprobe of a trial copy"))
             held = bool(back.streams) and back.streams[0].codec_name == codec
-        except ProcessError:
+        except ProcessError as exc:
+            if short_of_space(exc):
+                raise  # a full disk says nothing of the stream: the file waits for space
             held = False
         finally:
             await anyio.Path(trial).unlink(missing_ok=True)
