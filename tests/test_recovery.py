@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -19,20 +19,26 @@ from media import ffmpeg, packets, poll_rows, probe, run_cli, span, status_json,
 FRAMES = 750  # 30 s at 25 fps
 
 
-def _live_ffmpegs(root: Path) -> list[int]:
-    """ffmpeg processes working on this root that are not already dead (zombies)."""
-    found = []
+def _processes() -> Iterator[tuple[int, list[bytes]]]:
+    """Every live process (not a zombie): its pid and its arguments."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            words = (entry / "cmdline").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if "ffmpeg" in command and str(root) in command and state != "Z":
-            found.append(int(entry.name))
-    return found
+        if state != "Z":
+            yield int(entry.name), words
+
+
+def _live_ffmpegs(root: Path) -> list[int]:
+    """ffmpeg processes working on this root that are not already dead (zombies)."""
+    return [
+        pid for pid, words in _processes()
+        if b"ffmpeg" in b" ".join(words) and str(root).encode() in b" ".join(words)
+    ]  # fmt: skip
 
 
 def _start(root: Path) -> subprocess.Popen[bytes]:
@@ -144,18 +150,11 @@ def test_killed_during_the_mux_starts_the_mux_again(clip_root: Path) -> None:
 
 def _counting_packets_of(root: Path, name: str) -> bool:
     """An ffprobe packet pass over `name` (under the root) is running: its encode ended."""
-    for entry in Path("/proc").iterdir():
-        try:
-            words = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
-        except OSError:
-            continue
-        if (
-            words
-            and words[0].endswith(b"ffprobe")
-            and any(word.endswith(f"{root}/{name}".encode()) for word in words)
-        ):
-            return True
-    return False
+    path = f"{root}/{name}".encode()
+    return any(
+        words[0].endswith(b"ffprobe") and any(word.endswith(path) for word in words)
+        for _pid, words in _processes()
+    )
 
 
 def test_killed_after_an_encode_ended_before_its_part_was_kept_is_not_redone(
