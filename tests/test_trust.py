@@ -20,6 +20,7 @@ import pytest
 from media import ffmpeg, file_sha256, file_states, poll_rows, run_cli, ssim, status_json
 from test_cli import tmpfs
 from test_recovery import _kill_when, _start
+from videoarchiver.disposal import taken_path
 
 NULL_TS_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
 
@@ -181,25 +182,87 @@ def test_after_done_interrupted_by_a_kill_is_finished_at_the_next_start(
 ) -> None:
     _configure(root, f'after_done = "{after_done}"')
     raw = root / "raw" / "a.mp4"
+    taken = taken_path(raw, 1)
     _clip(raw)
     sha256 = file_sha256(raw)
     if after_done == "move":
         (root / "done").mkdir()
-        run_killed_at(root, "openat", root / "done")  # linked into done/, still in raw/
-        assert raw.exists() and (root / "done" / "a.mp4").exists()
+        run_killed_at(root, "openat", root / "done")  # linked into done/, still aside
+        assert (root / "done" / "a.mp4").exists()
     else:
-        run_killed_at(root, "unlink", raw)
-        assert raw.exists()
+        run_killed_at(root, "unlink", taken)
+    assert not raw.exists() and file_sha256(taken) == sha256, "taken aside, not yet gone"
     assert [(file["state"], file["raw_action"]) for file in status_json(root)] == [
         ("done", f"{after_done} pending")
     ]
     assert run_cli(root, "run", "--once").returncode == 0
-    assert not raw.exists()
+    assert sorted(p.name for p in raw.parent.iterdir()) == []
     if after_done == "move":
         assert file_sha256(root / "done" / "a.mp4") == sha256
         assert [file["raw_action"] for file in status_json(root)] == ["moved to done/a.mp4"]
     else:
         assert [file["raw_action"] for file in status_json(root)] == ["deleted"]
+
+
+@pytest.mark.parametrize(("after_done", "syscall"), [("delete", "unlink"), ("move", "linkat")])
+def test_a_recording_renamed_over_the_raw_file_during_after_done_is_never_touched(
+    root: Path, tmp_path: Path, after_done: str, syscall: str
+) -> None:
+    """A camera's counter reset: a new `a.mp4` is renamed into raw/ while the archived one
+    is being deleted or moved (its `unlink` or `link` held back by strace)."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (make test installs it)")
+    _configure(root, f'after_done = "{after_done}"')
+    raw, new = root / "raw" / "a.mp4", tmp_path / "new.mp4"
+    _clip(raw)
+    _clip(new, seconds=2)
+    archived, arriving = file_sha256(raw), file_sha256(new)
+    taken = taken_path(raw, 1)
+    daemon = subprocess.Popen(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={syscall}", "-P", str(taken),
+         "-e", f"inject={syscall}:delay_enter=4000000",
+         sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not os.path.lexists(taken):  # taken aside: its unlink or link is held back
+            assert daemon.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        _replace(new, raw)
+        assert daemon.wait(timeout=240) == 0, daemon.stderr and daemon.stderr.read()
+    finally:
+        daemon.kill()
+    assert file_sha256(raw) == arriving, "the new recording is untouched"
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["a.mp4"]
+    if after_done == "move":
+        assert file_sha256(root / "done" / "a.mp4") == archived
+    [file] = status_json(root)
+    assert file["raw_action"] == ("deleted" if after_done == "delete" else "moved to done/a.mp4")
+    assert run_cli(root, "run", "--once").returncode == 0, "and it is archived as new footage"
+    files = status_json(root)
+    assert [f["state"] for f in files] == ["done", "done"] and files[1]["sha256"] == arriving
+
+
+def test_a_raw_file_edited_in_place_after_it_was_archived_is_kept(root: Path) -> None:
+    _configure(root, 'after_done = "delete"')
+    raw = root / "raw" / "a.mp4"
+    _clip(raw, seconds=3)
+    taken = taken_path(raw, 1)
+    run_killed_at(root, "unlink", taken)  # proven, and about to be deleted
+    with taken.open("r+b") as handle:  # same size, same ends: a new middle
+        handle.seek(taken.stat().st_size // 2)
+        handle.write(b"\0" * 64)
+    edited = file_sha256(taken)
+    assert run_cli(root, "run", "--once").returncode == 0
+    archived, new = status_json(root)
+    assert archived["raw_action"] == (
+        "kept: its content is not what was archived (it changed after it was processed)"
+    )
+    # Put back, it is new footage: archived as such, then deleted as proven to be that.
+    assert (new["sha256"], new["state"], new["raw_action"]) == (edited, "done", "deleted")
+    assert (root / "archive" / f"{new['stem']}.mkv").exists()
+    assert sorted(p.name for p in raw.parent.iterdir()) == []
 
 
 def test_keep_never_touches_the_raw_file(root: Path) -> None:

@@ -2,26 +2,47 @@
 
 The action is recorded as pending in the same write that records the file done, then carried
 out, then recorded as done; a kill in between leaves it pending, and the next start finishes
-it. Nothing is moved or deleted unless the file is still exactly the content that was
-processed (a file replaced in the meantime is new footage and stays), nor through a folder
-that resolves outside `raw/`; a symlink is acted on as the link, never its target.
+it from where it stopped.
+
+The raw file is first taken out of the way: renamed, as one step, to a hidden name of its own
+in its folder (which scans never take). Whatever arrives under the old name from then on (a
+camera's new `VID_0001.mp4`) is new footage, found by the next scan and never touched here.
+What was taken is then proven to be what was archived: the SHA-256 of its whole content must
+be the one recorded while the file was processed. Only then is it deleted or moved into
+`done/`; anything else is put back (beside the old name if that is taken again) and kept,
+with the reason. Nothing is acted on through a folder that resolves outside `raw/`, and a
+symlink is acted on as the link, never its target.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio
+from anyio import to_thread
 
-from videoarchiver.identity import same_content
+from videoarchiver.errors import VideoArchiverError, describe_error
+from videoarchiver.identity import whole_sha256
 from videoarchiver.layout import Layout
 from videoarchiver.planning.paths import rel_from_key, shown_name
-from videoarchiver.publishing import publish
+from videoarchiver.publishing import fsync_dir, publish
 from videoarchiver.state import FileRow
 
 log = logging.getLogger(__name__)
 PENDING = " pending"
+ACTIONS = ("move", "delete")
+
+
+class Outcome(NamedTuple):
+    """What was done with the raw file; `other_content`: what was found is not what was
+    archived (it was put back, to be taken as new footage)."""
+
+    action: str
+    other_content: bool = False
 
 
 def pending_action(after_done: str) -> str | None:
@@ -34,32 +55,122 @@ def planned(row: FileRow) -> str:
     return (row.raw_action or "").removesuffix(PENDING)
 
 
+def taken_path(path: Path, file_id: int) -> Path:
+    """The hidden name the raw file at `path` (file `file_id`) is taken aside to."""
+    return path.with_name(f".videoarchiver-taken-{file_id}")
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path.parent.resolve().is_relative_to(folder.resolve())
 
 
-async def finish_raw_action(layout: Layout, row: FileRow) -> str:
+def _exists(path: Path) -> bool:
+    """True when there is a name `path` (a dangling symlink too)."""
+    return os.path.lexists(path)
+
+
+def _put_back(taken: Path, path: Path, file_id: int) -> Path:
+    """The taken file back under its name, or beside it when new footage took the name
+    meanwhile (under its hidden name if neither can be had); returns where it is now."""
+    for candidate in (path, path.with_name(f"{path.name}.kept-{file_id}")):
+        try:
+            os.link(taken, candidate, follow_symlinks=False)
+        except FileExistsError:
+            if not os.path.samestat(os.lstat(taken), os.lstat(candidate)):
+                continue  # (the same file: put back before a kill, the hidden name left)
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                continue
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) or _exists(
+                candidate
+            ):
+                raise
+            taken.rename(candidate)  # no hard links here: a rename, checked just before
+            fsync_dir(path.parent)
+            return candidate
+        taken.unlink()
+        fsync_dir(path.parent)
+        return candidate
+    return taken
+
+
+async def _vanished(what: str, row: FileRow, destination: Path, name: str) -> str:
+    """Neither the raw file nor its taken copy is there: done before a kill, or gone."""
+    if what == "delete":
+        return "deleted"
+    try:
+        moved = row.sha256 is not None and await whole_sha256(destination) == row.sha256
+    except OSError:
+        moved = False
+    return f"moved to done/{name}" if moved else "kept: no longer in raw/"
+
+
+async def _not_archived(taken: Path, row: FileRow) -> Outcome | None:
+    """Why the taken file may not go (None: its whole content is what was archived)."""
+    if row.sha256 is None:
+        return Outcome("no SHA-256 of its whole content was recorded when it was processed")
+    try:
+        content = await whole_sha256(taken)  # through a symlink: its target's content
+    except OSError as exc:
+        return Outcome(f"cannot read it to prove its content ({describe_error(exc)})")
+    if content != row.sha256:
+        why = "its content is not what was archived (it changed after it was processed)"
+        return Outcome(why, other_content=True)
+    return None
+
+
+async def _dispose(what: str, taken: Path, destination: Path, name: str) -> str:
+    if what == "delete":
+        await anyio.Path(taken).unlink()
+        await to_thread.run_sync(fsync_dir, taken.parent)
+        return "deleted"
+    await publish(taken, destination)
+    return f"moved to done/{name}"
+
+
+async def finish_raw_action(layout: Layout, row: FileRow) -> Outcome:
     """Carry out the pending `after_done` of a done file; returns what was done."""
     what = planned(row)
+    if what not in ACTIONS:
+        raise AssertionError(f"no raw action pending for {row.rel_path}: {row.raw_action!r}")
     rel, name = rel_from_key(row.rel_path), shown_name(row.rel_path)
     path = layout.raw / rel
+    taken = taken_path(path, row.id)
     destination = layout.done_file(rel)
-    present = await anyio.Path(path).is_symlink() or await anyio.Path(path).exists()
-    if present and not _inside(path, layout.raw):
-        action = "kept: its folder resolves outside raw/"
-    elif present and not await same_content(path, row.size, row.fingerprint):
-        action = "kept: it changed after it was processed"
-    elif what == "move" and present:
-        await publish(path, destination)
-        action = f"moved to done/{name}"
-    elif what == "move":
-        moved = await same_content(destination, row.size, row.fingerprint)
-        action = f"moved to done/{name}" if moved else "kept: no longer in raw/"
-    elif what == "delete":
-        if present:
-            await anyio.Path(path).unlink()
-        action = "deleted"
+    if not _inside(path, layout.raw):
+        outcome = Outcome("kept: its folder resolves outside raw/")
+    elif not _exists(taken) and not await _take(path, taken):
+        outcome = Outcome(await _vanished(what, row, destination, name))
     else:
-        raise AssertionError(f"no raw action pending for {row.rel_path}: {row.raw_action!r}")
-    log.info("%s: raw file %s", name, action)
-    return action
+        outcome = await _act_on_taken(what, row, path, taken, destination, name)
+    log.info("%s: raw file %s", name, outcome.action)
+    return outcome
+
+
+async def _take(path: Path, taken: Path) -> bool:
+    """Rename the raw file aside (a symlink: the link); False when it is not there."""
+    try:
+        await anyio.Path(path).rename(taken)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+async def _act_on_taken(
+    what: str, row: FileRow, path: Path, taken: Path, destination: Path, name: str
+) -> Outcome:
+    """Delete or move what was taken if it is proven to be what was archived; else (or if
+    that fails) put it back and say why it is kept."""
+    try:
+        why = await _not_archived(taken, row)
+        if why is None:
+            return Outcome(await _dispose(what, taken, destination, name))
+    except (VideoArchiverError, OSError) as exc:
+        if not _exists(taken):
+            raise  # (gone with the error: nothing to put back)
+        why = Outcome(f"{what} failed: {describe_error(exc)}")
+    if not _exists(taken):  # (another worker finished it meanwhile)
+        return Outcome(await _vanished(what, row, destination, name))
+    back = await to_thread.run_sync(_put_back, taken, path, row.id)
+    where = "" if back == path else f"; it is at {back.name}"
+    return why._replace(action=f"kept: {why.action}{where}")

@@ -35,7 +35,7 @@ async def sha256_file(path: Path) -> str:
     return await to_thread.run_sync(_sha256, path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -88,7 +88,7 @@ def _make_folders(folder: Path) -> None:
         folder = folder.parent
     for new in reversed(missing):
         new.mkdir(exist_ok=True)
-        _fsync_dir(new.parent)
+        fsync_dir(new.parent)
 
 
 def _copy_beside(source: Path, temporary: Path, mode: int | None) -> None:
@@ -120,9 +120,9 @@ def _publish(source: Path, destination: Path, sha256: str | None, mode: int | No
             _link_no_clobber(temporary, destination, sha256)
         finally:
             temporary.unlink(missing_ok=True)
-    _fsync_dir(destination.parent)
+    fsync_dir(destination.parent)
     source.unlink(missing_ok=True)
-    _fsync_dir(source.parent)
+    fsync_dir(source.parent)
 
 
 async def publish(

@@ -26,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from videoarchiver.archiving import make_archive
 from videoarchiver.discovery import RawFile, scan
-from videoarchiver.disposal import finish_raw_action, pending_action, planned
+from videoarchiver.disposal import Outcome, finish_raw_action, pending_action, planned
 from videoarchiver.errors import (
     ClaimLost,
     ProbeError,
@@ -42,7 +42,7 @@ from videoarchiver.errors import (
     leaves,
     short_reason,
 )
-from videoarchiver.identity import fingerprint, same_content
+from videoarchiver.identity import fingerprint, same_content, whole_sha256
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt
 from videoarchiver.planning.commands import RawInput
@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
 SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
+OTHER_CONTENT = ""  # a recorded fingerprint no file has: what is there is new content
 RESCAN_AFTER_TROUBLE = 2.0  # seconds before `run --once` scans again after a lost registration
 ABSENT_COST = -1.0  # the cost of a pending file not in raw/ as recorded: claimed last
 ESTIMATE_BATCH = 64  # new files of a scan estimated before they are registered
@@ -339,6 +340,16 @@ class Scheduler:
                 return
         await anyio.to_thread.run_sync(shutil.rmtree, work, True)
 
+    async def _hash_whole(self, source: Source) -> None:
+        """Record the SHA-256 of the raw file's whole content, read beside its encodes the
+        first time it is processed (without it, `after_done` keeps the raw file)."""
+        try:
+            sha256 = await whole_sha256(source.path)
+        except OSError as exc:  # its outputs say it too, if it is gone
+            log.warning("%s: cannot hash the raw file: %s", source.name, describe_error(exc))
+            return
+        await self.rt.state.set_sha256(source.row.id, sha256)
+
     async def _prepare_work(self, source: Source) -> None:
         """The file's work folder, holding only what was made from this very content: its
         identity is written in the folder, and a folder of other content is emptied."""
@@ -377,6 +388,8 @@ class Scheduler:
             await source.ensure_unchanged()
             await self._prepare_work(source)
             async with anyio.create_task_group() as group:
+                if row.sha256 is None:
+                    group.start_soon(self._hash_whole, source)
                 for kind in OUTPUT_KINDS:
                     group.start_soon(self._output, kind, source, failures)
         except (VideoArchiverError, OSError) as exc:
@@ -400,7 +413,7 @@ class Scheduler:
             if not await same_content(raw.path, row.size, row.fingerprint):
                 # Replaced, perhaps with its size and mtime kept (`cp -p`): the next scan
                 # must fingerprint what is there now, which is a new file.
-                await state.set_identity(row.id, STALE_MTIME, row.fingerprint or "")
+                await state.set_identity(row.id, STALE_MTIME, row.fingerprint or OTHER_CONTENT)
             if failures.for_space:
                 self._short_of_space(shown_name(row.rel_path))
             return
@@ -421,11 +434,13 @@ class Scheduler:
     async def finish_raw_action(self, row: FileRow) -> None:
         """Carry out (and record) the pending `after_done` action of a done file."""
         try:
-            action = await finish_raw_action(self.rt.layout, row)
+            outcome = await finish_raw_action(self.rt.layout, row)
         except (VideoArchiverError, OSError) as exc:
-            action = f"{planned(row)} failed: {describe_error(exc)}"
-            log.error("%s: raw file %s", shown_name(row.rel_path), action)
-        await self.rt.state.set_raw_action(row.id, action)
+            outcome = Outcome(f"{planned(row)} failed: {describe_error(exc)}")
+            log.error("%s: raw file %s", shown_name(row.rel_path), outcome.action)
+        if outcome.other_content:  # the next scan reads what is there as new footage
+            await self.rt.state.set_identity(row.id, STALE_MTIME, OTHER_CONTENT)
+        await self.rt.state.set_raw_action(row.id, outcome.action)
 
     async def _run_claimed(self, row: FileRow, raw: RawFile, claim: _Claim) -> None:
         """Process a claimed file; a pause that stops running work (`pause --now`, the end

@@ -31,6 +31,14 @@ COSTS_IN_SECONDS = Migration(
     """,
 )
 
+# A raw file's whole content, hashed while it is first processed: before `after_done` deletes
+# or moves it, what is taken is proven to be what was archived (the fingerprint reads only
+# its ends). One script for both databases.
+WHOLE_SHA256 = Migration(
+    "a raw file's whole-content SHA-256",
+    "ALTER TABLE files ADD COLUMN sha256 TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "files, outputs and per-stream jobs",
@@ -192,6 +200,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     COSTS_IN_SECONDS,
+    WHOLE_SHA256,
 )
 
 # PostgreSQL starts from the schema SQLite's migrations arrive at (ids never reused: an
@@ -284,4 +293,5 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     COSTS_IN_SECONDS,
+    WHOLE_SHA256,
 )

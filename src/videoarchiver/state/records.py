@@ -53,6 +53,7 @@ class FileRow:
     warnings: tuple[str, ...]
     raw_action: str | None
     worker: str | None = None  # the worker holding its claim while running
+    sha256: str | None = None  # of its whole content, taken while it was first processed
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ CLAIM_ORDER = "cpu_cost DESC NULLS LAST, id"  # the costliest pending file first
 
 _FILE_COLUMNS = (
     "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
-    " raw_action, worker"
+    " raw_action, worker, sha256"
 )
 _OUTPUT_COLUMNS = "file_id, output, state, path, size, sha256, error"
 _JOB_COLUMNS = "stream_index, stream_type, decision, state, notes, " + ", ".join(FIGURE_NAMES)
@@ -366,6 +366,13 @@ class SQLStore(ABC):
 
     async def set_probe(self, file_id: int, probe_json: str) -> None:
         await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))
+
+    async def set_sha256(self, file_id: int, sha256: str) -> None:
+        """The SHA-256 of the file's whole content, recorded once: the first reading counts
+        (a later one, of a resumed file, must not stand in for what its parts were made of)."""
+        await self._write(
+            "UPDATE files SET sha256=? WHERE id=? AND sha256 IS NULL", (sha256, file_id)
+        )
 
     async def set_raw_action(self, file_id: int, action: str) -> None:
         await self._write("UPDATE files SET raw_action=? WHERE id=?", (action, file_id))
