@@ -16,7 +16,8 @@ import pytest
 
 from videoarchiver import progress
 from videoarchiver.config import Config
-from videoarchiver.discovery import RawFile
+from videoarchiver.discovery import RawFile, scan
+from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
 from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.runtime import Load, Runtime
@@ -355,3 +356,18 @@ async def test_a_claim_the_full_disk_refused_waits_for_space_then_goes_on(tmp_pa
         setattr(store, "claim", full_once)  # noqa: B010 - this store only
         assert await a.run_once()
     assert a.finished == [name], "claimed once the wait for space was over"
+
+
+async def test_no_raw_file_is_deleted_once_the_state_database_is_gone(tmp_path: Path) -> None:
+    """What is done to a raw file must be recorded where it can be read again."""
+    [name] = raw_files(tmp_path, [10])
+    async with worker(tmp_path, "w") as scheduler:
+        state = scheduler.rt.state
+        await scheduler.register((await scan(tmp_path / "raw", 0)).settled)
+        row = await state.claim("w", LEASE)
+        assert row is not None
+        await state.finish_file(row.id, "delete pending", by="w")
+        (tmp_path / "work" / "state.sqlite3").unlink()
+        with pytest.raises(StateError, match="deleted or replaced while running"):
+            await scheduler.finish_raw_action(await state.get_file(row.id))
+    assert (tmp_path / "raw" / name).read_bytes() == b"x" * 10

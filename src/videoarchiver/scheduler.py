@@ -432,7 +432,10 @@ class Scheduler:
         await self.rt.state.finish_file(row.id, raw_action, by=self.rt.worker.id)
 
     async def finish_raw_action(self, row: FileRow) -> None:
-        """Carry out (and record) the pending `after_done` action of a done file."""
+        """Carry out (and record) the pending `after_done` action of a done file; never
+        while the state database is not the one opened (StateError: the daemon stops),
+        since what is done to a raw file must be recorded where it can be read again."""
+        self.rt.state.ensure_in_place()
         try:
             outcome = await finish_raw_action(self.rt.layout, row)
         except (VideoArchiverError, OSError) as exc:
