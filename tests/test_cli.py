@@ -256,6 +256,8 @@ def test_service_file_is_valid(tmp_path: Path) -> None:
         pytest.skip("this systemd-analyze cannot rate a unit file offline")
     [exposure] = re.findall(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout)
     assert float(exposure) <= 3.0, security.stdout
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    assert f"`systemd-analyze security` rates its exposure {exposure}" in readme, "as it says"
 
 
 def test_progress_lines_on_a_terminal() -> None:
