@@ -124,3 +124,12 @@ def test_the_decisive_line_of_ffmpeg_is_the_reason() -> None:
     assert decisive_line(["Conversion failed!"]) == "Conversion failed!"
     assert decisive_line([]) == "no message"
     assert one_line("a\nb " + "x" * 300).startswith("a b x") and len(one_line("x" * 300)) == 200
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may ask for real-time priority")
+async def test_a_child_of_root_cannot_take_real_time_priority() -> None:
+    """SVT-AV1 asks for SCHED_FIFO 99 when run as root: it could starve the machine."""
+    ask = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(99))"
+    with pytest.raises(ProcessError) as refused:
+        await read_output(["python3", "-c", ask], "python3")
+    assert "PermissionError: [Errno 1] Operation not permitted" in refused.value.detail

@@ -6,8 +6,9 @@ by chunk, so the `-progress` stream and hour-long packet listings never pile up 
 Only a bounded tail of stderr is kept, for the error message.
 
 Children are started under `setpriv --pdeathsig KILL` where it exists, so no ffmpeg outlives
-the daemon even when the daemon is SIGKILLed; on cancellation they get SIGTERM (ffmpeg then
-closes its output cleanly) and SIGKILL if they do not stop in time.
+the daemon even when the daemon is SIGKILLed (and, started by root, without the right to
+real-time priority); on cancellation they get SIGTERM (ffmpeg then closes its output cleanly)
+and SIGKILL if they do not stop in time.
 """
 
 from __future__ import annotations
@@ -144,13 +145,18 @@ def _which(program: str) -> str | None:
     return found
 
 
+# Run as root, SVT-AV1 gives its threads real-time priority (SCHED_FIFO 99), which can starve
+# the whole machine: children started by root do without CAP_SYS_NICE.
+_UNPRIVILEGED = ["--bounding-set", "-sys_nice"] if os.geteuid() == 0 else []
+
+
 def _command(args: Sequence[str]) -> list[str]:
     program = _which(args[0])
     if program is None:
         package = PACKAGES.get(args[0], "ffmpeg")
         raise ToolError(f"{args[0]} is not installed (run `make run`, or install {package})")
     setpriv = _which("setpriv")
-    prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    prefix = [setpriv, "--pdeathsig", "KILL", *_UNPRIVILEGED, "--"] if setpriv else []
     return [*prefix, program, *args[1:]]
 
 
