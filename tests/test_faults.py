@@ -120,6 +120,8 @@ def test_hostile_names_and_links_are_handled_and_nothing_outside_is_touched(
     assert len(shortened.encode()) <= 255 and shortened.endswith(".mkv")
     assert not any((root / "archive").rglob("outside*")), "a folder link out of raw/ is not read"
     assert {p.name: file_sha256(p) for p in elsewhere.iterdir()} == before, "nothing outside"
+    probes = poll_rows(root, "SELECT probe FROM files WHERE probe IS NOT NULL")
+    assert probes and not any(str(root) in probe for (probe,) in probes), "no machine's path"
     assert sorted(p.name for p in raw.iterdir()) == ["dangling.mp4", "folder", "loop", "pipe.mp4"]
     log = (root / "log" / "videoarchiver.log").read_text()
     assert "line\\nbreak.mp4: done" in log and not any(

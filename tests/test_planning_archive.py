@@ -10,7 +10,7 @@ from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.archive import Action, encode_args, mux_args, plan_archive
 from videoarchiver.planning.commands import RawInput, safe_demuxers, url
 from videoarchiver.planning.packets import PacketTally
-from videoarchiver.planning.probe import Probe
+from videoarchiver.planning.probe import Probe, parse_probe, without_filename
 from videoarchiver.planning.verify import ExpectedStream, expected_streams, verify_output
 
 
@@ -218,3 +218,14 @@ def test_raw_files_are_read_as_themselves_only() -> None:
     args = RawInput(Path("/r/a.mp4"), allowed).args()
     assert args == ["-protocol_whitelist", "file", "-format_whitelist", allowed, "-i",
                     "file:/r/a.mp4"]  # fmt: skip
+
+
+def test_recorded_probes_name_no_machine_s_folders() -> None:
+    header = (
+        b'{"streams": [{"index": 0, "codec_type": "attachment", "tags": {"filename": "f.ttf"}}],'
+        b' "format": {"filename": "file:/srv/machine1/raw/caf\xe9.mov", "duration": "1.5"}}'
+    )
+    stored = without_filename(header)
+    assert b"machine1" not in stored and b"f.ttf" in stored, "an attachment's name stays"
+    assert parse_probe(stored).format.duration == 1.5
+    assert without_filename(b"not json") == b"not json"

@@ -8,7 +8,7 @@ from pathlib import Path
 from videoarchiver.errors import ProbeError, ProcessError
 from videoarchiver.planning.commands import RawInput, packet_args, probe_args
 from videoarchiver.planning.packets import PacketTally
-from videoarchiver.planning.probe import Probe, parse_probe
+from videoarchiver.planning.probe import Probe, parse_probe, without_filename
 from videoarchiver.processes import each_line, read_output
 
 NO_DATA = "no audio or video data in the file"
@@ -30,9 +30,10 @@ async def count_packets(path: Path | RawInput) -> PacketTally:
 
 
 async def read_header(path: RawInput) -> bytes:
-    """ffprobe's JSON of the file's format, streams and chapters (no packet pass)."""
+    """ffprobe's JSON of the file's format, streams and chapters (no packet pass), without
+    the path it was given."""
     try:
-        return await read_output(probe_args(path), "ffprobe")
+        return without_filename(await read_output(probe_args(path), "ffprobe"))
     except ProcessError as exc:
         raise ProbeError(f"not a readable media file: {exc}") from exc
 

@@ -6,6 +6,7 @@ field is optional and lax; the properties answer the questions the planners ask.
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 from typing import Any
@@ -158,3 +159,16 @@ def parse_probe(raw_json: bytes | str) -> Probe:
         return Probe.model_validate_json(raw_json)
     except ValidationError as exc:
         raise ProbeError(f"unexpected ffprobe output: {exc.errors()[0]['msg']}") from exc
+
+
+def without_filename(raw_json: bytes) -> bytes:
+    """ffprobe's JSON without the path it opened (`format.filename`): what is recorded must
+    not name one machine's folders, and the file's own record says which file it is. JSON
+    that does not parse is left as it is (reading it says what is wrong)."""
+    text = raw_json.decode("utf-8", "surrogateescape")
+    try:
+        data = json.loads(text)
+        del data["format"]["filename"]
+    except (ValueError, TypeError, KeyError):
+        return raw_json
+    return json.dumps(data, ensure_ascii=False).encode("utf-8", "surrogateescape")
