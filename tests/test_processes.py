@@ -132,4 +132,4 @@ async def test_a_child_of_root_cannot_take_real_time_priority() -> None:
     ask = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(99))"
     with pytest.raises(ProcessError) as refused:
         await read_output(["python3", "-c", ask], "python3")
-    assert "PermissionError: [Errno 1] Operation not permitted" in refused.value.detail
+    assert "PermissionError: [Errno 1] Operation not permitted" in str(refused.value.detail)
