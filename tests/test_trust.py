@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, file_sha256, file_states, poll_rows, run_cli, ssim, status_json
+from media import (
+    ffmpeg,
+    file_sha256,
+    file_states,
+    poll_rows,
+    run_cli,
+    ssim,
+    status_json,
+    wait_until,
+)
 from test_cli import tmpfs
 from test_recovery import _kill_when, _start
 from videoarchiver.disposal import taken_path
@@ -112,6 +121,36 @@ def test_raw_replaced_during_an_encode_then_killed_is_archived_as_the_new_conten
     assert not raw.exists(), "deleted only once the new content was archived"
     # The old content's row stays only if it published something (a montage) before the kill.
     assert {file["state"] for file in files} <= {"done", "failed"}
+
+
+def test_a_raw_file_made_unreadable_while_it_runs_is_said_so_and_keeps_one_row(
+    tmp_path: Path,
+) -> None:
+    root, _old, _new = _replaceable_root(tmp_path, 20)
+    raw = root / "raw" / "clip.ts"
+    # Root reads whatever the permissions say: the runs go without that right.
+    blind = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    run = [*(blind if os.geteuid() == 0 else []), sys.executable, "-m", "videoarchiver", "run",
+           "--once", "--root", str(root)]  # fmt: skip
+    daemon = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: daemon.poll() is not None or any(
+            partial.stat().st_size > 100_000
+            for partial in (root / "work" / "files").glob("*/archive/s0.partial0.mkv")
+        ), 120)  # fmt: skip
+        assert daemon.poll() is None, "the run ended before its encode was under way"
+        raw.chmod(0)
+        assert daemon.wait(timeout=240) == 1
+        assert subprocess.run(run, capture_output=True, timeout=240).returncode in (0, 1)
+    finally:
+        daemon.kill()
+        raw.chmod(0o644)
+    [file] = status_json(root)  # one row: its content may be the same
+    assert file["state"] == "failed"
+    assert "cannot read the raw file any more (permission denied)" in file["error"]
+    assert run_cli(root, "retry").returncode == 0
+    assert run_cli(root, "run", "--once").returncode == 0
+    assert [f["state"] for f in status_json(root)] == ["done"]
 
 
 def _replace(source: Path, raw: Path) -> bool:

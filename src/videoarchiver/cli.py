@@ -30,7 +30,7 @@ from videoarchiver.config import (
 )
 from videoarchiver.errors import VideoArchiverError, describe_error, first_of
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from videoarchiver.identity import same_content
+from videoarchiver.identity import Content, check_content
 from videoarchiver.layout import Layout
 from videoarchiver.logs import configure_logging
 from videoarchiver.pausing import NOW, PAUSED, pause_value
@@ -60,6 +60,10 @@ COMMANDS = {
         "serve the web page: live progress, queue, gallery, statistics",
         "videoarchiver web --listen 0.0.0.0:8080",
     ),
+}
+AWAY = {  # why a raw file cannot give its outputs again
+    Content.OTHER: "is no longer in raw/ as it was",
+    Content.UNREADABLE: "cannot be read",
 }
 
 
@@ -214,8 +218,8 @@ async def _retry_missing(layout: Layout, console: Console) -> int:
             why = None
             if row.state is not FileState.DONE:
                 why = f"{shown_name(row.rel_path)} is {row.state}"
-            elif not await same_content(raw, row.size, row.fingerprint):
-                why = f"{shown_name(row.rel_path)} is no longer in raw/ as it was"
+            elif (found := await check_content(raw, row.size, row.fingerprint)) in AWAY:
+                why = f"{shown_name(row.rel_path)} {AWAY[found]}"
             if why is not None:
                 for output in mine:
                     console.print(f"cannot make {output.path} again: {why}")

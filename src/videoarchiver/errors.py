@@ -50,6 +50,10 @@ class SourceChangedError(VideoArchiverError):
     """The raw file was replaced or removed while its outputs were being made."""
 
 
+class SourceUnreadableError(SourceChangedError):
+    """The raw file can no longer be read (its permissions changed): it may be the same."""
+
+
 class StateError(VideoArchiverError):
     """The state database is missing, damaged or replaced: the daemon cannot go on safely."""
 

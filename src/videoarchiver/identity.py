@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
@@ -69,11 +70,22 @@ async def whole_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-async def same_content(path: Path, size: int, expected: str | None) -> bool:
-    """True while `path` still holds the content that was fingerprinted as `expected`."""
+class Content(Enum):
+    """What is at a raw file's path, against the content recorded for it."""
+
+    SAME = "the same"
+    OTHER = "changed or vanished"
+    UNREADABLE = "cannot be read"  # (its permissions: it may be the same)
+
+
+async def check_content(path: Path, size: int, expected: str | None) -> Content:
+    """Whether `path` still holds the content that was fingerprinted as `expected`."""
     try:
         if (await anyio.Path(path).stat()).st_size != size:
-            return False
-        return expected is not None and await fingerprint(path) == expected
+            return Content.OTHER
+        same = expected is not None and await fingerprint(path) == expected
+    except PermissionError:
+        return Content.UNREADABLE
     except OSError:
-        return False
+        return Content.OTHER
+    return Content.SAME if same else Content.OTHER

@@ -11,8 +11,8 @@ import anyio
 
 from videoarchiver.config import Config
 from videoarchiver.discovery import RawFile
-from videoarchiver.errors import SourceChangedError
-from videoarchiver.identity import same_content
+from videoarchiver.errors import SourceChangedError, SourceUnreadableError
+from videoarchiver.identity import Content, check_content
 from videoarchiver.layout import Layout
 from videoarchiver.notifying import Notifier
 from videoarchiver.pausing import Gate
@@ -142,7 +142,13 @@ class Source:
 
     async def ensure_unchanged(self) -> None:
         """Refuse to publish outputs of a raw file that was replaced while it was processed."""
-        if not await same_content(self.raw.path, self.row.size, self.row.fingerprint):
+        found = await check_content(self.raw.path, self.row.size, self.row.fingerprint)
+        if found is Content.UNREADABLE:
+            raise SourceUnreadableError(
+                "cannot read the raw file any more (permission denied); nothing published"
+                " (`videoarchiver retry` once it can be read)"
+            )
+        if found is not Content.SAME:
             raise SourceChangedError(
                 "the raw file changed or vanished while it was processed; nothing published"
                 " (new content is taken as a new file)"

@@ -42,7 +42,7 @@ from videoarchiver.errors import (
     leaves,
     short_reason,
 )
-from videoarchiver.identity import fingerprint, same_content, whole_sha256
+from videoarchiver.identity import Content, check_content, fingerprint, whole_sha256
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt
 from videoarchiver.planning.commands import RawInput
@@ -410,7 +410,7 @@ class Scheduler:
             log.error("%s: failed: %s", shown_name(row.rel_path), detail)
             await self.rt.notifier.failed(shown_name(row.rel_path), reason)
             await self._tidy_work(row.id)
-            if not await same_content(raw.path, row.size, row.fingerprint):
+            if await check_content(raw.path, row.size, row.fingerprint) is Content.OTHER:
                 # Replaced, perhaps with its size and mtime kept (`cp -p`): the next scan
                 # must fingerprint what is there now, which is a new file.
                 await state.set_identity(row.id, STALE_MTIME, row.fingerprint or OTHER_CONTENT)
