@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from media import ffmpeg, probe, wait_until
+from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
 from videoarchiver.state import FileState, OutputState, Progress, Store, Worker, open_store
@@ -63,6 +65,32 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         failed = await store.add_file("broken.mp4", 10, 1, "fp-broken", "broken")
         await store.fail_file(failed.id, "not a readable media file: moov atom not found")
         yield Site(tmp_path, store, done, failed.id)
+
+
+@pytest.fixture(scope="module")
+def processed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root `run --once` went through: a clip done (all three outputs published), a
+    broken file failed."""
+    root = tmp_path_factory.mktemp("processed")
+    (root / "raw").mkdir()
+    (root / "videoarchiver.toml").write_text(FAST_CONFIG)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x96:r=10:d=1", "-f", "lavfi", "-i", "sine=d=1",
+           "-c:v", "libx264", "-c:a", "aac", root / "raw" / "Holiday 2024.mp4")  # fmt: skip
+    (root / "raw" / "broken.mp4").write_bytes(b"not a video")
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 1, result.stderr  # the broken file failed
+    return root
+
+
+@pytest.fixture
+async def processed(processed_root: Path, tmp_path: Path) -> AsyncIterator[Site]:
+    """A copy of `processed_root` of this test's own, its store open."""
+    root = tmp_path / "root"
+    shutil.copytree(processed_root, root)
+    async with open_store(root) as store:
+        [done] = await store.finished("", 2, 0)
+        [failed] = await store.failures(2)
+        yield Site(root, store, done.id, failed.id)
 
 
 def _client(site: Site, token: str | None = None, stale: float = 30.0) -> httpx.AsyncClient:
@@ -255,6 +283,62 @@ def test_the_web_command_streams_live_progress(root: Path) -> None:
         out, err = web.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}/" in out and "token" not in out, "no token on loopback"
     assert web.returncode == 0, err
+
+
+async def test_every_json_endpoint_answers_with_the_data_of_a_processed_file(
+    processed: Site,
+) -> None:
+    root, store = processed.root, processed.store
+    raw, archive = root / "raw" / "Holiday 2024.mp4", root / "archive" / "Holiday 2024.mkv"
+    preview = root / "preview" / "Holiday 2024.mkv"
+    montage = root / "screenshot" / "Holiday 2024.jpg"
+    async with _client(processed) as client:
+
+        async def api(path: str, **params: str) -> Any:
+            answer = await client.get(path, params=params)
+            assert answer.status_code == 200, (path, answer.text)
+            assert answer.headers["content-type"] == "application/json", path
+            return json.loads(answer.text)
+
+        detail = await api(f"/api/files/{processed.done}")
+        assert (detail["name"], detail["state"], detail["size"]) == (
+            "Holiday 2024.mp4", "done", raw.stat().st_size)  # fmt: skip
+        for kind, path in (("archive", archive), ("preview", preview), ("montage", montage)):
+            output = detail["outputs"][kind]
+            assert (output["state"], output["path"], output["size"]) == (
+                "done", str(path.relative_to(root)), path.stat().st_size), kind  # fmt: skip
+        assert detail["outputs"]["archive"]["sha256"] == file_sha256(archive)
+        assert detail["outputs"]["preview"]["sha256"] == file_sha256(preview)
+        [sheet] = detail["jobs"]["montage"]
+        assert (sheet["path"], sheet["sha256"]) == ("screenshot/Holiday 2024.jpg",
+                                                    file_sha256(montage))  # fmt: skip
+        parts = [part for job in detail["jobs"]["archive"] for part in job["parts"]]
+        assert parts and all(part["bytes"] > 0 for part in parts), "each encode's parts"
+        summary = await api("/api/summary")
+        assert summary["files"] == {"done": 1, "failed": 1}
+        assert (summary["raw_bytes"], summary["archive_bytes"]) == (
+            raw.stat().st_size, archive.stat().st_size)  # fmt: skip
+        files = await api("/api/files", q="HOLIDAY")
+        assert [(f["id"], f["name"]) for f in files["files"]] == [
+            (processed.done, "Holiday 2024.mp4")]  # fmt: skip
+        assert (await api("/api/files", q="nothing"))["files"] == []
+        [failed] = (await api("/api/queue"))["failed"]
+        assert (failed["id"], failed["name"]) == (processed.failed, "broken.mp4")
+        assert failed["error"]
+        [day] = await api("/api/days")
+        assert (day["files"], day["raw_bytes"], day["archive_bytes"]) == (
+            1, raw.stat().st_size, archive.stat().st_size)  # fmt: skip
+        # The broken file taken again: what runs is in the progress, and in the file's JSON.
+        assert await store.retry(["broken.mp4"]) == ["broken.mp4"]
+        me = Worker("w1", "host", 1, time.time(), time.time())
+        await store.heartbeat(me, 60)
+        assert await store.claim(me.id, 60) is not None
+        task = Progress(processed.failed, "probe", "probe", me.id, 1.0, 2.0, None, None, 0.0)
+        await store.write_progress(me.id, [task])
+        [running] = (await api("/api/progress"))["tasks"]
+        assert (running["name"], running["worker"], running["done"]) == ("broken.mp4", "w1", 1.0)
+        again = await api(f"/api/files/{processed.failed}")
+        assert (again["state"], again["worker"]) == ("running", "w1")
 
 
 async def _append(answers: list[httpx.Response], client: httpx.AsyncClient, path: str) -> None:

@@ -35,7 +35,7 @@ from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store
-from videoarchiver.ui import human_size, percent_saved
+from videoarchiver.ui import file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.media import WebmCache, fd_path, open_published
 from videoarchiver.web.metrics import metrics_text
@@ -202,14 +202,13 @@ class WebApp:
         return JSONResponse({"files": [_file_json(row) for row in rows], "more": more})
 
     async def api_file(self, request: Request) -> Response:
+        """The file as `status --json` shows it, with its name."""
         row = await self._row(request)
-        outputs = await self.store.outputs(row.id)
-        jobs = {kind: [asdict(job) for job in (await self.store.jobs(row.id, kind)).values()]
-                for kind in outputs}  # fmt: skip
-        return JSONResponse(
-            _file_json(row) | {"outputs": {kind: asdict(output) for kind, output
-                                           in outputs.items()}, "jobs": jobs}
+        [record] = file_records(
+            [row], (await self.store.outputs(row.id)).values(),
+            await self.store.all_jobs([row.id]), await self.store.progress(),
         )  # fmt: skip
+        return JSONResponse(_file_json(row) | record)
 
     async def api_days(self, request: Request) -> Response:
         return JSONResponse([asdict(day) for day in await self.store.days()])
