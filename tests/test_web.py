@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 
 import anyio
 import httpx
@@ -22,7 +24,7 @@ from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
 from videoarchiver.state import FileState, OutputState, Progress, Store, Worker, open_store
-from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, loopback
+from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, Gate, loopback
 from videoarchiver.web.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -339,6 +341,53 @@ async def test_every_json_endpoint_answers_with_the_data_of_a_processed_file(
         assert (running["name"], running["worker"], running["done"]) == ("broken.mp4", "w1", 1.0)
         again = await api(f"/api/files/{processed.failed}")
         assert (again["state"], again["worker"]) == ("running", "w1")
+
+
+HOSTILE_PATHS = ("/\\evil.example/", "//evil.example/", "///evil.example", "/\\/evil.example",
+                 "/\t/evil.example", "/ /evil.example", "/\\\\evil.example")  # fmt: skip
+
+
+def _origin_reached(location: str) -> str:
+    """The origin a browser on http://127.0.0.1:8080 goes to when sent to `location` (as
+    the URL standard reads it: tabs and newlines dropped, a backslash taken for a slash)."""
+    cleaned = re.sub(r"[\t\n\r]", "", location).strip("".join(map(chr, range(33))))
+    parts = urlsplit(urljoin("http://127.0.0.1:8080/page", cleaned.replace("\\", "/")))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _location(gate: Gate, path: str) -> str:
+    """Where the gate sends a request that carries the token in its query, for `path` as
+    the server decoded it."""
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": f"token={TOKEN}&q=x".encode(), "server": ("127.0.0.1", 8080),
+             "headers": [(b"host", b"127.0.0.1:8080")]}  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await gate(scope, receive, send)
+    assert sent[0]["status"] == 303, path
+    return str(dict(sent[0]["headers"])[b"location"].decode())
+
+
+async def test_the_token_redirect_stays_on_this_origin(site: Site) -> None:
+    gate = create_app(site.store, Layout(site.root), TOKEN)
+    for path in HOSTILE_PATHS:
+        location = await _location(gate, path)
+        assert _origin_reached(location) == "http://127.0.0.1:8080", (path, location)
+        assert unquote(urlsplit(location).path) == "/" + path.lstrip("/"), "the same page"
+        assert urlsplit(location).query == "q=x"
+    async with _client(site, TOKEN) as client:
+        for asked in ("/%5Cevil.example/", "//evil.example", "/%2F%2Fevil.example",
+                      "/%5C%5Cevil.example", "/%09/evil.example"):  # fmt: skip
+            answer = await client.get(f"http://127.0.0.1{asked}", params={"token": TOKEN})
+            assert answer.status_code == 303, asked
+            location = answer.headers["location"]
+            assert _origin_reached(location) == "http://127.0.0.1:8080", (asked, location)
 
 
 async def _append(answers: list[httpx.Response], client: httpx.AsyncClient, path: str) -> None:
