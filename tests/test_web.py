@@ -390,6 +390,35 @@ async def test_the_token_redirect_stays_on_this_origin(site: Site) -> None:
             assert _origin_reached(location) == "http://127.0.0.1:8080", (asked, location)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_search_is_at_most_200_characters(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path, url) as store:
+        name = "x" * 190 + "%_\\"
+        row = await store.add_file(f"{name}.mp4", 10, 1, "fp", "long name", cost=1.0)
+        me = Worker("w1", "host", 1, time.time(), time.time())
+        await store.heartbeat(me, 60)
+        assert await store.claim(me.id, 60) is not None
+        await store.finish_file(row.id, None)
+        app = create_app(store, Layout(tmp_path, url), None)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            longest = (name + ".mp4")[-200:]
+            found = await client.get("/api/files", params={"q": longest})
+            assert found.status_code == 200
+            assert [f["id"] for f in found.json()["files"]] == [row.id]
+            gallery = await client.get("/gallery", params={"q": longest})
+            assert gallery.status_code == 200 and 'maxlength="200"' in gallery.text
+            for page in ("/api/files", "/gallery"):
+                for search in ("y" * 201, "a" * 60_000, "%" * 20_000, "é" * 10_000):
+                    refused = await client.get(page, params={"q": search})
+                    assert refused.status_code == 400, (page, len(search))
+                    assert "200 characters" in refused.text
+
+
 async def _append(answers: list[httpx.Response], client: httpx.AsyncClient, path: str) -> None:
     answers.append(await client.get(path))
 

@@ -43,6 +43,7 @@ from videoarchiver.web.plot import saved_plot
 
 HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
+SEARCH_LIMIT = 200  # characters (SQLite refuses a LIKE pattern of 50,000 bytes)
 LAST_PAGE = 100_000  # beyond any gallery (6 million files)
 LARGEST_ID = 2**63 - 1  # what SQL integers hold
 QUEUE = 200  # pending files listed, and failed ones (the latest)
@@ -68,6 +69,7 @@ class WebApp:
         self.templates.env.filters["size"] = human_size
         self.templates.env.filters["name"] = shown_name
         self.templates.env.filters["date"] = lambda day: date(1970, 1, 1) + timedelta(days=day)
+        self.templates.env.globals["search_limit"] = SEARCH_LIMIT
 
     async def _page(self, request: Request, template: str, **values: Any) -> Response:
         csrf = csrf_value(request.cookies)
@@ -116,6 +118,8 @@ class WebApp:
     async def _finished_page(self, request: Request) -> tuple[str, int, list[FileRow], bool]:
         """The gallery's search, page number, files of that page, and whether more follow."""
         search = request.query_params.get("q", "").replace("\0", "")
+        if len(search) > SEARCH_LIMIT:
+            raise HTTPException(400, f"a search is at most {SEARCH_LIMIT} characters")
         page = _page_number(request)
         rows = await self.store.finished(search, PAGE + 1, page * PAGE)
         return search, page, rows[:PAGE], len(rows) > PAGE
