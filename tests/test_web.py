@@ -3,6 +3,7 @@ every action, and media served only as published outputs, by file id."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
 from videoarchiver.state import FileState, OutputState, Progress, Store, Worker, open_store
+from videoarchiver.tools import readable_demuxers
 from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, Gate, loopback
 from videoarchiver.web.app import create_app
 
@@ -37,6 +39,7 @@ class Site:
     store: Store
     done: int  # a file with every output published
     failed: int
+    demuxers: str  # what ffmpeg may read a preview as
 
 
 async def _publish(store: Store, root: Path, name: str) -> int:
@@ -66,7 +69,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         done = await _publish(store, tmp_path, "Holiday 2024")
         failed = await store.add_file("broken.mp4", 10, 1, "fp-broken", "broken")
         await store.fail_file(failed.id, "not a readable media file: moov atom not found")
-        yield Site(tmp_path, store, done, failed.id)
+        yield Site(tmp_path, store, done, failed.id, await readable_demuxers())
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +95,11 @@ async def processed(processed_root: Path, tmp_path: Path) -> AsyncIterator[Site]
     async with open_store(root) as store:
         [done] = await store.finished("", 2, 0)
         [failed] = await store.failures(2)
-        yield Site(root, store, done.id, failed.id)
+        yield Site(root, store, done.id, failed.id, await readable_demuxers())
 
 
 def _client(site: Site, token: str | None = None, stale: float = 30.0) -> httpx.AsyncClient:
-    app = create_app(site.store, Layout(site.root), token, stale)
+    app = create_app(site.store, Layout(site.root), token, site.demuxers, stale)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
@@ -343,6 +346,27 @@ async def test_every_json_endpoint_answers_with_the_data_of_a_processed_file(
         assert (again["state"], again["worker"]) == ("running", "w1")
 
 
+async def test_a_preview_that_is_a_playlist_opens_nothing_else(
+    processed: Site, tmp_path: Path
+) -> None:
+    """An HLS playlist in the preview's place, naming a playable file outside the root: it
+    is read as itself only, by no demuxer that opens the files it names."""
+    preview = processed.root / "preview" / "Holiday 2024.mkv"
+    outside = tmp_path / "outside.mkv"
+    shutil.copyfile(preview, outside)
+    playlist = (
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{outside}\n#EXT-X-ENDLIST\n"
+    ).encode()
+    preview.unlink()
+    preview.write_bytes(playlist)
+    await processed.store.set_output(
+        processed.done, "preview", OutputState.DONE, path="preview/Holiday 2024.mkv",
+        size=len(playlist), sha256=hashlib.sha256(playlist).hexdigest(),
+    )  # fmt: skip
+    async with _client(processed) as client:
+        assert (await client.get(f"/media/{processed.done}/preview.webm")).status_code == 502
+
+
 HOSTILE_PATHS = ("/\\evil.example/", "//evil.example/", "///evil.example", "/\\/evil.example",
                  "/\t/evil.example", "/ /evil.example", "/\\\\evil.example")  # fmt: skip
 
@@ -375,7 +399,7 @@ async def _location(gate: Gate, path: str) -> str:
 
 
 async def test_the_token_redirect_stays_on_this_origin(site: Site) -> None:
-    gate = create_app(site.store, Layout(site.root), TOKEN)
+    gate = create_app(site.store, Layout(site.root), TOKEN, site.demuxers)
     for path in HOSTILE_PATHS:
         location = await _location(gate, path)
         assert _origin_reached(location) == "http://127.0.0.1:8080", (path, location)
@@ -403,7 +427,7 @@ async def test_a_search_is_at_most_200_characters(
         await store.heartbeat(me, 60)
         assert await store.claim(me.id, 60) is not None
         await store.finish_file(row.id, None)
-        app = create_app(store, Layout(tmp_path, url), None)
+        app = create_app(store, Layout(tmp_path, url), None, await readable_demuxers())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             longest = (name + ".mp4")[-200:]

@@ -62,9 +62,11 @@ def _file_json(row: FileRow) -> dict[str, Any]:
 class WebApp:
     """The page of one root, over its store."""
 
-    def __init__(self, store: Store, layout: Layout, stale: float = STALE_SECONDS) -> None:
+    def __init__(
+        self, store: Store, layout: Layout, demuxers: str, stale: float = STALE_SECONDS
+    ) -> None:
         self.store, self.layout, self.stale = store, layout, stale
-        self.webm = WebmCache(layout)
+        self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["size"] = human_size
         self.templates.env.filters["name"] = shown_name
@@ -306,9 +308,10 @@ def _page_number(request: Request) -> int:
 
 
 def create_app(
-    store: Store, layout: Layout, token: str | None, stale: float = STALE_SECONDS
+    store: Store, layout: Layout, token: str | None, demuxers: str, stale: float = STALE_SECONDS
 ) -> Gate:
     """The ASGI application: the page, behind its gate (this machine only, or the token);
-    a task not written for `stale` seconds is shown stalled."""
-    web = WebApp(store, layout, stale)
+    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`); a task not written
+    for `stale` seconds is shown stalled."""
+    web = WebApp(store, layout, demuxers, stale)
     return Gate(Starlette(routes=web.routes()), token)

@@ -8,6 +8,8 @@ streams is a folder of sheets: its first sheet stands for it.
 
 Previews are Matroska (AV1 + Opus), which browsers play as WebM: each is remuxed once
 (`-c copy`, milliseconds) into `work/web/`, named by its SHA-256, one remux at a time.
+ffmpeg reads the preview as it reads a raw file: by the `file` protocol and a demuxer that
+opens nothing else (a playlist in a preview's place names no file to it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import anyio
 
 from videoarchiver.errors import VideoArchiverError
 from videoarchiver.layout import Layout
-from videoarchiver.planning.commands import FFMPEG, url
+from videoarchiver.planning.commands import FFMPEG, RawInput, url
 from videoarchiver.processes import read_output
 from videoarchiver.state import OutputRow
 
@@ -88,16 +90,16 @@ def fd_path(fd: int) -> Path:
     return Path(f"/proc/{os.getpid()}/fd/{fd}")
 
 
-def webm_args(preview: Path, webm: Path) -> list[str]:
-    return [*FFMPEG, "-i", url(preview), "-map", "0", "-c", "copy", "-f", "webm", url(webm)]
+def webm_args(preview: RawInput, webm: Path) -> list[str]:
+    return [*FFMPEG, *preview.args(), "-map", "0", "-c", "copy", "-f", "webm", url(webm)]
 
 
 class WebmCache:
     """Previews remuxed into WebM under `work/web/`, made on first asking, one at a time; a
     half-made one is never served, and two requests for one preview make it once."""
 
-    def __init__(self, layout: Layout) -> None:
-        self.folder = layout.work / "web"
+    def __init__(self, layout: Layout, demuxers: str) -> None:
+        self.folder, self.demuxers = layout.work / "web", demuxers
         self._lock = anyio.Lock()
 
     async def of(self, file_id: int, output: OutputRow, preview_fd: int) -> Path | None:
@@ -116,7 +118,8 @@ class WebmCache:
                 partial = self.folder / f".{webm.name}.partial"
                 await anyio.Path(partial).unlink(missing_ok=True)
                 try:
-                    await read_output(webm_args(preview, partial), "remux into WebM")
+                    args = webm_args(RawInput(preview, self.demuxers), partial)
+                    await read_output(args, "remux into WebM")
                 except VideoArchiverError:
                     await anyio.Path(partial).unlink(missing_ok=True)
                     return None
