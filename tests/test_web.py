@@ -24,8 +24,19 @@ import pytest
 from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
-from videoarchiver.state import FileState, OutputState, Progress, Store, Worker, open_store
+from videoarchiver.publishing import sha256_fd
+from videoarchiver.state import (
+    Figures,
+    FileState,
+    JobState,
+    OutputState,
+    Progress,
+    Store,
+    Worker,
+    open_store,
+)
 from videoarchiver.tools import readable_demuxers
+from videoarchiver.web import published
 from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, Gate, loopback
 from videoarchiver.web.app import create_app
 
@@ -43,7 +54,8 @@ class Site:
 
 
 async def _publish(store: Store, root: Path, name: str) -> int:
-    """A done file whose montage and preview are real files in the root."""
+    """A done file whose montage and preview are real files in the root, recorded as the
+    daemon records them (a montage by its sheets)."""
     row = await store.add_file(f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=1.0)
     me = Worker("w1", "host", 1, time.time(), time.time())
     await store.heartbeat(me, 60)
@@ -55,10 +67,19 @@ async def _publish(store: Store, root: Path, name: str) -> int:
            "sine=d=1", "-c:v", "libsvtav1", "-c:a", "libopus", preview)  # fmt: skip
     for kind, path in (("montage", montage), ("preview", preview)):
         await store.set_output(row.id, kind, OutputState.DONE, path=Layout(root).relative(path),
-                               size=path.stat().st_size, sha256=kind * 8)  # fmt: skip
+                               size=path.stat().st_size,
+                               sha256=file_sha256(path) if kind == "preview" else None)  # fmt: skip
+    await _sheet(store, row.id, 0, Layout(root).relative(montage), montage.read_bytes())
     await store.set_output(row.id, "archive", OutputState.DONE, path="archive/x.mkv", size=100)
     await store.finish_file(row.id, None)
     return row.id
+
+
+async def _sheet(store: Store, file_id: int, stream: int, path: str, content: bytes) -> None:
+    """Record a montage sheet published at `path` with `content`."""
+    figures = Figures(path=path, sha256=hashlib.sha256(content).hexdigest(), out_bytes=len(content))
+    await store.save_job(file_id, "montage", stream, stream_type="video", decision="seek",
+                         state=JobState.DONE, figures=figures)  # fmt: skip
 
 
 @pytest.fixture
@@ -228,21 +249,25 @@ async def test_media_are_published_outputs_found_by_id_only(site: Site, tmp_path
         ]  # fmt: skip
         for path in refused:
             assert (await client.get(path)).status_code == 404, path
-        # A path in the store is never taken for more than a place under the root …
-        for recorded in ("/etc/passwd", "../../etc/passwd", "screenshot/../../x.jpg"):
-            await site.store.set_output(site.done, "montage", OutputState.DONE, path=recorded)
+        # A path in the store is never taken for more than a place under the root, even
+        # with the SHA-256 of what lies there …
+        secret = await anyio.Path("/etc/passwd").read_bytes()
+        for recorded in ("/etc/passwd", "../../etc/passwd", "screenshot/../../etc/passwd"):
+            await _sheet(site.store, site.done, 0, recorded, secret)
             assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
-        # A montage of several video streams is a folder of sheets: the first stands for it.
+        # A montage of several video streams is a sheet each: the first stream's stands for it.
         sheets = site.root / "screenshot" / "two streams"
         sheets.mkdir()
-        for number in (1, 2):
-            (sheets / f"two streams_{number}.jpg").write_bytes(b"sheet %d" % number)
+        for stream in (2, 0):
+            (sheets / f"{stream}.jpg").write_bytes(b"sheet %d" % stream)
+            await _sheet(site.store, site.done, stream, f"screenshot/two streams/{stream}.jpg",
+                         b"sheet %d" % stream)  # fmt: skip
         await site.store.set_output(site.done, "montage", OutputState.DONE,
                                     path="screenshot/two streams")  # fmt: skip
-        assert (await client.get(f"/media/{site.done}/montage.jpg")).content == b"sheet 1"
+        assert (await client.get(f"/media/{site.done}/montage.jpg")).content == b"sheet 0"
         # … nor is a published file someone replaced by a link.
-        await site.store.set_output(site.done, "montage", OutputState.DONE,
-                                    path="screenshot/Holiday 2024.jpg")  # fmt: skip
+        await _sheet(site.store, site.done, 0, "screenshot/Holiday 2024.jpg", montage.read_bytes())
+        assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 200
         montage.unlink()
         montage.symlink_to("/etc/passwd")
         assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
@@ -346,11 +371,98 @@ async def test_every_json_endpoint_answers_with_the_data_of_a_processed_file(
         assert (again["state"], again["worker"]) == ("running", "w1")
 
 
+SERVED_TYPES = (("/media/{id}/montage.jpg", "image/jpeg"),
+                ("/media/{id}/preview.webm", "video/webm"),
+                ("/static/style.css", "text/css; charset=utf-8"),
+                ("/static/live.js", "text/javascript; charset=utf-8"))  # fmt: skip
+
+
+async def test_a_published_file_is_served_only_as_it_was_published(
+    processed: Site, tmp_path: Path
+) -> None:
+    """The same bytes (SHA-256), a regular file, under one name: else 404."""
+    montage = processed.root / "screenshot" / "Holiday 2024.jpg"
+    preview = processed.root / "preview" / "Holiday 2024.mkv"
+    original = montage.read_bytes()
+    async with _client(processed) as client:
+
+        async def status(what: str) -> int:
+            return (await client.get(f"/media/{processed.done}/{what}")).status_code
+
+        for path, media_type in SERVED_TYPES:
+            served = await client.get(path.format(id=processed.done))
+            assert served.status_code == 200, path
+            assert served.headers["content-type"] == media_type, path
+            assert served.headers["x-content-type-options"] == "nosniff", path
+        # Changed in place, its size and mtime kept: not what was published.
+        info = montage.stat()
+        with montage.open("r+b") as handle:
+            handle.seek(len(original) // 2)
+            handle.write(bytes([original[len(original) // 2] ^ 0xFF]))
+        os.utime(montage, ns=(info.st_atime_ns, info.st_mtime_ns))
+        assert await status("montage.jpg") == 404
+        montage.write_bytes(original)  # put back
+        assert await status("montage.jpg") == 200
+        # A hard link in its place, to other bytes or to the very same: a published file has
+        # one name, and the other may be anybody's.
+        for outside in (b"a secret kept outside the root", original):
+            elsewhere = tmp_path / "outside"
+            elsewhere.unlink(missing_ok=True)
+            elsewhere.write_bytes(outside)
+            montage.unlink()
+            os.link(elsewhere, montage)
+            assert await status("montage.jpg") == 404, outside[:8]
+        # A preview changed after its WebM was made: the WebM is not served either.
+        preview.write_bytes(preview.read_bytes()[:-1] + b"x")
+        assert await status("preview.webm") == 404
+
+
+async def test_a_published_file_is_hashed_again_only_when_it_changes(
+    processed: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[int] = []
+
+    def counted(fd: int) -> str:
+        hashed.append(fd)
+        return sha256_fd(fd)
+
+    monkeypatch.setattr(published, "sha256_fd", counted)
+    montage = processed.root / "screenshot" / "Holiday 2024.jpg"
+    async with _client(processed) as client:
+        for _ in range(3):
+            assert (await client.get(f"/media/{processed.done}/montage.jpg")).status_code == 200
+        assert len(hashed) == 1
+        os.utime(montage)  # touched: read again, and still what was published
+        assert (await client.get(f"/media/{processed.done}/montage.jpg")).status_code == 200
+        assert len(hashed) == 2
+
+
+async def test_a_served_file_is_closed_however_the_answer_ends(processed: Site) -> None:
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    async with _client(processed) as client:
+        for what in ("montage.jpg", "preview.webm"):
+            path = f"/media/{processed.done}/{what}"
+            assert (await client.get(path)).status_code == 200  # the WebM made
+            before = open_files()
+            for method, headers, status in (
+                ("GET", {}, 200),
+                ("HEAD", {}, 200),
+                ("GET", {"range": "bytes=0-9"}, 206),
+                ("GET", {"range": "bytes=0-1,5-6"}, 206),
+                ("GET", {"range": "bytes=99999999-"}, 416),
+                ("GET", {"range": "bytes=x"}, 400),
+            ):
+                answer = await client.request(method, path, headers=headers)  # fmt: skip
+                assert answer.status_code == status, (what, method, headers)
+            assert open_files() == before, what
+
+
 async def test_a_preview_that_is_a_playlist_opens_nothing_else(
     processed: Site, tmp_path: Path
 ) -> None:
-    """An HLS playlist in the preview's place, naming a playable file outside the root: it
-    is read as itself only, by no demuxer that opens the files it names."""
+    """An HLS playlist in the preview's place, naming a playable file outside the root."""
     preview = processed.root / "preview" / "Holiday 2024.mkv"
     outside = tmp_path / "outside.mkv"
     shutil.copyfile(preview, outside)
@@ -359,12 +471,16 @@ async def test_a_preview_that_is_a_playlist_opens_nothing_else(
     ).encode()
     preview.unlink()
     preview.write_bytes(playlist)
-    await processed.store.set_output(
-        processed.done, "preview", OutputState.DONE, path="preview/Holiday 2024.mkv",
-        size=len(playlist), sha256=hashlib.sha256(playlist).hexdigest(),
-    )  # fmt: skip
     async with _client(processed) as client:
-        assert (await client.get(f"/media/{processed.done}/preview.webm")).status_code == 502
+        what = f"/media/{processed.done}/preview.webm"
+        assert (await client.get(what)).status_code == 404, "not what was published"
+        # Even recorded as published, it is read as itself only: no demuxer that opens the
+        # files it names.
+        await processed.store.set_output(
+            processed.done, "preview", OutputState.DONE, path="preview/Holiday 2024.mkv",
+            size=len(playlist), sha256=hashlib.sha256(playlist).hexdigest(),
+        )  # fmt: skip
+        assert (await client.get(what)).status_code == 502
 
 
 HOSTILE_PATHS = ("/\\evil.example/", "//evil.example/", "///evil.example", "/\\/evil.example",

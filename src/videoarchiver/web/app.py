@@ -7,7 +7,6 @@ media are published outputs only, found by file id, never by a path from the req
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -16,11 +15,9 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -37,9 +34,11 @@ from videoarchiver.planning.paths import shown_name
 from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store
 from videoarchiver.ui import file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
-from videoarchiver.web.media import WebmCache, fd_path, open_published
+from videoarchiver.web.descriptors import DescriptorResponse
 from videoarchiver.web.metrics import metrics_text
 from videoarchiver.web.plot import saved_plot
+from videoarchiver.web.published import PublishedFiles
+from videoarchiver.web.webm import WebmCache
 
 HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
@@ -65,7 +64,8 @@ class WebApp:
     def __init__(
         self, store: Store, layout: Layout, demuxers: str, stale: float = STALE_SECONDS
     ) -> None:
-        self.store, self.layout, self.stale = store, layout, stale
+        self.store, self.stale = store, stale
+        self.published = PublishedFiles(store, layout)
         self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["size"] = human_size
@@ -237,19 +237,16 @@ class WebApp:
         """A published montage, or a preview remuxed into WebM (what browsers play)."""
         row = await self._row(request)
         kind, media_type = MEDIA.get(request.path_params["what"], ("", ""))
-        output = (await self.store.outputs(row.id)).get(kind)
-        if output is None or output.state is not OutputState.DONE:
-            raise HTTPException(404, "not published")
-        fd = await open_published(self.layout, output)
-        if fd is None:
-            raise HTTPException(404, "not there")
+        opened = await self.published.open(row.id, kind) if kind else None
+        if opened is None:
+            raise HTTPException(404, "not published, or no longer what was published")
+        fd, sha256 = opened
         if kind == "preview":
-            webm = await self.webm.of(row.id, output, fd)  # it closes fd
+            webm = await self.webm.of(row.id, sha256, fd)  # it closes fd
             if webm is None:
                 raise HTTPException(502, "the preview cannot be remuxed into WebM")
-            return FileResponse(webm, media_type=media_type, headers=CACHED)
-        return FileResponse(fd_path(fd), media_type=media_type, headers=CACHED,
-                            background=BackgroundTask(os.close, fd))  # fmt: skip
+            fd = webm
+        return DescriptorResponse(fd, media_type, CACHED)
 
     # -- actions -------------------------------------------------------------------------------
 
