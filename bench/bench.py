@@ -54,6 +54,7 @@ import videoarchiver
 from pgcluster import Cluster
 from videoarchiver.layout import Layout
 from videoarchiver.state import open_store
+from videoarchiver.tools import readable_demuxers
 from videoarchiver.web.app import create_app
 
 PROGRAM = str(Path(sys.executable).parent / "videoarchiver")
@@ -377,7 +378,7 @@ def page_seconds(root: Path, state: str | None = None) -> dict[str, float]:
 
     async def load() -> dict[str, float]:
         async with open_store(root, state) as store:
-            app = create_app(store, Layout(root, state), None)
+            app = create_app(store, Layout(root, state), None, await readable_demuxers())
             transport = httpx.ASGITransport(app=app)  # a loopback name: the page answers it
             page = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
             async with page as client:

@@ -3,24 +3,41 @@ every action, and media served only as published outputs, by file id."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 
 import anyio
 import httpx
 import pytest
 
-from media import ffmpeg, probe, wait_until
+from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
-from videoarchiver.state import FileState, OutputState, Progress, Store, Worker, open_store
-from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, loopback
+from videoarchiver.publishing import sha256_fd
+from videoarchiver.state import (
+    Figures,
+    FileState,
+    JobState,
+    OutputState,
+    Progress,
+    Store,
+    Worker,
+    open_store,
+)
+from videoarchiver.tools import readable_demuxers
+from videoarchiver.web import published
+from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, Gate, loopback
 from videoarchiver.web.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -33,10 +50,12 @@ class Site:
     store: Store
     done: int  # a file with every output published
     failed: int
+    demuxers: str  # what ffmpeg may read a preview as
 
 
 async def _publish(store: Store, root: Path, name: str) -> int:
-    """A done file whose montage and preview are real files in the root."""
+    """A done file whose montage and preview are real files in the root, recorded as the
+    daemon records them (a montage by its sheets)."""
     row = await store.add_file(f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=1.0)
     me = Worker("w1", "host", 1, time.time(), time.time())
     await store.heartbeat(me, 60)
@@ -48,10 +67,19 @@ async def _publish(store: Store, root: Path, name: str) -> int:
            "sine=d=1", "-c:v", "libsvtav1", "-c:a", "libopus", preview)  # fmt: skip
     for kind, path in (("montage", montage), ("preview", preview)):
         await store.set_output(row.id, kind, OutputState.DONE, path=Layout(root).relative(path),
-                               size=path.stat().st_size, sha256=kind * 8)  # fmt: skip
+                               size=path.stat().st_size,
+                               sha256=file_sha256(path) if kind == "preview" else None)  # fmt: skip
+    await _sheet(store, row.id, 0, Layout(root).relative(montage), montage.read_bytes())
     await store.set_output(row.id, "archive", OutputState.DONE, path="archive/x.mkv", size=100)
     await store.finish_file(row.id, None)
     return row.id
+
+
+async def _sheet(store: Store, file_id: int, stream: int, path: str, content: bytes) -> None:
+    """Record a montage sheet published at `path` with `content`."""
+    figures = Figures(path=path, sha256=hashlib.sha256(content).hexdigest(), out_bytes=len(content))
+    await store.save_job(file_id, "montage", stream, stream_type="video", decision="seek",
+                         state=JobState.DONE, figures=figures)  # fmt: skip
 
 
 @pytest.fixture
@@ -62,11 +90,37 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         done = await _publish(store, tmp_path, "Holiday 2024")
         failed = await store.add_file("broken.mp4", 10, 1, "fp-broken", "broken")
         await store.fail_file(failed.id, "not a readable media file: moov atom not found")
-        yield Site(tmp_path, store, done, failed.id)
+        yield Site(tmp_path, store, done, failed.id, await readable_demuxers())
+
+
+@pytest.fixture(scope="module")
+def processed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root `run --once` went through: a clip done (all three outputs published), a
+    broken file failed."""
+    root = tmp_path_factory.mktemp("processed")
+    (root / "raw").mkdir()
+    (root / "videoarchiver.toml").write_text(FAST_CONFIG)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x96:r=10:d=1", "-f", "lavfi", "-i", "sine=d=1",
+           "-c:v", "libx264", "-c:a", "aac", root / "raw" / "Holiday 2024.mp4")  # fmt: skip
+    (root / "raw" / "broken.mp4").write_bytes(b"not a video")
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 1, result.stderr  # the broken file failed
+    return root
+
+
+@pytest.fixture
+async def processed(processed_root: Path, tmp_path: Path) -> AsyncIterator[Site]:
+    """A copy of `processed_root` of this test's own, its store open."""
+    root = tmp_path / "root"
+    shutil.copytree(processed_root, root)
+    async with open_store(root) as store:
+        [done] = await store.finished("", 2, 0)
+        [failed] = await store.failures(2)
+        yield Site(root, store, done.id, failed.id, await readable_demuxers())
 
 
 def _client(site: Site, token: str | None = None, stale: float = 30.0) -> httpx.AsyncClient:
-    app = create_app(site.store, Layout(site.root), token, stale)
+    app = create_app(site.store, Layout(site.root), token, site.demuxers, stale)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
@@ -195,21 +249,25 @@ async def test_media_are_published_outputs_found_by_id_only(site: Site, tmp_path
         ]  # fmt: skip
         for path in refused:
             assert (await client.get(path)).status_code == 404, path
-        # A path in the store is never taken for more than a place under the root …
-        for recorded in ("/etc/passwd", "../../etc/passwd", "screenshot/../../x.jpg"):
-            await site.store.set_output(site.done, "montage", OutputState.DONE, path=recorded)
+        # A path in the store is never taken for more than a place under the root, even
+        # with the SHA-256 of what lies there …
+        secret = await anyio.Path("/etc/passwd").read_bytes()
+        for recorded in ("/etc/passwd", "../../etc/passwd", "screenshot/../../etc/passwd"):
+            await _sheet(site.store, site.done, 0, recorded, secret)
             assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
-        # A montage of several video streams is a folder of sheets: the first stands for it.
+        # A montage of several video streams is a sheet each: the first stream's stands for it.
         sheets = site.root / "screenshot" / "two streams"
         sheets.mkdir()
-        for number in (1, 2):
-            (sheets / f"two streams_{number}.jpg").write_bytes(b"sheet %d" % number)
+        for stream in (2, 0):
+            (sheets / f"{stream}.jpg").write_bytes(b"sheet %d" % stream)
+            await _sheet(site.store, site.done, stream, f"screenshot/two streams/{stream}.jpg",
+                         b"sheet %d" % stream)  # fmt: skip
         await site.store.set_output(site.done, "montage", OutputState.DONE,
                                     path="screenshot/two streams")  # fmt: skip
-        assert (await client.get(f"/media/{site.done}/montage.jpg")).content == b"sheet 1"
+        assert (await client.get(f"/media/{site.done}/montage.jpg")).content == b"sheet 0"
         # … nor is a published file someone replaced by a link.
-        await site.store.set_output(site.done, "montage", OutputState.DONE,
-                                    path="screenshot/Holiday 2024.jpg")  # fmt: skip
+        await _sheet(site.store, site.done, 0, "screenshot/Holiday 2024.jpg", montage.read_bytes())
+        assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 200
         montage.unlink()
         montage.symlink_to("/etc/passwd")
         assert (await client.get(f"/media/{site.done}/montage.jpg")).status_code == 404
@@ -255,6 +313,250 @@ def test_the_web_command_streams_live_progress(root: Path) -> None:
         out, err = web.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}/" in out and "token" not in out, "no token on loopback"
     assert web.returncode == 0, err
+
+
+async def test_every_json_endpoint_answers_with_the_data_of_a_processed_file(
+    processed: Site,
+) -> None:
+    root, store = processed.root, processed.store
+    raw, archive = root / "raw" / "Holiday 2024.mp4", root / "archive" / "Holiday 2024.mkv"
+    preview = root / "preview" / "Holiday 2024.mkv"
+    montage = root / "screenshot" / "Holiday 2024.jpg"
+    async with _client(processed) as client:
+
+        async def api(path: str, **params: str) -> Any:
+            answer = await client.get(path, params=params)
+            assert answer.status_code == 200, (path, answer.text)
+            assert answer.headers["content-type"] == "application/json", path
+            return json.loads(answer.text)
+
+        detail = await api(f"/api/files/{processed.done}")
+        assert (detail["name"], detail["state"], detail["size"]) == (
+            "Holiday 2024.mp4", "done", raw.stat().st_size)  # fmt: skip
+        for kind, path in (("archive", archive), ("preview", preview), ("montage", montage)):
+            output = detail["outputs"][kind]
+            assert (output["state"], output["path"], output["size"]) == (
+                "done", str(path.relative_to(root)), path.stat().st_size), kind  # fmt: skip
+        assert detail["outputs"]["archive"]["sha256"] == file_sha256(archive)
+        assert detail["outputs"]["preview"]["sha256"] == file_sha256(preview)
+        [sheet] = detail["jobs"]["montage"]
+        assert (sheet["path"], sheet["sha256"]) == ("screenshot/Holiday 2024.jpg",
+                                                    file_sha256(montage))  # fmt: skip
+        parts = [part for job in detail["jobs"]["archive"] for part in job["parts"]]
+        assert parts and all(part["bytes"] > 0 for part in parts), "each encode's parts"
+        summary = await api("/api/summary")
+        assert summary["files"] == {"done": 1, "failed": 1}
+        assert (summary["raw_bytes"], summary["archive_bytes"]) == (
+            raw.stat().st_size, archive.stat().st_size)  # fmt: skip
+        files = await api("/api/files", q="HOLIDAY")
+        assert [(f["id"], f["name"]) for f in files["files"]] == [
+            (processed.done, "Holiday 2024.mp4")]  # fmt: skip
+        assert (await api("/api/files", q="nothing"))["files"] == []
+        [failed] = (await api("/api/queue"))["failed"]
+        assert (failed["id"], failed["name"]) == (processed.failed, "broken.mp4")
+        assert failed["error"]
+        [day] = await api("/api/days")
+        assert (day["files"], day["raw_bytes"], day["archive_bytes"]) == (
+            1, raw.stat().st_size, archive.stat().st_size)  # fmt: skip
+        # The broken file taken again: what runs is in the progress, and in the file's JSON.
+        assert await store.retry(["broken.mp4"]) == ["broken.mp4"]
+        me = Worker("w1", "host", 1, time.time(), time.time())
+        await store.heartbeat(me, 60)
+        assert await store.claim(me.id, 60) is not None
+        task = Progress(processed.failed, "probe", "probe", me.id, 1.0, 2.0, None, None, 0.0)
+        await store.write_progress(me.id, [task])
+        [running] = (await api("/api/progress"))["tasks"]
+        assert (running["name"], running["worker"], running["done"]) == ("broken.mp4", "w1", 1.0)
+        again = await api(f"/api/files/{processed.failed}")
+        assert (again["state"], again["worker"]) == ("running", "w1")
+
+
+SERVED_TYPES = (("/media/{id}/montage.jpg", "image/jpeg"),
+                ("/media/{id}/preview.webm", "video/webm"),
+                ("/static/style.css", "text/css; charset=utf-8"),
+                ("/static/live.js", "text/javascript; charset=utf-8"))  # fmt: skip
+
+
+async def test_a_published_file_is_served_only_as_it_was_published(
+    processed: Site, tmp_path: Path
+) -> None:
+    """The same bytes (SHA-256), a regular file, under one name: else 404."""
+    montage = processed.root / "screenshot" / "Holiday 2024.jpg"
+    preview = processed.root / "preview" / "Holiday 2024.mkv"
+    original = montage.read_bytes()
+    async with _client(processed) as client:
+
+        async def status(what: str) -> int:
+            return (await client.get(f"/media/{processed.done}/{what}")).status_code
+
+        for path, media_type in SERVED_TYPES:
+            served = await client.get(path.format(id=processed.done))
+            assert served.status_code == 200, path
+            assert served.headers["content-type"] == media_type, path
+            assert served.headers["x-content-type-options"] == "nosniff", path
+        # Changed in place, its size and mtime kept: not what was published.
+        info = montage.stat()
+        with montage.open("r+b") as handle:
+            handle.seek(len(original) // 2)
+            handle.write(bytes([original[len(original) // 2] ^ 0xFF]))
+        os.utime(montage, ns=(info.st_atime_ns, info.st_mtime_ns))
+        assert await status("montage.jpg") == 404
+        montage.write_bytes(original)  # put back
+        assert await status("montage.jpg") == 200
+        # A hard link in its place, to other bytes or to the very same: a published file has
+        # one name, and the other may be anybody's.
+        for outside in (b"a secret kept outside the root", original):
+            elsewhere = tmp_path / "outside"
+            elsewhere.unlink(missing_ok=True)
+            elsewhere.write_bytes(outside)
+            montage.unlink()
+            os.link(elsewhere, montage)
+            assert await status("montage.jpg") == 404, outside[:8]
+        # A preview changed after its WebM was made: the WebM is not served either.
+        preview.write_bytes(preview.read_bytes()[:-1] + b"x")
+        assert await status("preview.webm") == 404
+
+
+async def test_a_published_file_is_hashed_again_only_when_it_changes(
+    processed: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[int] = []
+
+    def counted(fd: int) -> str:
+        hashed.append(fd)
+        return sha256_fd(fd)
+
+    monkeypatch.setattr(published, "sha256_fd", counted)
+    montage = processed.root / "screenshot" / "Holiday 2024.jpg"
+    async with _client(processed) as client:
+        for _ in range(3):
+            assert (await client.get(f"/media/{processed.done}/montage.jpg")).status_code == 200
+        assert len(hashed) == 1
+        os.utime(montage)  # touched: read again, and still what was published
+        assert (await client.get(f"/media/{processed.done}/montage.jpg")).status_code == 200
+        assert len(hashed) == 2
+
+
+async def test_a_served_file_is_closed_however_the_answer_ends(processed: Site) -> None:
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    async with _client(processed) as client:
+        for what in ("montage.jpg", "preview.webm"):
+            path = f"/media/{processed.done}/{what}"
+            assert (await client.get(path)).status_code == 200  # the WebM made
+            before = open_files()
+            for method, headers, status in (
+                ("GET", {}, 200),
+                ("HEAD", {}, 200),
+                ("GET", {"range": "bytes=0-9"}, 206),
+                ("GET", {"range": "bytes=0-1,5-6"}, 206),
+                ("GET", {"range": "bytes=99999999-"}, 416),
+                ("GET", {"range": "bytes=x"}, 400),
+            ):
+                answer = await client.request(method, path, headers=headers)  # fmt: skip
+                assert answer.status_code == status, (what, method, headers)
+            assert open_files() == before, what
+
+
+async def test_a_preview_that_is_a_playlist_opens_nothing_else(
+    processed: Site, tmp_path: Path
+) -> None:
+    """An HLS playlist in the preview's place, naming a playable file outside the root."""
+    preview = processed.root / "preview" / "Holiday 2024.mkv"
+    outside = tmp_path / "outside.mkv"
+    shutil.copyfile(preview, outside)
+    playlist = (
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{outside}\n#EXT-X-ENDLIST\n"
+    ).encode()
+    preview.unlink()
+    preview.write_bytes(playlist)
+    async with _client(processed) as client:
+        what = f"/media/{processed.done}/preview.webm"
+        assert (await client.get(what)).status_code == 404, "not what was published"
+        # Even recorded as published, it is read as itself only: no demuxer that opens the
+        # files it names.
+        await processed.store.set_output(
+            processed.done, "preview", OutputState.DONE, path="preview/Holiday 2024.mkv",
+            size=len(playlist), sha256=hashlib.sha256(playlist).hexdigest(),
+        )  # fmt: skip
+        assert (await client.get(what)).status_code == 502
+
+
+HOSTILE_PATHS = ("/\\evil.example/", "//evil.example/", "///evil.example", "/\\/evil.example",
+                 "/\t/evil.example", "/ /evil.example", "/\\\\evil.example")  # fmt: skip
+
+
+def _origin_reached(location: str) -> str:
+    """The origin a browser on http://127.0.0.1:8080 goes to when sent to `location` (as
+    the URL standard reads it: tabs and newlines dropped, a backslash taken for a slash)."""
+    cleaned = re.sub(r"[\t\n\r]", "", location).strip("".join(map(chr, range(33))))
+    parts = urlsplit(urljoin("http://127.0.0.1:8080/page", cleaned.replace("\\", "/")))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _location(gate: Gate, path: str) -> str:
+    """Where the gate sends a request that carries the token in its query, for `path` as
+    the server decoded it."""
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": f"token={TOKEN}&q=x".encode(), "server": ("127.0.0.1", 8080),
+             "headers": [(b"host", b"127.0.0.1:8080")]}  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await gate(scope, receive, send)
+    assert sent[0]["status"] == 303, path
+    return str(dict(sent[0]["headers"])[b"location"].decode())
+
+
+async def test_the_token_redirect_stays_on_this_origin(site: Site) -> None:
+    gate = create_app(site.store, Layout(site.root), TOKEN, site.demuxers)
+    for path in HOSTILE_PATHS:
+        location = await _location(gate, path)
+        assert _origin_reached(location) == "http://127.0.0.1:8080", (path, location)
+        assert unquote(urlsplit(location).path) == "/" + path.lstrip("/"), "the same page"
+        assert urlsplit(location).query == "q=x"
+    async with _client(site, TOKEN) as client:
+        for asked in ("/%5Cevil.example/", "//evil.example", "/%2F%2Fevil.example",
+                      "/%5C%5Cevil.example", "/%09/evil.example"):  # fmt: skip
+            answer = await client.get(f"http://127.0.0.1{asked}", params={"token": TOKEN})
+            assert answer.status_code == 303, asked
+            location = answer.headers["location"]
+            assert _origin_reached(location) == "http://127.0.0.1:8080", (asked, location)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_search_is_at_most_200_characters(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path, url) as store:
+        name = "x" * 190 + "%_\\"
+        row = await store.add_file(f"{name}.mp4", 10, 1, "fp", "long name", cost=1.0)
+        me = Worker("w1", "host", 1, time.time(), time.time())
+        await store.heartbeat(me, 60)
+        assert await store.claim(me.id, 60) is not None
+        await store.finish_file(row.id, None)
+        app = create_app(store, Layout(tmp_path, url), None, await readable_demuxers())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            longest = (name + ".mp4")[-200:]
+            found = await client.get("/api/files", params={"q": longest})
+            assert found.status_code == 200
+            assert [f["id"] for f in found.json()["files"]] == [row.id]
+            gallery = await client.get("/gallery", params={"q": longest})
+            assert gallery.status_code == 200 and 'maxlength="200"' in gallery.text
+            for page in ("/api/files", "/gallery"):
+                for search in ("y" * 201, "a" * 60_000, "%" * 20_000, "é" * 10_000):
+                    refused = await client.get(page, params={"q": search})
+                    assert refused.status_code == 400, (page, len(search))
+                    assert "200 characters" in refused.text
 
 
 async def _append(answers: list[httpx.Response], client: httpx.AsyncClient, path: str) -> None:

@@ -3,6 +3,7 @@ montage sheet) against the SHA-256 recorded when it was published."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,20 +21,27 @@ class Published:
     stream: int | None  # the video stream of a montage sheet
     path: Path
     sha256: str | None
+    recorded: str  # `path` as the store records it (relative to the root)
+    size: int | None
 
 
-async def published_outputs(state: Store, layout: Layout) -> list[Published]:
+async def published_outputs(
+    state: Store, layout: Layout, file_ids: Sequence[int] | None = None
+) -> list[Published]:
+    """Every published output (of `file_ids`, or of every file): each montage sheet on its
+    own, in stream order."""
     outputs = [
-        Published(o.file_id, o.kind, None, layout.resolve(o.path), o.sha256)
-        for o in await state.all_outputs()
+        Published(o.file_id, o.kind, None, layout.resolve(o.path), o.sha256, o.path, o.size)
+        for o in await state.all_outputs(file_ids)
         if o.kind != "montage" and o.state is OutputState.DONE and o.path
     ]
     sheets = [
-        Published(file_id, output, job.stream_index, layout.resolve(path), job.figures.sha256)
-        for file_id, jobs in (await state.all_jobs()).items()
-        for output, job in jobs
+        Published(file_id, output, job.stream_index, layout.resolve(path), job.figures.sha256,
+                  path, job.figures.out_bytes)
+        for file_id, jobs in (await state.all_jobs(file_ids)).items()
+        for output, job in jobs  # in stream order
         if output == "montage" and job.state is JobState.DONE and (path := job.figures.path)
-    ]
+    ]  # fmt: skip
     return outputs + sheets
 
 

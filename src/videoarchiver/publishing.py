@@ -23,12 +23,22 @@ from videoarchiver.errors import PublishError
 CHUNK = 1 << 20
 
 
-def _sha256(path: Path) -> str:
+def sha256_fd(fd: int) -> str:
+    """The SHA-256 of the whole file open at `fd` (read by offset: its position stays)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
+    offset = 0
+    while chunk := os.pread(fd, CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
     return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return sha256_fd(fd)
+    finally:
+        os.close(fd)
 
 
 async def sha256_file(path: Path) -> str:

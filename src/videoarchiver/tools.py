@@ -28,17 +28,35 @@ class Tools:
     demuxers: str  # what raw files may be read with (`safe_demuxers`)
 
 
-async def check_tools(config: Config) -> Tools:
-    """Raise ToolError with a message a user can act on, before any file is touched."""
+DEMUXERS: tuple[list[str], str] = (["ffmpeg", "-hide_banner", "-demuxers"], "ffmpeg -demuxers")
+
+
+async def _outputs(commands: list[tuple[list[str], str]]) -> list[bytes]:
     try:
-        _, version, listing, demuxers = await read_outputs([
-            (["ffprobe", "-version"], "ffprobe -version"),
-            (["ffmpeg", "-version"], "ffmpeg -version"),
-            (["ffmpeg", "-hide_banner", "-encoders"], "ffmpeg -encoders"),
-            (["ffmpeg", "-hide_banner", "-demuxers"], "ffmpeg -demuxers"),
-        ])  # fmt: skip
+        return await read_outputs(commands)
     except ProcessError as exc:
         raise ToolError(f"the ffmpeg tools do not run: {exc}") from exc
+
+
+def _safe(demuxers: bytes) -> str:
+    return safe_demuxers(demuxers.decode(errors="replace"))
+
+
+async def readable_demuxers() -> str:
+    """What a file we cannot vouch for may be read as (`safe_demuxers` of this ffmpeg);
+    ToolError when ffmpeg does not run."""
+    [demuxers] = await _outputs([DEMUXERS])
+    return _safe(demuxers)
+
+
+async def check_tools(config: Config) -> Tools:
+    """Raise ToolError with a message a user can act on, before any file is touched."""
+    _, version, listing, demuxers = await _outputs([
+        (["ffprobe", "-version"], "ffprobe -version"),
+        (["ffmpeg", "-version"], "ffmpeg -version"),
+        (["ffmpeg", "-hide_banner", "-encoders"], "ffmpeg -encoders"),
+        DEMUXERS,
+    ])  # fmt: skip
     available = set(re.findall(r"^ [A-Z.]{6} (\S+)", listing.decode(errors="replace"), re.M))
     missing = sorted(required_encoders(config) - available)
     if missing:
@@ -47,4 +65,4 @@ async def check_tools(config: Config) -> Tools:
             " with them (Debian's ffmpeg package has libx264, libopus and libsvtav1)"
         )
     first_line = version.decode(errors="replace").partition("\n")[0]
-    return Tools(" ".join(first_line.split()[:3]), safe_demuxers(demuxers.decode(errors="replace")))
+    return Tools(" ".join(first_line.split()[:3]), _safe(demuxers))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
@@ -231,24 +231,36 @@ def _job_json(job: StreamJobRow) -> dict[str, object]:
             "decision": job.decision, "state": job.state, "notes": job.notes} | shown  # fmt: skip
 
 
+def file_records(
+    files: Sequence[FileRow],
+    outputs: Iterable[OutputRow],
+    jobs: Mapping[int, Sequence[tuple[str, StreamJobRow]]],
+    progress: Iterable[Progress],
+) -> list[dict[str, object]]:
+    """Files as JSON objects, each with its "outputs" by kind, its stream "jobs" by output
+    and the "progress" of what runs of it now (`status --json`, the web page's JSON)."""
+    by_file: dict[int, dict[str, object]] = {}
+    for output in outputs:
+        by_file.setdefault(output.file_id, {})[output.kind] = asdict(output)
+    running: dict[int, list[object]] = {}
+    for task in progress:
+        running.setdefault(task.file_id, []).append(asdict(task))
+    records = []
+    for row in files:
+        grouped: dict[str, list[object]] = {kind: [] for kind in OUTPUT_KINDS}
+        for kind, job in jobs.get(row.id, ()):
+            grouped.setdefault(kind, []).append(_job_json(job))
+        records.append(
+            asdict(row)
+            | {"outputs": by_file.get(row.id, {}), "jobs": grouped,
+               "progress": running.get(row.id, [])}
+        )  # fmt: skip
+    return records
+
+
 def print_json(listing: Listing) -> None:
     """Everything recorded, for scripts: files with their outputs, stream jobs and the
     progress of what runs now."""
-    outputs: dict[int, dict[str, object]] = {}
-    for output in listing.outputs:
-        outputs.setdefault(output.file_id, {})[output.kind] = asdict(output)
-    running: dict[int, list[object]] = {}
-    for task in listing.progress:
-        running.setdefault(task.file_id, []).append(asdict(task))
-    rows = []
-    for row in listing.files:
-        grouped: dict[str, list[object]] = {kind: [] for kind in OUTPUT_KINDS}
-        for kind, job in listing.jobs.get(row.id, ()):
-            grouped.setdefault(kind, []).append(_job_json(job))
-        rows.append(
-            asdict(row)
-            | {"outputs": outputs.get(row.id, {}), "jobs": grouped,
-               "progress": running.get(row.id, [])}
-        )  # fmt: skip
-    sys.stdout.write(json.dumps(rows, indent=1))
+    records = file_records(listing.files, listing.outputs, listing.jobs, listing.progress)
+    sys.stdout.write(json.dumps(records, indent=1))
     sys.stdout.write("\n")

@@ -50,7 +50,8 @@ def safe_demuxers(listing: str) -> str:
 
 @dataclass(frozen=True)
 class RawInput:
-    """A raw file as ffmpeg and ffprobe open it: the `file` protocol alone, and only the
+    """A raw file (or any file we cannot vouch for, such as a published preview the web
+    page remuxes) as ffmpeg and ffprobe open it: the `file` protocol alone, and only the
     demuxers `safe_demuxers` allows."""
 
     path: Path

@@ -15,7 +15,7 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.requests import cookie_parser
 
@@ -124,8 +124,10 @@ class Gate:
 
 
 def _without_token(scope: Scope) -> str:
-    """The address asked for, its token left out (one leading slash: never another host)."""
-    path = "/" + str(scope["path"]).lstrip("/")
+    """The address asked for, its token left out: a path on this origin only. It has one
+    leading slash and every other character a browser might read as one (a backslash, a
+    tab) percent-encoded, so no `//host` or `/\\host` can send the browser to another site."""
+    path = "/" + quote(str(scope["path"]).lstrip("/"))
     query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
              if k != "token"]  # fmt: skip
     return path + (f"?{urlencode(query)}" if query else "")

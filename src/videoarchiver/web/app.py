@@ -7,7 +7,6 @@ media are published outputs only, found by file id, never by a path from the req
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -16,11 +15,9 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -35,14 +32,17 @@ from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store
-from videoarchiver.ui import human_size, percent_saved
+from videoarchiver.ui import file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
-from videoarchiver.web.media import WebmCache, fd_path, open_published
+from videoarchiver.web.descriptors import DescriptorResponse
 from videoarchiver.web.metrics import metrics_text
 from videoarchiver.web.plot import saved_plot
+from videoarchiver.web.published import PublishedFiles
+from videoarchiver.web.webm import WebmCache
 
 HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
+SEARCH_LIMIT = 200  # characters (SQLite refuses a LIKE pattern of 50,000 bytes)
 LAST_PAGE = 100_000  # beyond any gallery (6 million files)
 LARGEST_ID = 2**63 - 1  # what SQL integers hold
 QUEUE = 200  # pending files listed, and failed ones (the latest)
@@ -61,13 +61,17 @@ def _file_json(row: FileRow) -> dict[str, Any]:
 class WebApp:
     """The page of one root, over its store."""
 
-    def __init__(self, store: Store, layout: Layout, stale: float = STALE_SECONDS) -> None:
-        self.store, self.layout, self.stale = store, layout, stale
-        self.webm = WebmCache(layout)
+    def __init__(
+        self, store: Store, layout: Layout, demuxers: str, stale: float = STALE_SECONDS
+    ) -> None:
+        self.store, self.stale = store, stale
+        self.published = PublishedFiles(store, layout)
+        self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["size"] = human_size
         self.templates.env.filters["name"] = shown_name
         self.templates.env.filters["date"] = lambda day: date(1970, 1, 1) + timedelta(days=day)
+        self.templates.env.globals["search_limit"] = SEARCH_LIMIT
 
     async def _page(self, request: Request, template: str, **values: Any) -> Response:
         csrf = csrf_value(request.cookies)
@@ -116,6 +120,8 @@ class WebApp:
     async def _finished_page(self, request: Request) -> tuple[str, int, list[FileRow], bool]:
         """The gallery's search, page number, files of that page, and whether more follow."""
         search = request.query_params.get("q", "").replace("\0", "")
+        if len(search) > SEARCH_LIMIT:
+            raise HTTPException(400, f"a search is at most {SEARCH_LIMIT} characters")
         page = _page_number(request)
         rows = await self.store.finished(search, PAGE + 1, page * PAGE)
         return search, page, rows[:PAGE], len(rows) > PAGE
@@ -202,14 +208,13 @@ class WebApp:
         return JSONResponse({"files": [_file_json(row) for row in rows], "more": more})
 
     async def api_file(self, request: Request) -> Response:
+        """The file as `status --json` shows it, with its name."""
         row = await self._row(request)
-        outputs = await self.store.outputs(row.id)
-        jobs = {kind: [asdict(job) for job in (await self.store.jobs(row.id, kind)).values()]
-                for kind in outputs}  # fmt: skip
-        return JSONResponse(
-            _file_json(row) | {"outputs": {kind: asdict(output) for kind, output
-                                           in outputs.items()}, "jobs": jobs}
+        [record] = file_records(
+            [row], (await self.store.outputs(row.id)).values(),
+            await self.store.all_jobs([row.id]), await self.store.progress(),
         )  # fmt: skip
+        return JSONResponse(_file_json(row) | record)
 
     async def api_days(self, request: Request) -> Response:
         return JSONResponse([asdict(day) for day in await self.store.days()])
@@ -232,19 +237,16 @@ class WebApp:
         """A published montage, or a preview remuxed into WebM (what browsers play)."""
         row = await self._row(request)
         kind, media_type = MEDIA.get(request.path_params["what"], ("", ""))
-        output = (await self.store.outputs(row.id)).get(kind)
-        if output is None or output.state is not OutputState.DONE:
-            raise HTTPException(404, "not published")
-        fd = await open_published(self.layout, output)
-        if fd is None:
-            raise HTTPException(404, "not there")
+        opened = await self.published.open(row.id, kind) if kind else None
+        if opened is None:
+            raise HTTPException(404, "not published, or no longer what was published")
+        fd, sha256 = opened
         if kind == "preview":
-            webm = await self.webm.of(row.id, output, fd)  # it closes fd
+            webm = await self.webm.of(row.id, sha256, fd)  # it closes fd
             if webm is None:
                 raise HTTPException(502, "the preview cannot be remuxed into WebM")
-            return FileResponse(webm, media_type=media_type, headers=CACHED)
-        return FileResponse(fd_path(fd), media_type=media_type, headers=CACHED,
-                            background=BackgroundTask(os.close, fd))  # fmt: skip
+            fd = webm
+        return DescriptorResponse(fd, media_type, CACHED)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -303,9 +305,10 @@ def _page_number(request: Request) -> int:
 
 
 def create_app(
-    store: Store, layout: Layout, token: str | None, stale: float = STALE_SECONDS
+    store: Store, layout: Layout, token: str | None, demuxers: str, stale: float = STALE_SECONDS
 ) -> Gate:
     """The ASGI application: the page, behind its gate (this machine only, or the token);
-    a task not written for `stale` seconds is shown stalled."""
-    web = WebApp(store, layout, stale)
+    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`); a task not written
+    for `stale` seconds is shown stalled."""
+    web = WebApp(store, layout, demuxers, stale)
     return Gate(Starlette(routes=web.routes()), token)

@@ -16,6 +16,7 @@ from videoarchiver.errors import ConfigError
 from videoarchiver.exitcodes import EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.state import open_store
+from videoarchiver.tools import readable_demuxers
 from videoarchiver.web.access import loopback, new_token
 from videoarchiver.web.app import create_app
 
@@ -50,7 +51,7 @@ async def serve(layout: Layout, config: Config, listen: str, console: Console) -
     host, port = split_listen(listen)
     token = None if loopback(host) else (config.web.token or new_token())
     async with open_store(layout.root, layout.state, STORE_PATIENCE) as store:
-        app = create_app(store, layout, token)
+        app = create_app(store, layout, token, await readable_demuxers())
         server = _Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
