@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, file_sha256, poll_rows, probe, run_cli, status_json, wait_until
+from media import (
+    ffmpeg,
+    file_sha256,
+    file_states,
+    poll_rows,
+    probe,
+    run_cli,
+    status_json,
+    wait_until,
+)
 from test_cli import tmpfs
 
 
@@ -233,6 +242,26 @@ def test_a_full_disk_never_stops_the_daemon_and_work_is_retried_once_space_is_ba
     assert daemon.returncode == 0, err
     assert "Traceback" not in err
     assert [s["codec_name"] for s in probe(root / "archive" / "a.mkv")["streams"]] == ["h264"]
+
+
+def test_no_work_starts_on_a_disk_short_of_its_headroom(tmp_path: Path) -> None:
+    """Work that starts on a nearly full disk fills it, and then nothing can be recorded:
+    below `min_free_space` (at most 5 % of the disk) nothing new starts."""
+    root = _new_root(tmp_path)
+    (root / "work").mkdir()
+    with tmpfs(root / "work", "8m"):
+        assert run_cli(root, "run", "--once").returncode == 0  # the state, made with room
+        _clip(root / "raw" / "a.mp4")
+        (root / "work" / "ballast").write_bytes(b"\0" * (7900 << 10))  # < 292 KiB left
+        result = run_cli(root, "run", "--once")
+        assert result.returncode == 1, result.stderr
+        assert "less than the 409.6 KiB kept (min_free_space): no new work starts" in (
+            result.stderr
+        )
+        assert [(f["state"], f["sha256"]) for f in status_json(root)] == [("pending", None)]
+        (root / "work" / "ballast").unlink()
+        assert run_cli(root, "run", "--once").returncode == 0
+        assert file_states(root) == ["done"]
 
 
 def _fill(ballast: Path) -> None:

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from videoarchiver.errors import ConfigError
@@ -79,6 +79,8 @@ class Config(BaseSettings):
     lease_seconds: float = Field(default=60, ge=2)
     notify: list[str] = Field(default_factory=list)
     active_hours: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    # No new work starts while a disk the root writes to has less free (at most 5 % of it).
+    min_free_space: ByteSize = Field(default=ByteSize(2 << 30), ge=0)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     preview: PreviewConfig = Field(default_factory=PreviewConfig)
     montage: MontageConfig = Field(default_factory=MontageConfig)

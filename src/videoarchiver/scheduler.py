@@ -59,7 +59,13 @@ from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file, read_header
 from videoarchiver.runtime import PROBE_SLOTS, Load, Runtime, Source
 from videoarchiver.service import listening, notify
-from videoarchiver.space import SpaceBackoff, passing, short_of_space, space_message
+from videoarchiver.space import (
+    SpaceBackoff,
+    passing,
+    short_of_room,
+    short_of_space,
+    space_message,
+)
 from videoarchiver.state import (
     FINISHED,
     OUTPUT_KINDS,
@@ -69,7 +75,7 @@ from videoarchiver.state import (
     OutputState,
 )
 from videoarchiver.together import together
-from videoarchiver.ui import summary_line
+from videoarchiver.ui import human_size, summary_line
 
 log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
@@ -170,6 +176,7 @@ class Scheduler:
         self._finished_any = False  # a file ended since the queue was last found empty
         self._drained = False  # the last claim found nothing pending
         self._raw_missing = False
+        self._cramped = False  # a disk has less free than its headroom: no work is claimed
         # Retried from the first rescan on, then after doubling waits.
         self._space = SpaceBackoff(min(runtime.config.scan_interval, SPACE_BASE_SECONDS))
 
@@ -330,6 +337,8 @@ class Scheduler:
         except (VideoArchiverError, OSError, StreamFailures) as exc:
             if first_of(exc, (StoreUnavailable,)):
                 raise  # no failure of this output: the state's server is away
+            if short_of_space(exc):  # what it wrote is of no use, and the disk needs room
+                await anyio.to_thread.run_sync(shutil.rmtree, work, True)
             cause = await _explained(source, exc)
             reason = failures.add(cause, f"{kind}: ")
             await self.rt.state.set_output(
@@ -608,7 +617,7 @@ class Scheduler:
 
     async def _may_claim(self) -> bool:
         """Claim another file only while an ffmpeg slot would otherwise sit idle, work may
-        start (no pause, no wait for space) and raw/ is there to read."""
+        start (no pause, no wait for space), raw/ is there to read and the disks have room."""
         if not self._slot_would_idle():
             return False  # decided without touching the disk: most wake-ups end here
         rt = self.rt
@@ -620,8 +629,27 @@ class Scheduler:
             else:
                 log.warning("the root folder %s (raw/ and work/) is not there (unmounted?):"
                             " claiming no work until it is", rt.layout.root)  # fmt: skip
-        # Read again after the wait above: a pause may have come meanwhile.
-        return raw_there and self._slot_would_idle()
+        # Read again after the waits above: a pause may have come meanwhile.
+        return raw_there and await self._room_left() and self._slot_would_idle()
+
+    async def _room_left(self) -> bool:
+        """Every disk the root writes to has more free than its headroom (said once when
+        one runs short, once when there is room again)."""
+        layout = self.rt.layout
+        folders = (layout.work, layout.archive, layout.preview, layout.screenshot)
+        short = await anyio.to_thread.run_sync(
+            short_of_room, folders, self.rt.config.min_free_space
+        )
+        if (short is not None) != self._cramped:
+            self._cramped = short is not None
+            if short is None:
+                log.info("the disks have room again: claiming work again")
+            else:
+                folder, free, kept = short
+                log.warning("%s has %s free, less than the %s kept (min_free_space): no new"
+                            " work starts until there is more", folder, human_size(free),
+                            human_size(kept))  # fmt: skip
+        return short is None
 
     def _slot_would_idle(self) -> bool:
         """Work may start (no pause, no wait for space), fewer than twice as many files held
@@ -700,8 +728,9 @@ class Scheduler:
                     raise
                 self._short_of_space("claiming work")
             # Nothing held, and nothing to claim: a pause or a wait for space that no file
-            # waits for is not waited out.
-            if until_idle and not self._held and (self._drained or not await self._waiting()):
+            # waits for is not waited out, nor a disk short of its headroom.
+            idle = self._drained or self._cramped or not await self._waiting()
+            if until_idle and not self._held and idle:
                 return
             with anyio.move_on_after(self.rt.state.POLL_SECONDS):
                 await self._wake.wait()

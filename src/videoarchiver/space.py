@@ -1,18 +1,23 @@
 """Waiting for disk space: after work fails for want of space, new work waits and is tried
 again, first after `base` seconds, then twice as long each time space runs out again (up to
-an hour); work that completes ends the waiting."""
+an hour); work that completes ends the waiting. And keeping room: no new work starts while a
+disk the root writes to has less free than `min_free_space` (at most 5 % of that disk), so
+that the work already running, the state and the logs still have room to finish."""
 
 from __future__ import annotations
 
 import errno
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from videoarchiver.errors import StoreUnavailable
 
 MAX_WAIT_SECONDS = 3600.0
 SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded")
+HEADROOM_SHARE = 0.05  # the most of a disk kept free, however large `min_free_space`
 
 
 def space_message(text: str) -> bool:
@@ -58,3 +63,22 @@ class SpaceBackoff:
     def remaining(self) -> float:
         """Seconds until new work may start (0: now)."""
         return max(0.0, self._until - self._clock())
+
+
+def headroom(minimum: int, total: int) -> int:
+    """The free bytes kept on a disk of `total` bytes: `minimum`, at most 5 % of it."""
+    return min(minimum, int(total * HEADROOM_SHARE))
+
+
+def short_of_room(folders: Iterable[Path], minimum: int) -> tuple[Path, int, int] | None:
+    """The first of `folders` whose disk has less free than its headroom, with its free
+    bytes and headroom; None when each has room (a folder not there is not asked)."""
+    for folder in folders:
+        try:
+            disk = os.statvfs(folder)
+        except OSError:
+            continue
+        free, kept = disk.f_bavail * disk.f_frsize, headroom(minimum, disk.f_blocks * disk.f_frsize)
+        if free < kept:
+            return folder, free, kept
+    return None
