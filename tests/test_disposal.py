@@ -3,6 +3,7 @@ whatever else is found is put back and kept, and new footage under the old name 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -130,3 +131,15 @@ async def test_a_symlink_goes_as_the_link_and_its_target_stays(layout: Layout) -
 async def test_gone_from_raw_before_it_could_be_moved(layout: Layout) -> None:
     assert (await finish_raw_action(layout, _row(OLD, "move"))).action == "kept: no longer in raw/"
     assert (await finish_raw_action(layout, _row(OLD, "delete"))).action == "deleted"
+
+
+async def test_two_workers_finishing_the_same_action_agree(layout: Layout) -> None:
+    """Two workers starting at once each finish the pending actions they find (here one
+    that a kill left with the raw file taken aside)."""
+    taken_path(_raw(layout), 7).write_bytes(OLD)
+    row = _row(OLD, "delete")
+    first, second = await asyncio.gather(
+        finish_raw_action(layout, row), finish_raw_action(layout, row)
+    )
+    assert (first.action, second.action) == ("deleted", "deleted")
+    assert _names(_raw(layout).parent) == []

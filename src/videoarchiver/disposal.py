@@ -166,8 +166,6 @@ async def _act_on_taken(
         if why is None:
             return Outcome(await _dispose(what, taken, destination, name))
     except (VideoArchiverError, OSError) as exc:
-        if not _exists(taken):
-            raise  # (gone with the error: nothing to put back)
         why = Outcome(f"{what} failed: {describe_error(exc)}")
     if not _exists(taken):  # (another worker finished it meanwhile)
         return Outcome(await _vanished(what, row, destination, name))
