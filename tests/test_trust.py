@@ -96,7 +96,7 @@ def test_raw_replaced_during_an_encode_then_killed_is_archived_as_the_new_conten
     raw = root / "raw" / "clip.ts"
 
     def encoding() -> bool:
-        partials = list((root / "work" / "files").glob("*/archive/s0.partial0.mkv"))
+        partials = list((root / "work" / "files").glob("*/claim-*/archive/s0.partial0.mkv"))
         return bool(partials) and partials[0].stat().st_size > 100_000
 
     daemon = _start(root)

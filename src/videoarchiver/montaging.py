@@ -66,7 +66,7 @@ async def _seek_frames(
         await run_limited(rt, args, what, source.task(OUTPUT, label), slot_held=True)
         return await anyio.Path(sheet).exists()
     frames = sheet.with_suffix(".frames")
-    await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
+    await anyio.Path(frames).mkdir(exist_ok=True)
     info = source.task(OUTPUT, label, total=len(plan.times), unit="frames")
     with rt.progress.counting(info) as counted:
         for number, time in enumerate(plan.times):
@@ -122,8 +122,8 @@ async def _montage_stream(
         await record(rt, source, job, JobState.DONE)
         return
     await record(rt, source, job, JobState.RUNNING)
-    sheet = rt.layout.file_work(source.row.id, OUTPUT) / f"s{plan.index}.jpg"
-    await anyio.Path(sheet.parent).mkdir(parents=True, exist_ok=True)
+    sheet = source.work / OUTPUT / f"s{plan.index}.jpg"
+    await anyio.Path(sheet.parent).mkdir(exist_ok=True)  # never the claim's folder
     await _render(rt, source, plan, sheet)
     await _check(sheet, plan)
 

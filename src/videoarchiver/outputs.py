@@ -29,7 +29,7 @@ async def verify_file(path: Path, expected: Sequence[ExpectedStream]) -> None:
     probe = parse_probe(await read_output(probe_args(path), f"ffprobe of {path.name}"))
     problems = verify_output(expected, probe, await count_packets(path))
     if problems:
-        kept = "/".join(path.parts[-4:])  # work files: files/<id>/<output>/<name>
+        kept = "/".join(path.parts[-5:])  # work files: files/<id>/claim-<n>/<output>/<name>
         raise VerifyError("; ".join(problems) + f" (kept to look at: work/{kept})")
 
 
