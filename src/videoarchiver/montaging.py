@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.errors import VerifyError
-from videoarchiver.outputs import publish_recorded
+from videoarchiver.outputs import in_place, publish_recorded
 from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.montage import (
     MontagePlan,
@@ -31,7 +31,6 @@ from videoarchiver.planning.preview import shown_size
 from videoarchiver.planning.probe import Stream, parse_probe
 from videoarchiver.processes import read_output
 from videoarchiver.progress import Outcome
-from videoarchiver.publishing import adoptable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import Figures, JobState, OutputState
 from videoarchiver.stream_jobs import JobCall, StreamJob, ffmpeg_slot, record, run_jobs, run_limited
@@ -115,9 +114,11 @@ async def _montage_stream(
     recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(plan.index)
     if recorded is not None and recorded.state is JobState.DONE:
         return
-    if recorded is not None and await adoptable(
-        destination, recorded.figures.out_bytes, recorded.figures.sha256
-    ):
+    where = rt.layout.relative(destination)
+    if recorded is not None and await in_place(
+        rt.state, rt.layout, source.row.id, OUTPUT, where,
+        (recorded.figures.out_bytes, recorded.figures.sha256), source.row.claims,
+    ):  # fmt: skip
         # Published before a kill, not yet recorded: the recorded intent matches.
         await record(rt, source, job, JobState.DONE)
         return
@@ -128,12 +129,12 @@ async def _montage_stream(
     await _check(sheet, plan)
 
     def published(size: int, sha256: str) -> Figures:
-        return Figures(path=rt.layout.relative(destination), sha256=sha256, out_bytes=size)
+        return Figures(path=where, sha256=sha256, out_bytes=size)
 
-    async def intent(size: int, sha256: str) -> None:
+    async def recorded_intent(size: int, sha256: str) -> None:
         await record(rt, source, job, JobState.RUNNING, published(size, sha256))
 
-    size, sha256 = await publish_recorded(source, sheet, destination, intent)
+    size, sha256 = await publish_recorded(rt, source, OUTPUT, sheet, destination, recorded_intent)
     await record(rt, source, job, JobState.DONE, published(size, sha256))
 
 

@@ -323,7 +323,10 @@ class Scheduler:
         by = self.rt.worker.id
         try:
             # Published, then stopped (`pause --now`) before it was recorded: adopt it.
-            if current is None or not await adopt(self.rt.state, self.rt.layout, current, by):
+            adopted = current is not None and await adopt(
+                self.rt.state, self.rt.layout, current, by, source.row.claims
+            )
+            if not adopted:
                 await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
                 await MAKERS[kind](self.rt, source)
         except (VideoArchiverError, OSError, StreamFailures) as exc:
