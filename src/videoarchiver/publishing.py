@@ -105,10 +105,10 @@ def _put(
         if not os.path.lexists(destination):
             source.rename(destination)
             return Placed.LINKED
-    held = _sha256(destination)
-    if held == (sha256 or _sha256(source)):
+    there = _sha256(destination)
+    if there == (sha256 or _sha256(source)):
         return Placed.THERE
-    if (destination.stat().st_size, held) in replaceable:
+    if (destination.stat().st_size, there) in replaceable:
         source.rename(destination)
         return Placed.REPLACED
     raise PublishError(
