@@ -1,57 +1,72 @@
-"""A worker that lost its claim can neither record nor publish (issue 24): one caught between
-recording its archive's publishing intent and linking the archive into place, whose claim
-then runs out and goes to another worker, puts nothing in place when it goes on.
+"""A worker that lost its claim can neither record nor publish (issue 24): one frozen between
+recording its archive's publishing intent and linking the archive into place, whose lease
+then runs out and whose file another worker takes over, puts nothing in place when it wakes.
 
 Each worker runs under strace, which holds its first link into `archive/a.mkv` at the system
 call's entry (`inject=linkat:delay_enter`, far longer than the test) until the test ends
-strace: then the link goes on, at a moment the test chooses. Every wait is for an event (a
-state recorded, a process gone), never for a time.
+strace: the link then goes on, at the moment the test chooses. The stale worker is frozen
+with SIGSTOP (its ffmpeg processes run on) at a moment it holds no transaction of the state,
+as any worker may be; its lease then runs out for real, and the other worker buries it as
+silent. Every wait is for an event (a state recorded, a process stopped or gone).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
+import psycopg
 import pytest
 
 from media import WORKER_CONFIG, ffmpeg, file_sha256, probe, wait_until
 from test_cli import tmpfs
-from videoarchiver.state import open_store
 
 HELD_FOR_US = 600_000_000  # how long strace holds a link: longer than any wait below
 _wait = partial(wait_until, timeout=240, every=0.05)
 
 
+def _stat(pid: int | str, task: int | str | None = None) -> list[str]:
+    """The fields of /proc/<pid>[/task/<task>]/stat after the command name."""
+    where = Path("/proc") / str(pid) / ("" if task is None else f"task/{task}") / "stat"
+    return where.read_text().rsplit(")", 1)[1].split()
+
+
 def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`."""
     found = []
     for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[1] == str(pid):
-            found.append(int(entry.name))
+        with contextlib.suppress(OSError, IndexError):
+            if entry.name.isdigit() and _stat(entry.name)[1] == str(pid):
+                found.append(int(entry.name))
     return found
 
 
 def _alive(pid: int) -> bool:
     """The process runs (neither gone nor a zombie nobody reaped)."""
     try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat(pid)[0] != "Z"
     except OSError:
         return False
+
+
+def _stopped(pid: int) -> bool:
+    """Every thread of the process is stopped (by a signal, or by its tracer)."""
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            if _stat(pid, task.name)[0] not in "tT":
+                return False
+    return True
 
 
 class HeldAtLink:
@@ -81,7 +96,7 @@ class HeldAtLink:
 
 class Root:
     """A root with one clip, `raw/a.mkv`, and its state (SQLite in `work/`, or the
-    PostgreSQL database at `url`), read and written as a user would: the CLI, or the store."""
+    PostgreSQL database at `url`): read directly while workers run, through the CLI after."""
 
     def __init__(self, path: Path, url: str | None) -> None:
         self.path, self.url = path, url
@@ -101,28 +116,56 @@ class Root:
             capture_output=True, text=True, timeout=120, env=self.env,
         )  # fmt: skip
 
-    def file(self) -> dict[str, Any]:
-        """The clip's row in `status --json` (one without outputs until it is registered)."""
-        result = self.cli("status", "--json")
-        assert result.returncode in (0, 2), result.stderr  # 2: no state yet
-        rows: list[dict[str, Any]] = json.loads(result.stdout) if result.returncode == 0 else []
-        return rows[0] if rows else {"state": None, "outputs": {}}
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.url is not None:
+            with psycopg.connect(self.url, autocommit=True) as db:
+                try:
+                    return db.execute(sql).fetchall()
+                except psycopg.errors.UndefinedTable:  # not made yet
+                    return []
+        try:
+            with contextlib.closing(sqlite3.connect(self.path / "work" / "state.sqlite3")) as db:
+                return list(db.execute(sql))
+        except sqlite3.OperationalError:  # not made yet
+            return []
 
-    def archive(self) -> dict[str, Any]:
-        archive: dict[str, Any] = self.file()["outputs"].get("archive", {})
-        return archive
+    def archive(self) -> tuple[str, str] | None:
+        """The archive output's state and SHA-256, once recorded."""
+        rows = self._rows("SELECT state, sha256 FROM outputs WHERE output = 'archive'")
+        return rows[0] if rows else None
 
-    def release(self) -> None:
-        """The clip's claim goes back to pending, as when its lease has run out and a live
-        worker releases it (`release_expired`): its worker no longer holds it."""
+    def lease_ran_out(self) -> bool:
+        [(lease_until,)] = self._rows("SELECT lease_until FROM files")
+        return lease_until is None or lease_until < time.time()
 
-        async def release() -> None:
-            async with open_store(self.path, self.url) as store:
-                [row] = await store.files()
-                assert row.worker is not None
-                assert await store.release(row.worker, [row.id]) == [row.id]
+    def quiet(self) -> bool:
+        """No worker holds a transaction of the state now."""
+        if self.url is not None:
+            return not self._rows(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+        with contextlib.closing(
+            sqlite3.connect(self.path / "work" / "state.sqlite3", timeout=0)
+        ) as db:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # locked: a writer is inside a transaction
+                return False
+            db.execute("ROLLBACK")
+        return True
 
-        anyio.run(release)
+
+def _freeze_between_transactions(pid: int, root: Root) -> None:
+    """SIGSTOP the worker at a moment it holds no transaction (frozen inside one, it would
+    hold up every other worker until it wakes, which proves nothing)."""
+    while True:
+        _wait(root.quiet)
+        os.kill(pid, signal.SIGSTOP)
+        _wait(lambda: _stopped(pid))
+        if root.quiet():
+            return
+        os.kill(pid, signal.SIGCONT)
 
 
 @pytest.fixture
@@ -130,6 +173,8 @@ def processes() -> Iterator[list[HeldAtLink]]:
     started: list[HeldAtLink] = []
     yield started
     for worker in started:
+        with contextlib.suppress(OSError):
+            os.kill(worker.pid, signal.SIGCONT)
         worker.stop()
 
 
@@ -138,7 +183,7 @@ def processes() -> Iterator[list[HeldAtLink]]:
     [("sqlite", False), ("sqlite", True), ("postgresql", False)],
     ids=["sqlite", "sqlite-archive-on-another-fs", "postgresql"],
 )
-def test_a_worker_that_lost_its_claim_before_its_link_publishes_nothing(
+def test_a_worker_frozen_before_its_link_publishes_nothing_once_taken_over(
     tmp_path: Path,
     request: pytest.FixtureRequest,
     processes: list[HeldAtLink],
@@ -153,28 +198,30 @@ def test_a_worker_that_lost_its_claim_before_its_link_publishes_nothing(
     with ExitStack() as stack:
         if archive_elsewhere:
             stack.enter_context(tmpfs(root.path / "archive", "64m"))
-        # A records its archive's intent and is held at the link.
+        # A records its archive's intent, is held at the link and frozen; its lease runs out.
         stale = HeldAtLink(root.path, published, root.env)
         processes.append(stale)
-        _wait(lambda: root.archive().get("state") == "publishing")
-        stale_sha = root.archive()["sha256"]
-        # Its claim runs out; B takes the file over, records its own intent, and is held.
-        root.release()
+        _wait(lambda: (root.archive() or ("",))[0] == "publishing")
+        _freeze_between_transactions(stale.pid, root)
+        [_state, stale_sha] = root.archive() or ("", "")
+        _wait(root.lease_ran_out)
+        # B buries A as silent, takes the file over, records its own intent, and is held.
         current = HeldAtLink(root.path, published, root.env)
         processes.append(current)
-        _wait(lambda: root.archive().get("state") == "publishing"
-              and root.archive()["sha256"] != stale_sha)  # fmt: skip
-        # A goes on, and ends; then B.
+        _wait(lambda: root.archive() not in (None, ("publishing", stale_sha))
+              and (root.archive() or ("",))[0] == "publishing")  # fmt: skip
+        # A wakes and goes on, and ends; then B.
+        os.kill(stale.pid, signal.SIGCONT)
         stale.let_go()
         _wait(lambda: not _alive(stale.pid))
         current.let_go()
         _wait(lambda: not _alive(current.pid))
-        file = root.file()
+        [file] = json.loads(root.cli("status", "--json").stdout)
         assert file["state"] == "done", file["error_detail"]
         archive = file["outputs"]["archive"]
         assert archive["state"] == "done"
         assert file_sha256(published) == archive["sha256"], "the archive is the one recorded"
-        assert archive["sha256"] != stale_sha, "the stale worker's archive is not in place"
+        assert archive["sha256"] != stale_sha, "not the stale worker's"
         read = probe(published)
         assert [stream["codec_type"] for stream in read["streams"]] == ["video", "audio"]
         assert float(read["format"]["duration"]) == pytest.approx(3, abs=0.1)
