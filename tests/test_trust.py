@@ -1,4 +1,4 @@
-"""SPEC §12 with real kills: identity of content, the publishing protocol, after_done.
+"""Trust, with real kills: identity of content, the publishing protocol, after_done.
 
 Kills are aimed at one phase with `strace -f -P PATH -e inject=SYSCALL:signal=KILL`:
 the daemon dies on its first SYSCALL touching PATH, and nowhere else.

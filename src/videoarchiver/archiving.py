@@ -1,4 +1,4 @@
-"""The archive output (SPEC §3): per-stream encodes, the ratio fallback, mux, verify, publish.
+"""The archive output: per-stream encodes, the ratio fallback, mux, verify, publish.
 
 Every stream job's decision and figures are recorded as soon as they are known, so a restart
 reuses finished parts and a ratio fallback is never tried twice.

@@ -1,4 +1,4 @@
-"""The montage output (SPEC §5): one N×N contact sheet per video stream, as JPEG.
+"""The montage output: one N×N contact sheet per video stream, as JPEG.
 
 Frames come either from one decode pass or from one seek each (the planner decides); every
 sheet is checked for its pixel size before it is published into `screenshot/`.

@@ -1,4 +1,4 @@
-"""The preview output (SPEC §4): AV1 video streams and one mixed Opus stream, muxed and
+"""The preview output: AV1 video streams and one mixed Opus stream, muxed and
 verified before they are published into `preview/`."""
 
 from __future__ import annotations
