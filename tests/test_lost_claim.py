@@ -30,32 +30,21 @@ from typing import Any
 import psycopg
 import pytest
 
-from media import WORKER_CONFIG, ffmpeg, file_sha256, probe, wait_until
+from media import WORKER_CONFIG, ffmpeg, file_sha256, probe, proc_stat, wait_until
 from test_cli import tmpfs
 
 HELD_FOR_US = 600_000_000  # how long strace holds a link: longer than any wait below
 _wait = partial(wait_until, timeout=240, every=0.05)
 
 
-def _stat(pid: int | str, task: int | str | None = None) -> list[str]:
-    """The fields of /proc/<pid>[/task/<task>]/stat after the command name."""
-    where = Path("/proc") / str(pid) / ("" if task is None else f"task/{task}") / "stat"
-    return where.read_text().rsplit(")", 1)[1].split()
-
-
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, IndexError):
-            if entry.name.isdigit() and _stat(entry.name)[1] == str(pid):
-                found.append(int(entry.name))
-    return found
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _alive(pid: int) -> bool:
     """The process runs (neither gone nor a zombie nobody reaped)."""
     try:
-        return _stat(pid)[0] != "Z"
+        return proc_stat(pid)[0] != "Z"
     except OSError:
         return False
 
@@ -64,7 +53,7 @@ def _stopped(pid: int) -> bool:
     """Every thread of the process is stopped (by a signal, or by its tracer)."""
     for task in (Path("/proc") / str(pid) / "task").iterdir():
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            if _stat(pid, task.name)[0] not in "tT":
+            if proc_stat(pid, task.name)[0] not in "tT":
                 return False
     return True
 

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, packets, poll_rows, probe, run_cli, span, status_json, wait_until
+from media import (
+    ffmpeg,
+    packets,
+    poll_rows,
+    probe,
+    proc_stat,
+    run_cli,
+    span,
+    status_json,
+    wait_until,
+)
 
 FRAMES = 750  # 30 s at 25 fps
 
@@ -26,7 +36,7 @@ def _processes() -> Iterator[tuple[int, list[bytes]]]:
             continue
         try:
             words = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = proc_stat(entry.name)[0]
         except OSError:
             continue
         if state != "Z":
