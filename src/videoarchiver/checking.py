@@ -26,9 +26,9 @@ class Published:
     done: bool  # recorded published; else only its publishing's intent is recorded
 
 
-async def published_outputs(state: Store, layout: Layout) -> list[Published]:
+async def recorded_outputs(state: Store, layout: Layout) -> list[Published]:
     """Every output recorded published, and every one whose publishing recorded an intent
-    (its destination, size and SHA-256) without being recorded done."""
+    (its destination, size and SHA-256) but not its end."""
     found = [
         Published(o.file_id, o.kind, None, layout.resolve(o.path), o.size, o.sha256,
                   o.state is OutputState.DONE)
@@ -43,6 +43,11 @@ async def published_outputs(state: Store, layout: Layout) -> list[Published]:
         if output == "montage" and job.figures.path
     ]  # fmt: skip
     return [output for output in found if output.done or output.sha256 is not None]
+
+
+async def published_outputs(state: Store, layout: Layout) -> list[Published]:
+    """Every output recorded published."""
+    return [output for output in await recorded_outputs(state, layout) if output.done]
 
 
 async def problem(output: Published) -> str | None:

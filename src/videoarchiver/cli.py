@@ -20,7 +20,7 @@ import anyio
 from rich.console import Console
 
 from videoarchiver import __version__
-from videoarchiver.checking import problem, published_outputs
+from videoarchiver.checking import problem, published_outputs, recorded_outputs
 from videoarchiver.config import (
     Config,
     config_sources,
@@ -188,7 +188,7 @@ async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
 async def _verify(layout: Layout, console: Console) -> int:
     async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         files = {row.id: row for row in await state.files()}
-        outputs = await published_outputs(state, layout)
+        outputs = await recorded_outputs(state, layout)
     problems, checked = 0, Counter[str]()
     for output in outputs:
         found = await problem(output)
