@@ -168,13 +168,13 @@ def replay(command: dict[str, Any], limit: str | None = None) -> Replayed:
     return Replayed(cpu, wall, done.returncode != 0)
 
 
-CHAIN = re.compile(r"work/files/(\d+)/(\w+)/")
+CHAIN = re.compile(r"work/files/(\d+)/claim-\d+/(\w+)/")
 
 
 def parallel_loop(commands: list[dict[str, Any]], cores: int) -> tuple[float, int]:
     """The wall time of a plain parallel loop: the same commands, each output's own in order
-    (`work/files/<id>/<output>/` in its arguments; a file's probes as a chain of their own),
-    `cores` chains at a time — what a script running the three outputs of every file,
+    (`work/files/<id>/claim-<n>/<output>/` in its arguments; a file's probes as a chain of
+    their own), `cores` chains at a time — what a script running the three outputs of every file,
     `cores` at a time, would take."""
     chains: dict[str, list[dict[str, Any]]] = {}
     for command in commands:

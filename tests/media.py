@@ -131,6 +131,15 @@ def file_states(root: Path) -> list[str]:
     return [file["state"] for file in status_json(root)]
 
 
+def proc_stat(pid: int | str, task: int | str | None = None) -> list[str]:
+    """The fields of /proc/<pid>/stat (a thread's: /proc/<pid>/task/<task>/stat) after the
+    command name: the state first ("Z" a zombie, "T"/"t" stopped), then the parent's pid."""
+    where = Path("/proc") / str(pid)
+    if task is not None:
+        where = where / "task" / str(task)
+    return (where / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def poll_rows(root: Path, sql: str) -> list[tuple[Any, ...]]:
     """Read the state database directly, many times a second while a daemon runs (`status
     --json` is a process of its own each time): [] until the daemon has created it."""

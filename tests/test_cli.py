@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import io
 import json
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import pytest
 from rich.console import Console
 
@@ -28,7 +30,7 @@ from videoarchiver import entry
 from videoarchiver.display import RichDisplay
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.progress import Outcome, ProgressHub, TaskInfo
-from videoarchiver.state import Summary
+from videoarchiver.state import Figures, JobState, OutputState, Summary, open_store
 
 
 def _clip(path: Path, seconds: float = 1) -> None:
@@ -106,6 +108,55 @@ def test_verify_reports_changed_and_missing_archives(root: Path) -> None:
     repair = run_cli(root, "retry", "--missing")
     assert repair.returncode == 1
     assert "cannot make" in repair.stdout and "a.mp4 is no longer in raw/" in repair.stdout
+
+
+def test_verify_reports_a_destination_that_is_not_the_file_its_publishing_recorded(
+    root: Path,
+) -> None:
+    """Whatever the output's state: a published file must be what its record says."""
+    recorded, other = b"the archive recorded", b"another file"
+    sha = hashlib.sha256(recorded).hexdigest()
+
+    async def record() -> None:
+        async with open_store(root) as store:
+            row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+            for kind, state in (("archive", OutputState.PUBLISHING), ("preview", OutputState.DONE)):
+                await store.set_output(row.id, kind, OutputState.RUNNING)
+                await store.set_output(
+                    row.id,
+                    kind,
+                    OutputState.PUBLISHING,
+                    path=f"{kind}/a.mkv",
+                    size=len(recorded),
+                    sha256=sha,
+                )
+                await store.set_output(row.id, kind, state)
+            await store.save_job(row.id, "montage", 0, stream_type="video", decision="seek",
+                                 state=JobState.RUNNING,
+                                 figures=Figures(path="screenshot/a.jpg", sha256=sha,
+                                                 out_bytes=len(recorded)))  # fmt: skip
+
+    (root / "work").mkdir()
+    anyio.run(record)
+    for kind in ("archive", "preview"):
+        (root / kind).mkdir()
+        (root / kind / "a.mkv").write_bytes(recorded)
+    result = run_cli(root, "verify")
+    assert result.returncode == 0, result.stdout
+    assert "0 archives, 1 preview, 0 montage sheets checked, 0 problems" in result.stdout
+    (root / "archive" / "a.mkv").write_bytes(other)
+    (root / "preview" / "a.mkv").write_bytes(other)
+    (root / "screenshot").mkdir()
+    (root / "screenshot" / "a.jpg").write_bytes(recorded[:-1] + b"!")  # same size
+    result = run_cli(root, "verify")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("unrecorded archive") and "archive/a.mkv (from a.mp4): not the"
+               " file its publishing recorded" in line for line in lines), lines  # fmt: skip
+    assert any(line.startswith("changed preview") and "preview/a.mkv" in line for line in lines)
+    assert any(line.startswith("unrecorded montage") and "a.jpg" in line for line in lines)
+    assert "3 problems" in result.stdout
+    assert (root / "archive" / "a.mkv").read_bytes() == other, "left as it is"
 
 
 def test_config_prints_valid_toml_with_effective_values_and_sources(

@@ -152,7 +152,7 @@ def test_a_killed_machine_is_taken_over_when_its_lease_runs_out(share: Share) ->
     [name] = _clips(share, 1, seconds=30, preset="slow")
     first, second = share.mount("first"), share.mount("second")
     elsewhere = share.worker(first, host="elsewhere")
-    partial = share.shared / "work" / "files" / "1" / "archive" / "s0.partial0.mkv"
+    partial = share.shared / "work" / "files" / "1" / "claim-1" / "archive" / "s0.partial0.mkv"
     _wait(lambda: partial.exists() and partial.stat().st_size > 600_000)
     # `status` on another machine shows the live progress the worker writes to the state.
     line = share.status_text(second).splitlines()[-1].split("\t")

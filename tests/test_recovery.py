@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, packets, poll_rows, probe, run_cli, span, status_json, wait_until
+from media import (
+    ffmpeg,
+    packets,
+    poll_rows,
+    probe,
+    proc_stat,
+    run_cli,
+    span,
+    status_json,
+    wait_until,
+)
 
 FRAMES = 750  # 30 s at 25 fps
 
@@ -26,7 +36,7 @@ def _processes() -> Iterator[tuple[int, list[bytes]]]:
             continue
         try:
             words = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = proc_stat(entry.name)[0]
         except OSError:
             continue
         if state != "Z":
@@ -63,8 +73,11 @@ def _kill_when(daemon: subprocess.Popen[bytes], ready: Callable[[], bool], root:
 
 
 def _partial_grew(root: Path, attempt: int, size: int) -> bool:
-    partial = root / "work" / "files" / "1" / "archive" / f"s0.partial{attempt}.mkv"
-    return partial.exists() and partial.stat().st_size > size
+    """The archive's video encode, started with `attempt` parts kept, wrote over `size` bytes
+    (in the work folder of whichever claim of the file runs it)."""
+    work = root / "work" / "files" / "1"
+    return any(partial.stat().st_size > size
+               for partial in work.glob(f"claim-*/archive/s0.partial{attempt}.mkv"))  # fmt: skip
 
 
 def _parts(root: Path) -> list[dict[str, object]]:
@@ -164,7 +177,7 @@ def test_killed_after_an_encode_ended_before_its_part_was_kept_is_not_redone(
     # encode resumed would make a file without packets (it failed the file).
     ffmpeg("-f", "lavfi", "-i", "sine=d=120", "-ar", "8000", "-ac", "1", "-c:a", "libgsm",
            "-f", "gsm", root / "raw" / "voice.gsm")  # fmt: skip
-    encoded = "work/files/1/archive/s0.partial0.mkv"
+    encoded = "work/files/1/claim-1/archive/s0.partial0.mkv"
     _kill_when(_start(root), partial(_counting_packets_of, root, encoded), root)
     result = run_cli(root, "run", "--once")
     assert result.returncode == 0, result.stderr

@@ -23,6 +23,7 @@ from videoarchiver.state import (
     Figures,
     FileState,
     IllegalMove,
+    Intent,
     JobState,
     OutputState,
     Progress,
@@ -352,6 +353,32 @@ async def test_a_worker_whose_lease_ran_out_records_nothing_more(store: Store) -
     await store.finish_file(row.id, None, by="fast")
     await store.finish_file(row.id, None, by="fast")  # sent again after a lost reply: as done
     assert (await store.get_file(row.id)).state is FileState.DONE
+
+
+async def test_claims_are_numbered_and_every_intent_is_kept_under_its_claim(
+    store: Store,
+) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    first = await store.claim("slow", LEASE)
+    assert first is not None and first.claims == 1
+    await store.remember_intent(row.id, "archive", "archive/a.mkv", 5, "first", by="slow")
+    await store.check_claim(row.id, "slow")
+    assert await store.release("slow") == [row.id]  # its lease ran out
+    for late in (
+        store.remember_intent(row.id, "archive", "archive/a.mkv", 6, "late", by="slow"),
+        store.check_claim(row.id, "slow"),
+    ):
+        with pytest.raises(ClaimLost):
+            await late
+    second = await store.claim("fast", LEASE)
+    assert second is not None and second.claims == 2, "one more than the claim before"
+    for _sent in range(2):  # sent again after a lost reply: kept once
+        await store.remember_intent(row.id, "archive", "archive/a.mkv", 7, "second", by="fast")
+    assert await store.intents(row.id, "archive", "archive/a.mkv") == [
+        Intent(1, 5, "first"), Intent(2, 7, "second")
+    ]  # fmt: skip
+    assert await store.intents(row.id, "preview", "archive/a.mkv") == []
+    assert (await store.get_file(row.id)).claims == 2
 
 
 async def test_postgresql_statements_and_transactions_survive_a_server_restart(

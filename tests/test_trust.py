@@ -1,4 +1,4 @@
-"""SPEC §12 with real kills: identity of content, the publishing protocol, after_done.
+"""Trust, with real kills: identity of content, the publishing protocol, after_done.
 
 Kills are aimed at one phase with `strace -f -P PATH -e inject=SYSCALL:signal=KILL`:
 the daemon dies on its first SYSCALL touching PATH, and nowhere else.
@@ -106,7 +106,7 @@ def test_raw_replaced_during_an_encode_then_killed_is_archived_as_the_new_conten
     raw = root / "raw" / "clip.ts"
 
     def encoding() -> bool:
-        partials = list((root / "work" / "files").glob("*/archive/s0.partial0.mkv"))
+        partials = list((root / "work" / "files").glob("*/claim-*/archive/s0.partial0.mkv"))
         return bool(partials) and partials[0].stat().st_size > 100_000
 
     daemon = _start(root)
@@ -136,7 +136,7 @@ def test_a_raw_file_made_unreadable_while_it_runs_is_said_so_and_keeps_one_row(
     try:
         wait_until(lambda: daemon.poll() is not None or any(
             partial.stat().st_size > 100_000
-            for partial in (root / "work" / "files").glob("*/archive/s0.partial0.mkv")
+            for partial in (root / "work" / "files").glob("*/claim-*/archive/s0.partial0.mkv")
         ), 120)  # fmt: skip
         assert daemon.poll() is None, "the run ended before its encode was under way"
         raw.chmod(0)

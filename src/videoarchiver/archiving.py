@@ -1,4 +1,4 @@
-"""The archive output (SPEC §3): per-stream encodes, the ratio fallback, mux, verify, publish.
+"""The archive output: per-stream encodes, the ratio fallback, mux, verify, publish.
 
 Every stream job's decision and figures are recorded as soon as they are known, so a restart
 reuses finished parts and a ratio fallback is never tried twice.
@@ -205,8 +205,8 @@ async def _extract_pictures(
 
 async def make_archive(rt: Runtime, source: Source) -> None:
     """Build, verify and publish `archive/<stem>.mkv`; raises VideoArchiverError on failure."""
-    work = rt.layout.file_work(source.row.id, OUTPUT)
-    await anyio.Path(work).mkdir(parents=True, exist_ok=True)
+    work = source.work / OUTPUT
+    await anyio.Path(work).mkdir(exist_ok=True)  # never the claim's folder: a later claim's
     planned = plan_archive(source.probed.probe, rt.config.archive)
     streams = _ArchiveStreams(rt, source, work)
     encodes = []

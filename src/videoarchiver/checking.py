@@ -1,5 +1,7 @@
 """What `verify` and `retry --missing` look at: every published output (archive, preview, each
-montage sheet) against the SHA-256 recorded when it was published."""
+montage sheet) against the size and SHA-256 recorded when it was published, and every
+destination an output's publishing recorded but did not record done: a file there must be
+the one that was to be published."""
 
 from __future__ import annotations
 
@@ -20,33 +22,51 @@ class Published:
     kind: str  # archive, preview or montage
     stream: int | None  # the video stream of a montage sheet
     path: Path
+    size: int | None
     sha256: str | None
     recorded: str  # `path` as the store records it (relative to the root)
-    size: int | None
+    done: bool  # recorded published; else only its publishing's intent is recorded
+
+
+async def recorded_outputs(
+    state: Store, layout: Layout, file_ids: Sequence[int] | None = None
+) -> list[Published]:
+    """Every output (of `file_ids`, or of every file) recorded published, and every one
+    whose publishing recorded an intent (its destination, size and SHA-256) but not its
+    end: each montage sheet on its own, in stream order."""
+    found = [
+        Published(o.file_id, o.kind, None, layout.resolve(o.path), o.size, o.sha256, o.path,
+                  o.state is OutputState.DONE)
+        for o in await state.all_outputs(file_ids)
+        if o.kind != "montage" and o.path
+    ]  # fmt: skip
+    found += [
+        Published(file_id, output, job.stream_index, layout.resolve(path),
+                  job.figures.out_bytes, job.figures.sha256, path, job.state is JobState.DONE)
+        for file_id, jobs in (await state.all_jobs(file_ids)).items()
+        for output, job in jobs  # in stream order
+        if output == "montage" and (path := job.figures.path)
+    ]  # fmt: skip
+    return [output for output in found if output.done or output.sha256 is not None]
 
 
 async def published_outputs(
     state: Store, layout: Layout, file_ids: Sequence[int] | None = None
 ) -> list[Published]:
-    """Every published output (of `file_ids`, or of every file): each montage sheet on its
-    own, in stream order."""
-    outputs = [
-        Published(o.file_id, o.kind, None, layout.resolve(o.path), o.sha256, o.path, o.size)
-        for o in await state.all_outputs(file_ids)
-        if o.kind != "montage" and o.state is OutputState.DONE and o.path
-    ]
-    sheets = [
-        Published(file_id, output, job.stream_index, layout.resolve(path), job.figures.sha256,
-                  path, job.figures.out_bytes)
-        for file_id, jobs in (await state.all_jobs(file_ids)).items()
-        for output, job in jobs  # in stream order
-        if output == "montage" and job.state is JobState.DONE and (path := job.figures.path)
-    ]  # fmt: skip
-    return outputs + sheets
+    """Every output (of `file_ids`, or of every file) recorded published."""
+    return [o for o in await recorded_outputs(state, layout, file_ids) if o.done]
 
 
 async def problem(output: Published) -> str | None:
-    """`missing`, `changed` (its bytes are not those published), or None when it is intact."""
-    if not await anyio.Path(output.path).exists():
-        return "missing"
-    return None if await sha256_file(output.path) == output.sha256 else "changed"
+    """`missing` (published, and gone), `changed` (published, and its bytes are not those
+    recorded), `unrecorded` (not recorded published, yet the file at its destination is not
+    the one its publishing recorded), or None when all is as recorded."""
+    path = anyio.Path(output.path)
+    if not await path.exists():
+        return "missing" if output.done else None
+    size = (await path.stat()).st_size
+    if (output.size is None or size == output.size) and (
+        await sha256_file(output.path) == output.sha256
+    ):
+        return None
+    return "changed" if output.done else "unrecorded"

@@ -20,7 +20,7 @@ import anyio
 from rich.console import Console
 
 from videoarchiver import __version__
-from videoarchiver.checking import problem, published_outputs
+from videoarchiver.checking import problem, published_outputs, recorded_outputs
 from videoarchiver.config import (
     Config,
     config_sources,
@@ -41,6 +41,10 @@ from videoarchiver.ui import Listing, plural, print_json, print_status
 RECENT = 20  # finished files `status` lists without --all
 CLI_PATIENCE = 10.0  # seconds a command waits for an unreachable state database
 KIND_NAMES = {"archive": "archive", "preview": "preview", "montage": "montage sheet"}
+WHY = {  # what `verify` says of each problem (`checking.problem`)
+    "changed": ": SHA-256 differs",
+    "unrecorded": ": not the file its publishing recorded (SHA-256 differs); it is left as it is",
+}
 log = logging.getLogger("videoarchiver")
 
 
@@ -188,18 +192,19 @@ async def _retry(layout: Layout, paths: list[Path], console: Console) -> int:
 async def _verify(layout: Layout, console: Console) -> int:
     async with open_store(layout.root, layout.state, CLI_PATIENCE) as state:
         files = {row.id: row for row in await state.files()}
-        outputs = await published_outputs(state, layout)
-    problems = 0
+        outputs = await recorded_outputs(state, layout)
+    problems, checked = 0, Counter[str]()
     for output in outputs:
         found = await problem(output)
+        if output.done or found is not None:
+            checked[output.kind] += 1
         if found is not None:
             name = shown_name(files[output.file_id].rel_path)
-            why = ": SHA-256 differs" if found == "changed" else ""
-            console.print(f"[red]{found}[/red] {output.kind} {output.path} (from {name}){why}")
+            console.print(f"[red]{found}[/red] {output.kind} {output.path} (from {name})"
+                          f"{WHY.get(found, '')}")  # fmt: skip
             problems += 1
-    counted = Counter(output.kind for output in outputs)
-    checked = ", ".join(plural(counted[kind], KIND_NAMES[kind]) for kind in KIND_NAMES)
-    console.print(f"{checked} checked, {plural(problems, 'problem')}")
+    counted = ", ".join(plural(checked[kind], KIND_NAMES[kind]) for kind in KIND_NAMES)
+    console.print(f"{counted} checked, {plural(problems, 'problem')}")
     if problems:
         console.print("`videoarchiver retry --missing` makes missing outputs again.")
     return EXIT_FAILED if problems else EXIT_OK

@@ -1,4 +1,4 @@
-"""The folders of a root (SPEC §1) and the work files kept for each raw file."""
+"""The folders of a root and the work files kept for each raw file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FOLDERS = ("raw", "archive", "preview", "screenshot", "work", "log")
+CLAIM_PREFIX = "claim-"  # a claim's work folder is named for its number
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,15 @@ class Layout:
         """The work folders of raw files in progress, one per file id."""
         return self.work / "files"
 
-    def file_work(self, file_id: int, output: str | None = None) -> Path:
-        """Where one raw file's intermediate files (for one output) live until published."""
-        folder = self.files_work / str(file_id)
-        return folder / output if output else folder
+    def file_work(self, file_id: int) -> Path:
+        """The work folder of one raw file: one folder in it per claim (`claim_work`)."""
+        return self.files_work / str(file_id)
+
+    def claim_work(self, file_id: int, claim: int) -> Path:
+        """Where the claim numbered `claim` of a raw file keeps its intermediate files until
+        they are published (one folder in it per output): `claim_folders` tells how a
+        later claim takes it over."""
+        return self.file_work(file_id) / f"{CLAIM_PREFIX}{claim}"
 
     def relative(self, path: Path) -> str:
         """How the store records a path under the root (never absolute)."""

@@ -1,4 +1,4 @@
-"""The montage output (SPEC §5): one N×N contact sheet per video stream, as JPEG.
+"""The montage output: one N×N contact sheet per video stream, as JPEG.
 
 Frames come either from one decode pass or from one seek each (the planner decides); every
 sheet is checked for its pixel size before it is published into `screenshot/`.
@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.errors import VerifyError
-from videoarchiver.outputs import publish_recorded
+from videoarchiver.outputs import in_place, publish_recorded
 from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.montage import (
     MontagePlan,
@@ -31,7 +31,6 @@ from videoarchiver.planning.preview import shown_size
 from videoarchiver.planning.probe import Stream, parse_probe
 from videoarchiver.processes import read_output
 from videoarchiver.progress import Outcome
-from videoarchiver.publishing import adoptable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import Figures, JobState, OutputState
 from videoarchiver.stream_jobs import JobCall, StreamJob, ffmpeg_slot, record, run_jobs, run_limited
@@ -66,7 +65,7 @@ async def _seek_frames(
         await run_limited(rt, args, what, source.task(OUTPUT, label), slot_held=True)
         return await anyio.Path(sheet).exists()
     frames = sheet.with_suffix(".frames")
-    await anyio.Path(frames).mkdir(parents=True, exist_ok=True)
+    await anyio.Path(frames).mkdir(exist_ok=True)
     info = source.task(OUTPUT, label, total=len(plan.times), unit="frames")
     with rt.progress.counting(info) as counted:
         for number, time in enumerate(plan.times):
@@ -115,25 +114,27 @@ async def _montage_stream(
     recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(plan.index)
     if recorded is not None and recorded.state is JobState.DONE:
         return
-    if recorded is not None and await adoptable(
-        destination, recorded.figures.out_bytes, recorded.figures.sha256
-    ):
+    where = rt.layout.relative(destination)
+    if recorded is not None and await in_place(
+        rt.state, rt.layout, source.row.id, OUTPUT, where,
+        (recorded.figures.out_bytes, recorded.figures.sha256), source.row.claims,
+    ):  # fmt: skip
         # Published before a kill, not yet recorded: the recorded intent matches.
         await record(rt, source, job, JobState.DONE)
         return
     await record(rt, source, job, JobState.RUNNING)
-    sheet = rt.layout.file_work(source.row.id, OUTPUT) / f"s{plan.index}.jpg"
-    await anyio.Path(sheet.parent).mkdir(parents=True, exist_ok=True)
+    sheet = source.work / OUTPUT / f"s{plan.index}.jpg"
+    await anyio.Path(sheet.parent).mkdir(exist_ok=True)  # never the claim's folder
     await _render(rt, source, plan, sheet)
     await _check(sheet, plan)
 
     def published(size: int, sha256: str) -> Figures:
-        return Figures(path=rt.layout.relative(destination), sha256=sha256, out_bytes=size)
+        return Figures(path=where, sha256=sha256, out_bytes=size)
 
-    async def intent(size: int, sha256: str) -> None:
+    async def recorded_intent(size: int, sha256: str) -> None:
         await record(rt, source, job, JobState.RUNNING, published(size, sha256))
 
-    size, sha256 = await publish_recorded(source, sheet, destination, intent)
+    size, sha256 = await publish_recorded(rt, source, OUTPUT, sheet, destination, recorded_intent)
     await record(rt, source, job, JobState.DONE, published(size, sha256))
 
 

@@ -16,9 +16,9 @@ from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.verify import ExpectedStream, verify_output
 from videoarchiver.probing import count_packets
 from videoarchiver.processes import read_output
-from videoarchiver.publishing import adoptable, publish, sha256_file
+from videoarchiver.publishing import Placed, adoptable, publish_claimed, sha256_file
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state import OutputRow, OutputState, Store
+from videoarchiver.state import FileState, OutputRow, OutputState, Store
 from videoarchiver.stream_jobs import run_limited
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ async def verify_file(path: Path, expected: Sequence[ExpectedStream]) -> None:
     probe = parse_probe(await read_output(probe_args(path), f"ffprobe of {path.name}"))
     problems = verify_output(expected, probe, await count_packets(path))
     if problems:
-        kept = "/".join(path.parts[-4:])  # work files: files/<id>/<output>/<name>
+        kept = "/".join(path.parts[-5:])  # work files: files/<id>/claim-<n>/<output>/<name>
         raise VerifyError("; ".join(problems) + f" (kept to look at: work/{kept})")
 
 
@@ -62,7 +62,7 @@ async def publish_output(
     """Record the intent (destination, size, SHA-256), move the file into place, record done."""
     where = rt.layout.relative(destination)
     await publish_recorded(
-        source, finished, destination,
+        rt, source, kind, finished, destination,
         lambda size, sha256: rt.state.set_output(
             source.row.id, kind, OutputState.PUBLISHING, path=where, size=size, sha256=sha256,
             by=rt.worker.id,
@@ -73,28 +73,68 @@ async def publish_output(
 
 
 async def publish_recorded(
+    rt: Runtime,
     source: Source,
+    kind: str,
     finished: Path,
     destination: Path,
     record_intent: Callable[[int, str], Awaitable[None]],
 ) -> tuple[int, str]:
-    """SPEC §12's protocol: the raw file is still the one processed, the intent (size and
-    SHA-256 of `finished`) is recorded, then the file is published; returns (size, SHA-256)."""
+    """The publishing protocol: the raw file is still the one processed, the intent (size
+    and SHA-256 of `finished`) is kept among the file's and recorded, then the file is put
+    in place under this claim (`publish_claimed`); returns (size, SHA-256)."""
     await source.ensure_unchanged()
     sha256 = await sha256_file(finished)
     size = (await anyio.Path(finished).stat()).st_size
+    state, file_id, by = rt.state, source.row.id, rt.worker.id
+    where = rt.layout.relative(destination)
+    intents = await state.intents(file_id, kind, where)
+    await state.remember_intent(file_id, kind, where, size, sha256, by)
     await record_intent(size, sha256)
-    await publish(finished, destination, sha256, mode=source.mode)
+    placed = await publish_claimed(
+        finished, destination, sha256, source.mode, source.row.claims, intents,
+        lambda: state.check_claim(file_id, by),
+    )  # fmt: skip
+    if placed is Placed.REPLACED:
+        log.warning("%s: %s held the %s an earlier claim of this file put there (its worker"
+                    " had lost the claim): replaced", source.name, where, kind)  # fmt: skip
     return size, sha256
 
 
-async def adopt(state: Store, layout: Layout, output: OutputRow, by: str | None = None) -> bool:
+async def in_place(
+    state: Store,
+    layout: Layout,
+    file_id: int,
+    kind: str,
+    path: str,
+    intent: tuple[int | None, str | None],
+    claim: int | None,
+) -> bool:
+    """Whether `path` (relative to the root) holds the intent (size, SHA-256) recorded for
+    it: published before a kill or a stop, not yet recorded done. The copies earlier claims
+    left beside it go: those of the claims before `claim` (the claim holding the file), or
+    without one, of the claims up to the one that intended these bytes."""
+    intents = await state.intents(file_id, kind, path)
+    if claim is None:
+        claim = 1 + max((i.claim for i in intents if (i.size, i.sha256) == intent), default=0)
+    withdrawn = [i.claim for i in intents if i.claim < claim]
+    return await adoptable(layout.resolve(path), *intent, withdrawn)
+
+
+async def adopt(
+    state: Store,
+    layout: Layout,
+    output: OutputRow,
+    by: str | None = None,
+    claim: int | None = None,
+) -> bool:
     """True (and recorded done) when a kill or a stop caught this output after it was
     published and before it was recorded done: its destination holds exactly the intent.
-    `by`: the worker holding the file's claim, if one does."""
+    `by`, `claim`: the worker holding the file's claim and the claim's number, if one does."""
     if output.state is not OutputState.PUBLISHING or not output.path:
         return False
-    if not await adoptable(layout.resolve(output.path), output.size, output.sha256):
+    intent = (output.size, output.sha256)
+    if not await in_place(state, layout, output.file_id, output.kind, output.path, intent, claim):
         return False
     await state.set_output(output.file_id, output.kind, OutputState.DONE, by=by)
     log.info("%s was published before an interruption: recorded", output.path)
@@ -102,6 +142,8 @@ async def adopt(state: Store, layout: Layout, output: OutputRow, by: str | None 
 
 
 async def adopt_published(state: Store, layout: Layout) -> None:
-    """At start: every such output, whatever became of its raw file since."""
+    """At start: every such output of a file no worker holds (a worker adopts those of the
+    files it holds itself), whatever became of its raw file since."""
     for output in await state.publishing():
-        await adopt(state, layout, output)
+        if (await state.get_file(output.file_id)).state is not FileState.RUNNING:
+            await adopt(state, layout, output)

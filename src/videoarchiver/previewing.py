@@ -1,4 +1,4 @@
-"""The preview output (SPEC §4): AV1 video streams and one mixed Opus stream, muxed and
+"""The preview output: AV1 video streams and one mixed Opus stream, muxed and
 verified before they are published into `preview/`."""
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ OUTPUT = "preview"
 async def make_preview(rt: Runtime, source: Source) -> None:
     """Build, verify and publish `preview/<stem>.mkv`; raises VideoArchiverError on failure."""
     probe, settings = source.probed.probe, rt.config.preview
-    work = rt.layout.file_work(source.row.id, OUTPUT)
-    await anyio.Path(work).mkdir(parents=True, exist_ok=True)
+    work = source.work / OUTPUT
+    await anyio.Path(work).mkdir(exist_ok=True)  # never the claim's folder: a later claim's
     # SVT-AV1 prints its banner to stderr itself; SVT_LOG=1 keeps only its errors.
     env = {**os.environ, "SVT_LOG": "1"}
     jobs: list[tuple[StreamJob, JobCall]] = []

@@ -106,6 +106,7 @@ class Source:
     probed: Probed
     mode: int  # the raw file's permission bits, which its outputs take
     load: Load  # what it still asks of the slots
+    work: Path  # this claim's work folder (`claim_folders`): one folder in it per output
 
     @property
     def name(self) -> str:

@@ -24,7 +24,9 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from videoarchiver import claim_folders
 from videoarchiver.archiving import make_archive
+from videoarchiver.claim_folders import SOURCE_MARKER
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.disposal import Outcome, finish_raw_action, pending_action, planned
 from videoarchiver.errors import (
@@ -79,7 +81,6 @@ from videoarchiver.ui import human_size, summary_line
 
 log = logging.getLogger(__name__)
 SPACE_BASE_SECONDS = 60.0
-SOURCE_MARKER = "source"  # in a file's work folder: the identity of the content it holds
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
 OTHER_CONTENT = ""  # a recorded fingerprint no file has: what is there is new content
 RESCAN_AFTER_TROUBLE = 2.0  # seconds before `run --once` scans again after a lost registration
@@ -327,18 +328,20 @@ class Scheduler:
         current = (await self.rt.state.outputs(source.row.id)).get(kind)
         if current is not None and current.state in FINISHED:
             return
-        work = self.rt.layout.file_work(source.row.id, kind)
         by = self.rt.worker.id
         try:
             # Published, then stopped (`pause --now`) before it was recorded: adopt it.
-            if current is None or not await adopt(self.rt.state, self.rt.layout, current, by):
+            adopted = current is not None and await adopt(
+                self.rt.state, self.rt.layout, current, by, source.row.claims
+            )
+            if not adopted:
                 await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
                 await MAKERS[kind](self.rt, source)
         except (VideoArchiverError, OSError, StreamFailures) as exc:
             if first_of(exc, (StoreUnavailable,)):
                 raise  # no failure of this output: the state's server is away
             if short_of_space(exc):  # what it wrote is of no use, and the disk needs room
-                await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+                await anyio.to_thread.run_sync(shutil.rmtree, source.work / kind, True)
             cause = await _explained(source, exc)
             reason = failures.add(cause, f"{kind}: ")
             await self.rt.state.set_output(
@@ -347,7 +350,7 @@ class Scheduler:
             log.error("%s: %s failed: %s", source.name, kind, describe_error(cause))
             if first_of(cause, (VerifyError,)):  # what failed its check is kept to look at
                 return
-        await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+        await anyio.to_thread.run_sync(shutil.rmtree, source.work / kind, True)
 
     async def _hash_whole(self, source: Source) -> None:
         """Record the SHA-256 of the raw file's whole content, read beside its encodes the
@@ -359,26 +362,18 @@ class Scheduler:
             return
         await self.rt.state.set_sha256(source.row.id, sha256)
 
-    async def _prepare_work(self, source: Source) -> None:
-        """The file's work folder, holding only what was made from this very content: its
-        identity is written in the folder, and a folder of other content is emptied."""
-        folder = anyio.Path(self.rt.layout.file_work(source.row.id))
-        marker = folder / SOURCE_MARKER
-        if await folder.exists() and (
-            not await marker.exists() or await marker.read_text() != source.identity
-        ):
-            await anyio.to_thread.run_sync(shutil.rmtree, Path(folder), True)
-        if not await marker.exists():
-            await folder.mkdir(parents=True, exist_ok=True)
-            await marker.write_text(source.identity)
+    async def _tidy_work(self, row: FileRow) -> None:
+        """A failed file's claim folder goes when nothing is kept in it to look at."""
+        folder = anyio.Path(self.rt.layout.claim_work(row.id, row.claims))
+        if await folder.exists():
+            names = [entry.name async for entry in folder.iterdir()]
+            if names in ([], [SOURCE_MARKER]):
+                await self._remove_work(row)
 
-    async def _tidy_work(self, file_id: int) -> None:
-        """A failed file's work folder goes when nothing is kept in it to look at."""
-        folder = self.rt.layout.file_work(file_id)
-        if await anyio.Path(folder).exists():
-            names = [entry.name async for entry in anyio.Path(folder).iterdir()]
-            if names == [SOURCE_MARKER]:
-                await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+    async def _remove_work(self, row: FileRow) -> None:
+        await anyio.to_thread.run_sync(
+            claim_folders.remove, self.rt.layout.file_work(row.id), row.claims
+        )
 
     async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
         """All outputs of one claimed file, concurrently; any failure is recorded and logged."""
@@ -393,9 +388,13 @@ class Scheduler:
                 probed = await probe_file(raw_input, header.encode() if header else None)
             await state.set_probe(row.id, probed.json)
             mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
-            source = Source(row, raw, raw_input, probed, mode, load)
+            work = self.rt.layout.claim_work(row.id, row.claims)
+            source = Source(row, raw, raw_input, probed, mode, load, work)
             await source.ensure_unchanged()
-            await self._prepare_work(source)
+            # Before anything else: what the claims before this one left is this one's.
+            await anyio.to_thread.run_sync(
+                claim_folders.prepare, work.parent, row.claims, source.identity
+            )
             async with anyio.create_task_group() as group:
                 if row.sha256 is None:
                     group.start_soon(self._hash_whole, source)
@@ -418,7 +417,7 @@ class Scheduler:
             await state.fail_file(row.id, reason, detail, by=self.rt.worker.id)
             log.error("%s: failed: %s", shown_name(row.rel_path), detail)
             await self.rt.notifier.failed(shown_name(row.rel_path), reason)
-            await self._tidy_work(row.id)
+            await self._tidy_work(row)
             if await check_content(raw.path, row.size, row.fingerprint) is Content.OTHER:
                 # Replaced, perhaps with its size and mtime kept (`cp -p`): the next scan
                 # must fingerprint what is there now, which is a new file.
@@ -427,7 +426,7 @@ class Scheduler:
                 self._short_of_space(shown_name(row.rel_path))
             return
         self._space.recovered()
-        await anyio.to_thread.run_sync(shutil.rmtree, self.rt.layout.file_work(row.id), True)
+        await self._remove_work(row)
         action = pending_action(self.rt.config.after_done)
         await self.settle(row, action)
         log.info("%s: done", shown_name(row.rel_path))

@@ -39,6 +39,32 @@ WHOLE_SHA256 = Migration(
     "ALTER TABLE files ADD COLUMN sha256 TEXT",
 )
 
+# Each claim of a file has a number, one higher than the one before: the name of its work
+# folder (`work/files/<id>/claim-<n>/`), which only a later claim renames away.
+CLAIMS_NUMBERED = Migration(
+    "claims of a file are numbered",
+    "ALTER TABLE files ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",
+)
+
+# Every publishing intent (the destination, size and SHA-256 a claim was about to put
+# there), not only the latest that `outputs` and `stream_jobs` hold: a later claim that
+# finds an earlier claim's file at a destination knows it for one of its own.
+INTENTS_KEPT = Migration(
+    "every publishing intent is kept",
+    """
+    CREATE TABLE intents (
+        file_id BIGINT NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+        output TEXT NOT NULL,
+        path TEXT NOT NULL,
+        claim INTEGER NOT NULL,
+        size BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (file_id, path, claim)
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "files, outputs and per-stream jobs",
@@ -201,6 +227,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     COSTS_IN_SECONDS,
     WHOLE_SHA256,
+    CLAIMS_NUMBERED,
+    INTENTS_KEPT,
 )
 
 # PostgreSQL starts from the schema SQLite's migrations arrive at (ids never reused: an
@@ -294,4 +322,6 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     ),
     COSTS_IN_SECONDS,
     WHOLE_SHA256,
+    CLAIMS_NUMBERED,
+    INTENTS_KEPT,
 )

@@ -54,6 +54,7 @@ class FileRow:
     raw_action: str | None
     worker: str | None = None  # the worker holding its claim while running
     sha256: str | None = None  # of its whole content, taken while it was first processed
+    claims: int = 0  # how many times it was claimed: the latest claim's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,15 @@ class OutputRow:
     size: int | None
     sha256: str | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What a claim of a file recorded it was about to publish at a destination."""
+
+    claim: int  # the claim's number (`FileRow.claims` while it held the file)
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)

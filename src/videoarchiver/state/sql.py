@@ -27,6 +27,7 @@ from videoarchiver.state.records import (
     Figures,
     FileRow,
     FileState,
+    Intent,
     JobState,
     OutputRow,
     OutputState,
@@ -51,7 +52,7 @@ CLAIM_ORDER = "cpu_cost DESC NULLS LAST, id"  # the costliest pending file first
 
 _FILE_COLUMNS = (
     "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
-    " raw_action, worker, sha256"
+    " raw_action, worker, sha256, claims"
 )
 _OUTPUT_COLUMNS = "file_id, output, state, path, size, sha256, error"
 _JOB_COLUMNS = "stream_index, stream_type, decision, state, notes, " + ", ".join(FIGURE_NAMES)
@@ -155,9 +156,9 @@ class SQLStore(ABC):
         if rows:
             raise refuse(entity, " ".join(map(str, key)), rows[0]["state"], new)
 
-    async def _hold_claim(self, file_id: int, by: str) -> None:
-        """Raise ClaimLost unless worker `by` holds file `file_id`'s claim (why a fenced write
-        changed nothing)."""
+    async def check_claim(self, file_id: int, by: str) -> None:
+        """Raise ClaimLost unless worker `by` holds file `file_id`'s claim now (why a fenced
+        write changed nothing; or that what it did before is older than any later claim)."""
         rows = await self._rows("SELECT worker FROM files WHERE id=?", (file_id,))
         if not rows or rows[0]["worker"] != by:
             raise ClaimLost(f"worker {by} no longer holds file {file_id}")
@@ -190,7 +191,7 @@ class SQLStore(ABC):
         )
         if not changed:
             if by is not None:
-                await self._hold_claim(key["file_id"], by)
+                await self.check_claim(key["file_id"], by)
             where = " AND ".join(f"{name}=?" for name in key)
             await self._refused(entity, table, where, list(key.values()), new)
 
@@ -537,12 +538,14 @@ class SQLStore(ABC):
         return [Worker(**row) for row in rows]
 
     async def claim(self, worker: str, lease: float, skip: Sequence[int] = ()) -> FileRow | None:
-        """The next pending file (the costliest first), now running under `worker`'s lease;
-        None when none is pending (but those in `skip`)."""
+        """The next pending file (the costliest first), now running under `worker`'s lease
+        and its claim's number (`claims`, one more than the claim before); None when none is
+        pending (but those in `skip`)."""
         skip = list(skip)[:SKIP_MAX]
         skipped = f" AND id NOT IN ({_marks(skip)})" if skip else ""
         rows = await self._rows(
-            f"UPDATE files SET state=?, worker=?, lease_until={self.NOW} + ?, updated_at=?"
+            f"UPDATE files SET state=?, worker=?, lease_until={self.NOW} + ?, updated_at=?,"
+            f" claims=claims + 1"
             f" WHERE id=("
             f"SELECT id FROM files WHERE state=?{skipped}"
             f" ORDER BY {CLAIM_ORDER} LIMIT 1{self.SKIP_LOCKED})"
@@ -689,6 +692,31 @@ class SQLStore(ABC):
             f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE state=?", (OutputState.PUBLISHING,)
         )
         return [_output(row) for row in rows]
+
+    async def remember_intent(
+        self, file_id: int, output: str, path: str, size: int, sha256: str, by: str
+    ) -> None:
+        """Keep what worker `by` is about to publish at `path` (relative to the root), under
+        the number of its claim of the file, beside what every earlier claim intended
+        there; ClaimLost unless it holds the claim."""
+        changed = await self._write(
+            "INSERT INTO intents (file_id, output, path, claim, size, sha256, recorded_at)"
+            " SELECT id, ?, ?, claims, ?, ?, ? FROM files WHERE id=? AND worker=?"
+            " ON CONFLICT (file_id, path, claim) DO UPDATE SET output=excluded.output,"
+            " size=excluded.size, sha256=excluded.sha256, recorded_at=excluded.recorded_at",
+            (output, path, size, sha256, time.time(), file_id, by),
+        )
+        if not changed:
+            raise ClaimLost(f"worker {by} no longer holds file {file_id}")
+
+    async def intents(self, file_id: int, output: str, path: str) -> list[Intent]:
+        """What the claims of a file intended to publish at `path`, the earliest claim first."""
+        rows = await self._rows(
+            "SELECT claim, size, sha256 FROM intents WHERE file_id=? AND output=? AND path=?"
+            " ORDER BY claim",
+            (file_id, output, path),
+        )
+        return [Intent(**row) for row in rows]
 
     async def all_outputs(self, file_ids: Sequence[int] | None = None) -> list[OutputRow]:
         """Every output, or those of `file_ids`."""
