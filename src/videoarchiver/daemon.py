@@ -127,7 +127,9 @@ async def run_daemon(layout: Layout, config: Config, once: bool, progress: Progr
         __version__, layout.root, worker.id, config.effective_jobs, tools.version,
         "processing raw/ once" if once else "watching raw/",
     )  # fmt: skip
-    async with open_store(layout.root, layout.state, trouble=_tell_systemd) as state:
+    async with open_store(
+        layout.root, layout.state, trouble=_tell_systemd, say_after=config.lock_warning_seconds
+    ) as state:
         with holding_life(layout, worker) as gave_back:
             await state.heartbeat(worker, lease)
             try:
