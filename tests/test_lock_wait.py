@@ -28,11 +28,12 @@ def _busy() -> sqlite3.OperationalError:
 
 
 class _Locked:
-    """A statement that finds the database locked until `until` on the clock it moves (each
+    """Statements that find the database locked until `until` on the clock it moves (each
     attempt takes one second: SQLite's busy handler waiting)."""
 
     def __init__(self, until: float) -> None:
         self.now, self.until = 0.0, until
+        self.cancel_at: tuple[float, anyio.CancelScope] | None = None
 
     def clock(self) -> float:
         return self.now
@@ -41,6 +42,8 @@ class _Locked:
         if self.now >= self.until:
             return "ran"
         self.now += 1.0
+        if self.cancel_at is not None and self.now >= self.cancel_at[0]:
+            self.cancel_at[1].cancel()  # its task is cancelled (a stop, a claim lost)
         raise _busy()
 
 
@@ -55,6 +58,11 @@ async def test_a_wait_is_said_once_then_at_doubling_intervals_and_when_it_ends(
     locked, told = _Locked(until=100), list[str | None]()
     waits = LockWait(tmp_path / "state.sqlite3", LockProbe(tmp_path / "none"), say_after=10,
                      trouble=told.append, clock=locked.clock)  # fmt: skip
+    with anyio.CancelScope() as cancelled:
+        locked.cancel_at = (15, cancelled)
+        await waits.run(locked.step)
+    assert cancelled.cancelled_caught
+    # The next statement meets the same hold-up: one wait, said on the same schedule.
     assert await waits.run(locked.step) == "ran"
     said = _said(caplog)
     assert [re.search(r"for (\d+) s", line)[1] for line in said[:-1]] == ["10", "20", "40", "80"]  # type: ignore[index]

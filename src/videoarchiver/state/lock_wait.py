@@ -43,7 +43,10 @@ def busy(exc: sqlite3.Error) -> bool:
 
 
 class LockWait:
-    """Runs the statements of one SQLite connection, again while the database is locked."""
+    """Runs the statements of one SQLite connection, one at a time, again while the database
+    is locked. A hold-up lasts from the first attempt of the statement that met the lock
+    until a statement goes through: one wait, however many statements (a cancelled one, the
+    next) it held up."""
 
     def __init__(
         self,
@@ -55,26 +58,24 @@ class LockWait:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._path = path
-        self._clock = clock
         self._probe = probe
         self.say_after = say_after
         self._patience = patience  # seconds before StoreUnavailable (None: for ever)
         self._trouble = trouble  # told what holds the worker up, then None
+        self._clock = clock
+        self._since: float | None = None  # when the hold-up began (None: there is none)
+        self._say_at = say_after  # seconds into it when it is said next
+        self._said = False
 
     @property
     def attempt_ms(self) -> int:
         """SQLite's `busy_timeout` for this connection."""
         return round(min(ATTEMPT_SECONDS, self.say_after) * 1000)
 
-    async def _held_by(self, seconds: float) -> str:
-        holder = await anyio.to_thread.run_sync(self._probe.holder)
-        return held_by(holder, seconds)
-
     async def run(self, step: Callable[[], Awaitable[T]], again: bool = True) -> T:
         """`step()` (one statement, sent once each call), until the database lets it run;
         with `again` False (inside a transaction) a lock ends it with StoreUnavailable."""
         start = self._clock()
-        say_at, said = self.say_after, False
         while True:
             try:
                 result = await step()
@@ -86,28 +87,42 @@ class LockWait:
                         f"the state database {self._path} was locked in the middle of a change,"
                         " which was undone; it is made again later"
                     ) from exc
-                waited = self._clock() - start
-                if self._patience is not None and waited >= self._patience:
-                    why = await self._held_by(waited)
-                    raise StoreUnavailable(
-                        f"the state database {self._path} is locked, {why}; try again once"
-                        " it is let go"
-                    ) from exc
-                if waited >= say_at:
-                    await self._say(waited)
-                    said, say_at = True, waited + min(waited, LONGEST_SILENCE)
+                await self._held_up(start, exc)
                 await anyio.sleep(PAUSE_SECONDS)
                 continue
-            if said:
-                waited = self._clock() - start
-                log.warning("the state database is free again after %.0f s: going on", waited)
-                if self._trouble is not None:
-                    self._trouble(None)
+            self._over()
             return result
 
-    async def _say(self, waited: float) -> None:
+    async def _held_up(self, start: float, exc: sqlite3.Error) -> None:
+        """An attempt found the database locked: say so when it is time, give up when
+        patience ran out."""
+        if self._since is None:
+            self._since = start
+        waited = self._clock() - self._since
+        if self._patience is not None and waited >= self._patience:
+            self._since, self._say_at, self._said = None, self.say_after, False
+            why = await self._held_by(waited)
+            raise StoreUnavailable(
+                f"the state database {self._path} is locked, {why}; try again once it is let go"
+            ) from exc
+        if waited < self._say_at:
+            return
+        self._said, self._say_at = True, waited + min(waited, LONGEST_SILENCE)
         why = await self._held_by(waited)
         log.warning("the state database %s is locked, %s: waiting for it (encodes already"
                     " running go on)", self._path, why)  # fmt: skip
         if self._trouble is not None:
             self._trouble(f"the state database is locked, {why}: waiting")
+
+    def _over(self) -> None:
+        """The hold-up ended: said when it was said to begin."""
+        if self._said and self._since is not None:
+            waited = self._clock() - self._since
+            log.warning("the state database is free again after %.0f s: going on", waited)
+            if self._trouble is not None:
+                self._trouble(None)
+        self._since, self._say_at, self._said = None, self.say_after, False
+
+    async def _held_by(self, seconds: float) -> str:
+        holder = await anyio.to_thread.run_sync(self._probe.holder)
+        return held_by(holder, seconds)
