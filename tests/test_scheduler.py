@@ -3,6 +3,7 @@ milliseconds (httpcore's mock backend is the model: the logic runs, the I/O is f
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sqlite3
 import time
@@ -23,7 +24,13 @@ from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.state import OUTPUT_KINDS, FileRow, FileState, Store, Worker, open_store
-from videoarchiver.workers import bury_dead, bury_if_dead_here, holding_life, keep_alive
+from videoarchiver.workers import (
+    Steadiness,
+    bury_dead,
+    bury_if_dead_here,
+    holding_life,
+    keep_alive,
+)
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -224,11 +231,92 @@ async def test_workers_of_this_machine_are_buried_by_their_lock_or_their_silence
             assert sorted(w.id for w in await store.workers()) == ["a", "live"]
             assert not (layout.workers / "crashed.lock").exists(), "a dead one's lock goes"
             # Silent for longer than its lease (stalled): its claims go, its lock stays.
-            await anyio.sleep(0.1)
-            await store.heartbeat(a.rt.worker, LEASE)
-            await bury_dead(store, layout, a.rt.worker, 0.05)
+            _age(tmp_path, 2 * LEASE, "UPDATE workers SET heartbeat_at = heartbeat_at - ?"
+                 " WHERE id = 'live'")  # fmt: skip
+            await bury_dead(store, layout, a.rt.worker, LEASE)
             assert [w.id for w in await store.workers()] == ["a"]
             assert (layout.workers / "live.lock").exists(), "never a live one's lock"
+
+
+def _age(root: Path, seconds: float, *updates: str, db: sqlite3.Connection | None = None) -> None:
+    """Make times recorded in the state `seconds` older (as if the clock had gone on), in
+    `db`'s open transaction if given."""
+    with contextlib.closing(sqlite3.connect(root / "work" / "state.sqlite3")) as own:
+        for update in updates:
+            (db or own).execute(update, (seconds,))
+        own.commit()
+
+
+def test_a_worker_judges_the_others_only_after_a_lease_of_its_own_beats_on_time() -> None:
+    now = [0.0]
+    steady = Steadiness(4.0, clock=lambda: now[0])
+    assert steady.may_judge(), "from its start"
+    now[0] += 10.0  # its heartbeat waited 10 s (a lock, a server away), as did everybody's
+    steady.beat()
+    assert not steady.may_judge()
+    for _beat in range(3):
+        now[0] += 1.0
+        steady.beat()
+        assert not steady.may_judge(), "the others may not have renewed their leases yet"
+    now[0] += 1.0
+    steady.beat()
+    assert steady.may_judge(), "a whole lease of heartbeats on time"
+    now[0] += 1.5  # then the judgement waits longer than a beat for the state
+    assert not steady.may_judge()
+
+
+async def test_a_lock_held_longer_than_the_lease_takes_no_live_workers_files(
+    tmp_path: Path,
+) -> None:
+    """Everybody waited for the lock while the clock went on: when it goes, a worker judges
+    the others only after they have had a lease to renew theirs — though their heartbeats
+    and leases, read once it may write, look a lease old."""
+    raw_files(tmp_path, [5])
+    layout, now = Layout(tmp_path), [0.0]
+    other = Worker("other", "elsewhere", 2, time.time(), time.time())  # only its silence tells
+    async with worker(tmp_path, "a") as a:
+        store = a.rt.state
+        await store.heartbeat(other, LEASE)
+        await store.add_file("00.mp4", 5, 1, "fp", "00")
+        assert await store.claim("other", LEASE) is not None
+        steady = Steadiness(LEASE, clock=lambda: now[0])
+        with contextlib.closing(
+            sqlite3.connect(tmp_path / "work" / "state.sqlite3", isolation_level=None)
+        ) as shell:
+            shell.execute("BEGIN IMMEDIATE")  # a `sqlite3` shell holds the lock
+            async with anyio.create_task_group() as group:
+                group.start_soon(bury_dead, store, layout, a.rt.worker, LEASE, steady)
+                await anyio.wait_all_tasks_blocked()  # it waits for the lock
+                now[0] += 2 * LEASE
+                _age(tmp_path, 2 * LEASE, "UPDATE workers SET heartbeat_at = heartbeat_at - ?",
+                     "UPDATE files SET lease_until = lease_until - ?", db=shell)  # fmt: skip
+                shell.execute("COMMIT")
+        assert {w.id for w in await store.workers()} == {"a", "other"}
+        assert [row.worker for row in await store.files()] == ["other"], "still its file"
+        for _beat in range(4):  # a lease of heartbeats on time: the silent one is gone
+            now[0] += LEASE / 4
+            steady.beat()
+        assert await bury_dead(store, layout, a.rt.worker, LEASE, steady) == [1]
+        assert [w.id for w in await store.workers()] == ["a"]
+
+
+async def test_a_judgement_a_stop_held_up_is_undone(tmp_path: Path) -> None:
+    """Stopped (SIGSTOP) in the middle of judging, a worker wakes to a clock that went on:
+    what it judged after that is not kept."""
+    raw_files(tmp_path, [5])
+    other = Worker("other", "elsewhere", 2, time.time(), time.time())
+    async with worker(tmp_path, "a") as a:
+        store = a.rt.state
+        await store.heartbeat(other, LEASE)
+        await store.add_file("00.mp4", 5, 1, "fp", "00")
+        assert await store.claim("other", LEASE) is not None
+        _age(tmp_path, 2 * LEASE, "UPDATE workers SET heartbeat_at = heartbeat_at - ?",
+             "UPDATE files SET lease_until = lease_until - ?")  # fmt: skip
+        times = iter([0.0, 0.0, 2 * LEASE])  # made, may judge; stopped before it was over
+        steady = Steadiness(LEASE, clock=lambda: next(times))
+        assert await bury_dead(store, Layout(tmp_path), a.rt.worker, LEASE, steady) == []
+        assert {w.id for w in await store.workers()} == {"a", "other"}
+        assert [row.worker for row in await store.files()] == ["other"]
 
 
 def test_a_worker_that_could_not_give_its_files_back_leaves_its_lock_to_say_so(
@@ -312,6 +400,10 @@ class FullDisk:
     async def heartbeat(self, worker: Worker, lease: float) -> set[int]:
         self._write()
         return set()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
 
     async def silent_workers(self, lease: float) -> list[str]:
         return []

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from videoarchiver.errors import ConfigError
+from videoarchiver.state.lock_wait import SAY_AFTER_SECONDS
 
 CONFIG_ENV = "VIDEOARCHIVER_CONFIG"
 CONFIG_NAME = "videoarchiver.toml"
@@ -77,6 +78,9 @@ class Config(BaseSettings):
     after_done: Literal["keep", "move", "delete"] = "keep"
     stall_seconds: float = Field(default=300, gt=0)
     lease_seconds: float = Field(default=60, ge=2)
+    # A write that finds the SQLite state locked by another process waits as long as it
+    # takes; a wait this long is logged, naming the holder (then at doubling intervals).
+    lock_warning_seconds: float = Field(default=SAY_AFTER_SECONDS, gt=0)
     notify: list[str] = Field(default_factory=list)
     active_hours: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
     # No new work starts while a disk the root writes to has less free (at most 5 % of it).

@@ -36,7 +36,7 @@ from videoarchiver.service import feed_watchdog, notify, watchdog_seconds
 from videoarchiver.space import passing
 from videoarchiver.state import FileState, Store, Worker, open_store
 from videoarchiver.tools import check_tools
-from videoarchiver.workers import bury_dead, holding_life, keep_alive, new_worker
+from videoarchiver.workers import Steadiness, bury_dead, holding_life, keep_alive, new_worker
 
 WATCH_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)
@@ -127,11 +127,17 @@ async def run_daemon(layout: Layout, config: Config, once: bool, progress: Progr
         __version__, layout.root, worker.id, config.effective_jobs, tools.version,
         "processing raw/ once" if once else "watching raw/",
     )  # fmt: skip
-    async with open_store(layout.root, layout.state, trouble=_tell_systemd) as state:
+    async with open_store(
+        layout.root, layout.state, trouble=_tell_systemd, say_after=config.lock_warning_seconds
+    ) as state:
         with holding_life(layout, worker) as gave_back:
+            steady = Steadiness(lease)
             await state.heartbeat(worker, lease)
+            steady.beat()
             try:
-                return await _work(layout, config, once, progress, state, worker, tools.demuxers)
+                return await _work(
+                    layout, config, once, progress, state, worker, tools.demuxers, steady
+                )
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
@@ -153,10 +159,11 @@ async def _work(
     state: Store,
     worker: Worker,
     demuxers: str,
+    steady: Steadiness,
 ) -> int:
     lease = config.lease_seconds
     # What a killed worker of this machine held goes back to pending now (no lease wait).
-    await bury_dead(state, layout, worker, lease)
+    await bury_dead(state, layout, worker, lease, steady)
     await adopt_published(state, layout)
     await remove_stale_work(layout, state)
     scheduler = Scheduler(Runtime.create(layout, config, state, worker, progress, demuxers))
@@ -171,7 +178,7 @@ async def _work(
             if (every := watchdog_seconds()) is not None:
                 outer.start_soon(feed_watchdog, every)
             outer.start_soon(follow_pause, state, scheduler.rt.gate)
-            outer.start_soon(keep_alive, state, layout, worker, lease, scheduler.keep_held)
+            outer.start_soon(keep_alive, state, layout, worker, lease, scheduler.keep_held, steady)
             outer.start_soon(write_progress, state, progress, worker.id)
             if config.active_hours:
                 outer.start_soon(follow_hours, config.active_hours, scheduler.rt.gate)

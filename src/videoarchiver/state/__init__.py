@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from videoarchiver.state.lock_wait import SAY_AFTER_SECONDS
 from videoarchiver.state.records import (
     FIGURE_NAMES,
     FINISHED,
@@ -36,10 +37,13 @@ async def open_store(
     url: str | None = None,
     patience: float | None = None,
     trouble: Callable[[str | None], None] | None = None,
+    say_after: float = SAY_AFTER_SECONDS,
 ) -> AsyncIterator[Store]:
     """The store of the root at `root`: PostgreSQL at `url` (`postgresql://…`), else SQLite
-    in its `work/`. `patience`: how long a statement waits for an unreachable server (None:
-    for as long as it takes); `trouble` is told when it stops answering (None: again)."""
+    in its `work/`. `patience`: how long a statement waits for an unreachable server, or for
+    a lock another process holds on the SQLite file (None: for as long as it takes);
+    `trouble` is told when that begins (None: it is over). A wait for a lock is logged once
+    it is longer than `say_after` seconds."""
     if url:
         from videoarchiver.state.postgres import PostgresStore
 
@@ -48,7 +52,8 @@ async def open_store(
         return
     from videoarchiver.state.sqlite import SQLiteStore
 
-    async with SQLiteStore.open(root / "work" / STATE_FILE, root) as store:
+    path = root / "work" / STATE_FILE
+    async with SQLiteStore.open(path, root, patience, trouble, say_after) as store:
         yield store
 
 
