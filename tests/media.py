@@ -140,6 +140,17 @@ def proc_stat(pid: int | str, task: int | str | None = None) -> list[str]:
     return (where / "stat").read_text().rsplit(")", 1)[1].split()
 
 
+def children(pid: int) -> list[int]:
+    """Every process whose parent is `pid` (setpriv execs ffmpeg in place)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int(proc_stat(entry.name)[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
 def poll_rows(root: Path, sql: str) -> list[tuple[Any, ...]]:
     """Read the state database directly, many times a second while a daemon runs (`status
     --json` is a process of its own each time): [] until the daemon has created it."""

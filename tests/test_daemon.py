@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, poll_rows, probe, run_cli, status_json, wait_until
+from media import children, ffmpeg, poll_rows, probe, run_cli, status_json, wait_until
 
 DAEMON_CONFIG = """\
 settle_seconds = 1
@@ -24,20 +24,6 @@ video_args = ["-crf", "18", "-preset", "ultrafast"]
 
 
 wait_for = partial(wait_until, timeout=60)
-
-
-def children(pid: int) -> list[int]:
-    """Every process whose parent is `pid` (setpriv execs ffmpeg in place)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture

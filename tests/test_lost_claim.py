@@ -30,15 +30,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from media import WORKER_CONFIG, ffmpeg, file_sha256, probe, proc_stat, wait_until
+from media import WORKER_CONFIG, children, ffmpeg, file_sha256, probe, proc_stat, wait_until
 from test_cli import tmpfs
 
 HELD_FOR_US = 600_000_000  # how long strace holds a link: longer than any wait below
 _wait = partial(wait_until, timeout=240, every=0.05)
-
-
-def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _alive(pid: int) -> bool:
@@ -69,8 +65,8 @@ class HeldAtLink:
              sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        _wait(lambda: bool(_children(self.tracer.pid)))
-        [self.pid] = _children(self.tracer.pid)
+        _wait(lambda: bool(children(self.tracer.pid)))
+        [self.pid] = children(self.tracer.pid)
 
     def let_go(self) -> None:
         self.tracer.kill()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from media import WORKER_CONFIG, ffmpeg, packets, wait_until
+from media import WORKER_CONFIG, children, ffmpeg, packets, wait_until
 from pgcluster import Cluster
 
 
@@ -154,6 +154,8 @@ def test_a_killed_machine_is_taken_over_when_its_lease_runs_out(share: Share) ->
     elsewhere = share.worker(first, host="elsewhere")
     partial = share.shared / "work" / "files" / "1" / "claim-1" / "archive" / "s0.partial0.mkv"
     _wait(lambda: partial.exists() and partial.stat().st_size > 600_000)
+    for child in children(elsewhere.pid):  # its encodes hold still while `status` is asked
+        os.kill(child, signal.SIGSTOP)  # (on a busy machine they would end meanwhile)
     # `status` on another machine shows the live progress the worker writes to the state.
     line = share.status_text(second).splitlines()[-1].split("\t")
     assert line[1] == "running" and re.fullmatch(r"running \d+%", line[2]), line
