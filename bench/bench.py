@@ -52,6 +52,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 import videoarchiver
 from pgcluster import Cluster
+from videoarchiver.identity import whole_sha256
 from videoarchiver.layout import Layout
 from videoarchiver.state import open_store
 from videoarchiver.tools import readable_demuxers
@@ -68,6 +69,7 @@ TARGETS = {
     "efficiency": 0.95,
     "utilization": 0.97,
     "daemon_cpu_share": 0.01,
+    "whole_sha256_share": 0.01,
     "idle_cpu": 0.005,
     "rss_100k_mib": 150,
     "status_100k_s": 1.0,
@@ -195,6 +197,16 @@ def parallel_loop(commands: list[dict[str, Any]], cores: int) -> tuple[float, in
     return time.monotonic() - started, failed
 
 
+def hashing_cpu(raw: Path) -> tuple[float, int]:
+    """CPU seconds the daemon spends on the raw files' whole-content SHA-256 (as it reads
+    them: `whole_sha256`, in this process), and their bytes."""
+    paths = sorted(path for path in raw.rglob("*") if path.is_file())
+    started = time.process_time()
+    for path in paths:
+        anyio.run(whole_sha256, path)
+    return time.process_time() - started, sum(path.stat().st_size for path in paths)
+
+
 def batch(tmp: Path, quick: bool) -> dict[str, Any]:
     root = tmp / "batch"
     files = make_workload(root / "raw", quick)
@@ -222,7 +234,9 @@ def batch(tmp: Path, quick: bool) -> dict[str, Any]:
     (empty / "videoarchiver.toml").write_text(CONFIG)
     run_once(empty)
     fixed = resources_line(empty)["own"]  # start-up, imports, tool checks: no file at all
+    hashing, raw_bytes = hashing_cpu(root / "raw")
     return {
+        "hashing": hashing, "raw_bytes": raw_bytes,
         "fixed": fixed, "per_command": (used["own"] - fixed) / len(commands),
         "files": files, "wall": wall, "commands": len(commands), "cpu": cpu_total,
         "limit": limit, "plain": plain, "efficiency": limit / wall, "speedup": plain / wall,
@@ -437,6 +451,7 @@ def report(
 ) -> str:
     version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
     share = result["own"] / result["children"] if result["children"] else 0.0
+    hashing = result["hashing"] / result["children"] if result["children"] else 0.0
     lines = [
         f"# videoarchiver bench{' (quick)' if quick else ''}",
         "",
@@ -471,6 +486,9 @@ def report(
         f"| daemon's own CPU / children's CPU | {result['own']:.2f} s / {result['children']:.1f} s"
         f" = {share:.3%} | ≤ 1 % | {verdict(share <= TARGETS['daemon_cpu_share'])} |",
         f"| … of which start-up (a run with nothing to do) | {result['fixed']:.2f} s | | |",
+        f"| … of which the raw files' whole-content SHA-256 ({result['raw_bytes'] / 2**20:.0f}"
+        f" MiB) | {result['hashing']:.2f} s = {hashing:.3%} of the children's CPU | ≤ 1 % |"
+        f" {verdict(hashing <= TARGETS['whole_sha256_share'])} |",
         f"| … and per command run | {result['per_command'] * 1000:.1f} ms | | |",
         f"| daemon peak RSS (batch) | {result['rss']:.1f} MiB | | |",
         f"| idle daemon CPU | {idle:.2%} of a core | ≈ 0 |"
