@@ -6,24 +6,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from videoarchiver.disposal import finish_raw_action, taken_path
+from videoarchiver.disposal import Outcome, finish_raw_action, taken_path
+from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
 from videoarchiver.state import FileRow, FileState
 
 pytestmark = pytest.mark.anyio
 OLD = b"old recording " * 100_000
 NEW = b"new recording " * 100_000
+ARCHIVED_AT = 1_700_000_000_000_000_000  # the raw file's mtime when it was archived
 
 
 def _row(content: bytes | None, action: str, file_id: int = 7) -> FileRow:
+    """The record of `raw/cam/VID_0001.mp4` archived with `content` (None: before whole
+    hashes were recorded), its `action` pending."""
     return FileRow(
-        id=file_id, rel_path="cam/VID_0001.mp4", size=len(OLD), mtime_ns=0, fingerprint="f",
-        stem="cam/VID_0001", state=FileState.DONE, error=None, error_detail=None, warnings=(),
-        raw_action=f"{action} pending",
+        id=file_id, rel_path="cam/VID_0001.mp4", size=len(OLD), mtime_ns=ARCHIVED_AT,
+        fingerprint="f", stem="cam/VID_0001", state=FileState.DONE, error=None,
+        error_detail=None, warnings=(), raw_action=f"{action} pending",
         sha256=None if content is None else hashlib.sha256(content).hexdigest(),
     )  # fmt: skip
 
@@ -42,11 +47,21 @@ def _raw(layout: Layout) -> Path:
     return layout.raw / "cam" / "VID_0001.mp4"
 
 
+def _write(path: Path, content: bytes, mtime_ns: int = ARCHIVED_AT) -> None:
+    path.write_bytes(content)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+async def _finish(layout: Layout, row: FileRow) -> Outcome:
+    outcome = await finish_raw_action(layout, row)
+    assert outcome is not None, "raw/ is there"
+    return outcome
+
+
 @pytest.mark.parametrize("action", ["delete", "move"])
 async def test_what_was_archived_goes_and_nothing_else(layout: Layout, action: str) -> None:
-    _raw(layout).write_bytes(OLD)
-    done = (await finish_raw_action(layout, _row(OLD, action))).action
-    assert not _raw(layout).exists()
+    _write(_raw(layout), OLD)
+    done = (await _finish(layout, _row(OLD, action))).action
     assert _names(_raw(layout).parent) == []
     if action == "move":
         assert done == "moved to done/cam/VID_0001.mp4"
@@ -56,81 +71,111 @@ async def test_what_was_archived_goes_and_nothing_else(layout: Layout, action: s
 
 
 @pytest.mark.parametrize("action", ["delete", "move"])
-async def test_new_footage_under_the_old_name_is_put_back_untouched(
+async def test_new_footage_under_the_old_name_is_not_touched(layout: Layout, action: str) -> None:
+    """The camera's counter was reset: `VID_0001.mp4` is another recording now."""
+    _write(_raw(layout), NEW, ARCHIVED_AT + 10**9)
+    before = _raw(layout).stat()
+    outcome = await _finish(layout, _row(OLD, action))
+    assert outcome == Outcome(f"not {action}d: the file now under its name is other footage")
+    after = _raw(layout).stat()
+    assert (before.st_ino, before.st_ctime_ns) == (after.st_ino, after.st_ctime_ns), "untouched"
+    assert _names(_raw(layout).parent) == ["VID_0001.mp4"]
+    assert not (layout.root / "done").exists()
+
+
+@pytest.mark.parametrize("action", ["delete", "move"])
+async def test_other_content_with_the_same_size_and_time_is_put_back(
     layout: Layout, action: str
 ) -> None:
-    """The camera's counter was reset: `VID_0001.mp4` is another recording now."""
-    _raw(layout).write_bytes(NEW)
-    inode = _raw(layout).stat().st_ino
-    outcome = await finish_raw_action(layout, _row(OLD, action))
-    assert outcome.action.startswith("kept: its content is not what was archived")
-    assert outcome.other_content, "to be taken as new footage"
-    assert (_raw(layout).read_bytes(), _raw(layout).stat().st_ino) == (NEW, inode)
+    """Copied over with its size and time kept (`cp -p`), or edited in the middle and its
+    time set back: only the whole content tells."""
+    edited = bytearray(OLD)
+    edited[len(OLD) // 2 : len(OLD) // 2 + 65536] = b"\0" * 65536
+    _write(_raw(layout), bytes(edited))
+    outcome = await _finish(layout, _row(OLD, action))
+    assert outcome == Outcome(
+        "kept: its content is not what was archived (it changed after it was processed)", True
+    )
+    assert _raw(layout).read_bytes() == edited
     assert _names(_raw(layout).parent) == ["VID_0001.mp4"], "nothing left aside"
     assert not (layout.root / "done").exists()
 
 
-async def test_an_edit_in_the_middle_keeps_the_raw_file(layout: Layout) -> None:
-    """Same size, same first and last MiB: only the whole content tells."""
-    edited = bytearray(OLD)
-    edited[len(OLD) // 2 : len(OLD) // 2 + 65536] = b"\0" * 65536
-    _raw(layout).write_bytes(bytes(edited))
-    done = (await finish_raw_action(layout, _row(OLD, "delete"))).action
-    assert done.startswith("kept: its content is not what was archived")
-    assert _raw(layout).read_bytes() == edited
-
-
 async def test_no_whole_sha256_recorded_keeps_the_raw_file(layout: Layout) -> None:
-    _raw(layout).write_bytes(OLD)
-    outcome = await finish_raw_action(layout, _row(None, "delete"))
-    assert outcome.action == (
+    _write(_raw(layout), OLD)
+    outcome = await _finish(layout, _row(None, "delete"))
+    assert outcome == Outcome(
         "kept: no SHA-256 of its whole content was recorded when it was processed"
     )
-    assert not outcome.other_content
     assert _raw(layout).read_bytes() == OLD
 
 
 async def test_taken_aside_before_a_kill_then_new_footage_arrived(layout: Layout) -> None:
     """A kill left the archived file under its hidden name; meanwhile a new recording took
     the old name: the archived one goes, the new one stays."""
-    taken = taken_path(_raw(layout), 7)
-    taken.write_bytes(OLD)
+    taken_path(_raw(layout), 7).write_bytes(OLD)
     _raw(layout).write_bytes(NEW)
-    assert (await finish_raw_action(layout, _row(OLD, "delete"))).action == "deleted"
+    assert (await _finish(layout, _row(OLD, "delete"))).action == "deleted"
     assert _names(_raw(layout).parent) == ["VID_0001.mp4"]
     assert _raw(layout).read_bytes() == NEW
 
 
 async def test_changed_content_found_aside_goes_beside_new_footage(layout: Layout) -> None:
-    taken = taken_path(_raw(layout), 7)
-    taken.write_bytes(NEW)
+    taken_path(_raw(layout), 7).write_bytes(NEW)
     _raw(layout).write_bytes(b"a third recording")
-    done = (await finish_raw_action(layout, _row(OLD, "delete"))).action
+    done = (await _finish(layout, _row(OLD, "delete"))).action
     assert done.endswith("; it is at VID_0001.mp4.kept-7")
     assert (_raw(layout).parent / "VID_0001.mp4.kept-7").read_bytes() == NEW
     assert _raw(layout).read_bytes() == b"a third recording"
+
+
+async def test_a_name_too_long_for_its_kept_name_is_shortened(layout: Layout) -> None:
+    raw = layout.raw / ("v" * 250 + ".mp4")
+    taken_path(raw, 7).write_bytes(NEW)
+    raw.write_bytes(b"a third recording")
+    done = (await _finish(layout, replace(_row(OLD, "delete"), rel_path=raw.name))).action
+    [kept] = [name for name in _names(layout.raw) if name.endswith(".kept-7")]
+    assert len(kept.encode()) <= 255 and kept.startswith("v" * 200) and done.endswith(kept)
 
 
 async def test_put_back_before_a_kill_is_not_put_back_twice(layout: Layout) -> None:
     """A kill between the link back and the removal of the hidden name."""
     _raw(layout).write_bytes(NEW)
     os.link(_raw(layout), taken_path(_raw(layout), 7))
-    done = (await finish_raw_action(layout, _row(OLD, "delete"))).action
+    done = (await _finish(layout, _row(OLD, "delete"))).action
     assert done == "kept: its content is not what was archived (it changed after it was processed)"
     assert _names(_raw(layout).parent) == ["VID_0001.mp4"]
 
 
 async def test_a_symlink_goes_as_the_link_and_its_target_stays(layout: Layout) -> None:
     target = layout.root / "elsewhere.mp4"
-    target.write_bytes(OLD)
+    _write(target, OLD)
     _raw(layout).symlink_to(target)
-    assert (await finish_raw_action(layout, _row(OLD, "delete"))).action == "deleted"
+    assert (await _finish(layout, _row(OLD, "delete"))).action == "deleted"
     assert _names(_raw(layout).parent) == [] and target.read_bytes() == OLD
 
 
 async def test_gone_from_raw_before_it_could_be_moved(layout: Layout) -> None:
-    assert (await finish_raw_action(layout, _row(OLD, "move"))).action == "kept: no longer in raw/"
-    assert (await finish_raw_action(layout, _row(OLD, "delete"))).action == "deleted"
+    assert (await _finish(layout, _row(OLD, "move"))).action == "kept: no longer in raw/"
+    assert (await _finish(layout, _row(OLD, "delete"))).action == "deleted"
+
+
+async def test_nothing_is_done_while_raw_is_not_there(tmp_path: Path) -> None:
+    """An unmounted share: the action stays pending (nothing says it was done)."""
+    assert await finish_raw_action(Layout(tmp_path), _row(OLD, "delete")) is None
+
+
+async def test_a_state_that_cannot_record_it_stops_it_and_puts_the_file_back(
+    layout: Layout,
+) -> None:
+    _write(_raw(layout), OLD)
+
+    def gone() -> None:
+        raise StateError("the state database was deleted")
+
+    with pytest.raises(StateError):
+        await finish_raw_action(layout, _row(OLD, "delete"), gone)
+    assert _names(_raw(layout).parent) == ["VID_0001.mp4"] and _raw(layout).read_bytes() == OLD
 
 
 async def test_two_workers_finishing_the_same_action_agree(layout: Layout) -> None:
@@ -138,8 +183,6 @@ async def test_two_workers_finishing_the_same_action_agree(layout: Layout) -> No
     that a kill left with the raw file taken aside)."""
     taken_path(_raw(layout), 7).write_bytes(OLD)
     row = _row(OLD, "delete")
-    first, second = await asyncio.gather(
-        finish_raw_action(layout, row), finish_raw_action(layout, row)
-    )
+    first, second = await asyncio.gather(_finish(layout, row), _finish(layout, row))
     assert (first.action, second.action) == ("deleted", "deleted")
     assert _names(_raw(layout).parent) == []

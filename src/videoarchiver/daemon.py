@@ -23,7 +23,6 @@ from watchfiles import awatch
 
 from videoarchiver import __version__
 from videoarchiver.config import Config
-from videoarchiver.disposal import PENDING as PENDING_ACTION
 from videoarchiver.errors import StoreUnavailable, describe_error
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
@@ -167,8 +166,6 @@ async def _work(
     await adopt_published(state, layout)
     await remove_stale_work(layout, state)
     scheduler = Scheduler(Runtime.create(layout, config, state, worker, progress, demuxers))
-    for row in await state.with_pending_raw_action(PENDING_ACTION):
-        await scheduler.finish_raw_action(row)
     await apply_pause(state, scheduler.rt.gate)
     stopping = anyio.Event()
     result = EXIT_OK
@@ -184,8 +181,10 @@ async def _work(
                 outer.start_soon(follow_hours, config.active_hours, scheduler.rt.gate)
             notify("READY=1")
             if once:
+                await scheduler.finish_pending_raw_actions()
                 result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
             else:
+                outer.start_soon(scheduler.finish_pending_raw_actions)
                 await _forever(scheduler, layout.raw, stopping)
         notify("STOPPING=1")
         outer.cancel_scope.cancel()

@@ -4,14 +4,15 @@ The action is recorded as pending in the same write that records the file done, 
 out, then recorded as done; a kill in between leaves it pending, and the next start finishes
 it from where it stopped.
 
-The raw file is first taken out of the way: renamed, as one step, to a hidden name of its own
-in its folder (which scans never take). Whatever arrives under the old name from then on (a
-camera's new `VID_0001.mp4`) is new footage, found by the next scan and never touched here.
-What was taken is then proven to be what was archived: the SHA-256 of its whole content must
-be the one recorded while the file was processed. Only then is it deleted or moved into
-`done/`; anything else is put back (beside the old name if that is taken again) and kept,
-with the reason. Nothing is acted on through a folder that resolves outside `raw/`, and a
-symlink is acted on as the link, never its target.
+The raw file is first taken out of the way: renamed, as one step that never replaces a name,
+to a hidden name of its own in its folder (which scans never take), and only if what is
+under its name still has the size and time of the file archived. Whatever arrives under the
+old name from then on (a camera's new `VID_0001.mp4`) is new footage, found by the next scan
+and never touched here. What was taken is then proven to be what was archived: the SHA-256
+of its whole content must be the one recorded while the file was processed. Only then is it
+deleted or moved into `done/`; anything else is put back (beside the old name if that is
+taken again) and kept, with the reason. Nothing is acted on through a folder that resolves
+outside `raw/`, and a symlink is acted on as the link, never its target.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import anyio
 from anyio import to_thread
 
-from videoarchiver.errors import VideoArchiverError, describe_error
+from videoarchiver.errors import StateError, VideoArchiverError, describe_error
 from videoarchiver.identity import whole_sha256
 from videoarchiver.layout import Layout
-from videoarchiver.planning.paths import rel_from_key, shown_name
-from videoarchiver.publishing import fsync_dir, publish
+from videoarchiver.planning.messages import printable
+from videoarchiver.planning.paths import fit_name, rel_from_key, shown_name
+from videoarchiver.publishing import fsync_dir, publish, rename_no_replace
 from videoarchiver.state import FileRow
 
 log = logging.getLogger(__name__)
@@ -69,32 +72,33 @@ def _exists(path: Path) -> bool:
     return os.path.lexists(path)
 
 
+def _is_archived_file(path: Path, row: FileRow) -> bool:
+    """What is under `path` has the size and time of the file archived (a file that took
+    its name since, or none, has not)."""
+    try:
+        found = path.stat()  # through a symlink, as it was found
+    except OSError:
+        return False
+    return (found.st_size, found.st_mtime_ns) == (row.size, row.mtime_ns)
+
+
 def _put_back(taken: Path, path: Path, file_id: int) -> Path:
     """The taken file back under its name, or beside it when new footage took the name
-    meanwhile (under its hidden name if neither can be had); returns where it is now."""
-    for candidate in (path, path.with_name(f"{path.name}.kept-{file_id}")):
+    meanwhile (under a shortened name if a longer one does not fit); returns where it is."""
+    kept = f"{fit_name(path.name, len(f'.kept-{file_id}'))}.kept-{file_id}"
+    for candidate in (path, path.with_name(kept)):
         try:
-            os.link(taken, candidate, follow_symlinks=False)
+            rename_no_replace(taken, candidate)
         except FileExistsError:
             if not os.path.samestat(os.lstat(taken), os.lstat(candidate)):
-                continue  # (the same file: put back before a kill, the hidden name left)
-        except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:
                 continue
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) or _exists(
-                candidate
-            ):
-                raise
-            taken.rename(candidate)  # no hard links here: a rename, checked just before
-            fsync_dir(path.parent)
-            return candidate
-        taken.unlink()
+            taken.unlink()  # put back before a kill, its hidden name left
         fsync_dir(path.parent)
         return candidate
-    return taken
+    raise FileExistsError(errno.EEXIST, "no free name to put it back under", os.fspath(path))
 
 
-async def _vanished(what: str, row: FileRow, destination: Path, name: str) -> str:
+async def _vanished(what: str, row: FileRow, destination: Path) -> str:
     """Neither the raw file nor its taken copy is there: done before a kill, or gone."""
     if what == "delete":
         return "deleted"
@@ -102,7 +106,7 @@ async def _vanished(what: str, row: FileRow, destination: Path, name: str) -> st
         moved = row.sha256 is not None and await whole_sha256(destination) == row.sha256
     except OSError:
         moved = False
-    return f"moved to done/{name}" if moved else "kept: no longer in raw/"
+    return f"moved to done/{shown_name(row.rel_path)}" if moved else "kept: no longer in raw/"
 
 
 async def _not_archived(taken: Path, row: FileRow) -> Outcome | None:
@@ -119,56 +123,79 @@ async def _not_archived(taken: Path, row: FileRow) -> Outcome | None:
     return None
 
 
-async def _dispose(what: str, taken: Path, destination: Path, name: str) -> str:
+async def _dispose(what: str, taken: Path, destination: Path, row: FileRow) -> str:
     if what == "delete":
         await anyio.Path(taken).unlink()
         await to_thread.run_sync(fsync_dir, taken.parent)
         return "deleted"
-    await publish(taken, destination)
-    return f"moved to done/{name}"
+    await publish(taken, destination, row.sha256)
+    return f"moved to done/{shown_name(row.rel_path)}"
 
 
-async def finish_raw_action(layout: Layout, row: FileRow) -> Outcome:
-    """Carry out the pending `after_done` of a done file; returns what was done."""
+async def finish_raw_action(
+    layout: Layout, row: FileRow, ensure: Callable[[], None] = lambda: None
+) -> Outcome | None:
+    """Carry out the pending `after_done` of a done file; returns what was done (None: not
+    now, as raw/ is not there: it stays pending). `ensure` raises when the state can no
+    longer record it: called again right before the raw file goes."""
     what = planned(row)
     if what not in ACTIONS:
         raise AssertionError(f"no raw action pending for {row.rel_path}: {row.raw_action!r}")
     rel, name = rel_from_key(row.rel_path), shown_name(row.rel_path)
+    if not await anyio.Path(layout.raw).is_dir():
+        log.warning("%s: raw/ is not there (unmounted?): its raw file is %s later", name,
+                    f"{what}d")  # fmt: skip
+        return None
     path = layout.raw / rel
     taken = taken_path(path, row.id)
     destination = layout.done_file(rel)
     if not _inside(path, layout.raw):
         outcome = Outcome("kept: its folder resolves outside raw/")
-    elif not _exists(taken) and not await _take(path, taken):
-        outcome = Outcome(await _vanished(what, row, destination, name))
+    elif _exists(taken) or await _take(path, taken, row):
+        outcome = await _act_on_taken(what, row, path, taken, destination, ensure)
+    elif _exists(path):  # (a file that took its name since: not touched)
+        outcome = Outcome(f"not {what}d: the file now under its name is other footage")
     else:
-        outcome = await _act_on_taken(what, row, path, taken, destination, name)
+        outcome = Outcome(await _vanished(what, row, destination))
     log.info("%s: raw file %s", name, outcome.action)
     return outcome
 
 
-async def _take(path: Path, taken: Path) -> bool:
-    """Rename the raw file aside (a symlink: the link); False when it is not there."""
-    try:
-        await anyio.Path(path).rename(taken)
-    except FileNotFoundError:
+async def _take(path: Path, taken: Path, row: FileRow) -> bool:
+    """Rename the raw file aside (a symlink: the link) if it is still the file archived;
+    False when it is not there (or another worker took it first)."""
+    if not await to_thread.run_sync(_is_archived_file, path, row):
         return False
+    try:
+        await to_thread.run_sync(rename_no_replace, path, taken)
+    except (FileNotFoundError, FileExistsError):
+        return _exists(taken)
     return True
 
 
 async def _act_on_taken(
-    what: str, row: FileRow, path: Path, taken: Path, destination: Path, name: str
+    what: str,
+    row: FileRow,
+    path: Path,
+    taken: Path,
+    destination: Path,
+    ensure: Callable[[], None],
 ) -> Outcome:
     """Delete or move what was taken if it is proven to be what was archived; else (or if
     that fails) put it back and say why it is kept."""
     try:
         why = await _not_archived(taken, row)
         if why is None:
-            return Outcome(await _dispose(what, taken, destination, name))
+            ensure()
+            return Outcome(await _dispose(what, taken, destination, row))
+    except StateError:  # nothing can record it: back where it was, and stop
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(_put_back, taken, path, row.id)
+        raise
     except (VideoArchiverError, OSError) as exc:
         why = Outcome(f"{what} failed: {describe_error(exc)}")
     if not _exists(taken):  # (another worker finished it meanwhile)
-        return Outcome(await _vanished(what, row, destination, name))
+        return Outcome(await _vanished(what, row, destination))
     back = await to_thread.run_sync(_put_back, taken, path, row.id)
-    where = "" if back == path else f"; it is at {back.name}"
+    where = "" if back == path else f"; it is at {printable(back.name)}"
     return why._replace(action=f"kept: {why.action}{where}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from videoarchiver.planning.messages import one_line
+from videoarchiver.planning.messages import one_line, printable
 
 
 class VideoArchiverError(Exception):
@@ -95,7 +95,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, StreamFailures):
         return exc.lines(describe_error)
     if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
+        where = f" ({printable(str(exc.filename))})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
     if isinstance(exc, VideoArchiverError) and exc.detail:
         return exc.detail

@@ -11,12 +11,13 @@ import io
 import logging
 import logging.handlers
 import os
-import re
 import sys
 from pathlib import Path, PurePath
 
 from rich.console import Console
 from rich.logging import RichHandler
+
+from videoarchiver.planning.messages import printable
 
 FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"  # ISO 8601
@@ -27,19 +28,6 @@ PRIORITIES = {
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
 PRIVATE = 0o600
-UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match[0]
-    if "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8, as Python decodes names
-        return f"\\x{ord(char) - 0xDC00:02x}"
-    return repr(char)[1:-1]  # \n, \t, \x1b, \ud800
-
-
-def printable(text: str) -> str:
-    """`text` with control characters and undecodable bytes written as escapes."""
-    return UNPRINTABLE.sub(_escape, text)
 
 
 class _EscapeNames(logging.Filter):

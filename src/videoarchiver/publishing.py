@@ -21,9 +21,11 @@ rename over it; anything else at the destination is left untouched.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
+import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from enum import Enum
@@ -126,6 +128,36 @@ def _put(
     )
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+
+
+def rename_no_replace(source: Path, destination: Path) -> None:
+    """Rename `source` (a symlink: the link) to `destination` as one step, never over an
+    existing name (FileExistsError). Where the filesystem cannot say so in one call, a hard
+    link then the old name's removal; without hard links, a check before the rename."""
+    renameat2 = getattr(_LIBC, "renameat2", None)
+    if renameat2 is not None:
+        names = os.fsencode(source), os.fsencode(destination)
+        if renameat2(AT_FDCWD, names[0], AT_FDCWD, names[1], RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, *NO_HARD_LINKS):
+            raise OSError(code, os.strerror(code), os.fspath(source), None, os.fspath(destination))
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        if os.path.lexists(destination):
+            exists = os.strerror(errno.EEXIST)
+            raise FileExistsError(errno.EEXIST, exists, os.fspath(destination)) from exc
+        source.rename(destination)
+        return
+    source.unlink()
+
+
 def _make_folders(folder: Path) -> None:
     """`mkdir -p`, each new folder synced into its parent so a power loss cannot drop it."""
     missing = []
@@ -174,25 +206,30 @@ def _let_go(source: Path) -> None:
     fsync_dir(source.parent)
 
 
-def _move(source: Path, destination: Path) -> None:
+def _move(source: Path, destination: Path, sha256: str | None) -> None:
     try:
-        _place(source, destination, None, None)
+        _place(source, destination, sha256, None)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        staged = staged_name(destination)
-        _copy_beside(source, staged, None)
+        # A copy of this move's own (two workers may move the same file at once), checked
+        # whole once in place before the source goes.
+        staged = destination.with_name(f"{staged_name(destination).stem}.{secrets.token_hex(6)}")
         try:
-            _place(staged, destination, None, None)
+            _copy_beside(source, staged, None)
+            _place(staged, destination, sha256, None)
         finally:
             staged.unlink(missing_ok=True)
+        if sha256 is not None and not source.is_symlink() and _sha256(destination) != sha256:
+            raise PublishError(f"{destination} is not a whole copy; the original is kept") from None
     _let_go(source)
 
 
-async def publish(source: Path, destination: Path) -> None:
-    """Move `source` to `destination`; an existing destination with the same bytes counts as
-    already moved. A symlink is moved as the link."""
-    await to_thread.run_sync(_move, source, destination)
+async def publish(source: Path, destination: Path, sha256: str | None = None) -> None:
+    """Move `source` (whose content's SHA-256 is `sha256`, if known) to `destination`; an
+    existing destination with the same bytes counts as already moved. A symlink is moved as
+    the link."""
+    await to_thread.run_sync(_move, source, destination, sha256)
 
 
 def withdraw(destination: Path, claims: Sequence[int]) -> None:
@@ -224,8 +261,8 @@ async def publish_claimed(
         if exc.errno != errno.EXDEV:
             raise
         staged = staged_name(destination, claim)
-        await to_thread.run_sync(_copy_beside, finished, staged, mode)
         try:
+            await to_thread.run_sync(_copy_beside, finished, staged, mode)
             await held()  # the copy is older than any later claim, which withdraws it
             placed = await to_thread.run_sync(_place, staged, destination, sha256, None,
                                               replaceable)  # fmt: skip

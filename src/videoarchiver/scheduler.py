@@ -28,6 +28,7 @@ from videoarchiver import claim_folders
 from videoarchiver.archiving import make_archive
 from videoarchiver.claim_folders import SOURCE_MARKER
 from videoarchiver.discovery import RawFile, scan
+from videoarchiver.disposal import PENDING as PENDING_ACTION
 from videoarchiver.disposal import Outcome, finish_raw_action, pending_action, planned
 from videoarchiver.errors import (
     ClaimLost,
@@ -427,11 +428,8 @@ class Scheduler:
             return
         self._space.recovered()
         await self._remove_work(row)
-        action = pending_action(self.rt.config.after_done)
-        await self.settle(row, action)
+        await self.settle(row, pending_action(self.rt.config.after_done))
         log.info("%s: done", shown_name(row.rel_path))
-        if action is not None:
-            await self.finish_raw_action(await state.get_file(row.id))
 
     async def settle(self, row: FileRow, raw_action: str | None) -> None:
         """Record a held file done: its claim ends, but what follows (the raw action) is no
@@ -439,16 +437,32 @@ class Scheduler:
         self._settled.add(row.id)
         await self.rt.state.finish_file(row.id, raw_action, by=self.rt.worker.id)
 
+    async def _finish_pending(self, file_id: int) -> None:
+        """The raw action of a file just recorded done, if one is pending."""
+        row = await self.rt.state.get_file(file_id)
+        if row.state is FileState.DONE and (row.raw_action or "").endswith(PENDING_ACTION):
+            await self.finish_raw_action(row)
+
+    async def finish_pending_raw_actions(self) -> None:
+        """Those a kill or a stop left pending (at start)."""
+        for row in await self.rt.state.with_pending_raw_action(PENDING_ACTION):
+            await self.finish_raw_action(row)
+
     async def finish_raw_action(self, row: FileRow) -> None:
         """Carry out (and record) the pending `after_done` action of a done file; never
         while the state database is not the one opened (StateError: the daemon stops),
         since what is done to a raw file must be recorded where it can be read again."""
-        self.rt.state.ensure_in_place()
+        state = self.rt.state
+        state.ensure_in_place()
         try:
-            outcome = await finish_raw_action(self.rt.layout, row)
+            outcome = await finish_raw_action(self.rt.layout, row, state.ensure_in_place)
+        except StateError:
+            raise
         except (VideoArchiverError, OSError) as exc:
             outcome = Outcome(f"{planned(row)} failed: {describe_error(exc)}")
             log.error("%s: raw file %s", shown_name(row.rel_path), outcome.action)
+        if outcome is None:  # raw/ is not there: still pending
+            return
         if outcome.other_content:  # the next scan reads what is there as new footage
             await self.rt.state.set_identity(row.id, STALE_MTIME, OTHER_CONTENT)
         await self.rt.state.set_raw_action(row.id, outcome.action)
@@ -471,6 +485,11 @@ class Scheduler:
                     log.info("%s: stopped; it goes on when work may", name)
             if claim.scope.cancelled_caught:
                 _claim_lost(name)
+            elif row.id in self._settled:  # what follows no pause stops (a stop does)
+                try:
+                    await self._finish_pending(row.id)
+                except Exception as exc:
+                    await self._after_escape(row, exc)
         finally:
             if self._held.get(row.id) is claim:
                 del self._held[row.id]

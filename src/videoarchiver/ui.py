@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from videoarchiver.logs import printable
+from videoarchiver.planning.messages import printable
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.planning.ratio import KEPT_RAW
 from videoarchiver.state import (

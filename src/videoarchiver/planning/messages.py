@@ -42,3 +42,18 @@ def one_line(text: str, limit: int = REASON_CHARS) -> str:
     """`text` on one line of at most `limit` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match[0]
+    if "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8, as Python decodes names
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]  # \n, \t, \x1b, \ud800
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and undecodable bytes written as escapes."""
+    return UNPRINTABLE.sub(_escape, text)
