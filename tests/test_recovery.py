@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ import pytest
 
 from media import (
     ffmpeg,
+    file_sha256,
     packets,
     poll_rows,
     probe,
@@ -143,6 +146,21 @@ def test_killed_during_an_encode_twice_resumes_from_the_salvaged_parts(clip_root
     assert not (clip_root / "work" / "files").exists() or not any(
         (clip_root / "work" / "files").rglob("*.mkv")
     ), "no stale work files once the file is done"
+
+
+def test_parts_made_before_the_whole_content_was_hashed_are_not_kept(clip_root: Path) -> None:
+    """Nothing proves what a claim stopped before the raw file's whole content was hashed
+    made its parts of (an edit in the middle keeps the ends the fingerprint reads)."""
+    daemon = _start(clip_root)
+    _kill_when(daemon, lambda: _partial_grew(clip_root, 0, 600_000), clip_root)
+    # As if killed before its hash was recorded (here it took milliseconds).
+    with contextlib.closing(sqlite3.connect(clip_root / "work" / "state.sqlite3")) as db:
+        db.execute("UPDATE files SET sha256 = NULL")
+        db.commit()
+    assert run_cli(clip_root, "run", "--once").returncode == 0
+    assert len(_check_archive(clip_root)) == 1, "encoded from the start: nothing salvaged"
+    [file] = status_json(clip_root)
+    assert file["sha256"] == file_sha256(clip_root / "raw" / "clip.mkv")
 
 
 def test_killed_during_the_mux_starts_the_mux_again(clip_root: Path) -> None:

@@ -10,6 +10,7 @@ files; one file's failure is recorded against that file and never reaches the ot
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import shutil
@@ -362,6 +363,10 @@ class Scheduler:
             log.warning("%s: cannot hash the raw file: %s", source.name, describe_error(exc))
             return
         await self.rt.state.set_sha256(source.row.id, sha256)
+        # What this claim makes is now of hashed content: a later claim keeps its parts
+        # (unless this cannot be said: then they are made again).
+        with contextlib.suppress(OSError):
+            await anyio.Path(source.work / SOURCE_MARKER).write_text(source.identity)
 
     async def _tidy_work(self, row: FileRow) -> None:
         """A failed file's claim folder goes when nothing is kept in it to look at."""
@@ -393,8 +398,11 @@ class Scheduler:
             source = Source(row, raw, raw_input, probed, mode, load, work)
             await source.ensure_unchanged()
             # Before anything else: what the claims before this one left is this one's.
+            # Parts made before the whole content was hashed (by a claim stopped first) are
+            # of content nothing proves: they are not kept.
+            made_from = source.identity if row.sha256 else f"{source.identity}:{row.claims}"
             await anyio.to_thread.run_sync(
-                claim_folders.prepare, work.parent, row.claims, source.identity
+                claim_folders.prepare, work.parent, row.claims, made_from
             )
             async with anyio.create_task_group() as group:
                 if row.sha256 is None:

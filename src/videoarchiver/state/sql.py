@@ -369,8 +369,8 @@ class SQLStore(ABC):
         await self._write("UPDATE files SET probe=? WHERE id=?", (probe_json, file_id))
 
     async def set_sha256(self, file_id: int, sha256: str) -> None:
-        """The SHA-256 of the file's whole content, recorded once: the first reading counts
-        (a later one, of a resumed file, must not stand in for what its parts were made of)."""
+        """The SHA-256 of the file's whole content, recorded once (parts made before it was
+        recorded are not kept: `Scheduler.process`)."""
         await self._write(
             "UPDATE files SET sha256=? WHERE id=? AND sha256 IS NULL", (sha256, file_id)
         )
