@@ -264,10 +264,9 @@ def test_a_recording_renamed_over_the_raw_file_during_after_done_is_never_touche
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 240
-        while not os.path.lexists(taken):  # taken aside: its unlink or link is held back
-            assert daemon.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
+        # Taken aside: its unlink or link is held back.
+        wait_until(lambda: daemon.poll() is not None or os.path.lexists(taken), 240, 0.01)
+        assert daemon.poll() is None, "the run ended before its raw file was taken aside"
         _replace(new, raw)
         assert daemon.wait(timeout=240) == 0, daemon.stderr and daemon.stderr.read()
     finally:
