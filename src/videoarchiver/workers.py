@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import secrets
 import socket
@@ -101,9 +102,9 @@ class Steadiness:
         self.lease = lease
         self._clock = clock
         # When it was last on time (a heartbeat went through, it started, a hold-up ended),
-        # and when it was last held up: a worker just started may have waited for the state
-        # (a lock, a server away) as everybody else did, so it counts as just held up.
-        self._on_time = self._held_up = clock()
+        # and when it was last held up.
+        self._on_time = clock()
+        self._held_up = -math.inf
 
     def _late(self, now: float, allowed: float) -> None:
         if now - self._on_time <= allowed:
