@@ -7,9 +7,9 @@ half-written appears in archive/, preview/ or screenshot/, and the next start fi
 For each root (a fresh temporary folder with three generated clips and a random `after_done`)
 the loop starts `run --once` and SIGKILLs it, a few times, either after a random delay (0.05 s to
 the time a full run takes) or aimed with strace at one system call of one phase (an output
-linked into place, a raw file moved or deleted, a write of the state database ...). After each
-kill it checks that no ffmpeg is left and what must hold at any instant; then it lets one run
-finish and checks everything a user would check. A failing root is kept with its evidence.
+linked into place, a raw file taken aside, moved or deleted, a write of the state database ...).
+After each kill it checks that no ffmpeg is left and what must hold at any instant; then it lets
+one run finish and checks everything a user would check. A failing root is kept with its evidence.
 
     .venv/bin/python bench/kill_loop.py --src /tmp/killtree/src --kills 100 --seed 1
 
@@ -57,6 +57,8 @@ DURATION_TOLERANCE = 0.15
 MAX_KEPT = 8  # roots kept for deviations only (every failing root is kept)
 GONE_WITHIN = 5.0
 STRACE = ("strace", "-f", "-qq", "-o", "/dev/null")
+TAKEN = ".videoarchiver-taken-"  # after_done's hidden name for a raw file it took (+ file id)
+TAKEN_IDS = range(1, 41)  # file ids whose taken names an aim at their unlink/link watches
 WORK_ENTRIES = {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"}
 WORK_ENTRIES |= {"workers", "files"}
 # How bad each kind of failure is, most serious first (the report's order).
@@ -71,6 +73,7 @@ SEVERITY = (
     "sha256 mismatch",
     "file not done",
     "raw action pending",
+    "taken file left behind",
     "leftover work files",
     "second run redid work",
     "verify failed",
@@ -362,24 +365,29 @@ def _phase_rank(phase: str) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class Aim:
-    """A kill aimed with strace: SIGKILL on entering the `when`-th matching system call."""
+    """A kill aimed with strace: SIGKILL on entering the `when`-th system call of `calls` on
+    one of `paths`."""
 
     name: str
     calls: str
-    path: Path
+    paths: tuple[Path, ...]
     when: int = 1
 
     def wrap(self, command: Sequence[str]) -> list[str]:
+        selected = [arg for path in self.paths for arg in ("-P", str(path))]
         return [
             *STRACE,
             "-e",
             f"trace={self.calls}",
-            "-P",
-            str(self.path),
+            *selected,
             "-e",
             f"inject={self.calls}:signal=KILL:when={self.when}",
             *command,
         ]
+
+    def shown(self, root: Path) -> str:
+        more = f" (+{len(self.paths) - 1})" if len(self.paths) > 1 else ""
+        return f"{self.calls} {self.paths[0].relative_to(root)}{more} when={self.when}"
 
 
 @dataclass
@@ -564,24 +572,28 @@ def aims(root: Root, rng: random.Random) -> list[Aim]:
     path = root.path
     wal = path / "work" / "state.sqlite3-wal"
     found = [
-        Aim("state database write", "pwrite64", wal, rng.randint(1, 300)),
-        Aim("state database commit (WAL sync)", "fsync,fdatasync", wal, rng.randint(1, 80)),
+        Aim("state database write", "pwrite64", (wal,), rng.randint(1, 300)),
+        Aim("state database commit (WAL sync)", "fsync,fdatasync", (wal,), rng.randint(1, 80)),
     ]
     for folder, suffix, video_only in OUTPUT_FOLDERS:
         clips = [c for c in root.clips if c.spec.has_video or not video_only]
         missing = [c for c in clips if not (path / folder / f"{c.spec.stem}{suffix}").exists()]
         if missing:
             name = "montage" if folder == "screenshot" else folder
-            found.append(Aim(f"{name} linked, not recorded", "openat", path / folder))
+            found.append(Aim(f"{name} linked, not recorded", "openat", (path / folder,)))
             target = path / folder / f"{rng.choice(missing).spec.stem}{suffix}"
-            found.append(Aim(f"{name} intent recorded, before link", "link,linkat", target))
+            found.append(Aim(f"{name} intent recorded, before link", "link,linkat", (target,)))
     in_raw = [c for c in root.clips if (path / "raw" / c.spec.name).exists()]
     if in_raw and root.after_done != "keep":
         raw = rng.choice(in_raw).spec.name
-        found.append(Aim(f"raw unlink ({root.after_done})", "unlink,unlinkat", path / "raw" / raw))
+        # after_done renames the raw file aside first, then unlinks (or links) the taken name.
+        renames = "rename,renameat,renameat2"
+        found.append(Aim(f"raw taken aside ({root.after_done})", renames, (path / "raw" / raw,)))
+        taken = tuple(path / "raw" / f"{TAKEN}{number}" for number in TAKEN_IDS)
+        found.append(Aim(f"taken raw unlink ({root.after_done})", "unlink,unlinkat", taken))
         if root.after_done == "move":
-            found.append(Aim("raw linked into done/", "openat", path / "done"))
-            found.append(Aim("raw move, before link", "link,linkat", path / "done" / raw))
+            found.append(Aim("raw linked into done/", "openat", (path / "done",)))
+            found.append(Aim("raw move, before link", "link,linkat", (path / "done" / raw,)))
     return found
 
 
@@ -626,24 +638,31 @@ def outputs_published(root: Root, state: State | None, clip: Clip) -> bool:
 
 
 def check_raw(root: Root, state: State | None, clip: Clip, final: bool) -> None:
-    """The raw file is in raw/ or done/ with its bytes, or deleted only once all is done."""
+    """The raw file is in raw/ (under its name, or taken aside by after_done under its hidden
+    name) or done/ with its bytes, or deleted only once all is done; none is left aside."""
     name = clip.spec.name
     in_raw = root.path / "raw" / name
     in_done = root.path / "done" / name
-    for place in (in_raw, in_done):
+    ids = [row["id"] for row in (state.files if state else []) if row["rel_path"] == name]
+    aside = [p for p in (in_raw.with_name(f"{TAKEN}{i}") for i in ids) if p.exists()]
+    for place in (in_raw, *aside, in_done):
         if place.exists() and sha256_of(place) != clip.sha256:
             root.fail("raw lost or changed", f"{place} has other bytes than the raw file had")
-    present = [p for p in (in_raw, in_done) if p.exists()]
+    present = [p for p in (in_raw, *aside, in_done) if p.exists()]
     if in_done.exists() and root.after_done != "move":
         root.fail("raw lost or changed", f"{in_done} exists with after_done={root.after_done}")
     if final and in_raw.exists() and root.after_done != "keep":
         root.fail("raw action pending", f"{name} is still in raw/ (after_done={root.after_done})")
+    if final and aside:
+        root.fail("taken file left behind", f"{name} is still taken aside as {aside[0].name}")
     if in_raw.exists() and not in_done.exists():
         return
     if root.after_done == "keep" and not in_raw.exists():
         root.fail("raw lost or changed", f"{name} left raw/ with after_done=keep")
-    elif root.after_done == "move" and not in_done.exists():
-        root.fail("raw lost or changed", f"{name} is neither in raw/ nor in done/")
+    elif root.after_done == "move" and not in_done.exists() and not aside:
+        root.fail(
+            "raw lost or changed", f"{name} is neither in raw/ (nor taken aside) nor in done/"
+        )
     if not outputs_published(root, state, clip):
         where = "gone" if not present else f"at {present[0].relative_to(root.path)}"
         row = file_row(state, clip)
@@ -1013,7 +1032,7 @@ class Loop:
             aim = rng.choice(aims(root, rng))
             result = self.daemon.run_aimed(root.path, log, aim, self.limit)
             how, delay = aim.name, None
-            target = f" ({aim.calls} {aim.path.relative_to(root.path)} when={aim.when})"
+            target = f" ({aim.shown(root.path)})"
             if not result.killed:
                 self.totals.missed_aims[aim.name] += 1
         else:
