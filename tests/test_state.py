@@ -135,7 +135,7 @@ async def test_file_identity_and_replaced_content(store: Store) -> None:
     await store.set_output(third.id, "archive", OutputState.DONE, path="x", size=1, sha256="s")
     fourth = await store.add_file("a.mp4", 12, 3, "fp4", "a.mp4.2")
     assert await store.forget_replaced("a.mp4", keep=fourth.id) == []
-    assert await store.forget_replaced("b.mp4", keep=fourth.id) == []
+    assert await store.forget_replaced("b.mp4", keep=fourth.id) == [third.id], "its work goes"
     assert (await store.get_file(third.id)).state is FileState.FAILED, "published: kept, failed"
     # Nor is a claimed row, or one with a published montage sheet.
     fifth = await store.add_file("c.mp4", 1, 1, "fp5", "c")
@@ -147,7 +147,8 @@ async def test_file_identity_and_replaced_content(store: Store) -> None:
     await store.save_job(fifth.id, "montage", 0, stream_type="video", decision="seek",
                          state=JobState.RUNNING, figures=sheet)  # fmt: skip
     await store.release("w")
-    assert await store.forget_replaced("c.mp4", keep=0) == []
+    assert await store.forget_replaced("c.mp4", keep=0) == [fifth.id]
+    assert (await store.get_file(fifth.id)).state is FileState.FAILED, "a sheet: kept, failed"
     # `touch`: the same content with a new mtime keeps its row.
     await store.set_identity(fourth.id, 99, "fp4")
     assert (await store.get_file(fourth.id)).mtime_ns == 99

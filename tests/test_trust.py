@@ -153,6 +153,24 @@ def test_a_raw_file_made_unreadable_while_it_runs_is_said_so_and_keeps_one_row(
     assert [f["state"] for f in status_json(root)] == ["done"]
 
 
+def test_a_replaced_file_killed_after_it_published_leaves_no_work_files(tmp_path: Path) -> None:
+    """Its montage published, then killed; the raw file replaced before the next start: the
+    old content's row stays (failed as replaced, to keep its montage recorded), and nothing
+    of its interrupted encodes is kept, since nothing can resume them."""
+    root, _old, new = _replaceable_root(tmp_path, 20)
+    raw = root / "raw" / "clip.ts"
+    daemon = _start(root)
+    _kill_when(daemon, lambda: (root / "screenshot" / "clip.jpg").exists(), root)
+    _replace(new, raw)
+    assert run_cli(root, "run", "--once").returncode == 0
+    old_row, new_row = status_json(root)
+    assert (old_row["state"], new_row["state"]) == ("failed", "done")
+    assert "replaced by new content" in old_row["error"]
+    assert not (root / "work" / "files").exists() or not any(
+        (root / "work" / "files").rglob("*.mkv")
+    ), "no work files of the old content"
+
+
 def _replace(source: Path, raw: Path) -> bool:
     hidden = raw.with_name(".replacing")
     shutil.copyfile(source, hidden)

@@ -310,9 +310,9 @@ class Scheduler:
     async def _forget_replaced(
         self, key: str, recorded: list[FileRow], keep: int | None
     ) -> list[int]:
-        """Older contents at `key` that never finished nor published anything, and that no
-        worker holds, are forgotten and free their output names; returns their ids (their
-        work folders are to go)."""
+        """Older contents at `key` that no worker holds are forgotten (freeing their output
+        names) if they never finished nor published anything, else failed as replaced;
+        returns the ids of both (their work folders are to go)."""
         idle = (FileState.PENDING, FileState.FAILED)
         if not any(r.id != keep and r.state in idle for r in recorded):
             return []

@@ -272,8 +272,10 @@ class SQLStore(ABC):
 
     async def forget_replaced(self, rel_path: str, keep: int) -> list[int]:
         """Rows of older content at `rel_path` that never finished nor published anything
-        are forgotten (their ids are never given out again); returns their ids. A claimed
-        row is running, so no worker's file is forgotten under it."""
+        are forgotten (their ids are never given out again); pending ones that published
+        something stay, failed as replaced. Returns the ids of both: nothing of theirs is to
+        be resumed, their work folders go. A claimed row is running, so no worker's file is
+        forgotten under it."""
 
         async def forget() -> list[Row]:
             rows = await self._rows(
@@ -291,12 +293,11 @@ class SQLStore(ABC):
                 ),
             )
             # Those that published something stay, to keep it recorded, but wait for nothing.
-            await self._write(
+            return rows + await self._rows(
                 "UPDATE files SET state=?, error=?, updated_at=? WHERE rel_path=? AND id!=?"
-                " AND state=?",
+                " AND state=? RETURNING id",
                 (FileState.FAILED, REPLACED, time.time(), rel_path, keep, FileState.PENDING),
             )
-            return rows
 
         return [row["id"] for row in await self._atomically(forget)]
 
