@@ -726,6 +726,9 @@ HELD_FOR = 0.15  # a thread stopped this long (s) in an aimed call is held by st
 EDIT_BYTES = 64 << 10
 EDITABLE = (".mkv", ".wav")  # raw kinds whose same-size recordings splice into valid media
 KEPT_OTHER = "kept: its content is not what was archived"
+# What a move or delete says when another size of file took the raw file's name: not taken.
+OTHER_FOOTAGE = ("not moved: the file now under its name is other footage",
+                 "not deleted: the file now under its name is other footage")  # fmt: skip
 # How a file fails when the loop changed it under the daemon (as it should).
 CHANGED = ("changed or vanished while it was processed", "replaced by new content before")
 # Held triggers: the calls strace holds, and their x86_64 numbers as /proc/<tid>/syscall has.
@@ -1525,7 +1528,9 @@ def check_hostile_rows(root: Root, state: State) -> set[Path]:
                 root.fail("file not done", f"{label}: state {row['state']}: {error}")
             continue
         action = row.get("raw_action") or ""
-        if action != want.format(row["rel_path"]) and not action.startswith("kept: "):
+        if action != want.format(row["rel_path"]) and not action.startswith(
+            ("kept: ", *OTHER_FOOTAGE)
+        ):
             root.fail(
                 "raw action pending",
                 f"{label}: raw_action {action!r}, want {want.format(row['rel_path'])!r} or kept",
@@ -1568,7 +1573,7 @@ def check_old_rows_kept(root: Root, state: State) -> None:
             root.history.append(f"   note: no done row had what {move.describe()}")
         for row in rows:
             action = row.get("raw_action") or ""
-            if not action.startswith((KEPT_OTHER, "kept: move failed")):
+            if not action.startswith((KEPT_OTHER, "kept: move failed", *OTHER_FOOTAGE)):
                 root.fail(
                     "old content's row not kept",
                     f"{row['rel_path']} (file {row['id']}): raw_action {action!r} after"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from videoarchiver.disposal import Outcome, finish_raw_action, taken_path
+from videoarchiver.disposal import OTHER_FOOTAGE, Outcome, finish_raw_action, taken_path
 from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
 from videoarchiver.state import FileRow, FileState
@@ -73,10 +73,10 @@ async def test_what_was_archived_goes_and_nothing_else(layout: Layout, action: s
 @pytest.mark.parametrize("action", ["delete", "move"])
 async def test_new_footage_under_the_old_name_is_not_touched(layout: Layout, action: str) -> None:
     """The camera's counter was reset: `VID_0001.mp4` is another recording now."""
-    _write(_raw(layout), NEW, ARCHIVED_AT + 10**9)
+    _write(_raw(layout), NEW + b"longer", ARCHIVED_AT + 10**9)
     before = _raw(layout).stat()
     outcome = await _finish(layout, _row(OLD, action))
-    assert outcome == Outcome(f"not {action}d: the file now under its name is other footage")
+    assert outcome == Outcome(f"not {action}d: {OTHER_FOOTAGE}")
     after = _raw(layout).stat()
     assert (before.st_ino, before.st_ctime_ns) == (after.st_ino, after.st_ctime_ns), "untouched"
     assert _names(_raw(layout).parent) == ["VID_0001.mp4"]
@@ -84,14 +84,12 @@ async def test_new_footage_under_the_old_name_is_not_touched(layout: Layout, act
 
 
 @pytest.mark.parametrize("action", ["delete", "move"])
-async def test_other_content_with_the_same_size_and_time_is_put_back(
-    layout: Layout, action: str
-) -> None:
-    """Copied over with its size and time kept (`cp -p`), or edited in the middle and its
-    time set back: only the whole content tells."""
+async def test_other_content_of_the_same_size_is_put_back(layout: Layout, action: str) -> None:
+    """Edited in the middle (its ends, which the fingerprint reads, and its size kept), or
+    another recording of the same size: only the whole content tells."""
     edited = bytearray(OLD)
     edited[len(OLD) // 2 : len(OLD) // 2 + 65536] = b"\0" * 65536
-    _write(_raw(layout), bytes(edited))
+    _write(_raw(layout), bytes(edited), ARCHIVED_AT + 10**9)
     outcome = await _finish(layout, _row(OLD, action))
     assert outcome == Outcome(
         "kept: its content is not what was archived (it changed after it was processed)", True

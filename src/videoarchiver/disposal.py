@@ -6,7 +6,7 @@ it from where it stopped.
 
 The raw file is first taken out of the way: renamed, as one step that never replaces a name,
 to a hidden name of its own in its folder (which scans never take), and only if what is
-under its name still has the size and time of the file archived. Whatever arrives under the
+under its name still has the size of the file archived. Whatever arrives under the
 old name from then on (a camera's new `VID_0001.mp4`) is new footage, found by the next scan
 and never touched here. What was taken is then proven to be what was archived: the SHA-256
 of its whole content must be the one recorded while the file was processed. Only then is it
@@ -38,6 +38,7 @@ from videoarchiver.state import FileRow
 log = logging.getLogger(__name__)
 PENDING = " pending"
 ACTIONS = ("move", "delete")
+OTHER_FOOTAGE = "the file now under its name is other footage (of another size)"
 
 
 class Outcome(NamedTuple):
@@ -72,14 +73,14 @@ def _exists(path: Path) -> bool:
     return os.path.lexists(path)
 
 
-def _is_archived_file(path: Path, row: FileRow) -> bool:
-    """What is under `path` has the size and time of the file archived (a file that took
-    its name since, or none, has not)."""
+def _may_be_archived_file(path: Path, row: FileRow) -> bool:
+    """What is under `path` has the size of the file archived (a file of another size, or
+    none, is not it; one of the same size is told by its whole content: an edit in place
+    changes the time, not the size)."""
     try:
-        found = path.stat()  # through a symlink, as it was found
+        return path.stat().st_size == row.size  # through a symlink, as it was found
     except OSError:
         return False
-    return (found.st_size, found.st_mtime_ns) == (row.size, row.mtime_ns)
 
 
 def _put_back(taken: Path, path: Path, file_id: int) -> Path:
@@ -153,8 +154,8 @@ async def finish_raw_action(
         outcome = Outcome("kept: its folder resolves outside raw/")
     elif _exists(taken) or await _take(path, taken, row):
         outcome = await _act_on_taken(what, row, path, taken, destination, ensure)
-    elif _exists(path):  # (a file that took its name since: not touched)
-        outcome = Outcome(f"not {what}d: the file now under its name is other footage")
+    elif _exists(path):  # (a file of another size took its name since: not touched)
+        outcome = Outcome(f"not {what}d: {OTHER_FOOTAGE}")
     else:
         outcome = Outcome(await _vanished(what, row, destination))
     log.info("%s: raw file %s", name, outcome.action)
@@ -162,9 +163,9 @@ async def finish_raw_action(
 
 
 async def _take(path: Path, taken: Path, row: FileRow) -> bool:
-    """Rename the raw file aside (a symlink: the link) if it is still the file archived;
+    """Rename the raw file aside (a symlink: the link) if it may still be the file archived;
     False when it is not there (or another worker took it first)."""
-    if not await to_thread.run_sync(_is_archived_file, path, row):
+    if not await to_thread.run_sync(_may_be_archived_file, path, row):
         return False
     try:
         await to_thread.run_sync(rename_no_replace, path, taken)
