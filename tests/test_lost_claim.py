@@ -65,8 +65,18 @@ class HeldAtLink:
              sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        _wait(lambda: bool(children(self.tracer.pid)))
-        [self.pid] = children(self.tracer.pid)
+        _wait(lambda: self._daemon() is not None)
+        self.pid = self._daemon() or 0
+
+    def _daemon(self) -> int | None:
+        """The traced daemon, once strace started it (strace also forks a short-lived helper
+        of its own, and the tracee is strace until it execs Python)."""
+        for pid in children(self.tracer.pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if argv[0] == os.fsencode(sys.executable) and b"videoarchiver" in argv:
+                    return pid
+        return None
 
     def let_go(self) -> None:
         self.tracer.kill()
