@@ -1447,7 +1447,9 @@ def snapshot(paths: Iterable[Path]) -> dict[Path, tuple[str, int]]:
     return {p: (sha256_of(p), p.stat().st_mtime_ns) for p in paths if p.is_file()}
 
 
-def check_final(root: Root, daemon: Daemon, result: RunResult, limit: float) -> None:
+def final_state(root: Root, result: RunResult) -> State | None:
+    """The state after the final run, which must have ended well (else said, and None
+    when there is no state to check)."""
     if result.timed_out or result.returncode != 0:
         root.fail(
             "file not done" if not result.timed_out else "hang",
@@ -1456,6 +1458,12 @@ def check_final(root: Root, daemon: Daemon, result: RunResult, limit: float) -> 
     state = read_state(root.path)
     if state is None:
         root.fail("file not done", "no state database after the final run")
+    return state
+
+
+def check_final(root: Root, daemon: Daemon, result: RunResult, limit: float) -> None:
+    state = final_state(root, result)
+    if state is None:
         return
     check_files_rows(root, state)
     for clip in root.clips:
@@ -1471,14 +1479,8 @@ def check_final(root: Root, daemon: Daemon, result: RunResult, limit: float) -> 
 
 def check_final_hostile(root: Root, daemon: Daemon, result: RunResult, limit: float) -> None:
     """What a user checks, by content: nothing lost, everything archived, no taken file left."""
-    if result.timed_out or result.returncode != 0:
-        root.fail(
-            "file not done" if not result.timed_out else "hang",
-            f"final run exit {result.returncode} ({result.stderr.name}): {tail(result.stderr, 15)}",
-        )
-    state = read_state(root.path)
+    state = final_state(root, result)
     if state is None:
-        root.fail("file not done", "no state database after the final run")
         return
     for path in files_under(root.path / "raw"):
         if path.name.startswith(TAKEN):
