@@ -29,6 +29,7 @@ from videoarchiver.planning.montage import (
 )
 from videoarchiver.planning.preview import shown_size
 from videoarchiver.planning.probe import Stream, parse_probe
+from videoarchiver.planning.shown import shown_frames
 from videoarchiver.processes import read_output
 from videoarchiver.progress import Outcome
 from videoarchiver.runtime import Runtime, Source
@@ -50,6 +51,7 @@ def plan_stream(
         times=tuple(frame_times(counted.duration, n)),
         single_pass=single_pass(counted.duration, n, counted.keyframes),
         tile=tile_size(shown_size(stream), max_tile_width, n),
+        shown=shown_frames(stream),
     )
 
 

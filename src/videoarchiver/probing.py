@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoarchiver.errors import ProbeError, ProcessError
+from videoarchiver.picture_facts import with_picture_facts
 from videoarchiver.planning.commands import RawInput, packet_args, probe_args
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.probe import Probe, parse_probe, without_filename
@@ -54,4 +55,5 @@ async def probe_file(path: RawInput, header: bytes | None = None) -> Probed:
         if any("cannot decode" in note for note in notes):
             raise ProbeError("nothing this ffmpeg can decode: " + "; ".join(notes))
         raise ProbeError(f"{NO_DATA}: every stream is empty (cut before its first frame?)")
-    return Probed(with_data, packets, raw_json.decode("utf-8", "replace"), tuple(notes))
+    described = await with_picture_facts(path, with_data, packets)
+    return Probed(described, packets, raw_json.decode("utf-8", "replace"), tuple(notes))

@@ -16,6 +16,8 @@ from pathlib import Path
 from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.audio import opus_conversion
 from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
+from videoarchiver.planning.hdr import hdr_plan
+from videoarchiver.planning.interlace import interlaced_args, stream_fields
 from videoarchiver.planning.orientation import UPRIGHT, Turn, stream_turn
 from videoarchiver.planning.pixels import archive_pixel_format
 from videoarchiver.planning.probe import NO_DECODER, Probe, Stream
@@ -41,6 +43,8 @@ class StreamDecision:
     notes: tuple[str, ...] = ()
     # How a video stream is shown (None: its display matrix is no rotation or mirror).
     turn: Turn | None = UPRIGHT
+    # mkvpropedit's settings of the archive's track (what ffmpeg 5.1's muxer cannot write).
+    track: tuple[str, ...] = ()
 
     def fallback_to_copy(self, reason: str) -> StreamDecision:
         """The raw stream kept as it is: what the encode would have changed is no note."""
@@ -145,11 +149,15 @@ def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
         notes += choice.notes
     args += _colour_args(stream, from_rgb=choice is not None and choice.from_rgb)
     args += ["-fps_mode", "passthrough"]
+    fields, hdr = stream_fields(stream), hdr_plan(stream, config.video_codec)
+    args += [*interlaced_args(fields), *hdr.args]
+    notes += [*fields.notes, *hdr.notes]
     turn = stream_turn(stream)
     notes += turn_notes(turn, Action.ENCODE)
     return StreamDecision(
-        stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes), turn
-    )
+        stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes), turn,
+        hdr.track,
+    )  # fmt: skip
 
 
 def _audio(stream: Stream, config: ArchiveConfig) -> StreamDecision:
@@ -277,15 +285,19 @@ PROPEDIT_DONE = (0, 1)
 
 
 def projection_args(decisions: Sequence[StreamDecision], output: Path) -> list[str] | None:
-    """mkvpropedit's command that turns each video track copied from the raw as the raw
-    shows it (ffmpeg 5.1's Matroska muxer drops the display matrix); None when none is
-    turned. `output` is one of our own absolute paths: it never reads as an option."""
+    """mkvpropedit's command that sets what ffmpeg 5.1's Matroska muxer drops: each video
+    track copied from the raw turned as the raw shows it (the display matrix), and each
+    video track's HDR mastering metadata; None when there is nothing to set. `output` is
+    one of our own absolute paths: it never reads as an option."""
     videos = [d for d in decisions if d.kind == "video" and d.action is not Action.DROP]
     edits = []
     for number, decision in enumerate(videos, 1):
         turn = decision.turn
+        settings = [*decision.track]
         if decision.action is Action.COPY and turn is not None and not turn.upright:
-            edits += ["--edit", f"track:v{number}", *turn.projection()]
+            settings += turn.projection()
+        if settings:
+            edits += ["--edit", f"track:v{number}", *settings]
     return ["mkvpropedit", "--quiet", str(output), *edits] if edits else None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from videoarchiver.planning.commands import FFMPEG, RawInput, pattern_url, url
 from videoarchiver.planning.preview import even
+from videoarchiver.planning.shown import AS_DECODED, Shown
 
 JPEG_MAX_SIDE = 65535
 JPEG_ARGS = ("-pix_fmt", "yuvj420p", "-q:v", "2", "-c:v", "mjpeg")
@@ -63,9 +64,11 @@ class MontagePlan:
     times: tuple[float, ...]
     single_pass: bool
     tile: tuple[int, int]
+    shown: Shown = AS_DECODED  # deinterlaced, tone-mapped
 
     def scale(self) -> str:
-        return f"scale={self.tile[0]}:{self.tile[1]},setsar=1"
+        """A frame as shown, at the tile's size."""
+        return self.shown.graph(self.tile)
 
 
 def single_pass_args(raw: RawInput, plan: MontagePlan, offset: float, output: Path) -> list[str]:

@@ -17,6 +17,7 @@ from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.pixels import source_bits
 from videoarchiver.planning.probe import Probe, Stream
+from videoarchiver.planning.shown import shown_frames
 from videoarchiver.planning.verify import ExpectedStream, raw_duration
 
 # Opus takes these rates, and at 10 kb/s more than two channels would only waste bits.
@@ -67,8 +68,10 @@ def preview_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 
 def preview_pixel_format(stream: Stream) -> str:
-    """SVT-AV1 takes 8- or 10-bit 4:2:0; deeper sources keep as much as it can hold."""
-    return "yuv420p10le" if source_bits(stream.pix_fmt) > 8 else "yuv420p"
+    """SVT-AV1 takes 8- or 10-bit 4:2:0; deeper sources keep as much as it can hold, but for
+    HDR, tone-mapped to 8-bit BT.709."""
+    deep = source_bits(stream.pix_fmt) > 8 and not shown_frames(stream).tone_mapped
+    return "yuv420p10le" if deep else "yuv420p"
 
 
 def preview_video_args(
@@ -78,7 +81,7 @@ def preview_video_args(
     return [
         *FFMPEG, *raw.args(), "-map", f"0:{stream.index}",
         "-map_metadata", "-1", "-map_chapters", "-1",
-        "-vf", f"scale={target[0]}:{target[1]},setsar=1", "-pix_fmt", preview_pixel_format(stream),
+        "-vf", shown_frames(stream).graph(target), "-pix_fmt", preview_pixel_format(stream),
         "-c:v", config.video_codec, *config.video_args, "-fps_mode", "passthrough",
         *PROGRESS, "-f", "matroska", url(output),
     ]  # fmt: skip

@@ -21,6 +21,19 @@ class _Lax(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class FieldSample(_Lax):
+    """What ffmpeg's `idet` made of a sample of a stream's frames, counted per verdict."""
+
+    tff: int = 0
+    bff: int = 0
+    progressive: int = 0
+    undetermined: int = 0
+
+    @property
+    def frames(self) -> int:
+        return self.tff + self.bff + self.progressive + self.undetermined
+
+
 class Stream(_Lax):
     index: int
     codec_type: str = "unknown"
@@ -45,6 +58,12 @@ class Stream(_Lax):
     disposition: dict[str, int] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     side_data_list: list[dict[str, Any]] = Field(default_factory=list)
+    field_order: str | None = None
+    # Not in ffprobe's stream JSON; the probe step adds them where the planners need them:
+    # the side data of the first frame (HDR metadata a codec carries in its frames) and an
+    # `idet` verdict on a sample (a stream that does not say how its fields are ordered).
+    frame_side_data: list[dict[str, Any]] = Field(default_factory=list)
+    field_sample: FieldSample | None = None
 
     @property
     def is_attached_picture(self) -> bool:
