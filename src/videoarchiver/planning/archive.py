@@ -17,7 +17,7 @@ from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.audio import opus_conversion
 from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
 from videoarchiver.planning.hdr import hdr_plan
-from videoarchiver.planning.interlace import interlaced_args, stream_fields
+from videoarchiver.planning.interlace import field_pixel_format, interlaced_args, stream_fields
 from videoarchiver.planning.orientation import UPRIGHT, Turn, stream_turn
 from videoarchiver.planning.pixels import archive_pixel_format
 from videoarchiver.planning.probe import NO_DECODER, Probe, Stream
@@ -143,13 +143,14 @@ def stream_kind(stream: Stream) -> str:
 def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     args: list[str] = []
     notes: list[str] = []
+    fields, hdr = stream_fields(stream), hdr_plan(stream, config.video_codec)
     choice = archive_pixel_format(stream.pix_fmt, stream.width, stream.height)
+    choice = field_pixel_format(choice, fields, stream.height)
     if choice is not None:
         args += ["-pix_fmt", choice.pix_fmt]
         notes += choice.notes
     args += _colour_args(stream, from_rgb=choice is not None and choice.from_rgb)
     args += ["-fps_mode", "passthrough"]
-    fields, hdr = stream_fields(stream), hdr_plan(stream, config.video_codec)
     args += [*interlaced_args(fields), *hdr.args]
     notes += [*fields.notes, *hdr.notes]
     turn = stream_turn(stream)

@@ -13,9 +13,10 @@ its middle decides, and the decision is noted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from videoarchiver.planning.commands import FFMPEG, RawInput
+from videoarchiver.planning.pixels import PixelChoice
 from videoarchiver.planning.probe import NO_DECODER, FieldSample, Stream
 
 INTERLACED = frozenset({"tt", "bb", "tb", "bt"})
@@ -133,6 +134,21 @@ def interlaced_args(fields: Fields) -> list[str]:
     if fields.sampled:
         args += ["-top", "1" if fields.top_first else "0"]
     return args
+
+
+def field_pixel_format(
+    choice: PixelChoice | None, fields: Fields, height: int | None
+) -> PixelChoice | None:
+    """x264 codes 4:2:0 fields of a picture whose height is a multiple of 4 only (NTSC's
+    486 lines are not): such a picture's chroma is stored as 4:2:2 (nothing is lost)."""
+    if choice is None or not fields.interlaced or not height or height % 4 == 0:
+        return choice
+    if not choice.pix_fmt.startswith(("yuv420p", "yuvj420p")):
+        return choice
+    note = f"interlaced 4:2:0 of height {height}: chroma stored as 422 (x264 codes fields of"
+    note += " 4:2:0 only at a height divisible by 4; nothing is lost)"
+    pix_fmt = choice.pix_fmt.replace("420", "422", 1)
+    return replace(choice, pix_fmt=pix_fmt, notes=(*choice.notes, note))
 
 
 def deinterlace_filter(fields: Fields) -> str | None:
