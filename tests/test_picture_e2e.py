@@ -46,10 +46,10 @@ def _video(path: Path) -> dict[str, Any]:
     return next(s for s in probe(path)["streams"] if s["codec_type"] == "video")
 
 
-def _notes(root: Path, rel: str, output: str) -> list[str]:
-    [file] = [file for file in status_json(root) if file["rel_path"] == rel]
-    [job] = file["jobs"][output]
-    assert job["decision"] == "encode"
+def _notes(files: list[dict[str, Any]], rel: str, output: str) -> list[str]:
+    """The notes of the one video stream job of `output` of the file at `rel`."""
+    [file] = [file for file in files if file["rel_path"] == rel]
+    [job] = [job for job in file["jobs"][output] if job["stream_type"] == "video"]
     notes: list[str] = job["notes"]
     return notes
 
@@ -119,10 +119,17 @@ def test_interlaced_footage_keeps_its_fields_and_is_shown_deinterlaced(
         assert ssim(montage, tile) > ssim(montage, woven_tile) + 0.01, name
 
     assert _video(root / "archive" / "ntsc.mkv")["pix_fmt"] == "yuv422p"
-    assert not any("field order" in note for note in _notes(root, "dvd.mpg", "archive")[1:])
-    [decided] = [note for note in _notes(root, "tape.dv", "archive") if "idet" in note]
+    files = status_json(root)
+    assert _notes(files, "dvd.mpg", "archive") == [
+        "interlaced, top field first (tt): coded as fields, as in the raw"
+    ]
+    [decided] = [note for note in _notes(files, "tape.dv", "archive") if "idet" in note]
     assert decided.startswith("field order unknown in the stream: idet on ")
     assert decided.endswith("coded as interlaced, bottom field first (bb)")
+    for name, (_stem, order, _top) in expected.items():
+        first = "top" if order == "tt" else "bottom"
+        for output in ("preview", "montage"):
+            assert f"deinterlaced ({first} field first)" in _notes(files, name, output)
 
 
 def _means(path: Path, graph: str = "null") -> tuple[float, float]:
@@ -185,6 +192,10 @@ def test_hdr10_metadata_is_carried_and_previews_are_tone_mapped(root: Path, tmp_
     assert {137, 144} <= _sei_types(archive)
     assert _video(root / "archive" / "hlg.mkv")["color_transfer"] == "arib-std-b67"
 
+    files = status_json(root)
+    for name, curve in (("pq.mkv", "PQ"), ("hlg.mp4", "HLG")):
+        for output in ("preview", "montage"):
+            assert f"tone-mapped from {curve} to BT.709" in _notes(files, name, output)
     for stem, name in (("pq", "pq.mkv"), ("hlg", "hlg.mp4")):
         preview = root / "preview" / f"{stem}.mkv"
         video = _video(preview)

@@ -14,6 +14,7 @@ from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.hdr import hdr_plan, light_level, mastering, tone_map_filters
 from videoarchiver.planning.interlace import (
     VERDICT_KEY,
+    Fields,
     FieldTally,
     deinterlace_filter,
     interlaced_args,
@@ -79,6 +80,8 @@ def test_progressive_is_left_alone() -> None:
         (FieldSample(bff=240, undetermined=10), "bb", ["-top", "0"]),
         (FieldSample(tff=200, bff=20, progressive=30), "tt", ["-top", "1"]),
         (FieldSample(tff=10, bff=10, progressive=230), "progressive", []),
+        (FieldSample(tff=41, bff=24, progressive=10), "progressive", []),  # orders disagree
+        (FieldSample(tff=90, bff=10, progressive=80), "progressive", []),  # mostly whole
         (FieldSample(undetermined=250), "progressive", []),
     ],
 )
@@ -93,7 +96,7 @@ def test_a_stream_that_does_not_say_is_decided_by_its_sample(
     else:
         assert interlaced_args(fields) == []
     [note] = fields.notes
-    assert note.startswith("field order unknown in the stream: idet on 250 frames")
+    assert note.startswith(f"field order unknown in the stream: idet on {sample.frames} frames")
     assert note.endswith(f"({order})" if top else "progressive frames")
 
 
@@ -101,6 +104,12 @@ def test_an_unmeasured_stream_is_coded_progressive_with_a_note() -> None:
     fields = stream_fields(video())
     assert fields.order == "progressive"
     assert fields.notes == ("field order unknown and not measured: coded as progressive frames",)
+
+
+def test_an_animation_has_no_fields() -> None:
+    gif = video(codec_name="gif", field_order="unknown")
+    assert not needs_sample(gif)
+    assert stream_fields(gif) == Fields()
 
 
 def test_the_sample_is_idet_on_frames_from_the_middle() -> None:
@@ -212,7 +221,9 @@ def test_preview_and_montage_show_deinterlaced_tone_mapped_frames() -> None:
     plan = MontagePlan(0, 1, (1.0,), False, (360, 288), shown)
     montage = seek_args(RAW, plan, 1.0, Path("/work/m.jpg"))
     assert montage[montage.index("-vf") + 1] == graph
+    assert shown.notes == ("deinterlaced (bottom field first)", "tone-mapped from PQ to BT.709")
     plain = shown_frames(video(field_order="progressive"))
+    assert plain.notes == ()
     assert plain.graph((360, 288)) == "scale=360:288,setsar=1"
 
 

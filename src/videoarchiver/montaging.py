@@ -155,7 +155,7 @@ async def make_montage(rt: Runtime, source: Source) -> None:
         plan = plan_stream(source, stream, settings.max_tile_width, settings.min_n, settings.max_n)
         how = "single pass" if plan.single_pass else "seek"
         tiles = f"{plan.n}x{plan.n} tiles of {plan.tile[0]}x{plan.tile[1]}"
-        job = StreamJob(OUTPUT, stream.index, "video", how, (tiles,))
+        job = StreamJob(OUTPUT, stream.index, "video", how, (tiles, *plan.shown.notes))
         jobs.append((job, partial(_montage_stream, rt, source, job, plan, names[stream.index])))
     await run_jobs(rt, source, jobs)
     published = [rt.layout.screenshot_file(name) for name in names.values()]

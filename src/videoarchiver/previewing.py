@@ -17,6 +17,7 @@ from videoarchiver.planning.preview import (
     preview_video_args,
     shown_size,
 )
+from videoarchiver.planning.shown import shown_frames
 from videoarchiver.resuming import encode_part
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.stream_jobs import JobCall, StreamJob, run_jobs
@@ -35,7 +36,8 @@ async def make_preview(rt: Runtime, source: Source) -> None:
     parts = []
     for stream in (s for s in probe.streams if s.is_video):
         size = preview_size(*shown_size(stream), settings.max_side)
-        job = StreamJob(OUTPUT, stream.index, "video", "encode", (f"{size[0]}x{size[1]}",))
+        notes = (f"{size[0]}x{size[1]}", *shown_frames(stream).notes)
+        job = StreamJob(OUTPUT, stream.index, "video", "encode", notes)
         part = work / f"s{stream.index}.mkv"
         args_for = partial(preview_video_args, source.input, stream, settings)
         jobs.append((job, partial(encode_part, rt, source, job, args_for, part, env)))

@@ -45,11 +45,17 @@ class Fields:
         return self.order.startswith("t")
 
 
+# Animation and image codecs, which have no fields: a stream of them is never sampled.
+NO_FIELDS = frozenset({"gif", "apng", "png", "webp", "bmp", "tiff"})
+
+
 def needs_sample(stream: Stream) -> bool:
-    """A decodable video stream that does not say whether, or how, it is interlaced."""
+    """A decodable video stream that does not say whether, or how, it is interlaced (DV,
+    MPEG-4 part 2 in MP4, MJPEG in AVI), of a codec that can hold fields."""
     return (
         stream.is_video
         and stream.codec_name not in NO_DECODER
+        and stream.codec_name not in NO_FIELDS
         and (stream.field_order or "unknown") not in KNOWN
     )
 
@@ -87,12 +93,18 @@ class FieldTally:
         return FieldSample(**self.counts)
 
 
+# Woven fields show one order throughout; progressive pictures with fine detail in motion
+# fool idet into either order by turns (a moving test pattern: 41 top first, 24 bottom).
+AGREEING = 4
+
+
 def sampled_order(sample: FieldSample) -> str:
-    """Interlaced when more of the frames idet could tell are woven fields than whole
-    frames, in the order most of them show; progressive otherwise."""
-    if sample.tff + sample.bff <= sample.progressive:
+    """Interlaced when most of the frames idet could tell are woven fields and they agree
+    on an order (at least AGREEING to one); progressive otherwise."""
+    first, second = sorted((sample.tff, sample.bff), reverse=True)
+    if first <= sample.progressive + second or first < AGREEING * second:
         return "progressive"
-    return TOP_FIRST if sample.tff >= sample.bff else BOTTOM_FIRST
+    return TOP_FIRST if sample.tff > sample.bff else BOTTOM_FIRST
 
 
 def _describe(order: str) -> str:
@@ -110,6 +122,8 @@ def stream_fields(stream: Stream) -> Fields:
     if order in KNOWN:
         return Fields(order)
     sample = stream.field_sample
+    if stream.codec_name in NO_FIELDS:
+        return Fields()
     if sample is None or not sample.frames:
         why = "no frame to measure" if sample else "not measured"
         return Fields(notes=(f"field order {order} and {why}: coded as progressive frames",))

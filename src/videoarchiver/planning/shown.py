@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from videoarchiver.planning.hdr import tone_map_filters
+from videoarchiver.planning.hdr import TONE_MAPPED, tone_map_filters
 from videoarchiver.planning.interlace import deinterlace_filter, stream_fields
 from videoarchiver.planning.probe import Stream
 
@@ -20,6 +20,7 @@ class Shown:
 
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what is done to the frames, for the user to read
 
     def graph(self, size: tuple[int, int]) -> str:
         """The filter chain that shows the frames at `size`."""
@@ -35,5 +36,12 @@ AS_DECODED = Shown()
 
 
 def shown_frames(stream: Stream) -> Shown:
-    deinterlace = deinterlace_filter(stream_fields(stream))
-    return Shown((deinterlace,) if deinterlace else (), tuple(tone_map_filters(stream)))
+    fields = stream_fields(stream)
+    deinterlace = deinterlace_filter(fields)
+    tone_map = tuple(tone_map_filters(stream))
+    notes = []
+    if deinterlace:
+        notes.append(f"deinterlaced ({'top' if fields.top_first else 'bottom'} field first)")
+    if tone_map:
+        notes.append(f"tone-mapped from {TONE_MAPPED[str(stream.color_transfer)]} to BT.709")
+    return Shown((deinterlace,) if deinterlace else (), tone_map, tuple(notes))
