@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from videoarchiver.config import ArchiveConfig, PreviewConfig
-from videoarchiver.planning.archive import Action, decide_stream, projection_args
+from videoarchiver.planning.archive import (
+    Action,
+    decide_stream,
+    encode_args,
+    joined_params,
+    projection_args,
+)
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.hdr import hdr_plan, light_level, mastering, tone_map_filters
 from videoarchiver.planning.interlace import (
@@ -236,3 +242,16 @@ def test_ntsc_fields_keep_their_chroma_at_422() -> None:
     for fields in ({"field_order": "progressive"}, {"field_order": "bb", "height": 480}):
         args = list(decide_stream(video(**{"height": 486, **fields}), ArchiveConfig()).args)
         assert args[args.index("-pix_fmt") + 1] == "yuv420p"
+
+
+def test_configured_x264_params_are_kept_with_the_hdr_ones() -> None:
+    decision = decide_stream(video(**PQ, frame_side_data=[MASTERING, LIGHT]), ArchiveConfig())
+    configured = ["-crf", "18", "-x264-params", "aq-mode=3", "-preset", "slow"]
+    args = encode_args(RAW, decision, configured, Path("/work/s0.mkv"))
+    assert args.count("-x264-params") == 1
+    assert args[args.index("-x264-params") + 1] == (
+        f"aq-mode=3:mastering-display={SEI}:cll=1000,400"
+    )
+    assert joined_params(["-crf", "18"], ["-x264-params", "a=1"]) == [
+        "-crf", "18", "-x264-params", "a=1"
+    ]  # fmt: skip

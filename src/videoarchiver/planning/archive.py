@@ -212,9 +212,27 @@ def encode_args(
     return [
         *FFMPEG, *raw.args(),
         "-map", f"0:{decision.index}", "-map_metadata", "-1", "-map_chapters", "-1",
-        f"-c:{letter}", str(decision.codec), *codec_args, *decision.args,
+        f"-c:{letter}", str(decision.codec), *joined_params(codec_args, decision.args),
         *PROGRESS, "-f", "matroska", url(output),
     ]  # fmt: skip
+
+
+def joined_params(codec_args: Sequence[str], args: Sequence[str]) -> list[str]:
+    """The configured encoder options, then the decision's; an encoder's parameter list
+    (`-x264-params`) given in both becomes one, the decision's last: ffmpeg would keep only
+    the last of two."""
+    joined, extra = list(codec_args), []
+    index = 0
+    while index < len(args):
+        option = args[index]
+        if option.endswith("-params") and index + 1 < len(args) and option in joined[:-1]:
+            at = max(i for i, arg in enumerate(joined[:-1]) if arg == option)
+            joined[at + 1] += ":" + args[index + 1]
+            index += 2
+        else:
+            extra.append(option)
+            index += 1
+    return joined + extra
 
 
 TRIAL_PACKETS = 25
