@@ -180,9 +180,15 @@ def test_dynamic_metadata_is_named() -> None:
         "HDR Dynamic Metadata SMPTE2094-40 (HDR10+) not carried "
         "(x264 cannot hold dynamic metadata)",
     )
+    assert decide_stream(stream, ArchiveConfig()).action is Action.ENCODE
+    # Profile 5's base layer is in IPT colours only its RPU shows right: kept as it is.
     profile5 = {**dovi, "dv_profile": 5, "dv_bl_signal_compatibility_id": 0}
-    [note] = hdr_plan(video(side_data_list=[profile5]), "libx264").notes
-    assert "no HDR10 or SDR compatible colours" in note
+    decision = decide_stream(video(side_data_list=[profile5]), ArchiveConfig())
+    assert (decision.action, decision.args) == (Action.COPY, ())
+    assert decision.notes == (
+        "Dolby Vision profile 5 has no HDR10 or SDR compatible base layer, and x264 cannot"
+        " carry what shows it: kept as it is",
+    )
 
 
 def test_no_hdr_metadata_no_args() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from videoarchiver.config import ArchiveConfig
 from videoarchiver.planning.audio import opus_conversion
 from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
-from videoarchiver.planning.hdr import hdr_plan
+from videoarchiver.planning.hdr import hdr_plan, raw_only
 from videoarchiver.planning.interlace import field_pixel_format, interlaced_args, stream_fields
 from videoarchiver.planning.orientation import UPRIGHT, Turn, stream_turn
 from videoarchiver.planning.pixels import archive_pixel_format
@@ -141,6 +141,11 @@ def stream_kind(stream: Stream) -> str:
 
 
 def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
+    turn = stream_turn(stream)
+    kept = raw_only(stream)
+    if kept is not None:
+        why = (kept, *turn_notes(turn, Action.COPY))
+        return StreamDecision(stream.index, "video", Action.COPY, notes=why, turn=turn)
     args: list[str] = []
     notes: list[str] = []
     fields, hdr = stream_fields(stream), hdr_plan(stream, config.video_codec)
@@ -152,9 +157,7 @@ def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     args += _colour_args(stream, from_rgb=choice is not None and choice.from_rgb)
     args += ["-fps_mode", "passthrough"]
     args += [*interlaced_args(fields), *hdr.args]
-    notes += [*fields.notes, *hdr.notes]
-    turn = stream_turn(stream)
-    notes += turn_notes(turn, Action.ENCODE)
+    notes += [*fields.notes, *hdr.notes, *turn_notes(turn, Action.ENCODE)]
     return StreamDecision(
         stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes), turn,
         hdr.track,

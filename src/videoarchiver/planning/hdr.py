@@ -137,17 +137,37 @@ def light_level(stream: Stream) -> tuple[int, int] | None:
         return None
 
 
+def _dolby_vision(stream: Stream) -> tuple[str, bool] | None:
+    """(its profile, whether its base layer shows right without the RPU) of a Dolby Vision
+    stream; None for any other."""
+    dovi = _side_data(stream, DOLBY_VISION)
+    if dovi is None:
+        return None
+    compatible = str(dovi.get("dv_bl_signal_compatibility_id", "")) not in ("", "0")
+    return str(dovi.get("dv_profile", "?")), compatible
+
+
+def raw_only(stream: Stream) -> str | None:
+    """Why no encode can keep the stream's pictures (then the raw stream is kept as it is):
+    Dolby Vision without a compatible base layer (profile 5) is in IPT colours that only
+    its RPU turns into a picture, and x264 cannot carry the RPU."""
+    dolby = _dolby_vision(stream)
+    if dolby is None or dolby[1]:
+        return None
+    return (
+        f"Dolby Vision profile {dolby[0]} has no HDR10 or SDR compatible base layer, and x264"
+        " cannot carry what shows it: kept as it is"
+    )
+
+
 def _dynamic_notes(stream: Stream) -> list[str]:
     notes = []
-    dovi = _side_data(stream, DOLBY_VISION)
-    if dovi is not None:
-        profile = dovi.get("dv_profile", "?")
-        base = (
-            "the archive holds its base layer, which has no HDR10 or SDR compatible colours"
-            if str(dovi.get("dv_bl_signal_compatibility_id", "")) == "0"
-            else "the archive holds its base layer"
+    dolby = _dolby_vision(stream)
+    if dolby is not None:
+        notes.append(
+            f"Dolby Vision (profile {dolby[0]}) not carried (x264 cannot): the archive holds"
+            " its base layer"
         )
-        notes.append(f"Dolby Vision (profile {profile}) not carried (x264 cannot): {base}")
     seen = {
         str(entry.get("side_data_type"))
         for entry in stream.frame_side_data
