@@ -160,7 +160,7 @@ def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     notes += [*fields.notes, *hdr.notes, *turn_notes(turn, Action.ENCODE)]
     return StreamDecision(
         stream.index, "video", Action.ENCODE, config.video_codec, tuple(args), tuple(notes), turn,
-        hdr.track,
+        track=hdr.track,
     )  # fmt: skip
 
 
