@@ -19,6 +19,7 @@ from videoarchiver.planning.archive import (
     PICTURES,
     Action,
     StreamDecision,
+    codec_args,
     copy_trial_args,
     encode_args,
     mux_args,
@@ -110,14 +111,14 @@ class _ArchiveStreams:
 
             return stop
 
-        codec_args = settings.video_args if decision.kind == "video" else settings.audio_args
+        options = codec_args(decision, settings)
         figures = Figures(raw_bytes=raw.bytes, raw_seconds=raw.duration)
 
         async def encoding() -> None:
             try:
                 encoded_as.append(await encode_resumable(
                     rt, source, _job(decision),
-                    lambda out: encode_args(source.input, decision, codec_args, out), part,
+                    lambda out: encode_args(source.input, decision, options, out), part,
                     stop_for, figures=figures,
                 ))  # fmt: skip
             finally:

@@ -14,6 +14,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from videoarchiver.config import ArchiveConfig
+from videoarchiver.planning.alpha import (
+    ALPHA_CODEC,
+    ALPHA_CODEC_ARGS,
+    ALPHA_COPY_NOTE,
+    ALPHA_NOTE,
+    alpha_decoder_args,
+    alpha_pixel_format,
+    has_alpha,
+)
 from videoarchiver.planning.audio import opus_conversion
 from videoarchiver.planning.commands import FFMPEG, PROGRESS, RawInput, url
 from videoarchiver.planning.hdr import hdr_plan, raw_only
@@ -43,13 +52,17 @@ class StreamDecision:
     notes: tuple[str, ...] = ()
     # How a video stream is shown (None: its display matrix is no rotation or mirror).
     turn: Turn | None = UPRIGHT
+    # Input options the encode needs to decode the whole stream (its alpha channel).
+    decoder_args: tuple[str, ...] = ()
+    # What stays true of the stream when the raw stream is kept instead of the encode.
+    copy_notes: tuple[str, ...] = ()
     # mkvpropedit's settings of the archive's track (what ffmpeg 5.1's muxer cannot write).
     track: tuple[str, ...] = ()
 
     def fallback_to_copy(self, reason: str) -> StreamDecision:
         """The raw stream kept as it is: what the encode would have changed is no note."""
-        notes = (reason, *turn_notes(self.turn, Action.COPY))
-        return replace(self, action=Action.COPY, codec=None, args=(), notes=notes)
+        notes = (reason, *turn_notes(self.turn, Action.COPY), *self.copy_notes)
+        return replace(self, action=Action.COPY, codec=None, args=(), notes=notes, decoder_args=())
 
 
 def turn_notes(turn: Turn | None, action: Action) -> tuple[str, ...]:
@@ -164,6 +177,19 @@ def _video(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     )  # fmt: skip
 
 
+def _alpha_video(stream: Stream) -> StreamDecision:
+    """A picture with an alpha channel, kept whole: FFV1, lossless (or the raw stream, by the
+    ratio rule)."""
+    args = ["-pix_fmt", alpha_pixel_format(stream), *_colour_args(stream, from_rgb=False)]
+    turn = stream_turn(stream)
+    return StreamDecision(
+        stream.index, "video", Action.ENCODE, ALPHA_CODEC,
+        (*ALPHA_CODEC_ARGS, *args, "-fps_mode", "passthrough"),
+        (ALPHA_NOTE, *turn_notes(turn, Action.ENCODE)), turn,
+        decoder_args=alpha_decoder_args(stream), copy_notes=(ALPHA_COPY_NOTE,),
+    )  # fmt: skip
+
+
 def _audio(stream: Stream, config: ArchiveConfig) -> StreamDecision:
     if config.audio_codec != "libopus":
         return StreamDecision(stream.index, "audio", Action.ENCODE, config.audio_codec)
@@ -181,7 +207,7 @@ def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
         notes = (note, *turn_notes(turn, Action.COPY))
         return StreamDecision(stream.index, kind, Action.COPY, notes=notes, turn=turn)
     if kind == "video":
-        return _video(stream, config)
+        return _alpha_video(stream) if has_alpha(stream) else _video(stream, config)
     if kind == "audio":
         return _audio(stream, config)
     if kind == "attached_pic" and stream.codec_name in PICTURES:
@@ -202,6 +228,14 @@ def plan_archive(probe: Probe, config: ArchiveConfig) -> list[StreamDecision]:
     return [decide_stream(stream, config) for stream in probe.streams]
 
 
+def codec_args(decision: StreamDecision, config: ArchiveConfig) -> Sequence[str]:
+    """The configured encoder options, for the configured encoders only: an encoder chosen
+    for the stream (FFV1 for alpha) has all it needs in the decision."""
+    if decision.codec == config.video_codec:
+        return config.video_args
+    return config.audio_args if decision.codec == config.audio_codec else ()
+
+
 def encode_args(
     raw: RawInput, decision: StreamDecision, codec_args: Sequence[str], output: Path
 ) -> list[str]:
@@ -213,7 +247,7 @@ def encode_args(
     """
     letter = "v" if decision.kind == "video" else "a"
     return [
-        *FFMPEG, *raw.args(),
+        *FFMPEG, *decision.decoder_args, *raw.args(),
         "-map", f"0:{decision.index}", "-map_metadata", "-1", "-map_chapters", "-1",
         f"-c:{letter}", str(decision.codec), *joined_params(codec_args, decision.args),
         *PROGRESS, "-f", "matroska", url(output),

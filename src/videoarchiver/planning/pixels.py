@@ -2,7 +2,8 @@
 
 x264 (and x265) take 4:2:0, 4:2:2 and 4:4:4 at 8 or 10 bits, and grey. Every other source
 format is mapped to the closest of those that loses nothing the eye could see: deeper sources
-to 10 bits, RGB and 4:4:0 to 4:4:4, 4:1:1 to 4:2:2; alpha is dropped with a note.
+to 10 bits, RGB and 4:4:0 to 4:4:4, 4:1:1 to 4:2:2. A source with alpha never comes here: it
+is kept losslessly (`planning.alpha`).
 """
 
 from __future__ import annotations
@@ -63,13 +64,7 @@ def _rgb_bits(name: str) -> int:
     return 10 if name.startswith(("x2rgb", "x2bgr")) else 8
 
 
-def _has_alpha(name: str) -> bool:
-    return bool(re.match(r"^(yuva|gbrap|ya\d|ayuv|vuya)", name)) or any(
-        part in name for part in ("rgba", "bgra", "argb", "abgr")
-    )
-
-
-def _layout(name: str) -> tuple[str, int, bool] | None:
+def pixel_layout(name: str) -> tuple[str, int, bool] | None:
     """(chroma, bits, is_rgb) of a format name, None when the name is not understood."""
     if name in _SPECIAL:
         chroma, bits = _SPECIAL[name]
@@ -93,7 +88,7 @@ def _fits(chroma: str, width: int | None, height: int | None) -> bool:
 
 def source_bits(source: str | None) -> int:
     """Bits per component of a pixel format (8 when the format is unknown)."""
-    layout = _layout(source) if source else None
+    layout = pixel_layout(source) if source else None
     return layout[1] if layout else 8
 
 
@@ -106,7 +101,7 @@ def archive_pixel_format(
     """
     if not source:
         return None
-    layout = _layout(source)
+    layout = pixel_layout(source)
     if layout is None:
         return None
     chroma, bits, is_rgb = layout
@@ -114,8 +109,6 @@ def archive_pixel_format(
     target_bits = 10 if bits > 8 else 8
     if bits > 10:
         notes.append(f"{bits}-bit video stored at 10 bits (the encoder's maximum)")
-    if _has_alpha(source):
-        notes.append("alpha channel dropped (the encoder has none)")
     if chroma == "gray":
         target = "gray" if target_bits == 8 else "gray10le"
     else:
