@@ -173,12 +173,16 @@ def test_dynamic_metadata_is_named() -> None:
     dovi = {"side_data_type": "DOVI configuration record", "dv_profile": 8,
             "dv_bl_signal_compatibility_id": 1}  # fmt: skip
     hdr10_plus = {"side_data_type": "HDR Dynamic Metadata SMPTE2094-40 (HDR10+)"}
-    stream = video(**PQ, side_data_list=[dovi], frame_side_data=[MASTERING, hdr10_plus])
+    rpu = {"side_data_type": "Dolby Vision RPU Data"}
+    stream = video(**PQ, side_data_list=[dovi], frame_side_data=[MASTERING, hdr10_plus, rpu])
     notes = hdr_plan(stream, "libx264").notes
     assert notes == (
         "Dolby Vision (profile 8) not carried (x264 cannot): the archive holds its base layer",
         "HDR Dynamic Metadata SMPTE2094-40 (HDR10+) not carried "
         "(x264 cannot hold dynamic metadata)",
+    )
+    assert hdr_plan(video(**PQ, frame_side_data=[rpu]), "libx264").notes == (
+        "Dolby Vision RPU Data not carried (x264 cannot hold dynamic metadata)",
     )
     assert decide_stream(stream, ArchiveConfig()).action is Action.ENCODE
     # Profile 5's base layer is in IPT colours only its RPU shows right: kept as it is.

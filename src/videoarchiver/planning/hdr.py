@@ -168,10 +168,11 @@ def _dynamic_notes(stream: Stream) -> list[str]:
             f"Dolby Vision (profile {dolby[0]}) not carried (x264 cannot): the archive holds"
             " its base layer"
         )
+    named = DYNAMIC if dolby is None else DYNAMIC[:1]  # its RPU: the note above says it
     seen = {
         str(entry.get("side_data_type"))
         for entry in stream.frame_side_data
-        if str(entry.get("side_data_type", "")).startswith(DYNAMIC)
+        if str(entry.get("side_data_type", "")).startswith(named)
     }
     notes += [f"{kind} not carried (x264 cannot hold dynamic metadata)" for kind in sorted(seen)]
     return notes
