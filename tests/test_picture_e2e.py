@@ -84,6 +84,9 @@ def test_interlaced_footage_keeps_its_fields_and_is_shown_deinterlaced(
     # NTSC's 486 lines: x264 codes 4:2:0 fields only at a height divisible by 4.
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=720x486:r=60000/1001:d=2", "-vf",
            "interlace=scan=bff", *interlaced, "-top", "0", raw / "ntsc.mpg")  # fmt: skip
+    # A capture card's uncompressed AVI: neither the stream nor its frames say anything.
+    ffmpeg("-f", "lavfi", "-i", MOVING_FIELDS, "-vf", "interlace=scan=tff", "-c:v", "rawvideo",
+           "-pix_fmt", "yuv420p", raw / "capture.avi")  # fmt: skip
     said = {name: _video(raw / name)["field_order"] for name in ("dvd.mpg", "broadcast.ts")}
     assert said == {"dvd.mpg": "tt", "broadcast.ts": "bb"}
     assert "field_order" not in _video(raw / "tape.dv")  # raw DV does not say
@@ -91,15 +94,17 @@ def test_interlaced_footage_keeps_its_fields_and_is_shown_deinterlaced(
     assert run_cli(root, "run", "--once").returncode == 0
 
     expected = {"dvd.mpg": ("dvd", "tt", 1), "broadcast.ts": ("broadcast", "bb", 0),
-                "tape.dv": ("tape", "bb", 0), "ntsc.mpg": ("ntsc", "bb", 0)}  # fmt: skip
+                "tape.dv": ("tape", "bb", 0), "ntsc.mpg": ("ntsc", "bb", 0),
+                "capture.avi": ("capture", "tt", 1)}  # fmt: skip
     for name, (stem, order, top_first) in expected.items():
         archive = root / "archive" / f"{stem}.mkv"
         video = _video(archive)
         assert (video["codec_name"], video["field_order"]) == ("h264", order), name
         # Coded as fields, in the raw's order, as the raw's frames are.
-        for frames in (_frames(archive), _frames(raw / name)):
-            flags = {(f["interlaced_frame"], f["top_field_first"]) for f in frames}
-            assert flags == {(1, top_first)}, name
+        raw_flags = {(f["interlaced_frame"], f["top_field_first"]) for f in _frames(raw / name)}
+        assert raw_flags == ({(0, 0)} if name == "capture.avi" else {(1, top_first)}), name
+        flags = {(f["interlaced_frame"], f["top_field_first"]) for f in _frames(archive)}
+        assert flags == {(1, top_first)}, name
         # The preview is whole frames: idet finds no woven fields, and it looks like the raw
         # deinterlaced more than like the raw's woven frames.
         preview = root / "preview" / f"{stem}.mkv"
@@ -126,6 +131,8 @@ def test_interlaced_footage_keeps_its_fields_and_is_shown_deinterlaced(
     [decided] = [note for note in _notes(files, "tape.dv", "archive") if "idet" in note]
     assert decided.startswith("field order unknown in the stream: idet on ")
     assert decided.endswith("coded as interlaced, bottom field first (bb)")
+    [decided] = [note for note in _notes(files, "capture.avi", "archive") if "idet" in note]
+    assert decided.endswith("coded as interlaced, top field first (tt)")
     for name, (_stem, order, _top) in expected.items():
         first = "top" if order == "tt" else "bottom"
         for output in ("preview", "montage"):
