@@ -6,8 +6,8 @@ raw, and the Matroska track says the raw's field order. The preview and montage 
 deinterlaced frames (`bwdif`), one per frame, without the combing of woven fields.
 
 The field order is the stream's (`tt`, `bb`, or `tb`/`bt` as older ffmpeg writes it);
-where the stream does not say (raw DV says `unknown`), `idet` on a sample of frames from
-its middle decides, and the decision is noted.
+where the stream does not say (raw DV, an uncompressed capture AVI), `idet` on a sample
+of frames from its middle decides, and the decision is noted.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ INTERLACED = frozenset({"tt", "bb", "tb", "bt"})
 KNOWN = INTERLACED | {"progressive"}
 TOP_FIRST = "tt"
 BOTTOM_FIRST = "bb"
-# About ten seconds of PAL: 0.3 s of CPU for SD DV, one pass of the packets' worth for HD.
+# Ten seconds of PAL: 0.3 s of CPU for SD DV, 1.3 s for 1080-line H.264 (mostly decoding).
 SAMPLE_FRAMES = 250
 VERDICT_KEY = "lavfi.idet.multiple.current_frame"
 
