@@ -14,6 +14,7 @@ from videoarchiver.planning.resume import (
     holds_whole,
     join_args,
     resume_args,
+    resumes_from_parts,
 )
 
 
@@ -42,7 +43,7 @@ def _gops(*lengths: int, fps: float = 25.0) -> list[str]:
     ],
 )
 def test_video_keeps_every_complete_gop(lines: list[str], keep: int, end: float | None) -> None:
-    tally = SalvageTally(video=True)
+    tally = SalvageTally()
     for line in lines:
         tally.feed_line(line)
     part = tally.salvaged("s0.p0.mkv", "9:abc")
@@ -54,15 +55,18 @@ def test_video_keeps_every_complete_gop(lines: list[str], keep: int, end: float 
         assert part.end == pytest.approx(end)
 
 
-def test_audio_keeps_every_frame_but_the_last() -> None:
-    tally = SalvageTally(video=False)
-    for n in range(50):
-        tally.feed_line(_line(-0.0065 + n * 0.02, 0.02, True))
-    tally.feed_line("0|N/A|N/A|N/A|3|__")  # no time: ignored
-    part = tally.salvaged("a.p0.mkv", "9:abc")
-    assert part is not None and part.packets == 49
-    assert part.start == pytest.approx(-0.0065)
-    assert part.end == pytest.approx(-0.0065 + 49 * 0.02)
+def test_packets_without_a_time_are_ignored() -> None:
+    tally = SalvageTally()
+    for line in [*_gops(25, 25)[:30], "0|N/A|N/A|N/A|3|__"]:
+        tally.feed_line(line)
+    part = tally.salvaged("s0.p0.mkv", "9:abc")
+    assert part is not None and (part.packets, tally.packets) == (25, 30)
+
+
+def test_only_video_goes_on_from_its_parts() -> None:
+    """Audio encoders prime every run: a join would add samples, so audio starts again."""
+    assert resumes_from_parts("video")
+    assert not resumes_from_parts("audio") and not resumes_from_parts("subtitle")
 
 
 def test_resume_seeks_and_keeps_the_raw_timeline() -> None:
@@ -94,9 +98,8 @@ def test_concat_places_parts_end_to_end_and_join_keeps_the_start() -> None:
     join = join_args(Path("/w/list"), 0.5, Path("/w/s0.mkv"))
     assert join[join.index("-output_ts_offset") + 1] == "0.500000"
     assert join[join.index("-c") + 1] == "copy"
-    cut = cut_args(Path("/w/p.mkv"), True, 250, Path("/w/s0.p0.mkv"))
+    cut = cut_args(Path("/w/p.mkv"), 250, Path("/w/s0.p0.mkv"))
     assert cut[cut.index("-frames:v") + 1] == "250"
-    assert cut_args(Path("/w/p.mkv"), False, 9, Path("/w/a.mkv")).count("-frames:a") == 1
 
 
 def test_parts_that_reach_the_end_of_what_they_encode_hold_it_whole() -> None:

@@ -1,4 +1,4 @@
-"""Stream encodes that survive a kill: salvage the killed part, resume, join (SPEC §7).
+"""Stream encodes that survive a kill: salvage the killed part, resume, join.
 
 The parts of a job are recorded in its `stream_jobs` row before anything depends on them, so
 a kill at any point leaves either a recorded part on disk or a partial file to salvage.
@@ -25,6 +25,7 @@ from videoarchiver.planning.resume import (
     holds_whole,
     join_args,
     resume_args,
+    resumes_from_parts,
 )
 from videoarchiver.probing import count_packets
 from videoarchiver.processes import each_line
@@ -76,8 +77,8 @@ async def _recorded_parts(rt: Runtime, source: Source, job: StreamJob, work: Pat
 async def _salvage(
     rt: Runtime, source: Source, job: StreamJob, partial: Path, parts: list[Part], final: Path
 ) -> list[Part]:
-    """Keep the complete GOPs (video) or frames (audio) of a killed encode as a new part."""
-    tally = SalvageTally(video=job.stream_type == "video")
+    """Keep the complete GOPs of a killed video encode as a new part."""
+    tally = SalvageTally()
     name = part_name(final, len(parts))
     try:
         await each_line(packet_args(partial), tally.feed, "ffprobe of a killed part")
@@ -88,7 +89,7 @@ async def _salvage(
         log.info("%s: %s stream %d: nothing complete to salvage, starting over",
                  source.name, job.output, job.index)  # fmt: skip
     else:
-        args = cut_args(partial, tally.video, salvaged.packets, partial.with_name(name))
+        args = cut_args(partial, salvaged.packets, partial.with_name(name))
         task = source.task(job.output, f"s{job.index} {job.output} salvage")
         await run_limited(rt, args, "salvage of a killed part", task)
         parts = [*parts, salvaged]
@@ -128,13 +129,19 @@ async def encode_resumable(
     `streams`: the raw streams it encodes, when more than the job's own (a mix)."""
     work = final.parent
     parts = await _recorded_parts(rt, source, job, work)
+    salvages = resumes_from_parts(job.stream_type)
+    if not salvages and parts and (len(parts) > 1 or not parts[0].last):
+        # Salvaged audio parts, kept by an earlier version: the encode starts again.
+        for kept in parts:
+            await anyio.Path(work / kept.file).unlink(missing_ok=True)
+        parts = []
     if parts and parts[-1].last:  # killed after the encode, before or while joining
         await _finish(rt, source, job, parts, final)
         return Encoded(False, 0.0, parts)
     pattern = f"{final.stem}.partial*{final.suffix}"
     for left in await anyio.to_thread.run_sync(lambda: sorted(work.glob(pattern))):
         attempt = left.name.removeprefix(f"{final.stem}.partial").removesuffix(final.suffix)
-        if attempt == str(len(parts)):
+        if salvages and attempt == str(len(parts)):
             parts = await _salvage(rt, source, job, left, parts, final)
         else:  # already salvaged, or from before a part was lost
             await anyio.Path(left).unlink()
