@@ -194,6 +194,32 @@ def test_help_on_every_command(root: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("videoarchiver 0.")
 
 
+@pytest.mark.parametrize("command", ["run", "status", "config"])
+def test_a_root_that_does_not_exist_is_refused_not_created(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "typo"
+    result = subprocess.run(
+        [sys.executable, "-m", "videoarchiver", command, "--root", str(missing)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == f"videoarchiver: root {missing}: no such folder\n"
+    assert not missing.exists()
+
+
+def test_web_refuses_a_port_in_use_and_a_port_out_of_range(root: Path) -> None:
+    assert run_cli(root, "run", "--once").returncode == 0
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        busy = run_cli(root, "web", "--listen", f"127.0.0.1:{port}")
+    assert busy.returncode == 2
+    assert (
+        busy.stderr == f"videoarchiver: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+    assert "http://" not in busy.stdout, "no address announced that nothing listens on"
+    wrong = run_cli(root, "web", "--listen", "localhost:99999")
+    assert wrong.returncode == 2 and "port from 1 to 65535" in wrong.stderr
+
+
 @pytest.mark.parametrize("command", ["status", "retry", "verify"])
 def test_commands_on_a_folder_without_state_say_so_and_exit_2(root: Path, command: str) -> None:
     result = run_cli(root, command)

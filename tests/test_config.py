@@ -48,6 +48,9 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         ("[archive]\nratio = 'big'\n", "archive.ratio"),
         ("after_done = 'shred'\n", "after_done"),
         ("jobs = \n", "not valid TOML"),
+        ('active_hours = "25:00-07:00"\n', "active_hours: .*not two times of day"),
+        ('[web]\nlisten = "localhost:99999"\n', "web.listen: .*port from 1 to 65535"),
+        ('notify = ["bogus://x", "json://host/"]\n', "notify: .*Apprise .*: bogus://x"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -74,3 +77,47 @@ def test_config_file_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("VIDEOARCHIVER_CONFIG", "/from/env.toml")
     assert find_config_file(None, tmp_path) == Path("/from/env.toml")
     assert find_config_file(Path("/explicit.toml"), tmp_path) == Path("/explicit.toml")
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "videoarchiver.toml"
+    path.write_bytes(b"jobs = 1\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("-crf 20", ["-crf", "20"]),
+        ('["-crf", "20"]', ["-crf", "20"]),
+        ("-x264-params 'keyint=50:min-keyint=5' -tune film",
+         ["-x264-params", "keyint=50:min-keyint=5", "-tune", "film"]),
+        ("", []),
+    ],
+)  # fmt: skip
+def test_list_variables_take_a_json_list_or_shell_words(
+    monkeypatch: pytest.MonkeyPatch, value: str, words: list[str]
+) -> None:
+    monkeypatch.setenv("VIDEOARCHIVER_ARCHIVE__VIDEO_ARGS", value)
+    monkeypatch.setenv("VIDEOARCHIVER_NOTIFY", "json://host/ 'ntfy://my topic'")
+    config = load_config(None)
+    assert config.archive.video_args == words
+    assert config.notify == ["json://host/", "ntfy://my topic"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("VIDEOARCHIVER_ARCHIVE__VIDEO_ARGS", '["-crf", 20', "ARCHIVE__VIDEO_ARGS: .*JSON list"),
+        ("VIDEOARCHIVER_PREVIEW__AUDIO_ARGS", "-b:a '10000", "PREVIEW__AUDIO_ARGS: .*words"),
+        ("VIDEOARCHIVER_ARCHIVE", "x", "VIDEOARCHIVER_ARCHIVE: not a JSON object"),
+        ("VIDEOARCHIVER_ACTIVE_HOURS", "22:00-24:30", "VIDEOARCHIVER_ACTIVE_HOURS: "),
+    ],
+)
+def test_a_bad_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"environment variable .*{message}"):
+        load_config(None)

@@ -28,7 +28,7 @@ from videoarchiver.config import (
     load_config,
     unknown_variables,
 )
-from videoarchiver.errors import VideoArchiverError, describe_error, first_of
+from videoarchiver.errors import ConfigError, VideoArchiverError, describe_error, first_of
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.identity import Content, check_content
 from videoarchiver.layout import Layout
@@ -127,6 +127,8 @@ def _resolve(args: argparse.Namespace) -> tuple[Layout, Config, Path | None]:
     path = find_config_file(args.config, start)
     config = load_config(path)
     root = args.root or config.root or start
+    if not root.is_dir():  # a typo is not a new archive: only what is inside is created
+        raise ConfigError(f"root {root}: no such folder")
     return Layout(root.absolute(), config.state), config, path
 
 
@@ -288,7 +290,11 @@ def config_toml(config: Config, path: Path | None) -> str:
 
 
 def command_config(config: Config, path: Path | None, console: Console) -> int:
+    """Print the effective settings; then refuse, as `run` would, encoders ffmpeg lacks."""
+    from videoarchiver.tools import check_tools
+
     console.file.write(config_toml(config, path))
+    anyio.run(check_tools, config)
     return EXIT_OK
 
 

@@ -6,19 +6,75 @@ setting the user believes in and does not have.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from videoarchiver.errors import ConfigError
+from videoarchiver.planning.hours import parse_window
 from videoarchiver.state.lock_wait import SAY_AFTER_SECONDS
 
 CONFIG_ENV = "VIDEOARCHIVER_CONFIG"
 CONFIG_NAME = "videoarchiver.toml"
+
+
+def _words(value: object) -> object:
+    """A list given as text (an environment variable): a JSON list, or words split as a
+    shell splits them (`-crf 20`, `'ntfy://my topic' mailto://me@example.com`)."""
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list: {exc}") from exc
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"not a list of words: {exc}") from exc
+
+
+# A list of strings: in TOML a list; in the environment a JSON list or shell-quoted words.
+Words = Annotated[list[str], NoDecode, BeforeValidator(_words)]
+
+
+def _window(window: str) -> str:
+    try:
+        parse_window(window)
+    except ValueError as exc:
+        raise ValueError(f"not two times of day HH:MM-HH:MM ({exc})") from exc
+    return window
+
+
+def _apprise_urls(urls: list[str]) -> list[str]:
+    if urls:
+        import apprise  # only for a root that notifies: its import costs a tenth of a second
+
+        unusable = [url for url in urls if not apprise.Apprise().add(url)]
+        if unusable:
+            raise ValueError(f"not an Apprise URL Apprise can use: {', '.join(unusable)}")
+    return urls
 
 
 class _Section(BaseModel):
@@ -27,19 +83,19 @@ class _Section(BaseModel):
 
 class ArchiveConfig(_Section):
     video_codec: str = "libx264"
-    video_args: list[str] = Field(default_factory=lambda: ["-crf", "18", "-preset", "veryslow"])
+    video_args: Words = Field(default_factory=lambda: ["-crf", "18", "-preset", "veryslow"])
     audio_codec: str = "libopus"
-    audio_args: list[str] = Field(default_factory=lambda: ["-b:a", "128000"])
+    audio_args: Words = Field(default_factory=lambda: ["-b:a", "128000"])
     ratio: float = Field(default=0.9, gt=0)
     grace_seconds: float = Field(default=10, ge=0)
 
 
 class PreviewConfig(_Section):
     video_codec: str = "libsvtav1"
-    video_args: list[str] = Field(default_factory=lambda: ["-crf", "63", "-preset", "8"])
+    video_args: Words = Field(default_factory=lambda: ["-crf", "63", "-preset", "8"])
     max_side: int = Field(default=1000, ge=2)
     audio_codec: str = "libopus"
-    audio_args: list[str] = Field(default_factory=lambda: ["-b:a", "10000"])
+    audio_args: Words = Field(default_factory=lambda: ["-b:a", "10000"])
 
 
 class MontageConfig(_Section):
@@ -48,12 +104,25 @@ class MontageConfig(_Section):
     max_tile_width: int = Field(default=0, ge=0)
 
 
-LISTEN_PATTERN = r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}"
+LISTEN_PATTERN = r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:8080` for IPv6) → (host, port); ValueError otherwise."""
+    match = re.fullmatch(LISTEN_PATTERN, listen)
+    if not match or not 0 < int(match[2]) < 65536:
+        raise ValueError("give HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8080")
+    return match[1].strip("[]"), int(match[2])
+
+
+def _listen(listen: str) -> str:
+    split_listen(listen)
+    return listen
 
 
 class WebConfig(_Section):
     # Where `videoarchiver web` listens; any address but loopback needs the token.
-    listen: str = Field(default="127.0.0.1:8080", pattern=f"^{LISTEN_PATTERN}$")
+    listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
     # Unset: a new one at each start. URL-safe: the address printed at start carries it.
     token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{16,}$")
 
@@ -81,8 +150,10 @@ class Config(BaseSettings):
     # A write that finds the SQLite state locked by another process waits as long as it
     # takes; a wait this long is logged, naming the holder (then at doubling intervals).
     lock_warning_seconds: float = Field(default=SAY_AFTER_SECONDS, gt=0)
-    notify: list[str] = Field(default_factory=list)
-    active_hours: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    notify: Annotated[Words, AfterValidator(_apprise_urls)] = Field(default_factory=list)
+    active_hours: Annotated[str, AfterValidator(_window)] | None = Field(
+        default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$"
+    )
     # No new work starts while a disk the root writes to has less free (at most 5 % of it).
     min_free_space: ByteSize = Field(default=ByteSize(2 << 30), ge=0)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
@@ -145,10 +216,19 @@ def load_config(path: Path | None) -> Config:
                 values = tomllib.load(handle)
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text: {exc.reason} at byte"
+                              f" {exc.start}") from exc  # fmt: skip
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     try:
         return Config(**values)
+    except SettingsError as exc:  # a variable of a section that is not JSON
+        field = str(exc).split('"')[1] if '"' in str(exc) else ""
+        raise ConfigError(
+            f"environment variable {env_variable(field)}: not a JSON object; set its keys"
+            f" one by one ({env_variable(field)}__KEY)"
+        ) from exc
     except ValidationError as exc:
         problems = "; ".join(_describe(error) for error in exc.errors())
         if problems.startswith("environment variable"):
