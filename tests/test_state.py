@@ -237,10 +237,24 @@ async def test_progress_is_written_per_worker_and_read_by_anyone(store: Store) -
     await store.write_progress("one", [task])
     await store.write_progress("two", [replace(task, worker="two")])  # a worker robbed late
     [written] = await store.progress()
-    assert written == replace(task, updated_at=written.updated_at)
+    assert written == replace(task, updated_at=written.updated_at, remaining=written.remaining)
     assert abs(written.updated_at - await store.clock()) < 5, "at the database's time"
+    assert written.remaining is not None and 0.3 < written.remaining <= 5.3, "less its age"
+    assert written.lost_since is None
     await store.write_progress("one", [])
     assert await store.progress() == []
+
+
+async def test_a_task_whose_worker_lost_its_lease_is_read_as_lost(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    gone = Worker("gone", "elsewhere", 7, 0.0, 0.0)
+    await store.heartbeat(gone, LEASE)
+    assert await store.claim("gone", -1) is not None  # a lease that ran out a second ago
+    task = Progress(row.id, "s0 archive video", "archive", "gone", 2.0, 10.0, 1.5, 5.3, 0.0)
+    await store.write_progress("gone", [task])
+    [read] = await store.progress()
+    [worker] = await store.workers()
+    assert (read.lost_since, read.remaining) == (worker.heartbeat_at, None)
 
 
 async def test_an_output_published_but_not_recorded_is_adopted_only_when_its_bytes_match(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 from rich.console import Console
 
@@ -128,3 +129,18 @@ def test_human_size() -> None:
     assert [human_size(n) for n in (None, 0, 1023, 1024, 5 * 1024**4)] == [
         "-", "0 B", "1023 B", "1.0 KiB", "5.0 TiB",
     ]  # fmt: skip
+
+
+def test_a_task_whose_worker_was_lost_is_shown_stalled_with_when_it_was_last_heard() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=80)
+    running = FileRow(7, "clip.mp4", 1 << 20, 0, "f", "clip", FileState.RUNNING, None, None, (),
+                      None, "vm-12-ab")  # fmt: skip
+    outputs = [OutputRow(7, "archive", OutputState.RUNNING, None, None, None, None)]
+    heard = time.mktime((2026, 12, 7, 9, 30, 5, 0, 0, -1))
+    lost = Progress(7, "s0 archive video", "archive", "vm-12-ab", 1.2, 10.0, None, None, heard,
+                    lost_since=heard)  # fmt: skip
+    print_status(console, Listing([running], outputs, Summary({"running": 1}, 0, 0), [lost]))
+    line = out.getvalue().splitlines()[-1].split("\t")
+    assert line[:3] == ["clip.mp4", "running", "stalled 12%"]
+    assert line[-1] == "worker vm-12-ab lost, last heard 2026-12-07 09:30:05"

@@ -119,13 +119,13 @@ async def processed(processed_root: Path, tmp_path: Path) -> AsyncIterator[Site]
         yield Site(root, store, done.id, failed.id, await readable_demuxers())
 
 
-def _client(site: Site, token: str | None = None, stale: float = 30.0) -> httpx.AsyncClient:
-    app = create_app(site.store, Layout(site.root), token, site.demuxers, stale)
+def _client(site: Site, token: str | None = None) -> httpx.AsyncClient:
+    app = create_app(site.store, Layout(site.root), token, site.demuxers)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
 async def test_pages_json_and_metrics_read_the_store(site: Site) -> None:
-    async with _client(site, stale=0.5) as client:
+    async with _client(site) as client:
         for page, holds in [("/", "Now"), ("/queue", "moov atom not found"),
                             ("/gallery", f"/media/{site.done}/montage.jpg"),
                             ("/gallery?q=holiday", "Holiday 2024"),
@@ -159,13 +159,14 @@ async def test_pages_json_and_metrics_read_the_store(site: Site) -> None:
         )
         assert 'videoarchiver_worker_heartbeat_age_seconds{worker="w1"}' in metrics
         assert "videoarchiver_stalled_tasks 0" in metrics
-        # A worker that stopped writing its progress: its task is shown stalled.
+        # A worker lost (its lease ran out): its task is shown stalled.
         stuck = await site.store.add_file("stuck.mp4", 10, 1, "fp-stuck", "stuck")
         assert await site.store.claim("w1", 60) is not None
         task = Progress(stuck.id, "s0 archive video", "archive", "w1", 3.0, 9.0, None, None, 0.0)
         await site.store.write_progress("w1", [task])
         assert "videoarchiver_stalled_tasks 0" in (await client.get("/metrics")).text
-        await anyio.sleep(0.6)  # longer than `stale`, and nothing written meanwhile
+        [w1] = [worker for worker in await site.store.workers() if worker.id == "w1"]
+        await site.store.heartbeat(w1, -1)  # its last: the lease ended a second before it
         assert "videoarchiver_stalled_tasks 1" in (await client.get("/metrics")).text
         [stalled] = (await client.get("/api/queue")).json()["stalled"]
         assert (stalled["name"], stalled["worker"]) == ("stuck.mp4", "w1")

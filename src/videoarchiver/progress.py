@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.space import passing
 from videoarchiver.state import Progress, Store, Summary
 
-# Weight of the newest measure in the smoothed rate: R moves steadily, not by jumps.
-RATE_SMOOTHING = 0.3
+# The pace behind the time left: media done per wall second over at least this many
+# seconds (since the task started, until it has run that long); two progress blocks half a
+# second apart say little of an encode's pace.
+PACE_WINDOW = 10.0
 
 
 class Outcome(StrEnum):
@@ -45,6 +48,7 @@ class TaskInfo:
     label: str  # `s0 archive video`, `preview mux`, `s0 montage (seek)` …
     total: float | None = None
     unit: str = "s"
+    start: float = 0.0  # done before this run: the salvaged parts of a resumed encode
 
 
 class Task:
@@ -52,11 +56,13 @@ class Task:
 
     def __init__(self, hub: ProgressHub, info: TaskInfo) -> None:
         self.hub, self.info = hub, info
-        self.started = self.seen = hub.clock()
-        self.done: float | None = None  # media seconds (or steps) done
+        self.started = hub.clock()
+        # Media seconds (or steps) done, the salvaged ones of a resumed encode included.
+        self.done: float | None = info.start or None
         self.speed: float | None = None  # as ffmpeg says (media seconds per second)
-        self.rate: float | None = None  # done per second, smoothed
+        self.rate: float | None = None  # done per second, over the pace window
         self.outcome: Outcome | None = None
+        self._seen = deque([(self.started, info.start)])  # (when, done), the window's
 
     @property
     def spent(self) -> float:
@@ -64,7 +70,7 @@ class Task:
 
     @property
     def remaining(self) -> float | None:
-        """Seconds left at the smoothed rate (None until there is one)."""
+        """Seconds left at the pace of the window (None until there is one)."""
         total = self.info.total
         if not total or self.done is None or not self.rate:
             return None
@@ -77,19 +83,20 @@ class Task:
         return min(1.0, self.done / self.info.total)
 
     def _measure(self, done: float) -> None:
-        """Fold the rate since the last measure into the smoothed rate."""
-        now = self.hub.clock()
-        if now > self.seen:
-            rate = (done - (self.done or 0.0)) / (now - self.seen)
-            smoothed = self.rate
-            self.rate = rate if smoothed is None else smoothed + RATE_SMOOTHING * (rate - smoothed)
-            self.seen = now
+        """The pace since the oldest measure of the window (PACE_WINDOW)."""
+        now, seen = self.hub.clock(), self._seen
+        seen.append((now, done))
+        while len(seen) > 2 and seen[1][0] <= now - PACE_WINDOW:
+            seen.popleft()
+        since, then = seen[0]
+        if now > since:
+            self.rate = max(0.0, done - then) / (now - since)
         self.done = done
 
     def update(self, update: ProgressUpdate) -> None:
-        """ffmpeg's latest `-progress` block."""
+        """ffmpeg's latest `-progress` block (a resumed encode counts from its seek point)."""
         if update.out_seconds is not None:
-            self._measure(update.out_seconds)
+            self._measure(self.info.start + update.out_seconds)
         self.speed = update.speed if update.speed is not None else self.speed
         self.hub.changed(self)
 

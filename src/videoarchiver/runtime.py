@@ -131,10 +131,11 @@ class Source:
         return self.load.turn, -cost, OUTPUT_KINDS.index(output)
 
     def task(
-        self, output: str, label: str, total: float | None = None, unit: str = "s"
+        self, output: str, label: str, total: float | None = None, unit: str = "s", start: float = 0
     ) -> TaskInfo:
-        """A task of this file's `output`, as the progress hub shows it."""
-        return TaskInfo(self.row.id, self.name, output, label, total, unit)
+        """A task of this file's `output`, as the progress hub shows it (`start`: what is done
+        already, the salvaged parts of a resumed encode)."""
+        return TaskInfo(self.row.id, self.name, output, label, total, unit, start)
 
     @property
     def identity(self) -> str:

@@ -157,7 +157,9 @@ async def run_job(
     log.info("%s: %s stream %d %s started", source.name, job.output, job.index, job.stream_type)
     what = f"{job.output} {job.decision} of stream {job.index}"
     total = source.probed.packets.get(job.index).duration or None
-    task = source.task(job.output, f"s{job.index} {job.output} {job.stream_type}", total)
+    salvaged = sum(part.seconds for part in figures.parts or ())  # a resumed encode's
+    task = source.task(job.output, f"s{job.index} {job.output} {job.stream_type}", total,
+                       start=salvaged)  # fmt: skip
     with source.load.long_step():
         return await run_limited(
             rt,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -66,8 +67,11 @@ class Listing:
         for output in self.outputs:
             outputs.setdefault(output.file_id, {})[output.kind] = output
         running: dict[tuple[int, str], list[Progress]] = {}
+        lost: dict[int, float] = {}
         for task in self.progress:
             running.setdefault((task.file_id, task.output), []).append(task)
+            if task.lost_since is not None:
+                lost[task.file_id] = task.lost_since
         return [
             StatusLine.of(
                 row,
@@ -76,29 +80,40 @@ class Listing:
                     for kind, output in outputs.get(row.id, {}).items()
                 },
                 outputs.get(row.id, {}).get("archive"),
-                _notes(row, self.jobs.get(row.id, ())),
+                _notes(row, self.jobs.get(row.id, ()), lost.get(row.id)),
             )
             for row in self.files
         ]
 
 
+def clock_time(seconds: float) -> str:
+    """A moment (Unix seconds) as this machine's local date and time."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
 def _shown_state(state: OutputState, tasks: Sequence[Progress]) -> str:
-    """An output's state; one a worker runs with how far its slowest task is (`running 42%`)."""
+    """An output's state; one a worker runs with how far its slowest task is (`running 42%`),
+    `stalled 42%` when that worker was lost."""
     if not tasks:
         return str(state)
+    shown = "stalled" if any(task.lost_since is not None for task in tasks) else "running"
     fractions = [min(1.0, task.done / task.total) for task in tasks if task.total]
-    return f"running {int(100 * min(fractions))}%" if fractions else "running"
+    return f"{shown} {int(100 * min(fractions))}%" if fractions else shown
 
 
-def _notes(row: FileRow, jobs: Sequence[tuple[str, StreamJobRow]]) -> str:
+def _notes(
+    row: FileRow, jobs: Sequence[tuple[str, StreamJobRow]], lost_since: float | None = None
+) -> str:
     """The reason it failed, what was dropped, streams kept by the ratio rule, the raw
-    file's fate, and who runs it."""
+    file's fate, and who runs it (or ran it until it was lost, `lost_since`)."""
     kept = [  # a fallback's reason is its first note (a rotation kept may follow)
         f"stream {job.stream_index}: {job.notes[0]}"
         for output, job in jobs
         if output == "archive" and job.notes and job.notes[0].startswith(KEPT_RAW)
     ]
     worker = f"worker {row.worker}" if row.state is FileState.RUNNING and row.worker else None
+    if worker and lost_since is not None:
+        worker += f" lost, last heard {clock_time(lost_since)}"
     return "; ".join(filter(None, [row.error, *row.warnings, *kept, row.raw_action, worker]))
 
 

@@ -6,7 +6,7 @@ arguments; a stream job's parts are a list of `Part`; paths are relative to the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from videoarchiver.planning.resume import Part
@@ -151,6 +151,18 @@ class Progress:
     speed: float | None
     remaining: float | None  # seconds, estimated by the worker
     updated_at: float
+    # When read: the last heartbeat of a worker whose lease on the file ran out (it is lost:
+    # the task is stalled, not running, until another worker takes the file over).
+    lost_since: float | None = None
+
+    def read_at(self, now: float, lease_until: float | None, heartbeat: float | None) -> Progress:
+        """The task as it stands `now`: its time left less the time since it was written
+        (every reader shows the same figure), and lost if its worker's lease ran out."""
+        if lease_until is None or lease_until < now:
+            return replace(self, remaining=None, lost_since=heartbeat or self.updated_at)
+        if self.remaining is None:
+            return self
+        return replace(self, remaining=max(0.0, self.remaining - max(0.0, now - self.updated_at)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -644,7 +644,7 @@ class SQLStore(ABC):
             await self._write("DELETE FROM progress WHERE worker=?", (worker,))
             for task in tasks:
                 values = asdict(task)
-                del values["updated_at"]
+                del values["updated_at"], values["lost_since"]
                 await self._write(
                     f"INSERT INTO progress ({', '.join(values)}, updated_at)"
                     f" SELECT {_marks(list(values))}, {self.NOW}"
@@ -656,8 +656,19 @@ class SQLStore(ABC):
         await self._atomically(write)
 
     async def progress(self) -> list[Progress]:
-        rows = await self._rows(f"SELECT {_PROGRESS_COLUMNS} FROM progress ORDER BY file_id, label")
-        return [Progress(**row) for row in rows]
+        """What runs, as it stands now (`Progress.read_at`)."""
+        columns = ", ".join(f"p.{column}" for column in _PROGRESS_COLUMNS.split(", "))
+        rows = await self._rows(
+            f"SELECT {columns}, {self.NOW} AS now, f.lease_until, w.heartbeat_at FROM progress p"
+            " LEFT JOIN files f ON f.id = p.file_id AND f.worker = p.worker"
+            " LEFT JOIN workers w ON w.id = p.worker ORDER BY p.file_id, p.label"
+        )
+        return [
+            Progress(**{name: row[name] for name in _PROGRESS_COLUMNS.split(", ")}).read_at(
+                float(row["now"]), row["lease_until"], row["heartbeat_at"]
+            )
+            for row in rows
+        ]
 
     # -- outputs -----------------------------------------------------------------------------
 

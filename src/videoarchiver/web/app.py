@@ -32,7 +32,7 @@ from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store
-from videoarchiver.ui import file_records, human_size, percent_saved
+from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
 from videoarchiver.web.metrics import metrics_text
@@ -49,9 +49,6 @@ QUEUE = 200  # pending files listed, and failed ones (the latest)
 MEDIA = {"montage.jpg": ("montage", "image/jpeg"), "preview.webm": ("preview", "video/webm")}
 CACHED = {"cache-control": "private, max-age=3600"}
 EVENT_SECONDS = 1.0  # how often the event stream sends what runs
-# A task whose worker has not written its progress for this long (it writes every 2 s):
-# the worker is stuck or gone (its lease then runs out and another worker takes the file).
-STALE_SECONDS = 30.0
 
 
 def _file_json(row: FileRow) -> dict[str, Any]:
@@ -61,15 +58,14 @@ def _file_json(row: FileRow) -> dict[str, Any]:
 class WebApp:
     """The page of one root, over its store."""
 
-    def __init__(
-        self, store: Store, layout: Layout, demuxers: str, stale: float = STALE_SECONDS
-    ) -> None:
-        self.store, self.stale = store, stale
+    def __init__(self, store: Store, layout: Layout, demuxers: str) -> None:
+        self.store = store
         self.published = PublishedFiles(store, layout)
         self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["size"] = human_size
         self.templates.env.filters["name"] = shown_name
+        self.templates.env.filters["when"] = clock_time
         self.templates.env.filters["date"] = lambda day: date(1970, 1, 1) + timedelta(days=day)
         self.templates.env.globals["search_limit"] = SEARCH_LIMIT
 
@@ -107,9 +103,8 @@ class WebApp:
         return named
 
     async def _stalled(self) -> list[dict[str, Any]]:
-        now = await self.store.clock()
-        stale = [task for task in await self.store.progress() if now - task.updated_at > self.stale]
-        return [task | {"silent": now - task["updated_at"]} for task in await self._named(stale)]
+        lost = [task for task in await self.store.progress() if task.lost_since is not None]
+        return await self._named(lost)
 
     async def queue(self, request: Request) -> Response:
         return await self._page(
@@ -226,7 +221,6 @@ class WebApp:
                 await self.store.progress(),
                 await self.store.workers(),
                 await self.store.clock(),
-                self.stale,
             ),
             media_type="text/plain; version=0.0.4",
         )
@@ -304,11 +298,8 @@ def _page_number(request: Request) -> int:
         return 0
 
 
-def create_app(
-    store: Store, layout: Layout, token: str | None, demuxers: str, stale: float = STALE_SECONDS
-) -> Gate:
+def create_app(store: Store, layout: Layout, token: str | None, demuxers: str) -> Gate:
     """The ASGI application: the page, behind its gate (this machine only, or the token);
-    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`); a task not written
-    for `stale` seconds is shown stalled."""
-    web = WebApp(store, layout, demuxers, stale)
+    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`)."""
+    web = WebApp(store, layout, demuxers)
     return Gate(Starlette(routes=web.routes()), token)

@@ -26,9 +26,8 @@ def metrics_text(
     progress: Sequence[Progress],
     workers: Sequence[Worker],
     now: float,
-    stale: float,
 ) -> str:
-    """The figures at `now`; a task not written for `stale` seconds counts as stalled."""
+    """The figures at `now`; a task whose worker's lease ran out counts as stalled."""
     lines = [
         "# HELP videoarchiver_files Files recorded, by state.",
         "# TYPE videoarchiver_files gauge",
@@ -42,9 +41,9 @@ def metrics_text(
         "# HELP videoarchiver_running_tasks ffmpeg tasks running on every worker.",
         "# TYPE videoarchiver_running_tasks gauge",
         _line("running_tasks", len(progress)),
-        "# HELP videoarchiver_stalled_tasks Tasks whose worker stopped writing their progress.",
+        "# HELP videoarchiver_stalled_tasks Tasks whose worker was lost (its lease ran out).",
         "# TYPE videoarchiver_stalled_tasks gauge",
-        _line("stalled_tasks", len([task for task in progress if now - task.updated_at > stale])),
+        _line("stalled_tasks", len([task for task in progress if task.lost_since is not None])),
         "# HELP videoarchiver_raw_bytes Raw bytes of the files whose archive is done.",
         "# TYPE videoarchiver_raw_bytes gauge",
         _line("raw_bytes", summary.raw_bytes),

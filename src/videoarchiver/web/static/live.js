@@ -18,8 +18,11 @@ function taskElement(task) {
   const figures = document.createElement("div");
   figures.className = "figures";
   const part = task.total ? Math.floor(100 * task.done / task.total) + "% · " : "";
+  const left = task.lost_since === null
+    ? " · ETA " + clock(task.remaining)
+    : " · stalled: worker lost, last heard " + new Date(task.lost_since * 1000).toLocaleString();
   figures.textContent = part + clock(task.done) + " of " + clock(task.total) +
-    (task.speed ? " · " + task.speed.toFixed(2) + "×" : "") + " · ETA " + clock(task.remaining);
+    (task.speed && task.lost_since === null ? " · " + task.speed.toFixed(2) + "×" : "") + left;
   box.append(title, bar, figures);
   return box;
 }
