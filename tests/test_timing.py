@@ -22,14 +22,19 @@ def _keep_raw_streams(root: Path) -> None:
     config.write_text(config.read_text() + KEEP_RAW)
 
 
-def shown(path: Path, stream: int = 0) -> list[float]:
-    """The times of the frames a player shows of one stream (edit lists honoured)."""
+def shown(path: Path, stream: int = 0) -> list[float | None]:
+    """The times of the frames a player shows of one stream (edit lists honoured); None for
+    a frame ffprobe gives no time (the last of packed B-frames)."""
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", str(stream), "-show_entries",
          "frame=best_effort_timestamp_time", "-of", "csv=p=0", f"file:{path}"],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    return [float(line.split(",")[0]) for line in out.split()]
+    return frame_times(out.split())
+
+
+def timed(path: Path) -> list[float]:
+    return [time for time in shown(path) if time is not None]
 
 
 def video_notes(root: Path, name: str) -> list[str]:
@@ -76,9 +81,9 @@ def test_a_copy_that_would_show_frames_an_edit_list_hides_keeps_its_encode(
         raw, archive = root / "raw" / name, root / "archive" / f"{name[:-4]}.mkv"
         assert len(shown(raw)) == frames, "the raw as a player shows it"
         assert len(shown(archive)) == frames, name
-        times = shown(archive)
+        times, raw_times = timed(archive), timed(raw)
         assert all(b > a for a, b in itertools.pairwise(times))
-        assert times[-1] - times[0] == pytest.approx(shown(raw)[-1] - shown(raw)[0], abs=0.002)
+        assert times[-1] - times[0] == pytest.approx(raw_times[-1] - raw_times[0], abs=0.002)
         [video] = probe(archive)["streams"]
         assert video["codec_name"] == "h264"
         notes = video_notes(root, name)
@@ -103,3 +108,34 @@ def test_a_copy_is_kept_only_with_the_raws_frame_times() -> None:
     assert packed is not None and "packed" in packed and "0.200 s after 0.200 s" in packed
     assert "frame 2 at 0.200 s" in str(copy_timing_reason(raw, [0.1, 0.133, 0.2, 0.3]))
     assert "3 frames" in str(copy_timing_reason(raw, [0.1, 0.133, 0.167]))
+
+
+def _decode_warnings(path: Path) -> str:
+    """What ffmpeg says while decoding the whole file (info level: packed B-frames)."""
+    return subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-i", f"file:{path}", "-f", "null", "-"],
+        check=True, capture_output=True, text=True,
+    ).stderr  # fmt: skip
+
+
+def test_packed_b_frames_in_avi_keep_their_encode_with_increasing_timestamps(root: Path) -> None:
+    raw = root / "raw" / "xvid.avi"
+    # libxvid packs B-frames into AVI (DivX style) whenever it makes them.
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=2", "-c:v", "libxvid", "-bf", "2",
+           "-q:v", "5", raw)  # fmt: skip
+    assert "packed B-frames" in _decode_warnings(raw)
+    _keep_raw_streams(root)
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, [f["error"] for f in status_json(root)]
+    archive = root / "archive" / "xvid.mkv"
+    times, raw_times = shown(archive), shown(raw)
+    assert len(times) == len(raw_times) == 58  # two frames fewer: the encoder's B-frame delay
+    assert [t for t, r in zip(times, raw_times, strict=True) if r is not None] == pytest.approx(
+        timed(raw), abs=0.002
+    ), "every frame at the raw's time"
+    assert None not in times and all(b > a for a, b in itertools.pairwise(timed(archive)))
+    assert "non monotonically increasing dts" not in _decode_warnings(archive)
+    [video] = probe(archive)["streams"]
+    assert video["codec_name"] == "h264"
+    notes = video_notes(root, "xvid.avi")
+    assert any("B-frames are packed" in note and "ffmpeg 5.1" in note for note in notes), notes
