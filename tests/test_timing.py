@@ -4,15 +4,33 @@ raw, at the raw's times, whether a stream is re-encoded or kept as it is."""
 from __future__ import annotations
 
 import itertools
+import json
 import struct
 import subprocess
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
-from media import ffmpeg, probe, run_cli, status_json
+from media import ffmpeg, probe, run_cli, span, status_json
+from videoarchiver.outputs import output_problems, verify_file
+from videoarchiver.planning.archive import Action, StreamDecision
+from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.packets import PacketTally
-from videoarchiver.planning.timing import copy_timing_reason, frame_times, hidden_reason
+from videoarchiver.planning.probe import Probe
+from videoarchiver.planning.timing import (
+    audio_decoded_first,
+    copy_timing_reason,
+    count_samples,
+    frame_times,
+    hidden_reason,
+    set_decoded,
+)
+from videoarchiver.planning.verify import audio_duration_differs, expected_streams, verify_output
+from videoarchiver.probing import probe_file
+from videoarchiver.runtime import Source
 
 KEEP_RAW = "ratio = 0.01\n"  # no encode saves enough: the ratio rule wants every raw stream
 
@@ -139,3 +157,87 @@ def test_packed_b_frames_in_avi_keep_their_encode_with_increasing_timestamps(roo
     assert video["codec_name"] == "h264"
     notes = video_notes(root, "xvid.avi")
     assert any("B-frames are packed" in note and "ffmpeg 5.1" in note for note in notes), notes
+
+
+def decoded_seconds(path: Path, stream: str = "a:0") -> float:
+    """How long one audio stream plays, in decoded samples (as ffmpeg decodes them)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
+         "frame=nb_samples:stream=sample_rate", "-of", "json", f"file:{path}"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    found = json.loads(out)
+    rate = int(found["streams"][0]["sample_rate"])
+    return sum(int(frame["nb_samples"]) for frame in found["frames"]) / rate
+
+
+def test_wma_whose_packets_span_less_than_it_decodes_is_measured_by_its_samples(
+    root: Path, tmp_path: Path
+) -> None:
+    whole = tmp_path / "whole.wmv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=3", "-f", "lavfi", "-i",
+           "sine=d=3:sample_rate=48000", "-c:v", "wmv2", "-c:a", "wmav2", whole)  # fmt: skip
+    raw = root / "raw" / "talk.wmv"  # the audio packets' times squeezed to 7/8
+    ffmpeg("-i", whole, "-c", "copy", "-bsf:a",
+           "setts=pts=PTS*7/8:dts=DTS*7/8:duration=DURATION*7/8", raw)  # fmt: skip
+    start, end = span(raw, 1)
+    assert decoded_seconds(raw) - (end - start) > 0.3, "packets span less than it decodes"
+    config = root / "videoarchiver.toml"
+    config.write_text(config.read_text() + "ratio = 10\n")  # every encode kept
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, [f["error"] for f in status_json(root)]
+    for output in ("archive", "preview"):
+        made = root / output / "talk.mkv"
+        assert decoded_seconds(made) == pytest.approx(decoded_seconds(raw), abs=0.05), output
+    assert len(shown(root / "archive" / "talk.mkv")) == len(shown(raw))
+
+
+def test_audio_measured_by_its_samples_is_verified_by_them() -> None:
+    """The figures of issue 25: packets spanning 0.895 s of audio that decodes to 1.024 s,
+    archived as Opus whose packets span 0.997 s."""
+    raw = Probe.model_validate(
+        {"format": {"format_name": "asf", "duration": 0.895},
+         "streams": [{"index": 0, "codec_type": "audio", "codec_name": "wmav2",
+                      "sample_rate": 48000}]}
+    )  # fmt: skip
+    assert audio_decoded_first(raw)
+    tally = PacketTally()
+    tally.feed([f"0|{n * 0.0373:.4f}|{n * 0.0373:.4f}|0.0373|100|K_" for n in range(24)])
+    archived = PacketTally()
+    archived.feed([f"0|{n * 0.02:.3f}|{n * 0.02:.3f}|0.02|50|K_" for n in range(50)])
+    decision = StreamDecision(0, "audio", Action.ENCODE, "libopus")
+    opus = Probe.model_validate(
+        {"format": {"format_name": "matroska,webm"},
+         "streams": [{"index": 0, "codec_type": "audio", "codec_name": "opus",
+                      "sample_rate": 48000}]}
+    )  # fmt: skip
+    before = verify_output(expected_streams(raw, [decision], tally), opus, archived)
+    assert before == ["audio stream 0: duration 1.000 s, raw 0.895 s"]
+    assert audio_duration_differs(before)
+    samples: dict[int, int] = {}
+    count_samples(samples, ["0,2048"] * 24)
+    set_decoded(tally, raw, samples)
+    set_decoded(archived, opus, {0: 48480})
+    expected = expected_streams(raw, [decision], tally)
+    assert expected[0].decoded and expected[0].duration == pytest.approx(1.024)
+    assert verify_output(expected, opus, archived) == []
+
+
+@pytest.mark.anyio
+async def test_an_audio_duration_found_wrong_at_verify_is_measured_again_by_samples(
+    tmp_path: Path,
+) -> None:
+    raw = tmp_path / "talk.mka"  # no ASF: nothing decoded up front
+    ffmpeg("-f", "lavfi", "-i", "sine=d=3:sample_rate=48000", "-c:a", "flac", "-bsf:a",
+           "setts=pts=PTS*3/4:dts=DTS*3/4:duration=DURATION*3/4", raw)  # fmt: skip
+    archived = tmp_path / "archive.mkv"  # as ffmpeg makes it when it counts the samples
+    ffmpeg("-i", raw, "-af", "asetpts=N/SR/TB", "-c:a", "libopus", archived)
+    raw_input = RawInput(raw, "matroska")
+    probed = await probe_file(raw_input)
+    assert probed.packets.get(0).decoded is None
+    decisions = [StreamDecision(0, "audio", Action.ENCODE, "libopus")]
+    expected = partial(expected_streams, probed.probe, decisions, probed.packets)
+    assert audio_duration_differs(await output_problems(archived, expected()))
+    source = SimpleNamespace(input=raw_input, probed=probed, name=raw.name)
+    await verify_file(archived, expected, cast(Source, source))
+    assert probed.packets.get(0).decoded == pytest.approx(3.0, abs=0.03)

@@ -254,7 +254,7 @@ async def make_archive(rt: Runtime, source: Source) -> None:
         rt, source, OUTPUT,
         mux_args(source.input, source.probed.probe, decisions, streams.parts, muxed, pictures),
         muxed,
-        expected_streams(source.probed.probe, decisions, source.probed.packets),
+        lambda: expected_streams(source.probed.probe, decisions, source.probed.packets),
         rt.layout.archive_file(source.row.stem),
         projection_args(decisions, muxed),
     )  # fmt: skip

@@ -64,6 +64,8 @@ class StreamPackets:
     end: float | None = None
     key_start: float | None = None
     hidden: int = 0  # packets an edit list hides (flagged discard), in no other sum
+    # Audio: the seconds its samples decode to, where measured (`planning.timing`).
+    decoded: float | None = None
     # Packets that carry no duration (ALAC, WavPack in Matroska …): the last one lasts as
     # long as the step between the packets before it.
     _last_time: float | None = None
@@ -207,9 +209,7 @@ class PacketTally:
                 self.feed_line(line)
             return
         for index, (times, durations, sizes, keys, hidden) in runs.items():
-            stream = self.streams.get(index)
-            if stream is None:
-                stream = self.streams[index] = StreamPackets()
+            stream = self.get_or_add(index)
             for time, key in hidden:
                 stream.hide(time, key)
             if times:
@@ -219,14 +219,18 @@ class PacketTally:
         packet = parse_packet_line(line)
         if packet is None:
             return
-        stream = self.streams.get(packet.stream)
-        if stream is None:
-            stream = self.streams[packet.stream] = StreamPackets()
+        stream = self.get_or_add(packet.stream)
         time = packet.pts if packet.pts is not None else packet.dts
         if packet.hidden:
             stream.hide(time, packet.key)
             return
         stream.add(time, packet.duration, packet.size, packet.key)
+
+    def get_or_add(self, index: int) -> StreamPackets:
+        stream = self.streams.get(index)
+        if stream is None:
+            stream = self.streams[index] = StreamPackets()
+        return stream
 
     def get(self, index: int) -> StreamPackets:
         """The stream's sums; an empty record for a stream without packets (attachments)."""
