@@ -16,7 +16,7 @@ import pytest
 
 from media import ffmpeg, probe, run_cli, span, status_json
 from videoarchiver.outputs import output_problems, verify_file
-from videoarchiver.planning.archive import Action, StreamDecision
+from videoarchiver.planning.archive import Action, StreamDecision, metadata_args
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.probe import Probe
@@ -241,3 +241,80 @@ async def test_an_audio_duration_found_wrong_at_verify_is_measured_again_by_samp
     source = SimpleNamespace(input=raw_input, probed=probed, name=raw.name)
     await verify_file(archived, expected, cast(Source, source))
     assert probed.packets.get(0).decoded == pytest.approx(3.0, abs=0.03)
+
+
+def _idit_avi(path: Path, date: bytes) -> None:
+    """An AVI whose header says when it was made in an IDIT chunk (cameras, old capture
+    software: local time), written where ffmpeg put its INFO list."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:r=25:d=1", "-c:v", "mpeg4", path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"LIST", 12)
+    while data[at + 8 : at + 12] != b"INFO":
+        at = data.index(b"LIST", at + 4)
+    (size,) = struct.unpack_from("<I", data, at + 4)
+    assert len(date) <= size
+    data[at : at + 8 + size] = b"IDIT" + struct.pack("<I", size) + date.ljust(size, b"\0")
+    path.write_bytes(bytes(data))
+
+
+def _tagged_mkv(path: Path, tmp_path: Path, name: str, value: str) -> None:
+    """A Matroska file with a global tag as other tools write them (mkvpropedit)."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:r=25:d=1", "-c:v", "mpeg4", path)
+    tags = tmp_path / "tags.xml"
+    tags.write_text(
+        f"<?xml version='1.0'?><Tags><Tag><Targets/><Simple><Name>{name}</Name>"
+        f"<String>{value}</String></Simple></Tag></Tags>"
+    )
+    subprocess.run(["mkvpropedit", "-q", str(path), "--tags", f"global:{tags}"], check=True)
+
+
+def test_a_start_timecode_and_a_creation_time_without_a_zone_are_kept(
+    root: Path, tmp_path: Path
+) -> None:
+    raw = root / "raw"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:r=25:d=1", "-c:v", "mpeg4",
+           "-timecode", "01:02:03:04", raw / "camera.mov")  # fmt: skip
+    # The video track no longer refers to its tmcd track: ffmpeg gives it no timecode.
+    (raw / "loose.mov").write_bytes((raw / "camera.mov").read_bytes().replace(b"tref", b"free"))
+    _idit_avi(raw / "capture.avi", b"Wed May 01 10:20:30 2024\n")
+    _tagged_mkv(raw / "tagged.mkv", tmp_path, "CREATION_TIME", "2024-05-01T10:20:30")
+    for name in ("camera.mov", "loose.mov"):
+        [video, tmcd] = probe(raw / name)["streams"]
+        assert tmcd["codec_tag_string"] == "tmcd" and tmcd["tags"]["timecode"] == "01:02:03:04"
+    assert "timecode" not in probe(raw / "loose.mov")["streams"][0]["tags"]
+    assert probe(raw / "capture.avi")["format"]["tags"]["creation_time"] == "2024-05-01 10:20:30"
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, [f["error"] for f in status_json(root)]
+    files = {file["rel_path"]: file for file in status_json(root)}
+    for name in ("camera", "loose"):
+        [video] = probe(root / "archive" / f"{name}.mkv")["streams"]
+        assert video["tags"]["TIMECODE"] == "01:02:03:04", name
+        [warning] = files[f"{name}.mov"]["warnings"]
+        assert "(data tmcd) dropped" in warning
+        assert "start timecode 01:02:03:04 is kept as the first video track's TIMECODE" in warning
+    for name, value in (("capture", "2024-05-01 10:20:30"), ("tagged", "2024-05-01T10:20:30")):
+        tags = probe(root / "archive" / f"{name}.mkv")["format"]["tags"]
+        assert tags["DATE_RECORDED"] == value, tags
+        assert not any(key.lower() == "creation_time" for key in tags), "not turned into UTC"
+
+
+@pytest.mark.parametrize(
+    ("created", "kept"),
+    [("2024-05-01T10:20:30.000000Z", False), ("2024-05-01T10:20:30+0200", False),
+     ("2024-05-01 10:20:30", True), ("2024-05-01T10:20:30", True)],
+)  # fmt: skip
+def test_only_a_creation_time_without_a_zone_becomes_date_recorded(
+    created: str, kept: bool
+) -> None:
+    video = {"index": 0, "codec_type": "video", "codec_name": "h264"}
+    tmcd = {"index": 1, "codec_type": "data", "codec_name": "none", "codec_tag_string": "tmcd",
+            "tags": {"timecode": "10:00:00;02"}}  # fmt: skip
+    raw = Probe.model_validate(
+        {"format": {"tags": {"creation_time": created}}, "streams": [video, tmcd]}
+    )
+    decisions = [StreamDecision(0, "video", Action.ENCODE), StreamDecision(1, "data", Action.DROP)]
+    args = metadata_args(raw, decisions)
+    assert args[:2] == ["-metadata:s:0", "timecode=10:00:00;02"]
+    assert args[2:] == (
+        ["-metadata", "creation_time=", "-metadata", f"DATE_RECORDED={created}"] if kept else []
+    )
