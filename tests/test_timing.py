@@ -116,6 +116,9 @@ def test_hidden_packets_are_no_part_of_the_tally() -> None:
     assert (stream.count, stream.nonempty, stream.hidden, stream.bytes) == (6, 6, 1, 600)
     assert stream.duration == pytest.approx(0.7)
     assert hidden_reason(stream) is not None and hidden_reason(tally.get(1)) is None
+    raw = Probe.model_validate({"streams": [{"index": 0, "codec_type": "video"}]})
+    [copied] = expected_streams(raw, [StreamDecision(0, "video", Action.COPY)], tally)
+    assert copied.packets == 7, "a copy holds the hidden packets too"
 
 
 def test_a_copy_is_kept_only_with_the_raws_frame_times() -> None:

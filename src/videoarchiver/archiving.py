@@ -239,6 +239,9 @@ async def make_archive(rt: Runtime, source: Source) -> None:
         if decision.action is Action.ENCODE:
             encodes.append((_job(decision), lambda d=decision: streams.encode(d)))
         else:
+            hidden = hidden_reason(source.probed.packets.get(decision.index))
+            if decision.action is Action.COPY and hidden is not None:  # no encode to keep
+                decision = replace(decision, notes=(*decision.notes, f"copied although {hidden}"))
             streams.decisions[decision.index] = decision
             await record(rt, source, _job(decision), JobState.DONE)
     await run_jobs(rt, source, encodes)

@@ -99,7 +99,8 @@ def expected_streams(
                 ),
                 frame_seconds=stream.frame_seconds,
                 frames=counted.nonempty if reencoded_video else None,
-                packets=counted.count if decision.action is Action.COPY else None,
+                # A copy holds the packets an edit list hides too (Matroska shows them).
+                packets=counted.count + counted.hidden if decision.action is Action.COPY else None,
                 truncated=packets.truncated,
                 decoded=counted.decoded is not None,
                 turn=turn,
