@@ -177,25 +177,40 @@ def decoded_seconds(path: Path, stream: str = "a:0") -> float:
     return sum(int(frame["nb_samples"]) for frame in found["frames"]) / rate
 
 
+def _wma_in_long_packets(path: Path, tmp_path: Path) -> None:
+    """WMA whose packets hold twelve WMA blocks each and whose header states a byte rate 8/7
+    of the true one: its packets span 2.648 s of audio that decodes to 2.987 s, as WMA from
+    the wild does (a WAV of WMA, or that WAV copied into ASF, by the suffix of `path`)."""
+    wma, wav = tmp_path / "blocks.wma", tmp_path / "blocks.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=d=3:sample_rate=48000", "-c:a", "wmav2", "-b:a", "64k", wma)
+    ffmpeg("-i", wma, "-c", "copy", wav)  # the WAV demuxer reads 4 KiB packets
+    data = bytearray(wav.read_bytes())
+    rate_at = data.index(b"fmt ") + 16  # nAvgBytesPerSec
+    (rate,) = struct.unpack_from("<I", data, rate_at)
+    struct.pack_into("<I", data, rate_at, rate * 8 // 7)
+    wav.write_bytes(bytes(data))
+    ffmpeg("-i", wav, "-c", "copy", path)
+
+
+@pytest.mark.parametrize("name", ["talk.wma", "talk.wav"], ids=["asf-decoded-first", "at-verify"])
 def test_wma_whose_packets_span_less_than_it_decodes_is_measured_by_its_samples(
-    root: Path, tmp_path: Path
+    root: Path, tmp_path: Path, name: str
 ) -> None:
-    whole = tmp_path / "whole.wmv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=3", "-f", "lavfi", "-i",
-           "sine=d=3:sample_rate=48000", "-c:v", "wmv2", "-c:a", "wmav2", whole)  # fmt: skip
-    raw = root / "raw" / "talk.wmv"  # the audio packets' times squeezed to 7/8
-    ffmpeg("-i", whole, "-c", "copy", "-bsf:a",
-           "setts=pts=PTS*7/8:dts=DTS*7/8:duration=DURATION*7/8", raw)  # fmt: skip
-    start, end = span(raw, 1)
-    assert decoded_seconds(raw) - (end - start) > 0.3, "packets span less than it decodes"
+    raw = root / "raw" / name
+    _wma_in_long_packets(raw, tmp_path)
+    start, end = span(raw, 0)
+    assert end - start == pytest.approx(2.648, abs=0.01)
+    assert decoded_seconds(raw) == pytest.approx(2.987, abs=0.01)
     config = root / "videoarchiver.toml"
-    config.write_text(config.read_text() + "ratio = 10\n")  # every encode kept
+    config.write_text(config.read_text() + "ratio = 10\n")  # the encode kept, not the raw
     result = run_cli(root, "run", "--once")
     assert result.returncode == 0, [f["error"] for f in status_json(root)]
     for output in ("archive", "preview"):
         made = root / output / "talk.mkv"
+        assert probe(made)["streams"][0]["codec_name"] == "opus"
         assert decoded_seconds(made) == pytest.approx(decoded_seconds(raw), abs=0.05), output
-    assert len(shown(root / "archive" / "talk.mkv")) == len(shown(raw))
+    measured = "measuring the audio by its samples" in result.stderr
+    assert measured == (name == "talk.wav"), "ASF's audio is decoded from the start"
 
 
 def test_audio_measured_by_its_samples_is_verified_by_them() -> None:
