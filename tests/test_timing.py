@@ -339,3 +339,16 @@ def test_only_a_creation_time_without_a_zone_becomes_date_recorded(
     assert args[2:] == (
         ["-metadata", "creation_time=", "-metadata", f"DATE_RECORDED={created}"] if kept else []
     )
+
+
+@pytest.mark.parametrize(
+    ("format_name", "kinds", "first"),
+    [("asf", ["video", "audio"], True), ("swf", ["audio"], True), ("asf", ["video"], False),
+     ("mov,mp4,m4a,3gp,3g2,mj2", ["audio"], False)],
+)  # fmt: skip
+def test_only_asf_and_swf_audio_is_decoded_up_front(
+    format_name: str, kinds: list[str], first: bool
+) -> None:
+    streams = [{"index": n, "codec_type": kind} for n, kind in enumerate(kinds)]
+    raw = Probe.model_validate({"format": {"format_name": format_name}, "streams": streams})
+    assert audio_decoded_first(raw) == first
