@@ -63,10 +63,11 @@ def copy_timing_reason(
     """Why a copy of the raw stream's first packets shows its frames otherwise than the raw
     decodes (None: it shows the same frames at the same times). `raw` and `copy` are the
     decoded frames' times of the same packets, `warnings` what decoding the raw warned of."""
-    packed = any(PACKED_WARNING in line for line in warnings)
     why = f"a copy into Matroska ({FFMPEG_VERSION}) shows its frames at other times"
-    if packed:
-        why = f"its B-frames are packed (DivX/XviD): {why}"
+    if any(PACKED_WARNING in line for line in warnings):
+        unpacked = f"{FFMPEG_VERSION}, with or without mpeg4_unpack_bframes"
+        why = f"its B-frames are packed (DivX/XviD): a copy into Matroska ({unpacked}) shows"
+        why += " its frames at other times"
     timed = [time for time in copy if time is not None]
     for before, after in itertools.pairwise(timed):
         if after <= before:
