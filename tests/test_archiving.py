@@ -25,7 +25,7 @@ def _streams(tmp_path: Path) -> Any:
     source = SimpleNamespace(
         input=RawInput(tmp_path / "raw.wav", "wav"),
         probed=SimpleNamespace(
-            packets=SimpleNamespace(get=lambda index: SimpleNamespace(start=0.0)),
+            packets=SimpleNamespace(get=lambda index: SimpleNamespace(start=0.0, hidden=0)),
             probe=SimpleNamespace(stream=lambda index: stream),
         ),
     )

@@ -17,6 +17,7 @@ from videoarchiver.errors import ProcessError, VideoArchiverError
 from videoarchiver.outputs import mux_verify_publish
 from videoarchiver.planning.archive import (
     PICTURES,
+    TRIAL_PACKETS,
     Action,
     StreamDecision,
     codec_args,
@@ -27,13 +28,14 @@ from videoarchiver.planning.archive import (
     plan_archive,
     projection_args,
 )
-from videoarchiver.planning.commands import probe_args
+from videoarchiver.planning.commands import frame_time_args, probe_args
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.planning.ratio import RatioWatch, fallback_reason, kept_raw_note
+from videoarchiver.planning.timing import copy_timing_reason, frame_times, hidden_reason
 from videoarchiver.planning.verify import expected_streams
 from videoarchiver.probing import count_packets
-from videoarchiver.processes import read_output
+from videoarchiver.processes import each_line, read_output
 from videoarchiver.resuming import Encoded, encode_resumable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.space import short_of_space
@@ -167,11 +169,16 @@ class _ArchiveStreams:
         """Why the raw stream cannot be the archive's stream as it is (None: it can), found
         by copying its first packets into Matroska: what the muxer refuses is no fallback."""
         index = decision.index
-        if self.source.probed.packets.get(index).start is None:
+        counted = self.source.probed.packets.get(index)
+        if counted.start is None:
             return "the raw stream has no timestamps to copy"
+        hidden = hidden_reason(counted)
+        if hidden is not None:
+            return hidden
         trial = self.work / f"s{index}.trial.mkv"
         args = copy_trial_args(self.source.input, index, decision.kind, trial)
         codec = self.source.probed.probe.stream(index).codec_name
+        timing = None
         try:
             # A copy of a few packets: a probe, not an encode to give an ffmpeg slot to.
             async with self.rt.probe_slots:
@@ -180,13 +187,30 @@ class _ArchiveStreams:
             # Some codecs go in without complaint under a tag nothing can decode (ADPCM SWF).
             back = parse_probe(await read_output(probe_args(trial), "ffprobe of a trial copy"))
             held = bool(back.streams) and back.streams[0].codec_name == codec
+            if held and decision.kind == "video":
+                timing = await self._trial_timing(index, trial)
         except ProcessError as exc:
             if short_of_space(exc):
                 raise  # a full disk says nothing of the stream: the file waits for space
             held = False
         finally:
             await anyio.Path(trial).unlink(missing_ok=True)
-        return None if held else f"Matroska cannot hold the raw {codec} stream as it is"
+        return timing if held else f"Matroska cannot hold the raw {codec} stream as it is"
+
+    async def _trial_timing(self, index: int, trial: Path) -> str | None:
+        """Why the trial copy shows its frames otherwise than the raw's first packets decode
+        (None: at the same times), both decoded."""
+        raw: list[str] = []
+        copy: list[str] = []
+        async with self.rt.probe_slots:
+            warned = await each_line(
+                frame_time_args(self.source.input, index, TRIAL_PACKETS), raw.extend,
+                f"decoding the first packets of stream {index}",
+            )  # fmt: skip
+            await each_line(
+                frame_time_args(trial, 0, TRIAL_PACKETS), copy.extend, "decoding a trial copy"
+            )
+        return copy_timing_reason(frame_times(raw), frame_times(copy), warned)
 
 
 async def _extract_pictures(
@@ -215,6 +239,9 @@ async def make_archive(rt: Runtime, source: Source) -> None:
         if decision.action is Action.ENCODE:
             encodes.append((_job(decision), lambda d=decision: streams.encode(d)))
         else:
+            hidden = hidden_reason(source.probed.packets.get(decision.index))
+            if decision.action is Action.COPY and hidden is not None:  # no encode to keep
+                decision = replace(decision, notes=(*decision.notes, f"copied although {hidden}"))
             streams.decisions[decision.index] = decision
             await record(rt, source, _job(decision), JobState.DONE)
     await run_jobs(rt, source, encodes)
@@ -230,7 +257,7 @@ async def make_archive(rt: Runtime, source: Source) -> None:
         rt, source, OUTPUT,
         mux_args(source.input, source.probed.probe, decisions, streams.parts, muxed, pictures),
         muxed,
-        expected_streams(source.probed.probe, decisions, source.probed.packets),
+        lambda: expected_streams(source.probed.probe, decisions, source.probed.packets),
         rt.layout.archive_file(source.row.stem),
         projection_args(decisions, muxed),
     )  # fmt: skip

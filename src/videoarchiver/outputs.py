@@ -13,8 +13,8 @@ from videoarchiver.layout import Layout
 from videoarchiver.planning.archive import PROPEDIT_DONE
 from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.probe import parse_probe
-from videoarchiver.planning.verify import ExpectedStream, verify_output
-from videoarchiver.probing import count_packets
+from videoarchiver.planning.verify import ExpectedStream, audio_duration_differs, verify_output
+from videoarchiver.probing import count_packets, measure_decoded_audio
 from videoarchiver.processes import read_output
 from videoarchiver.publishing import Placed, adoptable, publish_claimed, sha256_file
 from videoarchiver.runtime import Runtime, Source
@@ -24,10 +24,29 @@ from videoarchiver.stream_jobs import run_limited
 log = logging.getLogger(__name__)
 
 
-async def verify_file(path: Path, expected: Sequence[ExpectedStream]) -> None:
-    """Raise VerifyError (the file stays in `work/`) unless `path` holds what was expected."""
+async def output_problems(path: Path, expected: Sequence[ExpectedStream]) -> list[str]:
+    """How `path` differs from what was expected (empty: it holds just that); its audio is
+    decoded where the raw's was measured so."""
     probe = parse_probe(await read_output(probe_args(path), f"ffprobe of {path.name}"))
-    problems = verify_output(expected, probe, await count_packets(path))
+    packets = await count_packets(path)
+    if any(e.decoded for e in expected):
+        await measure_decoded_audio(path, probe, packets)
+    return verify_output(expected, probe, packets)
+
+
+async def verify_file(
+    path: Path, expected: Callable[[], Sequence[ExpectedStream]], source: Source
+) -> None:
+    """Raise VerifyError (the file stays in `work/`) unless `path` holds what was expected.
+    An audio duration that differs from the raw's packets is measured again, once, by the
+    samples of the raw's audio and of the output's (`planning.timing`)."""
+    problems = await output_problems(path, expected())
+    probed = source.probed
+    measured = any(probed.packets.get(s.index).decoded is not None for s in probed.probe.streams)
+    if audio_duration_differs(problems) and not measured:
+        log.info("%s: %s; measuring the audio by its samples", source.name, "; ".join(problems))
+        await measure_decoded_audio(source.input, probed.probe, probed.packets)
+        problems = await output_problems(path, expected())
     if problems:
         kept = "/".join(path.parts[-5:])  # work files: files/<id>/claim-<n>/<output>/<name>
         raise VerifyError("; ".join(problems) + f" (kept to look at: work/{kept})")
@@ -39,20 +58,20 @@ async def mux_verify_publish(
     kind: str,
     args: Sequence[str],
     muxed: Path,
-    expected: Sequence[ExpectedStream],
+    expected: Callable[[], Sequence[ExpectedStream]],
     destination: Path,
     edit: Sequence[str] | None = None,
 ) -> None:
     """How the archive and the preview end, once their streams are done: mux into `muxed`
     (in `work/`), `edit` it in place if asked (what ffmpeg cannot write), check it against
-    `expected`, and put it at `destination`."""
+    `expected` (of the raw's figures as they then are), and put it at `destination`."""
     task = source.task(kind, f"{kind} mux", source.probed.probe.format.duration)
     await run_limited(rt, args, f"{kind} mux", task)
     if edit is not None:  # a kill meanwhile leaves a file the next run muxes again
         said = await read_output(edit, f"{edit[0]} of the {kind}", PROPEDIT_DONE)
         for line in said.decode("utf-8", "replace").splitlines():  # quiet: warnings only
             log.warning("%s: %s of the %s: %s", source.name, edit[0], kind, line)
-    await verify_file(muxed, expected)
+    await verify_file(muxed, expected, source)
     await publish_output(rt, source, kind, muxed, destination)
 
 

@@ -56,6 +56,6 @@ async def make_preview(rt: Runtime, source: Source) -> None:
     muxed = work / "preview.mkv"
     await mux_verify_publish(
         rt, source, OUTPUT, preview_mux_args(parts, muxed), muxed,
-        preview_expected(probe, source.probed.packets),
+        lambda: preview_expected(probe, source.probed.packets),
         rt.layout.preview_file(source.row.stem),
     )  # fmt: skip

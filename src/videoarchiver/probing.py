@@ -7,9 +7,15 @@ from pathlib import Path
 
 from videoarchiver.errors import ProbeError, ProcessError
 from videoarchiver.picture_facts import with_picture_facts
-from videoarchiver.planning.commands import RawInput, packet_args, probe_args
+from videoarchiver.planning.commands import (
+    RawInput,
+    decoded_audio_args,
+    packet_args,
+    probe_args,
+)
 from videoarchiver.planning.packets import PacketTally
 from videoarchiver.planning.probe import Probe, parse_probe, without_filename
+from videoarchiver.planning.timing import audio_decoded_first, count_samples, set_decoded
 from videoarchiver.processes import each_line, read_output
 
 NO_DATA = "no audio or video data in the file"
@@ -28,6 +34,15 @@ async def count_packets(path: Path | RawInput) -> PacketTally:
     warnings = await each_line(packet_args(path), tally.feed, "ffprobe packet pass")
     tally.truncated = any("partial file" in line for line in warnings)
     return tally
+
+
+async def measure_decoded_audio(path: Path | RawInput, probe: Probe, tally: PacketTally) -> None:
+    """Decode every audio stream (only those) and keep what each decodes to in `tally`."""
+    samples: dict[int, int] = {}
+    await each_line(
+        decoded_audio_args(path), lambda lines: count_samples(samples, lines), "decoding the audio"
+    )
+    set_decoded(tally, probe, samples)
 
 
 async def read_header(path: RawInput) -> bytes:
@@ -55,5 +70,7 @@ async def probe_file(path: RawInput, header: bytes | None = None) -> Probed:
         if any("cannot decode" in note for note in notes):
             raise ProbeError("nothing this ffmpeg can decode: " + "; ".join(notes))
         raise ProbeError(f"{NO_DATA}: every stream is empty (cut before its first frame?)")
+    if audio_decoded_first(with_data):
+        await measure_decoded_audio(path, with_data, packets)
     described = await with_picture_facts(path, with_data, packets)
     return Probed(described, packets, raw_json.decode("utf-8", "replace"), tuple(notes))

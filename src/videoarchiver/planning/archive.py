@@ -8,6 +8,7 @@ rule rejects becomes a COPY decision and is muxed from the raw file as well.
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -225,7 +226,66 @@ def decide_stream(stream: Stream, config: ArchiveConfig) -> StreamDecision:
 
 
 def plan_archive(probe: Probe, config: ArchiveConfig) -> list[StreamDecision]:
-    return [decide_stream(stream, config) for stream in probe.streams]
+    decisions = [decide_stream(stream, config) for stream in probe.streams]
+    timecode = dropped_timecode(probe, decisions)
+    if timecode is None:
+        return decisions
+    index, value = timecode
+    where = "the first video track's" if _timecode_track(decisions) is not None else "the file's"
+    kept = f"its start timecode {value} is kept as {where} TIMECODE tag"
+    return [
+        replace(d, notes=tuple(f"{note}; {kept}" for note in d.notes)) if d.index == index else d
+        for d in decisions
+    ]
+
+
+def dropped_timecode(probe: Probe, decisions: Sequence[StreamDecision]) -> tuple[int, str] | None:
+    """(stream index, timecode) of the first dropped stream with a start timecode: QuickTime's
+    `tmcd` track, which Matroska cannot hold; its timecode is kept as a `TIMECODE` tag."""
+    streams = {stream.index: stream for stream in probe.streams}
+    for decision in decisions:
+        timecode = _tag(streams[decision.index].tags, "timecode")
+        if decision.action is Action.DROP and timecode:
+            return decision.index, timecode
+    return None
+
+
+def _tag(tags: dict[str, str], name: str) -> str | None:
+    return next((value for key, value in tags.items() if key.lower() == name), None)
+
+
+def _timecode_track(decisions: Sequence[StreamDecision]) -> int | None:
+    """The output number of the track the timecode goes on: the first kept video track
+    (None: the file has none, the timecode is the file's)."""
+    kept = [d for d in decisions if d.action not in (Action.DROP, Action.ATTACH)]
+    return next((out for out, d in enumerate(kept) if d.kind == "video"), None)
+
+
+# A time zone at the end of a date: `Z`, `+02:00`, `-0500`.
+ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d)$", re.IGNORECASE)
+RECORDED = "DATE_RECORDED"
+
+
+def metadata_args(probe: Probe, decisions: Sequence[StreamDecision]) -> list[str]:
+    """What the archive's tags need beyond the raw's, mapped: a dropped tmcd track's start
+    timecode (`dropped_timecode`), and a creation time written without a zone (AVI's
+    IDIT, a Matroska CREATION_TIME tag: local time) kept as it is, as the DATE_RECORDED tag,
+    where ffmpeg 5.1 would turn it into Matroska's date, which is UTC."""
+    args: list[str] = []
+    timecode = dropped_timecode(probe, decisions)
+    kept = [probe.stream(d.index) for d in decisions if d.action is not Action.DROP]
+    # ffmpeg gives the video stream that refers to the tmcd track its timecode: mapped.
+    if timecode is not None and not any(_tag(stream.tags, "timecode") for stream in kept):
+        track = _timecode_track(decisions)
+        args += [
+            "-metadata" if track is None else f"-metadata:s:{track}",
+            f"timecode={timecode[1]}",
+        ]
+    tags = probe.format.tags
+    created = next((key for key in tags if key.lower() == "creation_time"), None)
+    if created and not ZONE.search(tags[created].strip()) and not _tag(tags, RECORDED.lower()):
+        args += ["-metadata", f"{created}=", "-metadata", f"{RECORDED}={tags[created].strip()}"]
+    return args
 
 
 def codec_args(decision: StreamDecision, config: ArchiveConfig) -> Sequence[str]:
@@ -398,7 +458,7 @@ def mux_args(
         # -copyinkf: a copied stream keeps the packets before its first keyframe, as in the raw.
         *FFMPEG, *inputs, *maps, "-c", "copy", "-copyinkf", *per_stream,
         *_attachments(streams, decisions, pictures or {}),
-        "-map_metadata", "0", "-map_chapters", "0",
+        "-map_metadata", "0", *metadata_args(probe, decisions), "-map_chapters", "0",
         "-max_muxing_queue_size", "4096", "-default_mode", "passthrough",
         *PROGRESS, "-f", "matroska", url(output),
     ]  # fmt: skip

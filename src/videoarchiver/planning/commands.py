@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoarchiver.planning.packets import PACKET_ENTRIES, PACKET_FORMAT
+from videoarchiver.planning.timing import DECODED_ENTRIES, FRAME_ENTRIES
 
 # `-n`: ffmpeg never writes into an existing file. A work file may be a hard link to a
 # published output (a kill between linking and unlinking it); overwriting it in place would
@@ -93,6 +94,24 @@ def probe_args(target: Path | RawInput) -> list[str]:
         *FFPROBE,
         "-print_format", "json",
         "-show_format", "-show_streams", "-show_chapters",
+        *input_args(target),
+    ]  # fmt: skip
+
+
+def frame_time_args(target: Path | RawInput, index: int, packets: int) -> list[str]:
+    """The decoded times of the frames of one stream's first `packets` packets, one a line;
+    warnings too (what the decoder says of the stream: packed B-frames)."""
+    return [
+        *FFPROBE, "-loglevel", "info", "-select_streams", str(index),
+        "-read_intervals", f"%+#{packets}", "-show_entries", FRAME_ENTRIES, "-of", "csv=p=0",
+        *input_args(target),
+    ]  # fmt: skip
+
+
+def decoded_audio_args(target: Path | RawInput) -> list[str]:
+    """Every audio stream decoded (no video), one line a frame: its stream and samples."""
+    return [
+        *FFPROBE, "-select_streams", "a", "-show_entries", DECODED_ENTRIES, "-of", "csv=p=0",
         *input_args(target),
     ]  # fmt: skip
 

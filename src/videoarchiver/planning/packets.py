@@ -3,6 +3,9 @@
 Files can be hours long: the caller streams ffprobe's output through `PacketTally.feed_line`
 so that memory stays constant. Durations come from packet times because Matroska inputs
 often carry no stream duration at all.
+
+A packet flagged `D` (discard: an MP4/MOV edit list hides it) is never shown; it is counted
+apart, as `hidden`, and is otherwise no part of the stream's sums.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class PacketLine(NamedTuple):
     duration: float  # 0 when unknown
     size: int
     key: bool
+    hidden: bool = False  # flagged discard: an edit list hides it
 
 
 def parse_packet_line(line: str) -> PacketLine | None:
@@ -44,7 +48,7 @@ def parse_packet_line(line: str) -> PacketLine | None:
         return None
     return PacketLine(
         number, _number(pts), _number(dts), _number(duration) or 0.0,
-        int(size) if size.isdigit() else 0, "K" in flags,
+        int(size) if size.isdigit() else 0, "K" in flags, "D" in flags,
     )  # fmt: skip
 
 
@@ -59,6 +63,9 @@ class StreamPackets:
     start: float | None = None
     end: float | None = None
     key_start: float | None = None
+    hidden: int = 0  # packets an edit list hides (flagged discard), in no other sum
+    # Audio: the seconds its samples decode to, where measured (`planning.timing`).
+    decoded: float | None = None
     # Packets that carry no duration (ALAC, WavPack in Matroska …): the last one lasts as
     # long as the step between the packets before it.
     _last_time: float | None = None
@@ -70,9 +77,10 @@ class StreamPackets:
     def decodable_duration(self) -> float:
         """From the first keyframe on: what a decoder can show of a stream cut mid-GOP."""
         end = self._end()
-        if self.key_start is None or end is None:
+        if self.key_start is None or end is None or self.start is None:
             return self.duration
-        return max(0.0, end - self.key_start)
+        # A hidden keyframe (`hide`) before the first shown packet decodes all that follows.
+        return max(0.0, end - max(self.key_start, self.start))
 
     @property
     def duration(self) -> float:
@@ -86,6 +94,12 @@ class StreamPackets:
         if self._last_undated and self._last_time is not None and self.end is not None:
             return max(self.end, self._last_time + self._step)
         return self.end
+
+    def hide(self, time: float | None, key: bool) -> None:
+        """A packet an edit list hides: counted apart; a keyframe still starts decoding."""
+        self.hidden += 1
+        if key and time is not None:
+            self.key_start = time if self.key_start is None else min(self.key_start, time)
 
     def add(self, time: float | None, duration: float, size: int, key: bool) -> None:
         self.count += 1
@@ -140,7 +154,8 @@ def _number(text: str) -> float | None:
         return None
 
 
-Run = tuple[list[float], list[float], list[int], list[bool]]  # times, durations, sizes, keys
+# times, durations, sizes, keys of the packets shown; (time, key) of those hidden
+Run = tuple[list[float], list[float], list[int], list[bool], list[tuple[float, bool]]]
 
 
 def _runs(lines: Sequence[str]) -> dict[int, Run]:
@@ -157,15 +172,21 @@ def _runs(lines: Sequence[str]) -> dict[int, Run]:
         rows.setdefault(fields[0], []).append(fields)
     runs = {}
     for index, stream in rows.items():
-        _, pts, _dts, durations, sizes, flags = list(zip(*stream, strict=False))[:PACKET_FIELDS]
-        if not all(map(str.isdigit, sizes)):
-            raise ValueError(sizes)
         number = int(index)
         if number in runs:  # " 0" beside "0": one stream, two spellings
             raise ValueError(index)
+        hidden = [(float(row[1]), "K" in row[5]) for row in stream if "D" in row[5]]
+        if hidden:
+            stream = [row for row in stream if "D" not in row[5]]
+        columns = (
+            list(zip(*stream, strict=False))[:PACKET_FIELDS] if stream else [()] * PACKET_FIELDS
+        )
+        _, pts, _dts, durations, sizes, flags = columns
+        if not all(map(str.isdigit, sizes)):
+            raise ValueError(sizes)
         runs[number] = (
             list(map(float, pts)), list(map(float, durations)), list(map(int, sizes)),
-            ["K" in flag for flag in flags],
+            ["K" in flag for flag in flags], hidden,
         )  # fmt: skip
     return runs
 
@@ -187,21 +208,29 @@ class PacketTally:
             for line in lines:
                 self.feed_line(line)
             return
-        for index, (times, durations, sizes, keys) in runs.items():
-            stream = self.streams.get(index)
-            if stream is None:
-                stream = self.streams[index] = StreamPackets()
-            stream.add_timed(times, durations, sizes, keys)
+        for index, (times, durations, sizes, keys, hidden) in runs.items():
+            stream = self.get_or_add(index)
+            for time, key in hidden:
+                stream.hide(time, key)
+            if times:
+                stream.add_timed(times, durations, sizes, keys)
 
     def feed_line(self, line: str) -> None:
         packet = parse_packet_line(line)
         if packet is None:
             return
-        stream = self.streams.get(packet.stream)
-        if stream is None:
-            stream = self.streams[packet.stream] = StreamPackets()
+        stream = self.get_or_add(packet.stream)
         time = packet.pts if packet.pts is not None else packet.dts
+        if packet.hidden:
+            stream.hide(time, packet.key)
+            return
         stream.add(time, packet.duration, packet.size, packet.key)
+
+    def get_or_add(self, index: int) -> StreamPackets:
+        stream = self.streams.get(index)
+        if stream is None:
+            stream = self.streams[index] = StreamPackets()
+        return stream
 
     def get(self, index: int) -> StreamPackets:
         """The stream's sums; an empty record for a stream without packets (attachments)."""

@@ -160,5 +160,8 @@ def preview_expected(probe: Probe, packets: PacketTally) -> list[ExpectedStream]
             + raw_duration(s, packets.get(s.index), probe.format.duration)
             for s in audios
         )
-        expected.append(ExpectedStream("audio", end - first, truncated=packets.truncated))
+        decoded = any(packets.get(s.index).decoded is not None for s in audios)
+        expected.append(
+            ExpectedStream("audio", end - first, truncated=packets.truncated, decoded=decoded)
+        )
     return expected

@@ -31,6 +31,9 @@ class ExpectedStream:
     frames: int | None = None
     packets: int | None = None  # a stream copied as it is: its packet count
     truncated: bool = False  # the raw file ends inside a packet, which may not decode
+    # Audio measured by its decoded samples (the raw's packets disagree with them): the
+    # output's audio is measured so too.
+    decoded: bool = False
     # Video: how it is to be shown (turned, and its size so turned); None: not checked.
     turn: Turn | None = None
     shown: tuple[int, int] | None = None
@@ -52,7 +55,10 @@ def raw_duration(
     """A raw stream's duration from its packets; a raw elementary stream (`.h264`) has no
     timestamps at all, and then its frames at its nominal frame rate are the measure; a
     stream of one packet without a duration (a short WavPack file) lasts what ffprobe says
-    of the stream, else of the file (`container`), which also bounds a last short frame."""
+    of the stream, else of the file (`container`), which also bounds a last short frame.
+    Audio whose samples were counted (`decoded`) lasts as long as they do."""
+    if counted.decoded is not None:
+        return counted.decoded
     duration = counted.decodable_duration if decodable else counted.duration
     if duration == 0 and counted.nonempty and stream.frame_seconds:
         return counted.nonempty * stream.frame_seconds
@@ -93,8 +99,10 @@ def expected_streams(
                 ),
                 frame_seconds=stream.frame_seconds,
                 frames=counted.nonempty if reencoded_video else None,
-                packets=counted.count if decision.action is Action.COPY else None,
+                # A copy holds the packets an edit list hides too (Matroska shows them).
+                packets=counted.count + counted.hidden if decision.action is Action.COPY else None,
                 truncated=packets.truncated,
+                decoded=counted.decoded is not None,
                 turn=turn,
                 shown=shown,
             )
@@ -142,6 +150,11 @@ def verify_output(
             )
         problems += _shown_problems(want, probe.stream(index), position)
     return problems
+
+
+def audio_duration_differs(problems: Sequence[str]) -> bool:
+    """Whether `verify_output` found an audio stream of another duration than the raw's."""
+    return any(p.startswith("audio stream") and ": duration " in p for p in problems)
 
 
 def _shown_problems(want: ExpectedStream, stream: Stream, position: int) -> list[str]:
