@@ -125,3 +125,12 @@ def test_a_shortfall_names_the_stream_and_its_figures() -> None:
         "stream 1: quality not measured: ffmpeg failed")  # fmt: skip
     assert shortfall(1, None, None, "", 0.5) == (
         "stream 1: quality not measured: no figure recorded")  # fmt: skip
+
+
+def test_a_raw_stream_without_timestamps_is_read_from_its_start_and_counted() -> None:
+    raw = RawInput(Path("/raw/cam.h264"), "h264")
+    how = Comparison(Path("/w/s0.mkv"), raw, 0, 0.0, 0.04, "yuv420p", untimed_start=0.0)
+    args = how.args([2.0, 4.0])
+    assert [float(args[i + 1]) for i, arg in enumerate(args) if arg == "-ss"] == [2.0, 4.0]
+    graph = args[args.index("-filter_complex") + 1]
+    assert "[1:0]select='gte(n,50)'" in graph and "[3:0]select='gte(n,100)'" in graph

@@ -19,6 +19,7 @@ from media import ffmpeg, poll_rows, run_cli, status_json, traced, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.quality import (
+    LOSSLESS_NOTE,
     Comparison,
     keyframe_args,
     parse_keyframes,
@@ -207,3 +208,47 @@ def test_killed_while_measuring_measures_again_without_encoding_again(
         if "archive/s0.partial" in command["args"][-1]
     ]  # fmt: skip
     assert encodes == [], "the encode recorded done is not made again"
+
+
+# Footage as it comes (tests/test_wild_footage.py, tests/test_picture_e2e.py), each coded
+# finely enough that its encode saves space (no ratio fallback), each a case the comparison
+# must line up: turned, HDR 10-bit, interlaced, odd-sized RGB, anamorphic, variable frame
+# rate, without timestamps, MPEG-PS, alpha (lossless: 1.0, not measured).
+SPREAD = {
+    "phone.mp4": ["-f", "lavfi", "-i", MOVING, "-c:v", "libx264", "-qp", "4",
+                  "-metadata:s:v:0", "rotate=90"],
+    "pq.mkv": ["-f", "lavfi", "-i", MOVING, "-pix_fmt", "yuv420p10le", "-c:v", "libx265",
+               "-preset", "ultrafast", "-x265-params",
+               "qp=4:log-level=error:colorprim=bt2020:colormatrix=bt2020nc:transfer=smpte2084"],
+    "tape.dv": ["-f", "lavfi", "-i", "testsrc2=s=720x576:r=50:d=2,scroll=h=0.005",
+                "-vf", "interlace=scan=bff", "-target", "pal-dv"],
+    "odd.mkv": ["-f", "lavfi", "-i", "testsrc=s=321x241:d=3:r=7", "-c:v", "ffv1"],
+    "anamorphic.mkv": ["-f", "lavfi", "-i", MOVING, "-vf", "setsar=4/3", "-c:v", "mjpeg",
+                       "-q:v", "2"],
+    "vfr.mkv": ["-f", "lavfi", "-i", MOVING, "-vf", "select='not(between(mod(n,10),3,5))'",
+                "-fps_mode", "vfr", "-c:v", "mjpeg", "-q:v", "2"],
+    "camera.h264": ["-f", "lavfi", "-i", MOVING, "-c:v", "libx264", "-qp", "4", "-f", "h264"],
+    "dvd.mpg": ["-f", "lavfi", "-i", "testsrc2=s=720x480:d=3:r=30000/1001,scroll=h=0.01",
+                "-c:v", "mpeg2video", "-q:v", "1", "-f", "vob"],
+    "alpha.mov": ["-f", "lavfi", "-i", f"{MOVING},format=rgba,geq=r='r(X,Y)':g='g(X,Y)':"
+                  "b='b(X,Y)':a='X*255/W'", "-c:v", "qtrle"],
+}  # fmt: skip
+
+
+def test_footage_of_every_kind_is_compared_frame_for_frame(tmp_path: Path) -> None:
+    root = _root(tmp_path, after_done="keep")
+    for name, args in SPREAD.items():
+        ffmpeg(*args, root / "raw" / name)
+    result = run_cli(root, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    figures = {
+        name: (job["decision"], job["ssim_mean"], job["ssim_worst"], job["ssim_note"])
+        for name in SPREAD
+        for job in [_video_job(root, name)]
+    }
+    for name, (decision, mean, worst, note) in figures.items():
+        assert decision == "encode", (name, figures)
+        if name == "alpha.mov":
+            assert (mean, worst, note) == (1.0, 1.0, LOSSLESS_NOTE)
+        else:
+            assert mean > 0.97 and worst > 0.9, (name, figures)

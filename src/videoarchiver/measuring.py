@@ -48,15 +48,18 @@ def comparison(
     frame_seconds = stream.frame_seconds or DEFAULT_FRAME_SECONDS
     raw_gop = packets.count / max(1, packets.keyframes)
     early = preroll(probe.format.format_name or "", raw_gop, frame_seconds)
+    untimed = packets.start is None  # no seek: read from its start, half of it on average
+    length = packets.duration or packets.count * frame_seconds  # (untimed: 0 s)
     pixels = (stream.width or 0) * (stream.height or 0)
     plan = sample_plan(
-        source.offset(index), packets.duration, pixels,
-        lead_frames(raw_gop, early, frame_seconds),
-        rt.costs.archive_encode(stream, packets.duration),
+        source.offset(index), length, pixels,
+        lead_frames(raw_gop, length / 2 if untimed else early, frame_seconds),
+        rt.costs.archive_encode(stream, length),
     )  # fmt: skip
     how = Comparison(
         part, source.input, index, probe.format.start_time or 0.0, frame_seconds,
         pixel_format([*codec_args, *decision.args], stream.pix_fmt), early,
+        source.offset(index) if untimed else None,
     )  # fmt: skip
     return how, plan.targets
 

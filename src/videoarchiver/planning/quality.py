@@ -65,7 +65,8 @@ def point_cost(pixels: int, lead_frames: float) -> float:
 
 def lead_frames(raw_gop: float, preroll: float, frame_seconds: float) -> float:
     """Raw frames decoded before a sample point's, on average: half a GOP (`raw_gop`
-    frames from keyframe to keyframe), and the preroll's."""
+    frames from keyframe to keyframe), and the preroll's (a raw stream without timestamps,
+    read from its start: half the stream as its preroll, half its GOP as its GOP)."""
     return max(0.0, raw_gop - 1) / 2 + preroll / frame_seconds
 
 
@@ -110,7 +111,9 @@ def parse_keyframes(text: str) -> list[float]:
 @dataclass(frozen=True)
 class Comparison:
     """How one stream is compared: the raw stream `index` of `raw` (whose file starts at
-    `file_start`), frames `frame_seconds` apart, against `part`, both in `pix_fmt`."""
+    `file_start`), frames `frame_seconds` apart, against `part`, both in `pix_fmt`. A raw
+    stream without timestamps (an elementary stream) is not seeked: its frames are counted
+    from its start, which is the part's `untimed_start`."""
 
     part: Path
     raw: RawInput
@@ -119,26 +122,33 @@ class Comparison:
     frame_seconds: float
     pix_fmt: str
     preroll: float = 0.0  # seconds the raw is seeked early (`preroll`)
+    untimed_start: float | None = None
 
     def _inputs(self, at: float, shift: float) -> list[str]:
         """The part from its keyframe at `at`; the raw from its keyframe at or before the
         same time, less its preroll (its frames before a quarter frame early are dropped
-        in `_graph`)."""
+        by `_raw_from`)."""
         raw_at = at + self.file_start - self.preroll + shift
+        seek = ["-noaccurate_seek", "-ss", f"{raw_at:.6f}"] if self.untimed_start is None else []
         return [
             *OWN_FILE, "-seek_timestamp", "1", "-threads", "1", "-ss", f"{at:.6f}",
             "-i", url(self.part),
-            "-seek_timestamp", "1", "-noaccurate_seek", "-threads", "1", "-ss", f"{raw_at:.6f}",
-            *self.raw.args(),
+            "-seek_timestamp", "1", "-threads", "1", *seek, *self.raw.args(),
         ]  # fmt: skip
 
-    def _graph(self, number: int) -> str:
+    def _raw_from(self, at: float, shift: float) -> str:
+        """The filter that drops the raw's frames before the one shown at `at`."""
+        if self.untimed_start is None:
+            return f"select='gte(t,{self.preroll - self.frame_seconds / 4:.6f})'"
+        frame = round((at + shift - self.untimed_start) / self.frame_seconds)
+        return f"select='gte(n,{frame})'"
+
+    def _graph(self, number: int, at: float, shift: float) -> str:
         first = f"trim=end_frame={FRAMES},setpts=N/TB"  # paired in order: no rounding
-        early = f"select='gte(t,{self.preroll - self.frame_seconds / 4:.6f})'"
         same = f"format={self.pix_fmt},setsar=1"
-        a, r = f"a{number}", f"r{number}"
+        a, r, raw = f"a{number}", f"r{number}", f"{2 * number + 1}:{self.index}"
         return (
-            f"[{2 * number}:v:0]{first}[{a}];[{2 * number + 1}:{self.index}]{early},{first}[{r}];"
+            f"[{2 * number}:v:0]{first}[{a}];[{raw}]{self._raw_from(at, shift)},{first}[{r}];"
             f"[{a}][{r}]scale2ref=flags=bicubic[{a}s][{r}s];"
             f"[{a}s]{same}[{a}f];[{r}s]{same}[{r}f];[{a}f][{r}f]ssim=stats_file=-[s{number}]"
         )
@@ -152,7 +162,7 @@ class Comparison:
         for number, at in enumerate(points):
             inputs += self._inputs(at, shift)
             maps += ["-map", f"[s{number}]"]
-        graph = ";".join(self._graph(number) for number in range(len(points)))
+        graph = ";".join(self._graph(number, at, shift) for number, at in enumerate(points))
         return [*FFMPEG, *inputs, "-filter_complex", graph, *maps, "-f", "null", "-"]
 
 
