@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: run test lint setup system-deps test-deps clean bench bench-quick
+.PHONY: run test lint setup system-deps test-deps clean bench bench-quick bench-quality
 
 run: setup
 	$(BIN)/videoarchiver run
@@ -73,3 +73,6 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/python bench/bench.py --quick --out bench/results-quick.md
+
+bench-quality: setup
+	$(BIN)/python bench/quality.py

@@ -50,6 +50,8 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+from quality import kept_section
+
 import videoarchiver
 from pgcluster import Cluster
 from videoarchiver.identity import whole_sha256
@@ -597,7 +599,7 @@ def main() -> int:
         print("status on PostgreSQL …", flush=True)
         postgres = status_on_postgres(tmp, 10_000 if args.quick else 100_000)
     text = report(result, workers, idle, grows, postgres, args.quick)
-    args.out.write_text(text)
+    args.out.write_text(text + kept_section(args.out))  # `make bench-quality`'s, as it was
     print(text)
     return 0
 

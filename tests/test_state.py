@@ -20,6 +20,7 @@ from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt
 from videoarchiver.planning.resume import Part
 from videoarchiver.state import (
+    CLEARED,
     Figures,
     FileState,
     IllegalMove,
@@ -152,6 +153,24 @@ async def test_file_identity_and_replaced_content(store: Store) -> None:
     # `touch`: the same content with a new mtime keeps its row.
     await store.set_identity(fourth.id, 99, "fp4")
     assert (await store.get_file(fourth.id)).mtime_ns == 99
+
+
+async def test_a_stream_jobs_measured_quality_is_kept_then_cleared(store: Store) -> None:
+    row = await store.add_file("q.mp4", 10, 1, "fpq", "q")
+
+    async def save(figures: Figures) -> Figures:
+        await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                             state=JobState.DONE, figures=figures)  # fmt: skip
+        return (await store.jobs(row.id, "archive"))[0].figures
+
+    measured = Figures(ssim_mean=0.991, ssim_worst=0.95, ssim_note="9 frames at 3 sample points")
+    assert (await save(measured)).ssim_mean == 0.991
+    kept = await save(Figures(out_bytes=5))  # a None figure keeps what is recorded
+    assert (kept.ssim_mean, kept.ssim_worst, kept.ssim_note, kept.out_bytes) == (
+        0.991, 0.95, "9 frames at 3 sample points", 5)  # fmt: skip
+    cleared = await save(Figures(ssim_mean=CLEARED, ssim_worst=CLEARED, ssim_note="no ffmpeg"))
+    assert (cleared.ssim_mean, cleared.ssim_worst, cleared.ssim_note, cleared.out_bytes) == (
+        None, None, "no ffmpeg", 5)  # fmt: skip
 
 
 async def test_illegal_moves_are_refused_naming_both_states(store: Store) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.errors import ProcessError, VideoArchiverError
+from videoarchiver.measuring import measure_quality
 from videoarchiver.outputs import mux_verify_publish
 from videoarchiver.planning.archive import (
     PICTURES,
@@ -39,7 +40,7 @@ from videoarchiver.processes import each_line, read_output
 from videoarchiver.resuming import Encoded, encode_resumable
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.space import short_of_space
-from videoarchiver.state import Figures, JobState
+from videoarchiver.state import CLEARED, Figures, JobState
 from videoarchiver.stream_jobs import (
     StreamJob,
     finished_part,
@@ -80,6 +81,9 @@ class _ArchiveStreams:
             return
         if await finished_part(rt, source, _job(decision), part):
             self.decisions[index], self.parts[index] = decision, part
+            if recorded and decision.kind == "video" and recorded.figures.ssim_mean is None:
+                # Killed before it was measured (or its measurement failed): again.
+                await self._measure(replace(_job(decision), notes=recorded.notes), decision, part)
             return
         raw = source.probed.packets.get(index)
         settings = rt.config.archive
@@ -163,7 +167,19 @@ class _ArchiveStreams:
         else:
             self.parts[index] = part
         self.decisions[index] = decision
+        measured = fallback is None and decision.kind == "video"
+        if measured:  # what an earlier encode of the stream measured goes
+            figures = replace(figures, ssim_mean=CLEARED, ssim_worst=CLEARED, ssim_note="")
         await record(rt, source, _job(decision), JobState.DONE, figures)
+        if measured:
+            await self._measure(_job(decision), decision, part)
+
+    async def _measure(self, job: StreamJob, decision: StreamDecision, part: Path) -> None:
+        """Record the quality of a kept video encode (after it is recorded done: a kill
+        while measuring costs the measurement, not the encode)."""
+        options = codec_args(decision, self.rt.config.archive)
+        figures = await measure_quality(self.rt, self.source, decision, part, options)
+        await record(self.rt, self.source, job, JobState.DONE, figures)
 
     async def _why_not_copyable(self, decision: StreamDecision) -> str | None:
         """Why the raw stream cannot be the archive's stream as it is (None: it can), found

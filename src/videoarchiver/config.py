@@ -88,6 +88,9 @@ class ArchiveConfig(_Section):
     audio_args: Words = Field(default_factory=lambda: ["-b:a", "128000"])
     ratio: float = Field(default=0.9, gt=0)
     grace_seconds: float = Field(default=10, ge=0)
+    # `after_done` lets a raw file go only when every re-encoded video stream's mean SSIM
+    # against it (sampled frames, `planning.quality`) is at least this.
+    min_ssim: float = Field(default=0.95, ge=0, le=1)
 
 
 class PreviewConfig(_Section):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,12 +32,14 @@ from videoarchiver.identity import whole_sha256
 from videoarchiver.layout import Layout
 from videoarchiver.planning.messages import printable
 from videoarchiver.planning.paths import fit_name, rel_from_key, shown_name
+from videoarchiver.planning.quality import shortfall
 from videoarchiver.publishing import fsync_dir, publish, rename_no_replace
-from videoarchiver.state import FileRow
+from videoarchiver.state import FileRow, StreamJobRow
 
 log = logging.getLogger(__name__)
 PENDING = " pending"
 ACTIONS = ("move", "delete")
+ENCODE = "encode"  # a stream job's decision when the archive holds its re-encode
 OTHER_FOOTAGE = "the file now under its name is other footage (of another size)"
 
 
@@ -47,6 +49,19 @@ class Outcome(NamedTuple):
 
     action: str
     other_content: bool = False
+
+
+def quality_shortfall(jobs: Iterable[StreamJobRow], minimum: float) -> str | None:
+    """Why the archive's measured quality does not let its raw file go (None: every
+    re-encoded video stream reaches `minimum`)."""
+    reasons = [
+        why
+        for job in jobs
+        if job.stream_type == "video" and job.decision == ENCODE
+        and (why := shortfall(job.stream_index, job.figures.ssim_mean, job.figures.ssim_worst,
+                              job.figures.ssim_note, minimum))
+    ]  # fmt: skip
+    return "; ".join(reasons) or None
 
 
 def pending_action(after_done: str) -> str | None:

@@ -324,9 +324,15 @@ async def run_process(
     return ProcessResult(process.returncode, lines, stopped, stalled_after)
 
 
-async def read_output(args: Sequence[str], what: str, done: Container[int] = (0,)) -> bytes:
+async def read_output(
+    args: Sequence[str],
+    what: str,
+    done: Container[int] = (0,),
+    runner: ProcessRunner | None = None,
+) -> bytes:
     """Run a command that prints a small document (ffprobe JSON) and return its stdout;
-    `done`: the exit statuses that mean it did its work."""
+    `done`: the exit statuses that mean it did its work; `runner`: what runs it (the
+    runtime's), `run_process` when not given."""
     collected = bytearray()
     watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
@@ -335,7 +341,7 @@ async def read_output(args: Sequence[str], what: str, done: Container[int] = (0,
         watchdog.moved()
         return False
 
-    result = await run_process(args, keep, watchdog=watchdog)
+    result = await (runner or run_process)(args, keep, None, watchdog)
     if result.returncode not in done and not result.stderr_tail:
         # It said why on stdout (mkvpropedit's `Error:` lines).
         lines = collected[-STDOUT_TAIL:].decode("utf-8", "replace").splitlines()

@@ -30,7 +30,13 @@ from videoarchiver.archiving import make_archive
 from videoarchiver.claim_folders import SOURCE_MARKER
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.disposal import PENDING as PENDING_ACTION
-from videoarchiver.disposal import Outcome, finish_raw_action, pending_action, planned
+from videoarchiver.disposal import (
+    Outcome,
+    finish_raw_action,
+    pending_action,
+    planned,
+    quality_shortfall,
+)
 from videoarchiver.errors import (
     ClaimLost,
     ProbeError,
@@ -462,8 +468,15 @@ class Scheduler:
         since what is done to a raw file must be recorded where it can be read again."""
         state = self.rt.state
         state.ensure_in_place()
+        # Only when every re-encoded video stream reaches the quality asked for.
+        jobs = (await state.jobs(row.id, "archive")).values()
+        held = quality_shortfall(jobs, self.rt.config.archive.min_ssim)
         try:
-            outcome = await finish_raw_action(self.rt.layout, row, state.ensure_in_place)
+            if held is not None:
+                outcome: Outcome | None = Outcome(f"kept: {held}")
+                log.warning("%s: raw file kept: %s", shown_name(row.rel_path), held)
+            else:
+                outcome = await finish_raw_action(self.rt.layout, row, state.ensure_in_place)
         except StateError:
             raise
         except (VideoArchiverError, OSError) as exc:

@@ -17,12 +17,14 @@ from rich.table import Table
 
 from videoarchiver.planning.messages import printable
 from videoarchiver.planning.paths import shown_name
+from videoarchiver.planning.quality import shortfall
 from videoarchiver.planning.ratio import KEPT_RAW
 from videoarchiver.state import (
     FIGURE_NAMES,
     OUTPUT_KINDS,
     FileRow,
     FileState,
+    JobState,
     OutputRow,
     OutputState,
     Progress,
@@ -111,10 +113,27 @@ def _notes(
         for output, job in jobs
         if output == "archive" and job.notes and job.notes[0].startswith(KEPT_RAW)
     ]
+    quality = [quality_note(job) for output, job in jobs if output == "archive"]
     worker = f"worker {row.worker}" if row.state is FileState.RUNNING and row.worker else None
     if worker and lost_since is not None:
         worker += f" lost, last heard {clock_time(lost_since)}"
-    return "; ".join(filter(None, [row.error, *row.warnings, *kept, row.raw_action, worker]))
+    return "; ".join(
+        filter(None, [row.error, *row.warnings, *kept, *quality, row.raw_action, worker])
+    )
+
+
+def quality_note(job: StreamJobRow) -> str | None:
+    """A re-encoded video stream's measured quality (`stream 0: SSIM 0.9912, worst 0.9870`),
+    or why it has none; None for other jobs, and one not done yet."""
+    figures = job.figures
+    if job.stream_type != "video" or job.state is not JobState.DONE:
+        return None
+    if figures.ssim_mean is not None and figures.ssim_worst is not None:
+        mean, worst = figures.ssim_mean, figures.ssim_worst
+        return f"stream {job.stream_index}: SSIM {mean:.4f}, worst {worst:.4f}"
+    if not figures.ssim_note:  # not measured yet
+        return None
+    return shortfall(job.stream_index, None, None, figures.ssim_note, 0.0)
 
 
 @dataclass(frozen=True)

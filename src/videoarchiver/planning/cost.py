@@ -86,10 +86,20 @@ class Costs:
             pixels = (
                 stream.width * stream.height * self.archive + small[0] * small[1] * self.preview
             )
-            cost = pixels * length * _frame_rate(stream) / MEASURED_AT / 1e6
+            cost = _video_seconds(pixels, length, stream)
         elif stream.is_audio:
             cost = AUDIO_SECOND * length
         return min(cost, MOST) if cost > 0 else 0.0
+
+    def archive_encode(self, stream: Stream, length: float) -> float:
+        """Estimated CPU seconds of the archive's encode of `length` s of a video stream."""
+        return _video_seconds((stream.width or 0) * (stream.height or 0) * self.archive,
+                              length, stream)  # fmt: skip
+
+
+def _video_seconds(weighted_pixels: float, length: float, stream: Stream) -> float:
+    """CPU seconds of `length` s of video whose frames cost `weighted_pixels` µs."""
+    return weighted_pixels * length * _frame_rate(stream) / MEASURED_AT / 1e6
 
 
 def _frame_rate(stream: Stream) -> float:

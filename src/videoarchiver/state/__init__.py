@@ -8,6 +8,7 @@ from pathlib import Path
 
 from videoarchiver.state.lock_wait import SAY_AFTER_SECONDS
 from videoarchiver.state.records import (
+    CLEARED,
     FIGURE_NAMES,
     FINISHED,
     NO_FIGURES,
@@ -58,6 +59,7 @@ async def open_store(
 
 
 __all__ = [
+    "CLEARED",
     "FIGURE_NAMES",
     "FINISHED",
     "NO_FIGURES",

@@ -65,6 +65,18 @@ INTENTS_KEPT = Migration(
     """,
 )
 
+# A re-encoded video stream's measured quality (SSIM against the raw on sampled frames):
+# `after_done` lets the raw file go only when every one reaches `archive.min_ssim`. One
+# script for both databases.
+QUALITY_MEASURED = Migration(
+    "the measured quality (SSIM) of a re-encoded video stream",
+    """
+    ALTER TABLE stream_jobs ADD COLUMN ssim_mean DOUBLE PRECISION;
+    ALTER TABLE stream_jobs ADD COLUMN ssim_worst DOUBLE PRECISION;
+    ALTER TABLE stream_jobs ADD COLUMN ssim_note TEXT
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "files, outputs and per-stream jobs",
@@ -229,6 +241,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     WHOLE_SHA256,
     CLAIMS_NUMBERED,
     INTENTS_KEPT,
+    QUALITY_MEASURED,
 )
 
 # PostgreSQL starts from the schema SQLite's migrations arrive at (ids never reused: an
@@ -324,4 +337,5 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     WHOLE_SHA256,
     CLAIMS_NUMBERED,
     INTENTS_KEPT,
+    QUALITY_MEASURED,
 )

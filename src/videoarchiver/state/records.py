@@ -6,6 +6,7 @@ arguments; a stream job's parts are a list of `Part`; paths are relative to the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -91,14 +92,26 @@ class Figures:
     path: str | None = None  # a published sheet, relative to the root
     sha256: str | None = None
     parts: tuple[Part, ...] | None = None
+    # A re-encoded video stream's SSIM against the raw on sampled frames (`planning.quality`):
+    # the mean and the worst frame's; the note says why there are none (or how they came).
+    ssim_mean: float | None = None
+    ssim_worst: float | None = None
+    ssim_note: str | None = None
+
+    def given(self) -> dict[str, object]:
+        """The figures that are set (CLEARED ones too)."""
+        return {name: value for name in FIGURE_NAMES if (value := getattr(self, name)) is not None}
 
     def shown(self) -> dict[str, object]:
         """The figures that are set, for a log line."""
-        return {name: value for name in FIGURE_NAMES if (value := getattr(self, name)) is not None}
+        return {name: value for name, value in self.given().items() if value not in (CLEARED, "")}
 
 
 FIGURE_NAMES = tuple(Figures.__dataclass_fields__)
 NO_FIGURES = Figures()
+# A figure given as CLEARED is recorded as none (a None figure keeps what is recorded): what
+# an earlier encode of the same stream measured goes with it.
+CLEARED = math.nan
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from videoarchiver.errors import ClaimLost, StateError
 from videoarchiver.planning.resume import Part
 from videoarchiver.state.records import (
+    CLEARED,
     FIGURE_NAMES,
     NO_FIGURES,
     Day,
@@ -90,8 +91,9 @@ def _job(values: dict[str, Any]) -> StreamJobRow:
 
 
 def _figure_columns(figures: Figures) -> dict[str, Any]:
-    """The columns a job's figures set: those given (a None figure keeps what is recorded)."""
-    values = figures.shown()
+    """The columns a job's figures set: those given (a None figure keeps what is recorded,
+    a CLEARED one records none)."""
+    values = {name: None if value is CLEARED else value for name, value in figures.given().items()}
     if "parts" in values:
         values["parts"] = json.dumps([part.model_dump() for part in figures.parts or ()])
     return values
