@@ -15,6 +15,7 @@ import os
 import resource
 import shutil
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -27,7 +28,7 @@ from videoarchiver.errors import StoreUnavailable, describe_error
 from videoarchiver.exitcodes import EXIT_FAILED, EXIT_KILLED, EXIT_OK
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt_published
-from videoarchiver.pausing import apply_pause, follow_hours, follow_pause
+from videoarchiver.pausing import apply_hours, apply_pause, follow_hours, follow_pause
 from videoarchiver.progress import ProgressHub, write_progress
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
@@ -51,7 +52,9 @@ async def watch_raw(raw: Path, wake: MemoryObjectSendStream[None], stop: anyio.E
         log.warning("cannot watch %s (%s): relying on rescans every scan_interval", raw, exc)
 
 
-async def _on_signals(work: anyio.CancelScope, stopping: anyio.Event) -> None:
+async def _on_signals(
+    work: anyio.CancelScope, stopping: anyio.Event, progress: ProgressHub
+) -> None:
     # SIGHUP (a closed terminal) stops it too, unless it was started to ignore it (nohup).
     hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *hangup) as signals:
@@ -61,6 +64,9 @@ async def _on_signals(work: anyio.CancelScope, stopping: anyio.Event) -> None:
                 log.warning("%s again: stopping at once", name)
                 os._exit(EXIT_KILLED)
             log.info("%s: stopping; running ffmpeg processes are asked to finish", name)
+            running = len(progress.tasks())
+            progress.announce(f"stopping: waiting for {running} ffmpeg to close their parts"
+                              if running else "stopping")  # fmt: skip
             stopping.set()
             work.cancel()
 
@@ -167,11 +173,13 @@ async def _work(
     await remove_stale_work(layout, state)
     scheduler = Scheduler(Runtime.create(layout, config, state, worker, progress, demuxers))
     await apply_pause(state, scheduler.rt.gate)
+    if config.active_hours:  # before anything may start, however late its follower runs
+        apply_hours(config.active_hours, scheduler.rt.gate, datetime.now())
     stopping = anyio.Event()
     result = EXIT_OK
     async with anyio.create_task_group() as outer:
         with anyio.CancelScope() as work:
-            outer.start_soon(_on_signals, work, stopping)
+            outer.start_soon(_on_signals, work, stopping, progress)
             if (every := watchdog_seconds()) is not None:
                 outer.start_soon(feed_watchdog, every)
             outer.start_soon(follow_pause, state, scheduler.rt.gate)

@@ -45,7 +45,8 @@ def queue_text(queue: QueueProgress) -> str:
     if summary.raw_bytes:
         saving = percent_saved(summary.raw_bytes, summary.archive_bytes)
         text += f", {human_size(max(saved, 0))} saved ({saving})"
-    return text + f", ETA {clock_text(queue.remaining)}"
+    text += f", ETA {clock_text(queue.remaining)}"
+    return f"{queue.notice} · {text}" if queue.notice else text
 
 
 class RichDisplay:

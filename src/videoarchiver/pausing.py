@@ -51,14 +51,22 @@ class Gate:
     def holds(self, reason: str) -> bool:
         return reason in self._holds
 
+    def stops(self, reason: str) -> bool:
+        """Whether the hold `reason` also stops what runs."""
+        return reason in self._stopping
+
     def hold(self, reason: str, stop_running: bool = False) -> None:
+        """Hold the gate for `reason`; held again, its stop mode is the new one (a plain
+        pause made `--now` stops what runs, and the other way round)."""
         if not self._holds:
             self._open = anyio.Event()
         self._holds.add(reason)
-        if stop_running:
-            self._stopping.add(reason)
-            for scope in list(self._running):
-                scope.cancel()
+        if not stop_running:
+            self._stopping.discard(reason)
+            return
+        self._stopping.add(reason)
+        for scope in list(self._running):
+            scope.cancel()
 
     def release(self, reason: str) -> None:
         self._holds.discard(reason)
@@ -86,8 +94,8 @@ class Gate:
 async def apply_pause(state: Store, gate: Gate) -> None:
     """Set `gate` as the user's pause in the state says now."""
     since = await state.control(PAUSED)
-    if since is not None and not gate.holds(PAUSED):
-        now = since.startswith(NOW)
+    now = since is not None and since.startswith(NOW)
+    if since is not None and (not gate.holds(PAUSED) or gate.stops(PAUSED) != now):
         log.info("paused (since %s)%s: no new ffmpeg starts until `videoarchiver resume`",
                  since.removeprefix(NOW), "; running work stops" if now else "")  # fmt: skip
         gate.hold(PAUSED, stop_running=now)

@@ -35,6 +35,9 @@ class Outcome(StrEnum):
     DONE = "done"
     FAILED = "failed"
     KEPT_RAW = "kept raw stream (ratio rule)"  # an encode stopped by the ratio rule
+    # Stopped by a signal, `pause --now` or the end of the working hours: what it made is
+    # salvaged when work goes on.
+    INTERRUPTED = "interrupted (goes on from its salvaged part)"
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class QueueProgress:
         self.clock = clock
         self._first: tuple[float, int] | None = None  # (when, raw bytes finished then)
         self.summary = Summary({}, 0, 0)
+        self.notice = ""  # what the worker as a whole is doing: `stopping: waiting for …`
 
     def update(self, summary: Summary) -> None:
         if self._first is None:
@@ -191,6 +195,9 @@ class ProgressHub:
         try:
             yield task
             outcome = Outcome.DONE
+        except anyio.get_cancelled_exc_class():
+            outcome = Outcome.INTERRUPTED
+            raise
         finally:
             if task.outcome is None:  # not ended early by the caller
                 task.end(outcome)
@@ -205,6 +212,14 @@ class ProgressHub:
 
     def queue_changed(self, summary: Summary) -> None:
         self.queue.update(summary)
+        self._queue_shown()
+
+    def announce(self, notice: str) -> None:
+        """Say what the worker as a whole is doing (`stopping: …`) beside the queue."""
+        self.queue.notice = notice
+        self._queue_shown()
+
+    def _queue_shown(self) -> None:
         for subscriber in self._subscribers:
             subscriber.queue(self.queue)
 

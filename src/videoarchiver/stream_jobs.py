@@ -133,11 +133,15 @@ async def run_limited(
 
         started = time.monotonic()
         result = None
+        outcome = None
         try:
             result = await rt.run_process(args, on_stdout, env, watchdog)
+        except anyio.get_cancelled_exc_class():
+            outcome = Outcome.INTERRUPTED
+            raise
         finally:
             if view is not None:
-                view.end(outcome_of(result))
+                view.end(outcome or outcome_of(result))
         wall = time.monotonic() - started
         result.check(what)
         return result.stopped, wall
