@@ -192,6 +192,10 @@ def test_incompressible_stream_falls_back_to_the_raw_stream(
     decision, state, notes = _jobs(root, "noise.avi")[0]
     assert (decision, state) == ("copy", "done")
     assert "stopped at" in notes[-1], "the ratio rule should stop the encode, not finish it"
+    [file] = status_json(root)
+    [job] = [job for job in file["jobs"]["archive"] if job["stream_index"] == 0]
+    raw_bytes = sum(int(packet["size"]) for packet in packets(raw, 0))
+    assert (job["out_bytes"], job["ratio"]) == (raw_bytes, 1.0), "a kept stream: its raw size"
     [trial] = _trial_copies(tmp_path / "trace.jsonl")
     assert trial.endswith("/archive/s0.trial.mkv"), "asked once the rule warned"
 

@@ -122,6 +122,17 @@ def test_the_decisive_line_of_ffmpeg_is_the_reason() -> None:
     ]
     assert decisive_line(tail) == "No wav codec tag found for codec gsm"
     assert decisive_line(["Conversion failed!"]) == "Conversion failed!"
+    damaged = [  # a Matroska header written twice: ffprobe warns of much, then gives up
+        "[matroska,webm @ 0x55d5] Element at 0xd5 ending at 0x359a exceeds containing master",
+        "[matroska,webm @ 0x55d5] Duplicate element",
+        "Truncating packet of size 131 to 101",
+        "file:/srv/raw/it's: here.mkv: End of file",
+    ]
+    assert decisive_line(damaged) == "End of file (Duplicate element)"
+    cut = ["[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5610] moov atom not found",
+           "file:/srv/raw/cut.mp4: Invalid data found when processing input"]  # fmt: skip
+    assert decisive_line(cut) == "Invalid data found when processing input (moov atom not found)"
+    assert decisive_line(["file:/a.mkv: Input/output error"]) == "Input/output error"
     assert decisive_line([]) == "no message"
     assert one_line("a\nb " + "x" * 300).startswith("a b x") and len(one_line("x" * 300)) == 200
 

@@ -201,7 +201,10 @@ def test_an_mp4_cut_before_its_index_fails_fast_saying_so(root: Path, tmp_path: 
     (root / "raw" / "cut.mp4").write_bytes(whole.read_bytes()[:20000])
     assert run_cli(root, "run", "--once").returncode == 1
     [file] = status_json(root)
-    assert file["error"] == "not a readable media file: ffprobe failed: moov atom not found"
+    assert file["error"] == (
+        "not a readable media file: ffprobe failed: Invalid data found when processing input"
+        " (moov atom not found)"
+    )
 
 
 def test_a_copy_matroska_takes_but_cannot_decode_is_no_fallback(root: Path) -> None:

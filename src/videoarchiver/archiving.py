@@ -163,6 +163,8 @@ class _ArchiveStreams:
         if fallback is not None:
             await _remove(part, *(self.work / p.file for p in encoded.parts))
             decision = decision.fallback_to_copy(kept_raw_note(fallback))
+            # What the archive holds is the raw stream (the encode's size is in the note).
+            figures = replace(figures, out_bytes=raw.bytes, out_seconds=raw.duration, ratio=1.0)
             log.info("%s: stream %d ratio fallback, %s", source.name, index, fallback)
         else:
             self.parts[index] = part

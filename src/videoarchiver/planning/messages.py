@@ -2,7 +2,8 @@
 
 ffmpeg ends a failure with lines that say only that something failed ("Conversion failed!",
 "Error initializing output stream …"); the cause is usually the first line that is not one
-of those. The whole text stays in the log and in `status --json`.
+of those, or, when it gave up on a file, its verdict on it (`file:…: End of file`) with the
+last complaint before it. The whole text stays in the log and in `status --json`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,24 @@ GENERIC = (
 )
 
 
+# ffmpeg's last word on a file it gave up reading or writing: `file:/path: End of file`.
+VERDICT = re.compile(r"^(?:file|pipe):.*: ([^:]+)$")
+
+
 def decisive_line(lines: Sequence[str]) -> str:
-    """The line of ffmpeg's stderr that says why (its `[muxer @ 0x…]` prefix removed)."""
+    """The line of ffmpeg's stderr that says why (its `[muxer @ 0x…]` prefix removed): its
+    verdict on a file, with the last complaint of a demuxer or codec before it (a damaged
+    header warns of much before the read ends), else the first line that is not generic."""
+    verdicts = [number for number, line in enumerate(lines) if VERDICT.match(line.strip())]
+    if verdicts:
+        last = verdicts[-1]
+        verdict = VERDICT.match(lines[last].strip())
+        assert verdict is not None
+        complaints = [
+            SOURCE_PREFIX.sub("", line).strip() for line in lines[:last]
+            if SOURCE_PREFIX.match(line) and not SOURCE_PREFIX.sub("", line).startswith(GENERIC)
+        ]  # fmt: skip
+        return f"{verdict[1]} ({complaints[-1]})" if complaints else verdict[1]
     stripped = [SOURCE_PREFIX.sub("", line).strip() for line in lines]
     stripped = [line for line in stripped if line]
     specific = [line for line in stripped if not line.startswith(GENERIC)]
