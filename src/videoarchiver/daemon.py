@@ -32,7 +32,7 @@ from videoarchiver.pausing import apply_hours, apply_pause, follow_hours, follow
 from videoarchiver.progress import ProgressHub, write_progress
 from videoarchiver.runtime import Runtime
 from videoarchiver.scheduler import Scheduler
-from videoarchiver.service import feed_watchdog, notify, watchdog_seconds
+from videoarchiver.service import feed_watchdog, follow_status, listening, notify, watchdog_seconds
 from videoarchiver.space import passing
 from videoarchiver.state import FileState, Store, Worker, open_store
 from videoarchiver.tools import check_tools
@@ -182,6 +182,8 @@ async def _work(
             outer.start_soon(_on_signals, work, stopping, progress)
             if (every := watchdog_seconds()) is not None:
                 outer.start_soon(feed_watchdog, every)
+            if listening():
+                outer.start_soon(follow_status, scheduler.systemd_status)
             outer.start_soon(follow_pause, state, scheduler.rt.gate)
             outer.start_soon(keep_alive, state, layout, worker, lease, scheduler.keep_held, steady)
             outer.start_soon(write_progress, state, progress, worker.id)

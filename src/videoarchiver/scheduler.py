@@ -68,7 +68,7 @@ from videoarchiver.planning.probe import parse_probe
 from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file, read_header
 from videoarchiver.runtime import PROBE_SLOTS, Load, Runtime, Source
-from videoarchiver.service import listening, notify
+from videoarchiver.service import listening, status_text
 from videoarchiver.space import (
     SpaceBackoff,
     passing,
@@ -633,19 +633,14 @@ class Scheduler:
         pairs = await self.register(found.settled)
         self._absent.clear()
         self._wake.set()
-        await self._tell_systemd(paused)
         waits = [w for w in (found.next_settle, paused) if w]
         return [row for row, _raw in pairs], min(waits, default=None)
 
-    async def _tell_systemd(self, paused: float) -> None:
-        """A one-line status for `systemctl status`: what runs, what is done and failed."""
-        if not listening():
-            return
-        summary = await self.rt.state.summary()
-        text = f"{len(self._held)} running here, {summary.count(FileState.DONE)} done,"
-        text += f" {summary.count(FileState.FAILED)} failed, {summary.count(FileState.PENDING)}"
-        text += " pending"
-        notify(f"STATUS={text}" + (f"; disk full, waiting {paused:.0f} s" if paused else ""))
+    def systemd_status(self) -> str:
+        """The line `systemctl status` shows (`service.status_text`)."""
+        progress = self.rt.progress
+        return status_text(progress.tasks(), len(self._held), progress.queue.summary,
+                           self._space.remaining)  # fmt: skip
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -757,7 +752,7 @@ class Scheduler:
         waited out)."""
         while True:
             self._wake = anyio.Event()
-            if self.rt.progress.listened:  # the display's queue line
+            if self.rt.progress.listened or listening():  # the display's queue line, systemd's
                 self.rt.progress.queue_changed(await self.rt.state.summary())
             self._drained = False
             try:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable, Sequence
 
 import anyio
+
+from videoarchiver.progress import Task
+from videoarchiver.state import FileState, Summary
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +58,31 @@ async def feed_watchdog(every: float) -> None:
     while True:
         notify("WATCHDOG=1")
         await anyio.sleep(every)
+
+
+def status_text(tasks: Sequence[Task], held: int, summary: Summary, space_wait: float) -> str:
+    """What runs here and how far, what is done, failed and pending (as the queue was last
+    counted), and a wait for space: `2 running here (a.mp4 s0 archive video 42%, …), …`."""
+    running = ", ".join(
+        f"{task.info.file} {task.info.label}"
+        + (f" {int(100 * fraction)}%" if (fraction := task.fraction) is not None else "")
+        for task in tasks[:3]
+    )  # fmt: skip
+    more = f" and {len(tasks) - 3} more" if len(tasks) > 3 else ""
+    text = f"{held} running here" + (f" ({running}{more})" if running else "")
+    text += f", {summary.count(FileState.DONE)} done, {summary.count(FileState.FAILED)} failed,"
+    text += f" {summary.count(FileState.PENDING)} pending"
+    return text + (f"; disk full, waiting {space_wait:.0f} s" if space_wait else "")
+
+
+STATUS_EVERY = 1.0  # seconds: systemd's status line follows every change, at most this often
+
+
+async def follow_status(describe: Callable[[], str]) -> None:
+    """Keep systemd's `STATUS=` line what `describe` says, sent whenever it changes."""
+    said = None
+    while True:
+        if (text := describe()) != said:
+            notify(f"STATUS={text}")
+            said = text
+        await anyio.sleep(STATUS_EVERY)
