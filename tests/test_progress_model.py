@@ -7,6 +7,7 @@ import pytest
 
 from videoarchiver.planning.progress import ProgressUpdate
 from videoarchiver.progress import PACE_WINDOW, ProgressHub, TaskInfo
+from videoarchiver.state import Summary
 
 
 def _block(out_seconds: float) -> ProgressUpdate:
@@ -45,3 +46,13 @@ def test_a_resumed_encode_starts_at_its_salvaged_position_and_keeps_its_pace() -
     assert task.done == pytest.approx(8.5)
     assert task.remaining == pytest.approx(3.5 / 0.25), "the salvaged seconds are no pace"
     assert task.record("w").done == pytest.approx(8.5), "what the store and status get"
+
+
+def test_the_queue_s_time_left_is_its_estimated_cost_at_the_pace_costs_were_done() -> None:
+    now = [0.0]
+    queue = ProgressHub(clock=lambda: now[0]).queue
+    queue.update(Summary({"pending": 3}, 0, 0, 3 << 30, waiting_cost=300.0, done_cost=40.0))
+    assert queue.remaining is None, "no pace before a file is done here"
+    now[0] = 60.0  # a file of 120 estimated CPU seconds done in a minute: 2 a second
+    queue.update(Summary({"pending": 2}, 1 << 30, 1 << 28, 2 << 30, 180.0, 160.0))
+    assert queue.remaining == pytest.approx(90.0)

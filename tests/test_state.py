@@ -460,3 +460,15 @@ async def test_what_the_web_page_reads_queue_gallery_and_days(
     await store.fail_file(broken.id, "not a readable media file")
     [failed] = await store.failures(10)
     assert (failed.id, failed.error) == (broken.id, "not a readable media file")
+
+
+async def test_the_summary_counts_the_estimated_cost_left_and_done(store: Store) -> None:
+    costs = {"a.mp4": 30.0, "b.mp4": 50.0, "c.mp4": -1.0}  # -1: not estimated (absent)
+    rows = {name: await store.add_file(name, 10, 1, f"fp-{name}", name) for name in costs}
+    for name, cost in costs.items():
+        await store.set_cost(rows[name].id, cost)
+    claimed = await store.claim("one", LEASE)
+    assert claimed is not None and claimed.rel_path == "b.mp4", "the costliest first"
+    await store.finish_file(claimed.id, None, "one")
+    summary = await store.summary()
+    assert (summary.waiting_cost, summary.done_cost) == (30.0, 50.0)

@@ -135,26 +135,28 @@ class Subscriber(Protocol):
 
 class QueueProgress:
     """The whole queue as this worker sees it: files done of those known, bytes saved, and
-    when the queue should be done at the rate raw bytes were finished since the start."""
+    when the queue should be done: the estimated cost of what is left at the pace estimated
+    costs were finished since the start."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self._first: tuple[float, int] | None = None  # (when, raw bytes finished then)
+        self._first: tuple[float, float] | None = None  # (when, cost of the files done then)
         self.summary = Summary({}, 0, 0)
         self.notice = ""  # what the worker as a whole is doing: `stopping: waiting for …`
 
     def update(self, summary: Summary) -> None:
         if self._first is None:
-            self._first = (self.clock(), summary.raw_bytes)
+            self._first = (self.clock(), summary.done_cost)
         self.summary = summary
 
     @property
     def remaining(self) -> float | None:
-        if self._first is None or not self.summary.waiting_bytes:
+        """None until a file was done here (no pace yet), or when nothing is left."""
+        if self._first is None or not self.summary.waiting_cost:
             return None
         since, finished = self._first
-        rate = (self.summary.raw_bytes - finished) / max(self.clock() - since, 1e-9)
-        return self.summary.waiting_bytes / rate if rate > 0 else None
+        pace = (self.summary.done_cost - finished) / max(self.clock() - since, 1e-9)
+        return self.summary.waiting_cost / pace if pace > 0 else None
 
 
 class ProgressHub:

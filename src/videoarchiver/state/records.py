@@ -136,6 +136,9 @@ class Summary:
     raw_bytes: int
     archive_bytes: int
     waiting_bytes: int = 0  # raw bytes of the files pending or running
+    # Estimated CPU seconds (`cpu_cost`) of the files pending or running, and of those done.
+    waiting_cost: float = 0.0
+    done_cost: float = 0.0
 
     def count(self, state: FileState) -> int:
         return self.files.get(state, 0)

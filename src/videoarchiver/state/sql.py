@@ -469,13 +469,19 @@ class SQLStore(ABC):
             " JOIN files f ON f.id = o.file_id WHERE o.output = 'archive' AND o.state = ?",
             (OutputState.DONE,),
         )
+        known = "COALESCE(SUM(CASE WHEN cpu_cost > 0 THEN cpu_cost ELSE 0 END), 0)"
         [waiting] = await self._rows(
-            "SELECT COALESCE(SUM(size), 0) AS raw FROM files WHERE state IN (?, ?)",
+            f"SELECT COALESCE(SUM(size), 0) AS raw, {known} AS cost FROM files"
+            " WHERE state IN (?, ?)",
             (FileState.PENDING, FileState.RUNNING),
+        )
+        [done] = await self._rows(
+            f"SELECT {known} AS cost FROM files WHERE state = ?", (FileState.DONE,)
         )
         return Summary(
             {row["state"]: int(row["n"]) for row in states}, int(totals["raw"]),
-            int(totals["archived"]), int(waiting["raw"]),
+            int(totals["archived"]), int(waiting["raw"]), float(waiting["cost"]),
+            float(done["cost"]),
         )  # fmt: skip
 
     # -- what the web page reads ---------------------------------------------------------------
