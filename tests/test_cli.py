@@ -365,10 +365,10 @@ def test_progress_lines_on_a_terminal() -> None:
             for _ in range(4):
                 now[0] += 1
                 seek.advance()
-        hub.queue_changed(Summary({"done": 1, "pending": 2}, 4 << 20, 1 << 20, 8 << 20))
+        hub.queue_changed(Summary({"done": 1, "pending": 2}, 4 << 20, 1 << 20, 8 << 20, 80, 40))
         display.progress.refresh()
-        now[0] += 10  # 4 MiB of raw files done in 10 s, 4 MiB to go: 10 s more
-        hub.queue_changed(Summary({"done": 2, "pending": 1}, 8 << 20, 2 << 20, 4 << 20))
+        now[0] += 10  # 40 s of estimated cost done in 10 s, 40 s to go: 10 s more
+        hub.queue_changed(Summary({"done": 2, "pending": 1}, 8 << 20, 2 << 20, 4 << 20, 40, 80))
         display.progress.refresh()
         assert hub.tasks() == []
     text = out.getvalue()
@@ -378,6 +378,27 @@ def test_progress_lines_on_a_terminal() -> None:
     assert text.count("s0 montage (seek)") <= 3, "one line (and its redraws), not one per seek"
     assert "queue: 1/3 files done, 3.0 MiB saved (75%), ETA -:--:--" in text
     assert "queue: 2/3 files done, 6.0 MiB saved (75%), ETA 0:00:10" in text
+
+
+@pytest.mark.parametrize("width", [200, 80])
+def test_a_long_name_gives_way_to_the_step_and_the_figures(width: int) -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=width, color_system=None)
+    now = [0.0]
+    hub = ProgressHub(clock=lambda: now[0])
+    name = "Été 2024 à Montréal — la très longue vidéo de la famille Dûbois-Ørsted (finale).mp4"
+    with RichDisplay(console, hub) as display:
+        hub.queue_changed(Summary({"pending": 1, "running": 1}, 0, 0, 10, 100.0, 0.0))
+        view = hub.start(TaskInfo(1, name, "archive", "s0 archive video", total=20.0))
+        now[0] = 8
+        view.update(ProgressUpdate(out_seconds=3.5, total_size=1, frame=1, speed=0.44, ended=False))
+        display.progress.refresh()
+        drawn = out.getvalue().rsplit("\r", 1)[-1]
+    [line] = [line for line in drawn.splitlines() if "0.44x" in line]
+    assert line.startswith("Été 2024 à")
+    assert "s0 archive video" in line and "E 0:00:03/0:00:20 S 0:00:08 R 0:00:37 0.44x" in line
+    assert len(line.rstrip()) <= width
+    assert "queue: 0/2 files done, ETA -:--:--" in drawn
 
 
 def test_systemd_hears_ready_status_watchdog_and_stopping(root: Path, tmp_path: Path) -> None:

@@ -7,14 +7,23 @@ speed — and one summary line per finished task. It draws what the model comput
 
 from __future__ import annotations
 
-from rich.console import Console
+from collections.abc import Callable, Iterable
+
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Column
+from rich.text import Text
 
 from videoarchiver.progress import ProgressHub, QueueProgress, Task
 from videoarchiver.state import FileState
 from videoarchiver.ui import human_size, percent_saved
+
+# `E 0:00:03/0:00:20 S 0:00:08 R 0:00:37 0.44x`: always shown whole when the terminal can.
+FIGURES_WIDTH = 44
+BAR_WIDTH, NARROW_BAR_WIDTH = 40, 6
+WIDE_TERMINAL = 120
+MIN_NAME_WIDTH = 12
 
 
 def clock_text(seconds: float | None) -> str:
@@ -49,24 +58,45 @@ def queue_text(queue: QueueProgress) -> str:
     return f"{queue.notice} · {text}" if queue.notice else text
 
 
+class _Bars(Progress):
+    """rich's progress bars under one line of the whole queue, as wide as the terminal. The
+    step and the figures keep their width; the file's name gives way (cut with an ellipsis),
+    and on a narrow terminal the bar does too."""
+
+    queue_line = ""
+
+    def __init__(self, console: Console, clock: Callable[[], float]) -> None:
+        self.terminal = console  # rich asks for renderables before its `console` is there
+        self.bar = BAR_WIDTH if console.width >= WIDE_TERMINAL else NARROW_BAR_WIDTH
+        self.name = Column(ratio=1, no_wrap=True, overflow="ellipsis")
+        super().__init__(
+            TextColumn("{task.description}", table_column=self.name),
+            TextColumn("{task.fields[step]}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=self.bar),
+            TextColumn("{task.fields[figures]}", table_column=Column(no_wrap=True)),
+            console=console, get_time=clock,
+        )  # fmt: skip
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        if self.queue_line:
+            yield Text(self.queue_line, no_wrap=True, overflow="ellipsis")
+        step = max((len(task.fields["step"]) for task in self.tasks), default=0)
+        rest = step + self.bar + FIGURES_WIDTH + 3  # three spaces between four columns
+        self.name.max_width = max(MIN_NAME_WIDTH, self.terminal.width - rest)
+        yield self.make_tasks_table(self.tasks)
+
+
 class RichDisplay:
     """Draws the hub's tasks on `console`; a context manager that starts and stops drawing."""
 
     def __init__(self, console: Console, hub: ProgressHub) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True)),
-            BarColumn(),
-            TextColumn("{task.fields[figures]}"),
-            console=console,
-            get_time=hub.clock,
-        )
+        self.progress = _Bars(console, hub.clock)
         self._ids: dict[int, TaskID] = {}
-        self._queue = self.progress.add_task("queue", total=None, visible=False, figures="")
         hub.subscribe(self)
 
     def started(self, task: Task) -> None:
         self._ids[id(task)] = self.progress.add_task(
-            escape(f"{task.info.file} {task.info.label}"), total=task.info.total,
+            escape(task.info.file), total=task.info.total, step=escape(task.info.label),
             figures=figures(task),
         )  # fmt: skip
 
@@ -81,11 +111,8 @@ class RichDisplay:
         )  # fmt: skip
 
     def queue(self, queue: QueueProgress) -> None:
-        summary = queue.summary
-        self.progress.update(
-            self._queue, description=queue_text(queue), visible=True, figures="",
-            total=sum(summary.files.values()) or None, completed=summary.count(FileState.DONE),
-        )  # fmt: skip
+        self.progress.queue_line = queue_text(queue)
+        self.progress.refresh()
 
     def __enter__(self) -> RichDisplay:
         self.progress.start()
