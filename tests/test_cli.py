@@ -220,6 +220,24 @@ def test_web_refuses_a_port_in_use_and_a_port_out_of_range(root: Path) -> None:
     assert wrong.returncode == 2 and "port from 1 to 65535" in wrong.stderr
 
 
+def test_web_on_every_address_prints_where_another_machine_finds_it(root: Path) -> None:
+    assert run_cli(root, "run", "--once").returncode == 0
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # a port free a moment ago
+    web = subprocess.Popen(
+        [sys.executable, "-m", "videoarchiver", "web", "--root", str(root), "--listen",
+         f"0.0.0.0:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert web.stdout is not None
+        said = web.stdout.readline()
+    finally:
+        web.terminate()
+        web.communicate(timeout=20)
+    assert f"http://{socket.gethostname()}:{port}/?token=" in said
+    assert "0.0.0.0" not in said.split(": ", 1)[1], "not an address to type in a browser"
+
+
 @pytest.mark.parametrize("command", ["status", "retry", "verify"])
 def test_commands_on_a_folder_without_state_say_so_and_exit_2(root: Path, command: str) -> None:
     result = run_cli(root, command)
