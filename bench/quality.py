@@ -1,6 +1,6 @@
 """videoarchiver's quality bench: what the SSIM measurement costs, and what it finds.
 
-Run with `make bench-quality` (about 10 minutes on 2 cores). It replaces the section
+Run with `make bench-quality` (about 20 minutes on 2 cores). It replaces the section
 "Quality (SSIM)" of `bench/results.md` (or `--out`; `make bench` keeps it). What it measures:
 
 - the measurement's CPU against its encode's, on a 1080p and an SD clip, at the shipped
@@ -40,33 +40,33 @@ CAMERA = "testsrc2=s={size}:r=25:d={seconds},noise=alls=5:allf=t,scroll=h=0.002"
 # (name, what, seconds) → ffmpeg's input and options: the raw file, coded finely (a camera's
 # bitrate or more), so that the archive's encode is kept.
 COST_CLIPS = {
-    "hd.mp4": ("1920x1080 25 fps, camera-like (moving, sensor noise), H.264 GOP 1 s", 12,
-               ["-f", "lavfi", "-i", CAMERA.format(size="1920x1080", seconds=12),
+    "hd.mp4": ("1920x1080 25 fps, camera-like (moving, sensor noise), H.264 GOP 1 s", 5,
+               ["-f", "lavfi", "-i", CAMERA.format(size="1920x1080", seconds=5),
                 "-c:v", "libx264", "-preset", "veryfast", "-crf", "14", "-g", "25"]),
-    "sd.mp4": ("720x576 25 fps, camera-like, H.264 GOP 1 s", 30,
-               ["-f", "lavfi", "-i", CAMERA.format(size="720x576", seconds=30),
+    "sd.mp4": ("720x576 25 fps, camera-like, H.264 GOP 1 s", 12,
+               ["-f", "lavfi", "-i", CAMERA.format(size="720x576", seconds=12),
                 "-c:v", "libx264", "-preset", "veryfast", "-crf", "14", "-g", "25"]),
 }  # fmt: skip
 FINE = ["-c:v", "libx264", "-preset", "veryfast", "-qp", "6", "-g", "25"]
 SPREAD = {
     "camera.mp4": ("camera-like: moving pattern, sensor noise",
-                   ["-f", "lavfi", "-i", CAMERA.format(size="640x360", seconds=6), *FINE]),
+                   ["-f", "lavfi", "-i", CAMERA.format(size="640x360", seconds=4), *FINE]),
     "noise.mkv": ("heavy noise (grain, low light)",
-                  ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=6,noise=alls=40:allf=t",
+                  ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=4,noise=alls=40:allf=t",
                    *FINE]),
     "screen.mkv": ("screen capture: text and flat colours, RGB",
-                   ["-f", "lavfi", "-i", "testsrc=s=1280x720:r=10:d=6", "-c:v", "ffv1"]),
+                   ["-f", "lavfi", "-i", "testsrc=s=1280x720:r=10:d=4", "-c:v", "ffv1"]),
     "animation.mkv": ("animation: hard edges, flat fills",
                       ["-f", "lavfi", "-i", "life=s=640x360:r=25:mold=10:ratio=0.1:"
                        "life_color=#00ff00:death_color=#c83232,scale=640:360:flags=neighbor",
-                       "-t", "6", *FINE]),
+                       "-t", "4", *FINE]),
     "fractal.mkv": ("fine detail in motion (a fractal zoom)",
-                    ["-f", "lavfi", "-i", "mandelbrot=s=640x360:r=25", "-t", "6", *FINE]),
+                    ["-f", "lavfi", "-i", "mandelbrot=s=640x360:r=25", "-t", "4", *FINE]),
     "tape.dv": ("interlaced DV (PAL, bottom field first)",
-                ["-f", "lavfi", "-i", "testsrc2=s=720x576:r=50:d=6,scroll=h=0.003",
+                ["-f", "lavfi", "-i", "testsrc2=s=720x576:r=50:d=4,scroll=h=0.003",
                  "-vf", "interlace=scan=bff", "-target", "pal-dv"]),
     "hdr.mkv": ("HDR 10-bit (HEVC, PQ, BT.2020)",
-                ["-f", "lavfi", "-i", CAMERA.format(size="640x360", seconds=6),
+                ["-f", "lavfi", "-i", CAMERA.format(size="640x360", seconds=4),
                  "-pix_fmt", "yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast",
                  "-x265-params", "qp=4:log-level=error:colorprim=bt2020:colormatrix=bt2020nc:"
                  "transfer=smpte2084"]),
