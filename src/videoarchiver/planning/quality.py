@@ -29,11 +29,12 @@ FRAMES = 3  # compared at each sample point
 BATCH = 4  # sample points one ffmpeg compares (two decoders each, one thread each)
 MIN_INTERVAL = 2.0  # seconds between sample points at the least
 MAX_POINTS = 200
-# CPU a sample point costs, measured with ffmpeg 5.1 on 2 cores (bench/results.md,
-# "Quality (SSIM)"), on noisy 1080p and SD clips: per pixel, opening and decoding the
-# FRAMES frames of both streams and comparing them; per pixel of each raw frame decoded
-# before them (from its keyframe, or the preroll's); per point, and per ffmpeg and ffprobe.
-POINT_US_PER_PIXEL = 0.085
+# CPU a sample point costs, measured with ffmpeg 5.1 on 2 shared cores (`make bench-quality`,
+# bench/results.md "Quality (SSIM)"), on camera-like 1080p and SD clips: per pixel, opening
+# and decoding the FRAMES frames of both streams and comparing them; per pixel of each raw
+# frame decoded before them (from its keyframe, or the preroll's); per point, and per ffmpeg
+# and ffprobe started.
+POINT_US_PER_PIXEL = 0.3
 LEAD_US_PER_PIXEL = 0.009
 POINT_SECONDS = 0.03
 PROCESS_SECONDS = 0.08
