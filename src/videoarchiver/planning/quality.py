@@ -4,13 +4,16 @@ frames, before `after_done` may let the raw file go.
 A few frames (`FRAMES`) are compared at sample points spread over the stream, as many as
 cost at most `BUDGET` of the encode's estimated CPU (at least one point). Each point is a
 keyframe of the encoded part (found by ffprobe at or before a target time), so that its
-decoder starts there; the raw stream is seeked accurately to the same presentation time.
-Both timelines are the raw file's: the part's timestamps are the raw's minus the file's
-start (`encode_args`, `-output_ts_offset` on resume), so both seeks are absolute
-(`-seek_timestamp`) and the raw's lands a quarter frame early, before its frame whatever
-Matroska's millisecond rounding did to the part's. Both are decoded as ffmpeg shows them
-(the encode turned the pixels upright, so the raw is turned as the encode turned it), the
-part scaled to the raw's size if they differ, both in the archive's pixel format.
+decoder starts there. Both timelines are the raw file's: the part's timestamps are the raw's
+minus the file's start (`encode_args`, `-output_ts_offset` on resume), so both seeks are to
+absolute times (`-seek_timestamp`). The raw is seeked to its keyframe at or before the same
+time (earlier by a preroll where its container has no index: `preroll`), and its frames up
+to a quarter frame before the point dropped, whatever Matroska's millisecond rounding did to
+the part's; from there the frames of both are paired in order, not by timestamp. A raw
+stream without timestamps is read from its start and its frames counted. Both are decoded as
+ffmpeg shows them (the encode turned the pixels upright: the raw is turned as the encode
+turned it), the part scaled to the raw's size if they differ, both in the archive's pixel
+format.
 """
 
 from __future__ import annotations
