@@ -105,6 +105,11 @@ def _measuring(args: list[str]) -> bool:
     return "ssim=stats_file=-" in joined or "packet=pts_time,flags" in joined
 
 
+def _encodes(args: list[str]) -> bool:
+    """The archive's encode of stream 0 (not the ffprobe that counts its packets)."""
+    return args[-1].endswith("/archive/s0.partial0.mkv")
+
+
 class Cost(NamedTuple):
     clip: str
     preset: str
@@ -121,7 +126,7 @@ def cost(tmp: Path, name: str, preset: str) -> Cost:
     trace = root / "trace.jsonl"
     _run(root, trace)
     commands = [json.loads(line)["args"] for line in trace.read_text().splitlines()]
-    [encode] = [args for args in commands if "/archive/s0.partial0.mkv" in args[-1]]
+    [encode] = [args for args in commands if args[0] == "ffmpeg" and _encodes(args)]
     output = root / "replayed.mkv"
     encode_cpu = _cpu([*encode[:-1], f"file:{output}"])
     archive = f"file:{root / 'archive' / f'{Path(name).stem}.mkv'}"

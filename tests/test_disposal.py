@@ -11,10 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from videoarchiver.disposal import OTHER_FOOTAGE, Outcome, finish_raw_action, taken_path
+from videoarchiver.disposal import (
+    OTHER_FOOTAGE,
+    Outcome,
+    finish_raw_action,
+    quality_shortfall,
+    taken_path,
+)
 from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
-from videoarchiver.state import FileRow, FileState
+from videoarchiver.state import Figures, FileRow, FileState, JobState, StreamJobRow
 
 pytestmark = pytest.mark.anyio
 OLD = b"old recording " * 100_000
@@ -184,3 +190,23 @@ async def test_two_workers_finishing_the_same_action_agree(layout: Layout) -> No
     first, second = await asyncio.gather(_finish(layout, row), _finish(layout, row))
     assert (first.action, second.action) == ("deleted", "deleted")
     assert _names(_raw(layout).parent) == []
+
+
+def test_every_re_encoded_video_stream_must_reach_the_minimum_quality() -> None:
+    def job(index: int, kind: str, decision: str, figures: Figures) -> StreamJobRow:
+        return StreamJobRow(index, kind, decision, JobState.DONE, (), figures)
+
+    good = Figures(ssim_mean=0.97, ssim_worst=0.9, ssim_note="6 frames at 2 sample points")
+    jobs = [
+        job(0, "video", "encode", good),
+        job(1, "video", "copy", Figures()),  # the raw stream itself: nothing to measure
+        job(2, "audio", "encode", Figures()),
+        job(3, "video", "encode", Figures(ssim_mean=0.85, ssim_worst=0.8, ssim_note="3 frames")),
+        job(4, "video", "encode", Figures(ssim_note="SSIM of stream 4 failed: no frames")),
+    ]
+    assert quality_shortfall(jobs[:3], 0.9) is None
+    assert quality_shortfall(jobs, 0.9) == (
+        "stream 3: SSIM 0.8500 (worst frame 0.8000) below archive.min_ssim 0.9; "
+        "stream 4: quality not measured: SSIM of stream 4 failed: no frames"
+    )
+    assert quality_shortfall(jobs[:4], 0.8) is None

@@ -37,7 +37,6 @@ jobs = 1
 after_done = "{after_done}"
 [archive]
 video_args = ["-crf", "{crf}", "-preset", "ultrafast", "-g", "50"]
-min_ssim = {min_ssim}
 """
 # The picture moves 1 % of its width a frame: a comparison off by one frame scores low.
 MOVING = "testsrc2=s=320x240:r=25:d=4,scroll=h=0.01"
@@ -49,11 +48,15 @@ exec {ffprobe} "$@"
 
 
 def _root(
-    tmp_path: Path, after_done: str = "delete", crf: int = 18, min_ssim: float = 0.95
+    tmp_path: Path, after_done: str = "delete", crf: int = 18, min_ssim: float | None = None
 ) -> Path:
+    """A root whose raw files are archived at `crf` (`ultrafast`), with `min_ssim` set if
+    given (else the default)."""
     root = tmp_path / "root"
     (root / "raw").mkdir(parents=True)
-    config = CONFIG.format(after_done=after_done, crf=crf, min_ssim=min_ssim)
+    config = CONFIG.format(after_done=after_done, crf=crf)
+    if min_ssim is not None:
+        config += f"min_ssim = {min_ssim}\n"
     (root / "videoarchiver.toml").write_text(config)
     return root
 

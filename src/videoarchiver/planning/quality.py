@@ -4,13 +4,16 @@ frames, before `after_done` may let the raw file go.
 A few frames (`FRAMES`) are compared at sample points spread over the stream, as many as
 cost at most `BUDGET` of the encode's estimated CPU (at least one point). Each point is a
 keyframe of the encoded part (found by ffprobe at or before a target time), so that its
-decoder starts there; the raw stream is seeked accurately to the same presentation time.
-Both timelines are the raw file's: the part's timestamps are the raw's minus the file's
-start (`encode_args`, `-output_ts_offset` on resume), so both seeks are absolute
-(`-seek_timestamp`) and the raw's lands a quarter frame early, before its frame whatever
-Matroska's millisecond rounding did to the part's. Both are decoded as ffmpeg shows them
-(the encode turned the pixels upright, so the raw is turned as the encode turned it), the
-part scaled to the raw's size if they differ, both in the archive's pixel format.
+decoder starts there. Both timelines are the raw file's: the part's timestamps are the raw's
+minus the file's start (`encode_args`, `-output_ts_offset` on resume), so both seeks are to
+absolute times (`-seek_timestamp`). The raw is seeked to its keyframe at or before the same
+time (earlier by a preroll where its container has no index: `preroll`), and its frames up
+to a quarter frame before the point dropped, whatever Matroska's millisecond rounding did to
+the part's; from there the frames of both are paired in order, not by timestamp. A raw
+stream without timestamps is read from its start and its frames counted. Both are decoded as
+ffmpeg shows them (the encode turned the pixels upright: the raw is turned as the encode
+turned it), the part scaled to the raw's size if they differ, both in the archive's pixel
+format.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ FRAMES = 3  # compared at each sample point
 BATCH = 4  # sample points one ffmpeg compares (two decoders each, one thread each)
 MIN_INTERVAL = 2.0  # seconds between sample points at the least
 MAX_POINTS = 200
-# CPU a sample point costs, measured with ffmpeg 5.1 on 2 cores (bench/results.md,
-# "Quality (SSIM)"), on noisy 1080p and SD clips: per pixel, opening and decoding the
-# FRAMES frames of both streams and comparing them; per pixel of each raw frame decoded
-# before them (from its keyframe, or the preroll's); per point, and per ffmpeg and ffprobe.
-POINT_US_PER_PIXEL = 0.085
+# CPU a sample point costs, measured with ffmpeg 5.1 on 2 shared cores (`make bench-quality`,
+# bench/results.md "Quality (SSIM)"), on camera-like 1080p and SD clips: per pixel, opening
+# and decoding the FRAMES frames of both streams and comparing them; per pixel of each raw
+# frame decoded before them (from its keyframe, or the preroll's); per point, and per ffmpeg
+# and ffprobe started.
+POINT_US_PER_PIXEL = 0.3
 LEAD_US_PER_PIXEL = 0.009
 POINT_SECONDS = 0.03
 PROCESS_SECONDS = 0.08
