@@ -340,7 +340,8 @@ async def test_every_json_endpoint_answers_with_the_data_of_a_processed_file(
                 "done", str(path.relative_to(root)), path.stat().st_size), kind  # fmt: skip
         assert detail["sha256"] == file_sha256(raw), "the raw file's whole content"
         page = await client.get(f"/files/{processed.done}")
-        assert f'raw file SHA-256 <span class="hash">{file_sha256(raw)}</span>' in page.text
+        whole = file_sha256(raw)  # shown shortened, whole in its title and when selected
+        assert f'<code class="hash" title="{whole}">{whole[:12]}<span class="rest">' in page.text
         assert detail["outputs"]["archive"]["sha256"] == file_sha256(archive)
         assert detail["outputs"]["preview"]["sha256"] == file_sha256(preview)
         [sheet] = detail["jobs"]["montage"]
