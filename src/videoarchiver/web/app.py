@@ -15,8 +15,8 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
     JSONResponse,
@@ -38,7 +38,7 @@ from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
 from videoarchiver.web.metrics import metrics_text
-from videoarchiver.web.plot import saved_plot
+from videoarchiver.web.plot import bars, saved_plot
 from videoarchiver.web.published import PublishedFiles
 from videoarchiver.web.webm import WebmCache
 
@@ -153,6 +153,14 @@ class WebApp:
             saved=percent_saved(summary.raw_bytes, summary.archive_bytes)
             if summary.raw_bytes else "-",
             hours=await self.store.encode_seconds() / 3600, plot=saved_plot(days),
+            file_bars=bars([(state, count, str(count), state)
+                            for state, count in sorted(summary.files.items())]),
+            byte_bars=bars([("raw done", summary.raw_bytes, human_size(summary.raw_bytes), "done"),
+                            ("archives", summary.archive_bytes,
+                             human_size(summary.archive_bytes), "running"),
+                            ("waiting", summary.waiting_bytes,
+                             human_size(summary.waiting_bytes), "pending")])
+            if summary.files else [],
         )  # fmt: skip
 
     async def _row(self, request: Request) -> FileRow:

@@ -33,3 +33,21 @@ def saved_plot(days: Sequence[Day]) -> Plot | None:
     ]
     points.append((float(WIDTH), points[-1][1]))  # the total holds until today
     return Plot(" ".join(f"{x:.1f},{y:.1f}" for x, y in points), first, last, saved[-1])
+
+
+BAR_WIDTH = 220  # the longest bar, in the SVG's units
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    width: float  # of BAR_WIDTH, the longest bar's
+    shown: str  # the value as read
+    state: str  # its colour
+
+
+def bars(rows: Sequence[tuple[str, float, str, str]]) -> list[Bar]:
+    """Horizontal bars (label, value, value shown, state), scaled to the largest value."""
+    top = max([value for _label, value, _shown, _state in rows] + [1])
+    return [Bar(label, BAR_WIDTH * max(value, 0) / top, shown, state)
+            for label, value, shown, state in rows]  # fmt: skip
