@@ -35,7 +35,7 @@ def saved_plot(days: Sequence[Day]) -> Plot | None:
     return Plot(" ".join(f"{x:.1f},{y:.1f}" for x, y in points), first, last, saved[-1])
 
 
-BAR_WIDTH = 220  # the longest bar, in the SVG's units
+BAR_WIDTH = 180  # the longest bar, in the SVG's units
 
 
 @dataclass(frozen=True)
