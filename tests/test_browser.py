@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, Request, ViewportSize, sync_playwright
 
 from media import ffmpeg, status_json, wait_until
 
@@ -65,7 +65,8 @@ def _bar(page: Page) -> float:
     return float(page.eval_on_selector("#tasks progress", "bar => bar.value"))
 
 
-DESKTOP, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1440, height=900)
+PHONE = ViewportSize(width=390, height=844)
 
 
 def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> None:
@@ -77,6 +78,10 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         if message.type == "error":
             errors.append(message.text)
 
+    def keep_elsewhere(request: Request) -> None:
+        if not request.url.startswith(f"{site}/"):
+            elsewhere.append(request.url)
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
@@ -87,8 +92,7 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         for each in pages.values():
             each.on("console", keep_errors)
             each.on("pageerror", lambda error: errors.append(str(error)))
-            each.on("request", lambda asked: asked.url.startswith(site)
-                    or elsewhere.append(asked.url))  # fmt: skip
+            each.on("request", keep_elsewhere)
         page, phone, dark = pages.values()
 
         def shoot(name: str, path: str, ready: str = "body") -> None:

@@ -250,6 +250,7 @@ async def test_the_now_page_shows_what_runs_without_javascript(site: Site) -> No
         assert '<progress max="1260.0" value="312.0">' in page
         assert "E 0:05:12/0:21:00" in page and "1.42×" in page and "24%" in page
         assert "host" in page and "heartbeat" in page, "the worker's card"
+        assert "E 0:05:12/0:21:00" in (await client.get(f"/files/{stuck.id}")).text
         [w1] = [worker for worker in await site.store.workers() if worker.id == "w1"]
         await site.store.heartbeat(w1, -1)  # its lease ran out: the task is stalled
         page = (await client.get("/")).text

@@ -140,9 +140,10 @@ class WebApp:
 
     async def file(self, request: Request) -> Response:
         row = await self._row(request)
+        tasks = [task for task in await self.store.progress() if task.file_id == row.id]
         return await self._page(
             request, "file.html", file=row, outputs=await self.store.outputs(row.id),
-            kinds=OUTPUT_KINDS,
+            kinds=OUTPUT_KINDS, tasks=await self._named(tasks),
             jobs={kind: await self.store.jobs(row.id, kind) for kind in OUTPUT_KINDS},
         )  # fmt: skip
 
