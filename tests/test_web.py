@@ -270,6 +270,10 @@ async def test_the_file_page_has_downloads_and_a_retry(site: Site) -> None:
                                     data={CSRF_FIELD: csrf, "back": "file"})  # fmt: skip
         assert retried.status_code == 303 and retried.headers["location"] == f"/files/{site.failed}"
         assert (await site.store.get_file(site.failed)).state is FileState.PENDING
+        odd = await site.store.add_file("odd.mkv", 10, 1, "fp-odd", "odd")
+        await site.store.fail_file(odd.id, "ffmpeg failed", "[matroska] EBML header\nthe end")
+        page = (await client.get(f"/files/{odd.id}")).text
+        assert "<details><summary>ffmpeg's whole message</summary><pre>[matroska]" in page
 
 
 async def test_a_download_is_a_published_output_under_its_name(site: Site) -> None:
