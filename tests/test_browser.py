@@ -117,6 +117,11 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         shoot("now", "/", "#tasks progress")
         background = dark.evaluate("() => getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(15, 18, 23)", "dark when the system asks for it"
+        without = browser.new_page(viewport=DESKTOP, java_script_enabled=False)
+        without.goto(f"{site}/")
+        assert without.query_selector("#tasks progress") is not None, "drawn by the server"
+        assert "Nothing runs." not in without.inner_text("#tasks")
+        without.close()
 
         wait_until(lambda: any(f["state"] == "failed" for f in status_json(root)), timeout=60)
         page.goto(f"{site}/queue")
