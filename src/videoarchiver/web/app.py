@@ -33,12 +33,12 @@ from videoarchiver.display import clock_text
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store
+from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store, Summary
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
 from videoarchiver.web.metrics import metrics_text
-from videoarchiver.web.plot import bars, saved_plot
+from videoarchiver.web.plot import saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
 from videoarchiver.web.webm import WebmCache
 
@@ -89,8 +89,7 @@ class WebApp:
         summary = await self.store.summary()
         return await self._page(
             request, "now.html", summary=summary, **await self._running(),
-            saved=percent_saved(summary.raw_bytes, summary.archive_bytes)
-            if summary.raw_bytes else "-",
+            saved=_saved(summary),
         )  # fmt: skip
 
     async def _named(self, tasks: Sequence[Progress]) -> list[dict[str, Any]]:
@@ -151,17 +150,9 @@ class WebApp:
         summary, days = await self.store.summary(), await self.store.days()
         return await self._page(
             request, "statistics.html", summary=summary, days=days,
-            saved=percent_saved(summary.raw_bytes, summary.archive_bytes)
-            if summary.raw_bytes else "-",
+            saved=_saved(summary),
             hours=await self.store.encode_seconds() / 3600, plot=saved_plot(days),
-            file_bars=bars([(state, count, str(count), state)
-                            for state, count in sorted(summary.files.items())]),
-            byte_bars=bars([("raw done", summary.raw_bytes, human_size(summary.raw_bytes), "done"),
-                            ("archives", summary.archive_bytes,
-                             human_size(summary.archive_bytes), "running"),
-                            ("waiting", summary.waiting_bytes,
-                             human_size(summary.waiting_bytes), "pending")])
-            if summary.files else [],
+            bars=summary_bars(summary) if summary.files else None,
         )  # fmt: skip
 
     async def _row(self, request: Request) -> FileRow:
@@ -323,6 +314,10 @@ class WebApp:
             Route("/resume", self.resume, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
+
+
+def _saved(summary: Summary) -> str:
+    return percent_saved(summary.raw_bytes, summary.archive_bytes) if summary.raw_bytes else "-"
 
 
 def age(seconds: float) -> str:
