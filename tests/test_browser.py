@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, Request, ViewportSize, sync_playwright
 
 from media import ffmpeg, status_json, wait_until
 
@@ -65,21 +65,47 @@ def _bar(page: Page) -> float:
     return float(page.eval_on_selector("#tasks progress", "bar => bar.value"))
 
 
+DESKTOP = ViewportSize(width=1440, height=900)
+PHONE = ViewportSize(width=390, height=844)
+
+
 def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> None:
     errors: list[str] = []
+    elsewhere: list[str] = []  # requests to another host: none (no CDN, no font service)
     shots = tmp_path / "screenshots"
 
     def keep_errors(message: ConsoleMessage) -> None:
         if message.type == "error":
             errors.append(message.text)
 
+    def keep_elsewhere(request: Request) -> None:
+        if not request.url.startswith(f"{site}/"):
+            elsewhere.append(request.url)
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
         )
-        page = browser.new_page(viewport={"width": 1000, "height": 700})
-        page.on("console", keep_errors)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        pages = {"": browser.new_page(viewport=DESKTOP),
+                 "-phone": browser.new_page(viewport=PHONE),
+                 "-dark": browser.new_page(viewport=DESKTOP, color_scheme="dark")}  # fmt: skip
+        for each in pages.values():
+            each.on("console", keep_errors)
+            each.on("pageerror", lambda error: errors.append(str(error)))
+            each.on("request", keep_elsewhere)
+        page, phone, dark = pages.values()
+
+        def shoot(name: str, path: str, ready: str = "body") -> None:
+            """`web-<name>.png` from the desktop page (already there), and the same address
+            on a phone and in dark mode; nothing wider than the phone."""
+            page.screenshot(path=shots / f"web-{name}.png", full_page=True)
+            for suffix, other in (("-phone", phone), ("-dark", dark)):
+                other.goto(f"{site}{path}")
+                other.wait_for_selector(ready)
+                other.wait_for_timeout(300)
+                other.screenshot(path=shots / f"web-{name}{suffix}.png", full_page=True)
+            width = phone.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"{name}: nothing wider than a phone"
 
         page.goto(f"{site}/")
         page.wait_for_selector("#tasks progress", timeout=60_000)
@@ -88,11 +114,18 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
             f"() => [...document.querySelectorAll('#tasks progress')].some(b => b.value > {first})",
             timeout=30_000,
         )
-        page.screenshot(path=shots / "now.png")
+        shoot("now", "/", "#tasks progress")
+        background = dark.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(15, 18, 23)", "dark when the system asks for it"
+        without = browser.new_page(viewport=DESKTOP, java_script_enabled=False)
+        without.goto(f"{site}/")
+        assert without.query_selector("#tasks progress") is not None, "drawn by the server"
+        assert "Nothing runs." not in without.inner_text("#tasks")
+        without.close()
 
         wait_until(lambda: any(f["state"] == "failed" for f in status_json(root)), timeout=60)
         page.goto(f"{site}/queue")
-        page.screenshot(path=shots / "queue.png")
+        shoot("queue", "/queue")
         with page.expect_navigation() as retried:
             page.click("text=Retry")
         answer = retried.value
@@ -101,6 +134,8 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         assert broken["state"] in ("pending", "running", "failed")
         log = root / "log" / "videoarchiver.log"
         wait_until(lambda: log.read_text().count("broken.mp4: failed") >= 2, timeout=60)
+        page.goto(f"{site}/files/{broken['id']}")
+        shoot("file-failed", f"/files/{broken['id']}", "text=Retry")
 
         wait_until(lambda: any(f["state"] == "done" for f in status_json(root)), timeout=180)
         page.goto(f"{site}/gallery")
@@ -108,25 +143,23 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         assert thumbnail is not None
         page.wait_for_function("() => document.querySelector('.tile img').complete")
         assert page.eval_on_selector(".tile img", "img => img.naturalWidth") > 0
-        page.screenshot(path=shots / "gallery.png")
+        shoot("gallery", "/gallery", ".tile img")
 
         thumbnail.click()
         page.wait_for_selector("video")
         page.eval_on_selector("video", "video => { video.muted = true; return video.play(); }")
         page.wait_for_function("() => document.querySelector('video').currentTime > 0.5",
                                timeout=30_000)  # fmt: skip
-        page.screenshot(path=shots / "file.png", full_page=True)
+        shoot("file", page.url.removeprefix(site), "video")
+        with page.expect_download() as downloaded:
+            page.click("a[href$='/download/archive']")
+        assert downloaded.value.suggested_filename == "garden party.mkv"
 
         page.goto(f"{site}/statistics")
-        page.wait_for_selector("svg.plot polyline")
-        page.screenshot(path=shots / "statistics.png")
-
-        phone = browser.new_page(viewport={"width": 360, "height": 740})
-        phone.goto(f"{site}/gallery")
-        width = phone.evaluate("() => document.documentElement.scrollWidth")
-        assert width <= 360, "nothing wider than a phone"
-        phone.screenshot(path=shots / "phone-gallery.png")
+        page.wait_for_selector("svg.hbars rect")
+        shoot("statistics", "/statistics", "svg.hbars")
         browser.close()
     assert errors == [], "no page logs an error"
+    assert elsewhere == [], "no request to another host"
     if SCREENSHOTS:
         shutil.copytree(shots, SCREENSHOTS, dirs_exist_ok=True)

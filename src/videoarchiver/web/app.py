@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
@@ -28,15 +29,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from videoarchiver.display import clock_text
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store
+from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store, Summary
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
 from videoarchiver.web.metrics import metrics_text
-from videoarchiver.web.plot import saved_plot
+from videoarchiver.web.plot import saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
 from videoarchiver.web.webm import WebmCache
 
@@ -67,6 +69,8 @@ class WebApp:
         self.templates.env.filters["name"] = shown_name
         self.templates.env.filters["when"] = clock_time
         self.templates.env.filters["date"] = lambda day: date(1970, 1, 1) + timedelta(days=day)
+        self.templates.env.filters["clock"] = clock_text
+        self.templates.env.filters["age"] = age
         self.templates.env.globals["search_limit"] = SEARCH_LIMIT
 
     async def _page(self, request: Request, template: str, **values: Any) -> Response:
@@ -82,9 +86,10 @@ class WebApp:
     # -- pages ---------------------------------------------------------------------------------
 
     async def now(self, request: Request) -> Response:
+        summary = await self.store.summary()
         return await self._page(
-            request, "now.html", summary=await self.store.summary(),
-            workers=await self.store.workers(), now=await self.store.clock(),
+            request, "now.html", summary=summary, **await self._running(),
+            saved=_saved(summary),
         )  # fmt: skip
 
     async def _named(self, tasks: Sequence[Progress]) -> list[dict[str, Any]]:
@@ -134,8 +139,10 @@ class WebApp:
 
     async def file(self, request: Request) -> Response:
         row = await self._row(request)
+        tasks = [task for task in await self.store.progress() if task.file_id == row.id]
         return await self._page(
             request, "file.html", file=row, outputs=await self.store.outputs(row.id),
+            kinds=OUTPUT_KINDS, tasks=await self._named(tasks),
             jobs={kind: await self.store.jobs(row.id, kind) for kind in OUTPUT_KINDS},
         )  # fmt: skip
 
@@ -143,9 +150,9 @@ class WebApp:
         summary, days = await self.store.summary(), await self.store.days()
         return await self._page(
             request, "statistics.html", summary=summary, days=days,
-            saved=percent_saved(summary.raw_bytes, summary.archive_bytes)
-            if summary.raw_bytes else "-",
+            saved=_saved(summary),
             hours=await self.store.encode_seconds() / 3600, plot=saved_plot(days),
+            bars=summary_bars(summary) if summary.files else None,
         )  # fmt: skip
 
     async def _row(self, request: Request) -> FileRow:
@@ -167,12 +174,18 @@ class WebApp:
             "now": await self.store.clock(),
         }
 
+    async def _live(self) -> dict[str, Any]:
+        """What runs, with the Now page's markup of it (`html`: what `live.js` shows)."""
+        running = await self._running()
+        html = self.templates.get_template("now_live.html").render(running)
+        return running | {"html": html}
+
     async def events(self, request: Request) -> Response:
         """Server-sent events: what runs on every worker, every EVENT_SECONDS."""
 
         async def stream() -> AsyncIterator[str]:
             while True:
-                yield f"data: {json.dumps(await self._running())}\n\n"
+                yield f"data: {json.dumps(await self._live())}\n\n"
                 await anyio.sleep(EVENT_SECONDS)
 
         return StreamingResponse(
@@ -234,29 +247,40 @@ class WebApp:
         opened = await self.published.open(row.id, kind) if kind else None
         if opened is None:
             raise HTTPException(404, "not published, or no longer what was published")
-        fd, sha256 = opened
+        fd = opened.fd
         if kind == "preview":
-            webm = await self.webm.of(row.id, sha256, fd)  # it closes fd
+            webm = await self.webm.of(row.id, opened.sha256, fd)  # it closes fd
             if webm is None:
                 raise HTTPException(502, "the preview cannot be remuxed into WebM")
             fd = webm
         return DescriptorResponse(fd, media_type, CACHED)
 
+    async def download(self, request: Request) -> Response:
+        """A published output as it is, to keep: an attachment under its own name."""
+        row = await self._row(request)
+        kind = request.path_params["kind"]
+        opened = await self.published.open(row.id, kind) if kind in OUTPUT_KINDS else None
+        if opened is None:
+            raise HTTPException(404, "not published, or no longer what was published")
+        return DescriptorResponse(opened.fd, None, CACHED, filename=opened.name)
+
     # -- actions -------------------------------------------------------------------------------
 
-    async def _checked_form(self, request: Request) -> None:
+    async def _checked_form(self, request: Request) -> FormData:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         origin = request.headers.get("origin", "")
         if not csrf_ok(request.cookies, value if isinstance(value, str) else None, origin,
                        request.headers.get("host", "")):  # fmt: skip
             raise HTTPException(403, "this form did not come from this page")
+        return form
 
     async def retry(self, request: Request) -> Response:
-        await self._checked_form(request)
+        form = await self._checked_form(request)
         row = await self._row(request)
         await self.store.retry([row.rel_path])
-        return RedirectResponse("/queue", status_code=303)
+        back = f"/files/{row.id}" if form.get("back") == "file" else "/queue"
+        return RedirectResponse(back, status_code=303)
 
     async def pause(self, request: Request) -> Response:
         await self._checked_form(request)
@@ -284,11 +308,25 @@ class WebApp:
             Route("/api/days", self.api_days),
             Route("/metrics", self.metrics),
             Route("/media/{file_id:int}/{what}", self.media),
+            Route("/files/{file_id:int}/download/{kind}", self.download),
             Route("/files/{file_id:int}/retry", self.retry, methods=["POST"]),
             Route("/pause", self.pause, methods=["POST"]),
             Route("/resume", self.resume, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
+
+
+def _saved(summary: Summary) -> str:
+    return percent_saved(summary.raw_bytes, summary.archive_bytes) if summary.raw_bytes else "-"
+
+
+def age(seconds: float) -> str:
+    """How long ago, roughly: `4 s`, `3 min`, `2 h`, `5 days`."""
+    seconds = max(0.0, seconds)
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds / 86400:.0f} days"
 
 
 def _page_number(request: Request) -> int:

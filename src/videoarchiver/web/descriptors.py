@@ -58,11 +58,13 @@ def fd_path(fd: int) -> Path:
 
 class DescriptorResponse(FileResponse):
     """The file open at a descriptor, with its content type (ranges as FileResponse serves
-    them); the descriptor is closed once answered, however the answer ends."""
+    them), or as an attachment named `filename` (its type guessed from the name); the
+    descriptor is closed once answered, however the answer ends."""
 
-    def __init__(self, fd: int, media_type: str, headers: dict[str, str]) -> None:
+    def __init__(self, fd: int, media_type: str | None, headers: dict[str, str],
+                 filename: str | None = None) -> None:  # fmt: skip
         super().__init__(fd_path(fd), media_type=media_type, headers=headers,
-                         stat_result=os.fstat(fd))  # fmt: skip
+                         stat_result=os.fstat(fd), filename=filename)  # fmt: skip
         self.fd = fd
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

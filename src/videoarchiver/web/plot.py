@@ -6,7 +6,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from videoarchiver.state import Day
+from videoarchiver.state import Day, Summary
+from videoarchiver.ui import human_size
 
 WIDTH, HEIGHT = 600, 200
 
@@ -33,3 +34,31 @@ def saved_plot(days: Sequence[Day]) -> Plot | None:
     ]
     points.append((float(WIDTH), points[-1][1]))  # the total holds until today
     return Plot(" ".join(f"{x:.1f},{y:.1f}" for x, y in points), first, last, saved[-1])
+
+
+BAR_WIDTH = 180  # the longest bar, in the SVG's units
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    width: float  # of BAR_WIDTH, the longest bar's
+    shown: str  # the value as read
+    state: str  # its colour
+
+
+def bars(rows: Sequence[tuple[str, float, str, str]]) -> list[Bar]:
+    """Horizontal bars (label, value, value shown, state), scaled to the largest value."""
+    top = max([value for _label, value, _shown, _state in rows] + [1])
+    return [Bar(label, BAR_WIDTH * max(value, 0) / top, shown, state)
+            for label, value, shown, state in rows]  # fmt: skip
+
+
+def summary_bars(summary: Summary) -> tuple[list[Bar], list[Bar]]:
+    """Files by state, and bytes archived (raw in, archives out) and waiting."""
+    files = [(state, count, str(count), state) for state, count in sorted(summary.files.items())]
+    sizes = [("raw done", summary.raw_bytes, "done"),
+             ("archives", summary.archive_bytes, "running"),
+             ("waiting", summary.waiting_bytes, "pending")]  # fmt: skip
+    return bars(files), bars([(label, size, human_size(size), state)
+                              for label, size, state in sizes])  # fmt: skip

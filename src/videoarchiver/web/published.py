@@ -11,6 +11,7 @@ that changes (the ctime too: a rewrite whose mtime was put back still changes it
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import anyio
 
@@ -22,6 +23,14 @@ from videoarchiver.web.descriptors import open_plain
 
 REMEMBERED = 4096  # stats whose SHA-256 is kept (the least recently asked forgotten first)
 StatKey = tuple[str, int, int, int, int, int, int]
+
+
+class Opened(NamedTuple):
+    """A published output, open: its descriptor, SHA-256 and file name."""
+
+    fd: int
+    sha256: str
+    name: str
 
 
 def _stat_key(recorded: str, fd: int) -> StatKey:
@@ -38,9 +47,9 @@ class PublishedFiles:
         self._hashes: dict[StatKey, str] = {}
         self._hashing = anyio.Lock()  # one at a time: a request that waited finds it known
 
-    async def open(self, file_id: int, kind: str) -> tuple[int, str] | None:
-        """A descriptor of the file's published `kind` and its SHA-256, or None when it is
-        not published or is not as published. The caller closes the descriptor."""
+    async def open(self, file_id: int, kind: str) -> Opened | None:
+        """The file's published `kind` opened, or None when it is not published or is not
+        as published. The caller closes the descriptor."""
         wanted = next((published for published in
                        await published_outputs(self.store, self.layout, [file_id])
                        if published.kind == kind), None)  # fmt: skip
@@ -55,7 +64,7 @@ class PublishedFiles:
         finally:
             if not intact:
                 os.close(fd)
-        return (fd, wanted.sha256) if intact else None
+        return Opened(fd, wanted.sha256, wanted.path.name) if intact else None
 
     async def _intact(self, fd: int, wanted: Published) -> bool:
         key = _stat_key(wanted.recorded, fd)
