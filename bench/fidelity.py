@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench import CONFIG, make_workload, resources_line
+from sections import FIDELITY, replace_section
 
 BEFORE = "db8bb29"
 HERE = Path(__file__).resolve().parent.parent
@@ -38,11 +39,36 @@ def archive_batch(source: Path, raw: Path, root: Path) -> float:
     return resources_line(root)["children"]
 
 
+def report(cpu: dict[str, list[float]], before_rev: str) -> str:
+    """The section of results.md: children's CPU of the batch, before and after."""
+    before, after = (statistics.median(cpu[label]) for label in ("before", "after"))
+    runs = len(cpu["before"])
+    lines = [
+        FIDELITY, "",
+        f"The bench batch archived by `run --once` with the code of `{before_rev}` (before"
+        " interlaced video, HDR metadata, alpha, gapless audio, edit lists, decoded lengths and"
+        " the quality check) and with this code, in turns (`bench/fidelity.py`); children's CPU"
+        " seconds from the daemon's last log line.", "",
+        f"| code | children's CPU (median of {runs}) | runs |", "|---|---|---|",
+    ]  # fmt: skip
+    for label, value in (("before", before), ("after", after)):
+        shown = ", ".join(f"{seconds:.1f}" for seconds in cpu[label])
+        lines.append(f"| {label} | {value:.1f} s | {shown} |")
+    change = (after / before - 1) * 100
+    verdict = "met" if change <= 3 else "**missed**"
+    lines += [
+        "",
+        f"after / before: {after / before:.3f} ({change:+.1f} %; target ≤ +3 %: {verdict})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default=BEFORE, help="the commit to compare with")
     parser.add_argument("--runs", type=int, default=2, help="runs of each")
     parser.add_argument("--quick", action="store_true", help="the quick bench's batch")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="videoarchiver-fidelity-") as folder:
         tmp = Path(folder)
@@ -59,12 +85,9 @@ def main() -> int:
         finally:
             subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)],
                            check=False, capture_output=True)  # fmt: skip
-    before, after = (statistics.median(cpu[label]) for label in ("before", "after"))
-    print(f"\n| code | children's CPU (median of {args.runs}) | runs |\n|---|---|---|")
-    for label, value in (("before", before), ("after", after)):
-        runs = ", ".join(f"{seconds:.1f}" for seconds in cpu[label])
-        print(f"| {label} | {value:.1f} s | {runs} |")
-    print(f"\nafter / before: {after / before:.3f} ({(after / before - 1) * 100:+.1f} %)")
+    section = report(cpu, args.before)
+    print(section)
+    replace_section(args.out, FIDELITY, section)
     return 0
 
 

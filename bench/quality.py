@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+from sections import QUALITY, replace_section
+
 from media import ffmpeg, status_json
 from videoarchiver.planning.quality import parse_ssim, summarize
 
-HEADING = "## Quality (SSIM)"
+HEADING = QUALITY
 CONFIG = """\
 settle_seconds = 0
 jobs = 1
@@ -208,26 +210,6 @@ def report(costs: list[Cost], spreads: dict[int, dict[str, dict[str, Any]]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def kept_section(path: Path) -> str:
-    """The section this bench wrote into `path` (for `bench.py`, which rewrites the rest)."""
-    if not path.exists():
-        return ""
-    text = path.read_text()
-    if HEADING not in text:
-        return ""
-    section = text[text.index(HEADING) :]
-    end = section.find("\n## ", len(HEADING))
-    return "\n" + (section if end < 0 else section[: end + 1])
-
-
-def replace_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    kept = kept_section(path)
-    if kept:
-        text = text.replace(kept.removeprefix("\n"), "")
-    path.write_text(text.rstrip("\n") + "\n\n" + section)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.md")
@@ -248,7 +230,7 @@ def main() -> int:
     section = report(costs, spreads)
     if args.notes:
         section += "\n" + args.notes.read_text()
-    replace_section(args.out, section)
+    replace_section(args.out, HEADING, section)
     print(section)
     return 0
 
