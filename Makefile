@@ -14,7 +14,7 @@ run: setup
 	$(BIN)/videoarchiver run
 
 test: setup test-deps lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 lint: setup
 	$(BIN)/ruff check .

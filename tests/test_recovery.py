@@ -238,14 +238,14 @@ def _assert_same_audio(raw_path: Path, archive_path: Path) -> None:
 def test_an_audio_encode_killed_twice_is_as_long_as_the_raw_and_aligned(root: Path) -> None:
     """Every Opus encode starts with 312 samples of priming: a killed one is encoded again
     from its start rather than joined, so no kill adds a sample."""
-    ffmpeg("-f", "lavfi", "-i", "anoisesrc=d=300:c=pink:r=48000:a=0.3", "-ac", "2",
+    ffmpeg("-f", "lavfi", "-i", "anoisesrc=d=120:c=pink:r=48000:a=0.3", "-ac", "2",
            "-c:a", "flac", root / "raw" / "talk.flac")  # fmt: skip
     work = root / "work" / "files" / "1"
 
     def encoding(size: int) -> bool:
         return any(p.stat().st_size > size for p in work.glob("claim-*/archive/s0.partial*.mkv"))
 
-    for size in (400_000, 800_000):
+    for size in (300_000, 600_000):
         _kill_when(_start(root), partial(encoding, size), root)
     result = run_cli(root, "run", "--once")
     assert result.returncode == 0, result.stderr
