@@ -657,3 +657,69 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/api/summary", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _log_line(level: str, text: str, second: int = 0) -> bytes:
+    return f"2026-12-07T18:00:{second:02d}.000 {level} {text}\n".encode()
+
+
+async def _first_event(app: Any, path: str) -> dict[str, Any]:
+    """The first event of an event stream (which never ends by itself)."""
+    events: list[dict[str, Any]] = []
+    path, _, query = path.partition("?")
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": query.encode(), "headers": [(b"host", b"127.0.0.1")],
+             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async with anyio.create_task_group() as group:
+
+        async def send(message: dict[str, Any]) -> None:
+            body = message.get("body", b"").decode()
+            if body.startswith("data: "):
+                events.append(json.loads(body.removeprefix("data: ")))
+                group.cancel_scope.cancel()
+
+        group.start_soon(app, scope, receive, send)
+    return events[0]
+
+
+async def test_the_logs_page_shows_the_end_of_the_log_filtered(site: Site) -> None:
+    log = site.root / "log" / "videoarchiver.log"
+    async with _client(site) as client:
+        assert "<span>No log yet" in (await client.get("/logs")).text
+        log.parent.mkdir()
+        elsewhere = site.root / "elsewhere.log"
+        elsewhere.write_bytes(_log_line("ERROR", "a secret line"))
+        log.symlink_to(elsewhere)
+        assert "a secret line" not in (await client.get("/logs")).text, "no link followed"
+        log.unlink()
+        filler = b"".join(_log_line("INFO", f"filler {n:06d}") for n in range(10_000))
+        assert len(filler) > 256 * 1024
+        latin1 = _log_line("INFO", "café.mp4: found", 4).replace("é".encode(), b"\xe9")
+        log.write_bytes(filler + _log_line("INFO", "garden.mp4: archive done", 1)
+                        + _log_line("WARNING", "garden.mp4: raw file kept", 2)
+                        + _log_line("ERROR", "Broken.mp4: failed: moov atom not found", 3)
+                        + b"Traceback (most recent call last):\n  more of it\n"
+                        + latin1)  # fmt: skip
+        page = (await client.get("/logs")).text
+        assert "filler 000000" not in page, "only the end of the log is read"
+        assert "filler 009999" in page and "caf\\xe9.mp4: found" in page
+        assert page.index("archive done") < page.index("raw file kept") < page.index("moov atom")
+        assert "moov atom not found\nTraceback (most recent call last):\n  more of it" in page
+        warnings = (await client.get("/logs", params={"level": "warning"})).text
+        assert "archive done" not in warnings and "raw file kept" in warnings
+        assert "moov atom" in warnings
+        errors = (await client.get("/logs", params={"level": "ERROR"})).text
+        assert "raw file kept" not in errors and "moov atom" in errors
+        broken = (await client.get("/logs", params={"file": "broken"})).text
+        assert "moov atom" in broken and "garden" not in broken and "filler" not in broken
+        nothing = (await client.get("/logs", params={"file": "nothing.mp4"})).text
+        assert "<span>No line of the log" in nothing
+        assert (await client.get("/logs", params={"file": "x" * 201})).status_code == 400
+    app = create_app(site.store, Layout(site.root), None, site.demuxers)
+    event = await _first_event(app, "/events/logs?level=ERROR&file=broken")
+    assert "moov atom" in event["html"] and "garden" not in event["html"]

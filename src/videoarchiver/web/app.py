@@ -7,7 +7,7 @@ media are published outputs only, found by file id, never by a path from the req
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from videoarchiver.state import FileRow, OutputState, Progress, Store, Summary
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, AccessGate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
+from videoarchiver.web.log_tail import FILTERS, LogFilter, LogVersion, last_lines, log_version
 from videoarchiver.web.metrics import metrics_text
 from videoarchiver.web.plot import saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
@@ -62,7 +63,7 @@ class WebApp:
     """The page of one root, over its store."""
 
     def __init__(self, store: Store, layout: Layout, demuxers: str) -> None:
-        self.store = store
+        self.store, self.layout = store, layout
         self.published = PublishedFiles(store, layout)
         self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
@@ -120,9 +121,7 @@ class WebApp:
 
     async def _finished_page(self, request: Request) -> tuple[str, int, list[FileRow], bool]:
         """The gallery's search, page number, files of that page, and whether more follow."""
-        search = request.query_params.get("q", "").replace("\0", "")
-        if len(search) > SEARCH_LIMIT:
-            raise HTTPException(400, f"a search is at most {SEARCH_LIMIT} characters")
+        search = _text_field(request, "q")
         page = _page_number(request)
         rows = await self.store.finished(search, PAGE + 1, page * PAGE)
         return search, page, rows[:PAGE], len(rows) > PAGE
@@ -156,6 +155,16 @@ class WebApp:
             bars=summary_bars(summary) if summary.files else None,
         )  # fmt: skip
 
+    async def logs(self, request: Request) -> Response:
+        wanted = _log_filter(request)
+        return await self._page(
+            request, "logs.html", levels=FILTERS, **await self._log_view(wanted)
+        )
+
+    async def _log_view(self, wanted: LogFilter) -> dict[str, Any]:
+        lines = await anyio.to_thread.run_sync(last_lines, self.layout.root, wanted)
+        return {"lines": lines, "wanted": wanted}
+
     async def _row(self, request: Request) -> FileRow:
         file_id = int(request.path_params["file_id"])
         if file_id > LARGEST_ID:
@@ -183,15 +192,23 @@ class WebApp:
 
     async def events(self, request: Request) -> Response:
         """Server-sent events: what runs on every worker, every EVENT_SECONDS."""
+        return _event_stream(self._live)
 
-        async def stream() -> AsyncIterator[str]:
-            while True:
-                yield f"data: {json.dumps(await self._live())}\n\n"
-                await anyio.sleep(EVENT_SECONDS)
+    async def log_events(self, request: Request) -> Response:
+        """Server-sent events: the log page's lines (its filter's), whenever the log changed
+        (looked at every EVENT_SECONDS)."""
+        wanted = _log_filter(request)
+        seen: list[LogVersion | None] = []
 
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
-        )
+        async def changed() -> dict[str, Any] | None:
+            version = await anyio.to_thread.run_sync(log_version, self.layout.root)
+            if seen == [version]:
+                return None
+            seen[:] = [version]
+            view = await self._log_view(wanted)
+            return {"html": self.templates.get_template("logs_live.html").render(view)}
+
+        return _event_stream(changed)
 
     # -- JSON and metrics ----------------------------------------------------------------------
 
@@ -300,7 +317,9 @@ class WebApp:
             Route("/gallery", self.gallery),
             Route("/files/{file_id:int}", self.file),
             Route("/statistics", self.statistics),
+            Route("/logs", self.logs),
             Route("/events", self.events),
+            Route("/events/logs", self.log_events),
             Route("/api/summary", self.api_summary),
             Route("/api/progress", self.api_progress),
             Route("/api/queue", self.api_queue),
@@ -328,6 +347,34 @@ def age(seconds: float) -> str:
         if seconds < limit:
             return f"{seconds / size:.0f} {unit}"
     return f"{seconds / 86400:.0f} days"
+
+
+def _event_stream(next_event: Callable[[], Awaitable[dict[str, Any] | None]]) -> Response:
+    """Server-sent events: what `next_event` gives every EVENT_SECONDS (None: nothing new)."""
+
+    async def stream() -> AsyncIterator[str]:
+        while True:
+            event = await next_event()
+            if event is not None:
+                yield f"data: {json.dumps(event)}\n\n"
+            await anyio.sleep(EVENT_SECONDS)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
+    )
+
+
+def _text_field(request: Request, name: str) -> str:
+    """A text field of the query (no NUL), of at most SEARCH_LIMIT characters."""
+    text = request.query_params.get(name, "").replace("\0", "")
+    if len(text) > SEARCH_LIMIT:
+        raise HTTPException(400, f"a search is at most {SEARCH_LIMIT} characters")
+    return text
+
+
+def _log_filter(request: Request) -> LogFilter:
+    level = request.query_params.get("level", "").upper()
+    return LogFilter(level if level in FILTERS else FILTERS[0], _text_field(request, "file"))
 
 
 def _page_number(request: Request) -> int:
