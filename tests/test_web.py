@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
+from videoarchiver.config import load_config
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
 from videoarchiver.publishing import sha256_fd
@@ -45,6 +46,7 @@ from videoarchiver.web.access import (
     loopback,
 )
 from videoarchiver.web.app import create_app
+from videoarchiver.web.settings import Settings
 
 pytestmark = pytest.mark.anyio
 TOKEN = "a-token-for-the-tests-0123456789"
@@ -723,3 +725,28 @@ async def test_the_logs_page_shows_the_end_of_the_log_filtered(site: Site) -> No
     app = create_app(site.store, Layout(site.root), None, site.demuxers)
     event = await _first_event(app, "/events/logs?level=ERROR&file=broken")
     assert "moov atom" in event["html"] and "garden" not in event["html"]
+
+
+async def test_the_settings_page_shows_each_value_and_its_source_but_no_secret(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = site.root / "videoarchiver.toml"
+    path.write_text(
+        'state = "postgresql://va:pg-s3cret@db.lan/videos"\n'
+        'notify = ["ntfy://me:ntfy-s3cret@ntfy.example.com/topic",'
+        ' "tgram://123456:tgram-s3cret-token/987"]\n'
+        '[web]\ntoken = "web-s3cret-token-0123456789"\n'
+    )
+    monkeypatch.setenv("VIDEOARCHIVER_ARCHIVE__RATIO", "0.5")
+    settings = Settings.of(load_config(path), path)
+    app = create_app(site.store, Layout(site.root), None, site.demuxers, settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        page = (await client.get("/settings")).text
+    assert "s3cret" not in page
+    assert "postgresql://va:***@db.lan/videos" in page and "ntfy.example.com/topic" in page
+    assert re.search(r"<td class=\"nowrap\">ratio</td><td class=\"wide value\"><code>0.5</code>"
+                     r"</td>\s*<td><span class=\"badge badge-from-environment\">environment"
+                     r" VIDEOARCHIVER_ARCHIVE__RATIO</span>", page)  # fmt: skip
+    assert f"file {path}; secrets not shown" in page and "default" in page
+    assert "<h2>[web]</h2>" in page and "<h2>General</h2>" in page

@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from videoarchiver.config import load_config
 from videoarchiver.display import clock_text
 from videoarchiver.layout import Layout
 from videoarchiver.output_kinds import names
@@ -42,6 +43,7 @@ from videoarchiver.web.log_tail import FILTERS, LogFilter, LogVersion, last_line
 from videoarchiver.web.metrics import metrics_text
 from videoarchiver.web.plot import saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
+from videoarchiver.web.settings import Settings
 from videoarchiver.web.webm import WebmCache
 
 HERE = Path(__file__).parent
@@ -62,8 +64,8 @@ def _file_json(row: FileRow) -> dict[str, Any]:
 class WebApp:
     """The page of one root, over its store."""
 
-    def __init__(self, store: Store, layout: Layout, demuxers: str) -> None:
-        self.store, self.layout = store, layout
+    def __init__(self, store: Store, layout: Layout, demuxers: str, settings: Settings) -> None:
+        self.store, self.layout, self.settings = store, layout, settings
         self.published = PublishedFiles(store, layout)
         self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
@@ -164,6 +166,9 @@ class WebApp:
     async def _log_view(self, wanted: LogFilter) -> dict[str, Any]:
         lines = await anyio.to_thread.run_sync(last_lines, self.layout.root, wanted)
         return {"lines": lines, "wanted": wanted}
+
+    async def settings_page(self, request: Request) -> Response:
+        return await self._page(request, "settings.html", settings=self.settings)
 
     async def _row(self, request: Request) -> FileRow:
         file_id = int(request.path_params["file_id"])
@@ -318,6 +323,7 @@ class WebApp:
             Route("/files/{file_id:int}", self.file),
             Route("/statistics", self.statistics),
             Route("/logs", self.logs),
+            Route("/settings", self.settings_page),
             Route("/events", self.events),
             Route("/events/logs", self.log_events),
             Route("/api/summary", self.api_summary),
@@ -384,8 +390,10 @@ def _page_number(request: Request) -> int:
         return 0
 
 
-def create_app(store: Store, layout: Layout, token: str | None, demuxers: str) -> AccessGate:
+def create_app(store: Store, layout: Layout, token: str | None, demuxers: str,
+               settings: Settings | None = None) -> AccessGate:  # fmt: skip
     """The ASGI application: the page, behind its gate (this machine only, or the token);
-    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`)."""
-    web = WebApp(store, layout, demuxers)
+    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`); the settings page
+    shows `settings` (by default: no file, the environment's)."""
+    web = WebApp(store, layout, demuxers, settings or Settings.of(load_config(None), None))
     return AccessGate(Starlette(routes=web.routes()), token)
