@@ -28,6 +28,7 @@ from videoarchiver.pausing import PAUSED
 from videoarchiver.publishing import sha256_fd
 from videoarchiver.state import (
     Figures,
+    FileQuery,
     FileState,
     JobState,
     OutputState,
@@ -750,3 +751,119 @@ async def test_the_settings_page_shows_each_value_and_its_source_but_no_secret(
                      r" VIDEOARCHIVER_ARCHIVE__RATIO</span>", page)  # fmt: skip
     assert f"file {path}; secrets not shown" in page and "default" in page
     assert "<h2>[web]</h2>" in page and "<h2>General</h2>" in page
+
+
+async def _listed_file(store: Store, rel_path: str, sizes: tuple[int, int], seconds: float,
+                       video: tuple[str, int, int], audio_first: bool = False) -> int:  # fmt: skip
+    """A done file whose probe, archive jobs and archive are recorded as the daemon records
+    them: `sizes` raw and archive bytes, `video` the main video's codec, width and height."""
+    stem = rel_path.replace("/", "-")
+    row = await store.add_file(rel_path, sizes[0], 1, f"fp-{stem}", stem, cost=1.0)
+    me = Worker("w1", "host", 1, time.time(), time.time())
+    await store.heartbeat(me, 60)
+    claimed = await store.claim(me.id, 60)
+    assert claimed is not None and claimed.id == row.id
+    codec, width, height = video
+    streams: list[dict[str, Any]] = [{"index": 0, "codec_type": "audio", "codec_name": "aac"}]
+    streams = streams if audio_first else []
+    streams.append({"index": len(streams), "codec_type": "video", "codec_name": codec,
+                    "width": width, "height": height})  # fmt: skip
+    probed = {"streams": streams, "format": {"duration": f"{seconds:.6f}"}}
+    await store.set_probe(row.id, json.dumps(probed))
+    for stream in streams:
+        await store.save_job(row.id, "archive", stream["index"], stream_type=stream["codec_type"],
+                             decision="encode", state=JobState.DONE,
+                             figures=Figures(raw_seconds=seconds))  # fmt: skip
+    await store.set_output(row.id, "archive", OutputState.DONE, path=f"archive/{stem}.mkv",
+                           size=sizes[1])  # fmt: skip
+    await store.finish_file(row.id, None)
+    return row.id
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_store_lists_files_filtered_and_sorted_in_sql(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path, url) as store:
+        alps = await _listed_file(store, "Trips/Alps.mp4", (1000, 100), 600.0,
+                                  ("h264", 1920, 1080), audio_first=True)  # fmt: skip
+        beach = await _listed_file(store, "Trips/Beach.mov", (5000, 4500), 3600.0,
+                                   ("hevc", 3840, 2160))  # fmt: skip
+        cat = await _listed_file(store, "Home/Cat.mp4", (800, 50), 30.0, ("mpeg4", 480, 640))
+        broken = await store.add_file("Home/broken.mp4", 10, 1, "fp-broken", "broken")
+        await store.fail_file(broken.id, "not a readable media file")
+
+        async def ids(**fields: Any) -> list[int]:
+            listed = await store.listing(FileQuery(**fields), 10, 0)
+            return [each.file.id for each in listed]
+
+        assert await ids() == [cat, beach, alps], "done files, the last finished first"
+        assert await ids(order="saving") == [alps, cat, beach]
+        assert await ids(order="longest") == [beach, alps, cat]
+        assert await ids(codec="hevc") == [beach]
+        assert await ids(side=(1080, 2160)) == [alps], "the main video, not the audio before it"
+        assert await ids(side=(None, 720)) == [cat], "a portrait video by its shorter side"
+        assert await ids(seconds=(60.0, None)) == [beach, alps]
+        assert await ids(seconds=(None, 60.0)) == [cat]
+        assert await ids(folder="Trips") == [beach, alps] == await ids(folder="/Trips/")
+        assert await ids(folder="Trip") == [], "a whole folder's name"
+        assert await ids(search="ALPS") == [alps]
+        assert await ids(states=()) == [broken.id, cat, beach, alps]
+        assert await ids(states=(FileState.FAILED,), folder="Home") == [broken.id]
+        now = time.time()
+        assert await ids(changed=(now + 86400, None)) == []
+        assert await ids(changed=(now - 86400, now + 86400), order="longest") == [beach, alps, cat]
+        [first] = await store.listing(FileQuery(order="saving"), 1, 0)
+        assert (first.seconds, first.codec, first.width, first.height, first.archive_bytes) == (
+            600.0, "h264", 1920, 1080, 100)  # fmt: skip
+        assert [e.file.id for e in await store.listing(FileQuery(), 2, 1)] == [beach, alps]
+
+
+async def test_the_gallery_filters_and_sorts_by_its_form(site: Site) -> None:
+    long = await _listed_file(site.store, "Trips/Long.mkv", (9000, 1000), 5400.0,
+                              ("hevc", 3840, 2160))  # fmt: skip
+    async with _client(site) as client:
+
+        async def names(**params: str) -> list[str]:
+            page = await client.get("/gallery", params=params)
+            assert page.status_code == 200, params
+            return re.findall(r'<span class="name">([^<]*)</span>', page.text)
+
+        assert await names() == ["Trips/Long.mkv", "Holiday 2024.mp4"]
+        assert await names(sort="saving") == ["Trips/Long.mkv", "Holiday 2024.mp4"]
+        assert await names(codec="HEVC") == ["Trips/Long.mkv"]
+        assert await names(resolution="4k") == ["Trips/Long.mkv"]
+        assert await names(resolution="sd") == []
+        assert await names(min="60") == ["Trips/Long.mkv"] and await names(max="60") == []
+        assert await names(folder="Trips") == ["Trips/Long.mkv"]
+        assert await names(state="failed") == ["broken.mp4"]
+        assert len(await names(state="any")) == 3
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        assert len(await names(**{"from": today, "to": today})) == 2
+        assert await names(**{"from": "2999-01-01"}) == []
+        assert await names(min="soon", sort="sideways", state="lost") == await names(), "ignored"
+        page = (await client.get("/gallery", params={"codec": "av1", "sort": "longest"})).text
+        assert "<span>No file matches these filters." in page
+        assert '<option value="longest" selected>' in page and 'value="av1"' in page
+        assert '<details class="more" open>' in page, "the filters set are shown"
+        card = (await client.get("/gallery", params={"folder": "Trips"})).text
+        assert "1:30:00" in card and "3840×2160" in card and "hevc" in card
+        files = (await client.get("/api/files", params={"sort": "longest"})).json()["files"]
+        assert (files[0]["id"], files[0]["seconds"]) == (long, 5400.0)
+
+
+async def test_a_montage_says_its_tiles_moments_to_the_scrub_and_the_seek(site: Site) -> None:
+    async with _client(site) as client:
+        assert "data-sheet" not in (await client.get("/gallery")).text, "no grid recorded"
+        await site.store.save_job(site.done, "montage", 0, stream_type="video", decision="seek",
+                                  state=JobState.DONE, notes=["2x2 tiles of 160x90"])  # fmt: skip
+        eight = Figures(raw_seconds=8.0)
+        await site.store.save_job(site.done, "archive", 0, stream_type="video", decision="av1",
+                                  state=JobState.DONE, figures=eight)  # fmt: skip
+        gallery = (await client.get("/gallery")).text
+        assert (f'data-sheet="/media/{site.done}/montage.jpg" data-n="2" data-tile="160 / 90"'
+                ' data-times="0.00,2.00,4.00,6.00"') in gallery  # fmt: skip
+        page = (await client.get(f"/files/{site.done}")).text
+        assert 'class="montage"' in page and 'data-n="2" data-times="0.00,2.00,4.00,6.00"' in page

@@ -187,3 +187,34 @@ class Worker:
     pid: int
     started_at: float
     heartbeat_at: float
+
+
+ORDERS = ("newest", "saving", "longest")  # how a listing is ordered (`FileQuery.order`)
+
+
+@dataclass(frozen=True, slots=True)
+class FileQuery:
+    """Which files `Store.listing` lists, and in which order. A range is (from, to), either
+    bound None for none; the main video is the archive's first video stream."""
+
+    search: str = ""  # a part of the path, in any case
+    states: tuple[FileState, ...] = (FileState.DONE,)  # () for any
+    changed: tuple[float | None, float | None] = (None, None)  # last change, Unix seconds
+    seconds: tuple[float | None, float | None] = (None, None)  # duration
+    side: tuple[int | None, int | None] = (None, None)  # the main video's shorter side, px
+    codec: str = ""  # the main video's, as ffprobe names it (`h264`)
+    folder: str = ""  # under `raw/<folder>/`
+    order: str = "newest"  # of ORDERS: the last changed first, the most bytes saved, the longest
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A file as a listing shows it, with the facts its probe and outputs hold (None: not
+    known yet)."""
+
+    file: FileRow
+    seconds: float | None
+    codec: str | None  # of the main video
+    width: int | None
+    height: int | None
+    archive_bytes: int | None  # of its archive, once done

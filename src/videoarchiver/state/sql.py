@@ -26,10 +26,12 @@ from videoarchiver.state.records import (
     NO_FIGURES,
     Day,
     Figures,
+    FileQuery,
     FileRow,
     FileState,
     Intent,
     JobState,
+    Listed,
     OutputRow,
     OutputState,
     Progress,
@@ -537,6 +539,64 @@ class SQLStore(ABC):
         """Wall seconds every stream job recorded took."""
         [row] = await self._rows("SELECT COALESCE(SUM(wall_seconds), 0) AS spent FROM stream_jobs")
         return float(row["spent"])
+
+    async def listing(self, query: FileQuery, limit: int, offset: int) -> list[Listed]:
+        """Files as `query` picks and orders them (the web page's gallery), with their
+        facts: the duration and main video the probe read (JSON, read by `json()`, which
+        both databases know), the archive's size."""
+        probe = "json(f.probe)"
+        main = ("(SELECT MIN(j.stream_index) FROM stream_jobs j WHERE j.file_id = f.id"
+                " AND j.output = 'archive' AND j.stream_type = 'video')")  # fmt: skip
+        width = f"CAST({probe} -> 'streams' -> {main} ->> 'width' AS INTEGER)"
+        height = f"CAST({probe} -> 'streams' -> {main} ->> 'height' AS INTEGER)"
+        facts = {
+            "seconds": f"CAST({probe} -> 'format' ->> 'duration' AS DOUBLE PRECISION)",
+            "codec": f"{probe} -> 'streams' -> {main} ->> 'codec_name'",
+            "width": width,
+            "height": height,
+            "archived": "(SELECT o.size FROM outputs o WHERE o.file_id = f.id"
+            f" AND o.output = 'archive' AND o.state = '{OutputState.DONE}')",
+        }
+        where: list[str] = []
+        values: list[Any] = []
+        if query.search:
+            where.append(f"{self.FOLD.format('f.rel_path')} {self.LIKE}"
+                         f" {self.FOLD.format('?')} ESCAPE '\\'")  # fmt: skip
+            values.append("%" + re.sub(r"([\\%_])", r"\\\1", query.search) + "%")
+        if query.states:
+            where.append(f"f.state IN ({_marks(query.states)})")
+            values += query.states
+        if query.codec:
+            where.append(f"{facts['codec']} = ?")
+            values.append(query.codec)
+        if query.folder:
+            prefix = query.folder.strip("/") + "/"
+            where.append("substr(f.rel_path, 1, ?) = ?")
+            values += [len(prefix), prefix]
+        side = f"CASE WHEN {width} < {height} THEN {width} ELSE {height} END"
+        ranges = (("f.updated_at", query.changed), (facts["seconds"], query.seconds),
+                  (side, query.side))  # fmt: skip
+        for column, (low, high) in ranges:
+            if low is not None:
+                where.append(f"{column} >= ?")
+                values.append(low)
+            if high is not None:
+                where.append(f"{column} < ?")
+                values.append(high)
+        first = {"saving": f"f.size - {facts['archived']}", "longest": facts["seconds"]}
+        order = f"{first[query.order]} DESC NULLS LAST, " if query.order in first else ""
+        columns = ", ".join(f"f.{name.strip()}" for name in _FILE_COLUMNS.split(","))
+        rows = await self._rows(
+            f"SELECT {columns}, {', '.join(f'{sql} AS {name}' for name, sql in facts.items())}"
+            f" FROM files f{' WHERE ' + ' AND '.join(where) if where else ''}"
+            f" ORDER BY {order}f.updated_at DESC, f.id DESC LIMIT ? OFFSET ?",
+            [*values, limit, offset],
+        )
+        listed = []
+        for row in rows:
+            seconds, codec, across, down, archived = [row.pop(name) for name in facts]
+            listed.append(Listed(_file(row), seconds, codec, across, down, archived))
+        return listed
 
     # -- claims, leases and workers ------------------------------------------------------------
 

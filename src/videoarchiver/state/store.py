@@ -17,10 +17,12 @@ from videoarchiver.state.records import (
     NO_FIGURES,
     Day,
     Figures,
+    FileQuery,
     FileRow,
     FileState,
     Intent,
     JobState,
+    Listed,
     OutputRow,
     OutputState,
     Progress,
@@ -82,6 +84,7 @@ class Store(Protocol):
     async def days(self) -> list[Day]: ...
     async def encode_seconds(self) -> float: ...
     async def clock(self) -> float: ...
+    async def listing(self, query: FileQuery, limit: int, offset: int) -> list[Listed]: ...
 
     # controls (the pause)
     async def control(self, name: str) -> str | None: ...

@@ -35,20 +35,28 @@ from videoarchiver.layout import Layout
 from videoarchiver.output_kinds import names
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import FileRow, OutputState, Progress, Store, Summary
+from videoarchiver.state import FileRow, Listed, OutputState, Progress, Store, Summary
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, AccessGate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
+from videoarchiver.web.fields import SEARCH_LIMIT, TooLong, text_field
+from videoarchiver.web.gallery_form import (
+    ORDER_LABELS,
+    RESOLUTIONS,
+    STATES,
+    GalleryForm,
+    read_form,
+)
 from videoarchiver.web.log_tail import FILTERS, LogFilter, LogVersion, last_lines, log_version
 from videoarchiver.web.metrics import metrics_text
 from videoarchiver.web.plot import saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
+from videoarchiver.web.scrub import sheet_of
 from videoarchiver.web.settings import Settings
 from videoarchiver.web.webm import WebmCache
 
 HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
-SEARCH_LIMIT = 200  # characters (SQLite refuses a LIKE pattern of 50,000 bytes)
 LAST_PAGE = 100_000  # beyond any gallery (6 million files)
 LARGEST_ID = 2**63 - 1  # what SQL integers hold
 QUEUE = 200  # pending files listed, and failed ones (the latest)
@@ -59,6 +67,11 @@ EVENT_SECONDS = 1.0  # how often the event stream sends what runs
 
 def _file_json(row: FileRow) -> dict[str, Any]:
     return asdict(row) | {"name": shown_name(row.rel_path)}
+
+
+def _listed_json(listed: Listed) -> dict[str, Any]:
+    facts = {name: getattr(listed, name) for name in ("seconds", "codec", "width", "height")}
+    return _file_json(listed.file) | facts | {"archive_bytes": listed.archive_bytes}
 
 
 class WebApp:
@@ -75,6 +88,7 @@ class WebApp:
         self.templates.env.filters["date"] = lambda day: date(1970, 1, 1) + timedelta(days=day)
         self.templates.env.filters["clock"] = clock_text
         self.templates.env.filters["age"] = age
+        self.templates.env.filters["duration"] = duration
         self.templates.env.globals["search_limit"] = SEARCH_LIMIT
 
     async def _page(self, request: Request, template: str, **values: Any) -> Response:
@@ -121,31 +135,38 @@ class WebApp:
             failed=await self.store.failures(QUEUE), stalled=await self._stalled(),
         )  # fmt: skip
 
-    async def _finished_page(self, request: Request) -> tuple[str, int, list[FileRow], bool]:
-        """The gallery's search, page number, files of that page, and whether more follow."""
-        search = _text_field(request, "q")
+    async def _listing_page(self, request: Request) -> tuple[GalleryForm, int, list[Listed], bool]:
+        """The gallery's form, page number, files of that page, and whether more follow."""
+        try:
+            form = read_form(request.query_params)
+        except TooLong as exc:
+            raise HTTPException(400, str(exc)) from exc
         page = _page_number(request)
-        rows = await self.store.finished(search, PAGE + 1, page * PAGE)
-        return search, page, rows[:PAGE], len(rows) > PAGE
+        listed = await self.store.listing(form.query, PAGE + 1, page * PAGE)
+        return form, page, listed[:PAGE], len(listed) > PAGE
 
     async def gallery(self, request: Request) -> Response:
-        search, page, rows, more = await self._finished_page(request)
-        outputs = await self.store.all_outputs([row.id for row in rows])
+        form, page, listed, more = await self._listing_page(request)
+        ids = [each.file.id for each in listed]
+        outputs = await self.store.all_outputs(ids)
         montages = {
             o.file_id for o in outputs if o.kind == "montage" and o.state is OutputState.DONE
         }
+        jobs = await self.store.all_jobs(ids)
         return await self._page(
-            request, "gallery.html", files=rows, search=search, page=page, more=more,
-            montages=montages,
+            request, "gallery.html", listed=listed, form=form, page=page, more=more,
+            montages=montages, sheets={id: sheet_of(jobs.get(id, [])) for id in montages},
+            states=STATES, orders=ORDER_LABELS, resolutions=RESOLUTIONS,
         )  # fmt: skip
 
     async def file(self, request: Request) -> Response:
         row = await self._row(request)
         tasks = [task for task in await self.store.progress() if task.file_id == row.id]
+        jobs = {kind: await self.store.jobs(row.id, kind) for kind in names()}
         return await self._page(
             request, "file.html", file=row, outputs=await self.store.outputs(row.id),
-            kinds=names(), tasks=await self._named(tasks),
-            jobs={kind: await self.store.jobs(row.id, kind) for kind in names()},
+            kinds=names(), tasks=await self._named(tasks), jobs=jobs,
+            sheet=sheet_of([(kind, job) for kind, own in jobs.items() for job in own.values()]),
         )  # fmt: skip
 
     async def statistics(self, request: Request) -> Response:
@@ -235,8 +256,11 @@ class WebApp:
                              "stalled": await self._stalled()})  # fmt: skip
 
     async def api_files(self, request: Request) -> Response:
-        _search, _page, rows, more = await self._finished_page(request)
-        return JSONResponse({"files": [_file_json(row) for row in rows], "more": more})
+        _form, _page, listed, more = await self._listing_page(request)
+        return JSONResponse({
+            "files": [_listed_json(each) for each in listed],
+            "more": more,
+        })  # fmt: skip
 
     async def api_file(self, request: Request) -> Response:
         """The file as `status --json` shows it, with its name."""
@@ -355,6 +379,14 @@ def age(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
+def duration(seconds: float) -> str:
+    """A video's length: `4:05`, `1:02:03`."""
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}:{whole % 60:02d}"
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 def _event_stream(next_event: Callable[[], Awaitable[dict[str, Any] | None]]) -> Response:
     """Server-sent events: what `next_event` gives every EVENT_SECONDS (None: nothing new)."""
 
@@ -370,17 +402,13 @@ def _event_stream(next_event: Callable[[], Awaitable[dict[str, Any] | None]]) ->
     )
 
 
-def _text_field(request: Request, name: str) -> str:
-    """A text field of the query (no NUL), of at most SEARCH_LIMIT characters."""
-    text = request.query_params.get(name, "").replace("\0", "")
-    if len(text) > SEARCH_LIMIT:
-        raise HTTPException(400, f"a search is at most {SEARCH_LIMIT} characters")
-    return text
-
-
 def _log_filter(request: Request) -> LogFilter:
     level = request.query_params.get("level", "").upper()
-    return LogFilter(level if level in FILTERS else FILTERS[0], _text_field(request, "file"))
+    try:
+        name = text_field(request.query_params, "file")
+    except TooLong as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return LogFilter(level if level in FILTERS else FILTERS[0], name)
 
 
 def _page_number(request: Request) -> int:
