@@ -867,3 +867,26 @@ async def test_a_montage_says_its_tiles_moments_to_the_scrub_and_the_seek(site: 
                 ' data-times="0.00,2.00,4.00,6.00"') in gallery  # fmt: skip
         page = (await client.get(f"/files/{site.done}")).text
         assert 'class="montage"' in page and 'data-n="2" data-times="0.00,2.00,4.00,6.00"' in page
+
+
+async def test_statistics_say_what_saves_the_most_and_why_files_fail(site: Site) -> None:
+    long = await _listed_file(site.store, "Trips/Long.mkv", (9 << 30, 1 << 30), 5400.0,
+                              ("hevc", 3840, 2160))  # fmt: skip
+    await _listed_file(site.store, "Trips/Short.mp4", (3 << 20, 1 << 20), 60.0, ("h264", 640, 360))
+    other = await site.store.add_file("other.mp4", 10, 1, "fp-other", "other")
+    await site.store.fail_file(other.id, "not a readable media file: no moov; archive: stopped")
+    async with _client(site) as client:
+        page = (await client.get("/statistics")).text
+    charts = dict(re.findall(r'<svg class="hbars wide" viewBox="[^"]*" role="img"'
+                             r' aria-label="([^"]*)">(.*?)</svg>', page, re.S))  # fmt: skip
+
+    def labels(chart: str) -> list[str]:
+        text = charts[next(name for name in charts if chart in name)]
+        return re.findall(r"<title>([^<]*)</title>", text)
+
+    assert labels("container") == ["mkv", "mp4"], "the most saved first"
+    assert labels("codec") == ["hevc", "h264", "no video"]
+    assert labels("saved the most") == ["Trips/Long.mkv", "Trips/Short.mp4", "Holiday 2024.mp4"]
+    assert f'<a href="/files/{long}">' in page and "8.0 GiB · 89%" in page
+    assert labels("reason") == ["not a readable media file"]
+    assert '<text x="256" y="30" class="value">2</text>' in charts["failed files by reason"]

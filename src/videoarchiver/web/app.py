@@ -35,7 +35,16 @@ from videoarchiver.layout import Layout
 from videoarchiver.output_kinds import names
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import FileRow, Listed, OutputState, Progress, Store, Summary
+from videoarchiver.state import (
+    FileQuery,
+    FileRow,
+    FileState,
+    Listed,
+    OutputState,
+    Progress,
+    Store,
+    Summary,
+)
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, AccessGate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
@@ -53,6 +62,14 @@ from videoarchiver.web.plot import saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
 from videoarchiver.web.scrub import sheet_of
 from videoarchiver.web.settings import Settings
+from videoarchiver.web.statistics import (
+    TOP,
+    container,
+    failures_by_reason,
+    largest_savings,
+    saved_by,
+    video_codec,
+)
 from videoarchiver.web.webm import WebmCache
 
 HERE = Path(__file__).parent
@@ -171,11 +188,17 @@ class WebApp:
 
     async def statistics(self, request: Request) -> Response:
         summary, days = await self.store.summary(), await self.store.days()
+        done = summary.count(FileState.DONE)
+        finished = await self.store.listing(FileQuery(), done, 0) if done else []
+        largest = await self.store.listing(FileQuery(order="saving"), TOP, 0)
         return await self._page(
             request, "statistics.html", summary=summary, days=days,
             saved=_saved(summary),
             hours=await self.store.encode_seconds() / 3600, plot=saved_plot(days),
             bars=summary_bars(summary) if summary.files else None,
+            by_container=saved_by(finished, container), by_codec=saved_by(finished, video_codec),
+            largest=largest_savings(largest),
+            failures=failures_by_reason(await self.store.files([FileState.FAILED])),
         )  # fmt: skip
 
     async def logs(self, request: Request) -> Response:
