@@ -89,11 +89,14 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         pages = {"": browser.new_page(viewport=DESKTOP),
                  "-phone": browser.new_page(viewport=PHONE),
                  "-dark": browser.new_page(viewport=DESKTOP, color_scheme="dark")}  # fmt: skip
-        for each in pages.values():
+
+        def watched(each: Page) -> Page:
             each.on("console", keep_errors)
             each.on("pageerror", lambda error: errors.append(str(error)))
             each.on("request", keep_elsewhere)
-        page, phone, dark = pages.values()
+            return each
+
+        page, phone, dark = map(watched, pages.values())
 
         def shoot(name: str, path: str, ready: str = "body") -> None:
             """`web-<name>.png` from the desktop page (already there), and the same address
@@ -107,6 +110,9 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
             width = phone.evaluate("() => document.documentElement.scrollWidth")
             assert width <= PHONE["width"], f"{name}: nothing wider than a phone"
 
+        logs = watched(browser.new_page(viewport=DESKTOP))  # open from the start: it follows
+        logs.goto(f"{site}/logs")
+        logs.wait_for_selector("#log")
         page.goto(f"{site}/")
         page.wait_for_selector("#tasks progress", timeout=60_000)
         first = _bar(page)
@@ -145,19 +151,75 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         assert page.eval_on_selector(".tile img", "img => img.naturalWidth") > 0
         shoot("gallery", "/gallery", ".tile img")
 
+        page.select_option("select[name=sort]", "longest")
+        with page.expect_navigation():
+            page.click("text=Show")
+        assert "sort=longest" in page.url and page.query_selector(".tile img") is not None
+        card = page.wait_for_selector(".thumb[data-sheet]")
+        assert card is not None and card.get_attribute("data-n") == "2", "24 s: a 2×2 sheet"
+        box = card.bounding_box()
+        assert box is not None
+        shown = []
+        for across in (0.1, 0.9):  # the pointer across the card: the first tile, the last
+            page.mouse.move(box["x"] + box["width"] * across, box["y"] + box["height"] / 2)
+            page.wait_for_selector(".scrub:not([hidden]) .frame")
+            shown.append(page.eval_on_selector(
+                ".scrub .frame", "f => [f.dataset.tile, f.style.backgroundPosition]"))  # fmt: skip
+        assert shown == [["0", "0% 0%"], ["3", "100% 100%"]], "the tile of the pointer's moment"
+        assert page.inner_text(".scrub .when") == "0:18", "the last tile: 3 × 24 s / 4"
+        shoot("gallery-scrub", "/gallery", ".tile img")
+        page.mouse.move(0, 0)
+        page.wait_for_selector(".scrub", state="hidden")
+
+        thumbnail = page.wait_for_selector(".tile img")
+        assert thumbnail is not None
         thumbnail.click()
         page.wait_for_selector("video")
         page.eval_on_selector("video", "video => { video.muted = true; return video.play(); }")
         page.wait_for_function("() => document.querySelector('video').currentTime > 0.5",
                                timeout=30_000)  # fmt: skip
         shoot("file", page.url.removeprefix(site), "video")
+        montage = page.wait_for_selector("img.montage[data-times]")
+        assert montage is not None
+        page.eval_on_selector("video", "video => video.pause()")
+        montage.click(position={"x": 5, "y": 5})  # the first tile: the start
+        page.wait_for_function("() => document.querySelector('video').currentTime < 6")
+        size = montage.bounding_box()
+        assert size is not None
+        montage.click(position={"x": size["width"] * 0.75, "y": size["height"] * 0.75})
+        page.wait_for_function("() => document.querySelector('video').currentTime >= 18",
+                               timeout=30_000)  # fmt: skip
         with page.expect_download() as downloaded:
             page.click("a[href$='/download/archive']")
         assert downloaded.value.suggested_filename == "garden party.mkv"
 
         page.goto(f"{site}/statistics")
         page.wait_for_selector("svg.hbars rect")
+        assert "mp4" in (page.text_content("svg[aria-label*='container']") or "")
+        assert "not a readable media file" in (page.text_content("svg[aria-label*='reason']") or "")
         shoot("statistics", "/statistics", "svg.hbars")
+
+        # The log page that was open from the start followed the log: the file done is there.
+        logs.wait_for_function(
+            "() => document.querySelector('#log').innerText.includes('garden party.mp4: archive')"
+        )
+        assert logs.url == f"{site}/logs", "without a reload"
+        logs.close()
+        page.goto(f"{site}/logs")
+        page.select_option("select[name=level]", "ERROR")
+        page.fill("input[name=file]", "broken")
+        with page.expect_navigation():
+            page.click("text=Filter")
+        lines = page.inner_text("#log")
+        assert "broken.mp4: failed" in lines and "garden party" not in lines
+        page.goto(f"{site}/logs")
+        page.wait_for_selector(".log li")
+        shoot("logs", "/logs", ".log li")
+
+        page.goto(f"{site}/settings")
+        settings = page.inner_text("main")
+        assert f"file {root / 'videoarchiver.toml'}" in settings and "slow" in settings
+        shoot("settings", "/settings", "table")
         browser.close()
     assert errors == [], "no page logs an error"
     assert elsewhere == [], "no request to another host"

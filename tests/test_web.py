@@ -749,7 +749,8 @@ async def test_the_settings_page_shows_each_value_and_its_source_but_no_secret(
     assert re.search(r"<td class=\"nowrap\">ratio</td><td class=\"wide value\"><code>0.5</code>"
                      r"</td>\s*<td><span class=\"badge badge-from-environment\">environment"
                      r" VIDEOARCHIVER_ARCHIVE__RATIO</span>", page)  # fmt: skip
-    assert f"file {path}; secrets not shown" in page and "default" in page
+    assert f"the file <code>{path}</code>" in page
+    assert "file; secrets not shown" in page and "default" in page
     assert "<h2>[web]</h2>" in page and "<h2>General</h2>" in page
 
 
