@@ -890,4 +890,4 @@ async def test_statistics_say_what_saves_the_most_and_why_files_fail(site: Site)
     assert labels("saved the most") == ["Trips/Long.mkv", "Trips/Short.mp4", "Holiday 2024.mp4"]
     assert f'<a href="/files/{long}">' in page and "8.0 GiB · 89%" in page
     assert labels("reason") == ["not a readable media file"]
-    assert '<text x="256" y="30" class="value">2</text>' in charts["failed files by reason"]
+    assert '<text x="236" y="31" class="value">2</text>' in charts["failed files by reason"]

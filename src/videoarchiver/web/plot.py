@@ -37,7 +37,7 @@ def saved_plot(days: Sequence[Day]) -> Plot | None:
 
 
 BAR_WIDTH = 180  # the longest bar, in the SVG's units: beside its label …
-WIDE_BAR = 250  # … or under it (a long label: a name, a reason)
+WIDE_BAR = 230  # … or under it (a long label: a name, a reason)
 
 
 @dataclass(frozen=True)

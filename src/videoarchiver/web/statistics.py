@@ -13,7 +13,7 @@ from videoarchiver.ui import human_size, percent_saved
 from videoarchiver.web.plot import WIDE_BAR, Bar, bars
 
 TOP = 10  # bars at most in a chart
-LABEL = 52  # characters of a label, the rest cut to `…`
+LABEL = 44  # characters of a label, the rest cut to `…`
 
 
 def _cut(text: str) -> str:
