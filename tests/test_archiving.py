@@ -29,12 +29,12 @@ def _streams(tmp_path: Path) -> Any:
             probe=SimpleNamespace(stream=lambda index: stream),
         ),
     )
-    rt = SimpleNamespace(probe_slots=anyio.CapacityLimiter(1))
+    rt = SimpleNamespace(probe_slots=anyio.CapacityLimiter(1), run_process=None)
     return archiving._ArchiveStreams(cast(Runtime, rt), cast(Source, source), tmp_path)
 
 
 def _failing(message: str) -> Any:
-    async def read_output(args: list[str], what: str) -> bytes:
+    async def read_output(runner: object, args: list[str], what: str) -> bytes:
         raise ProcessError(f"{what} failed: {message}")
 
     return read_output

@@ -272,7 +272,7 @@ class Scheduler:
         be read, which its processing says first of all)."""
         try:
             async with self.rt.probe_slots:
-                header = await read_header(RawInput(path, self.rt.demuxers))
+                header = await read_header(self.rt.run_process, RawInput(path, self.rt.demuxers))
             return header.decode("utf-8", "replace"), self.rt.costs.claim_order(parse_probe(header))
         except (VideoArchiverError, OSError, ValueError, ArithmeticError):
             return None, UNREADABLE  # ArithmeticError: a header whose numbers no float holds
@@ -397,7 +397,9 @@ class Scheduler:
             raw_input = RawInput(raw.path, self.rt.demuxers)
             async with self.rt.probe_slots:
                 header = await state.probe_of(row.id)
-                probed = await probe_file(raw_input, header.encode() if header else None)
+                probed = await probe_file(
+                    self.rt.run_process, raw_input, header.encode() if header else None
+                )
             await state.set_probe(row.id, probed.json)
             mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
             work = self.rt.layout.claim_work(row.id, row.claims)
