@@ -1,4 +1,6 @@
-"""The store's contract: what any backend must do (SQLite today), in milliseconds."""
+"""The store's contract: what any backend must do (SQLite, PostgreSQL, in memory), in
+milliseconds. Tests of what only a database has (migrations, WAL, two connections, lock
+waits, a server restart) take `sql_backend` or open SQLite themselves."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from videoarchiver.outputs import adopt
 from videoarchiver.planning.resume import Part
 from videoarchiver.state import (
     CLEARED,
+    MEMORY_URL,
     Figures,
     FileState,
     IllegalMove,
@@ -42,14 +45,27 @@ def _worker(name: str) -> Worker:
     return Worker(name, "host", 1, time.time(), time.time())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """The state's URL for each backend the contract runs on (None: SQLite in work/)."""
+def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The state's URL of the backend `request.param` (None: SQLite in work/)."""
     (tmp_path / "work").mkdir()
     if request.param == "sqlite":
         return None
+    if request.param == "memory":
+        return MEMORY_URL
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The state's URL for each backend the contract runs on."""
+    return _url(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The state's URL for each database: what is about connections and migrations."""
+    return _url(request, tmp_path)
 
 
 @pytest.fixture
@@ -229,10 +245,13 @@ async def test_claims_leases_and_release(store: Store) -> None:
 
 
 async def test_two_connections_never_claim_one_file_twice(
-    tmp_path: Path, backend: str | None
+    tmp_path: Path, sql_backend: str | None
 ) -> None:
     claimed: dict[str, list[int]] = {"a": [], "b": []}
-    async with open_store(tmp_path, backend) as first, open_store(tmp_path, backend) as second:
+    async with (
+        open_store(tmp_path, sql_backend) as first,
+        open_store(tmp_path, sql_backend) as second,
+    ):
         for number in range(40):
             await first.add_file(f"{number}.mp4", 1, 1, f"fp{number}", str(number))
 
@@ -297,19 +316,19 @@ async def test_an_output_published_but_not_recorded_is_adopted_only_when_its_byt
 
 
 async def test_workers_opening_a_new_database_together_migrate_it_once(
-    tmp_path: Path, backend: str | None
+    tmp_path: Path, sql_backend: str | None
 ) -> None:
     opened: list[int] = []
 
     async def open_one() -> None:
-        async with open_store(tmp_path, backend) as store:
+        async with open_store(tmp_path, sql_backend) as store:
             opened.append(len(await store.files()))
 
     async with anyio.create_task_group() as group:
         for _ in range(4):
             group.start_soon(open_one)
     assert opened == [0, 0, 0, 0]
-    async with open_store(tmp_path, backend) as store:
+    async with open_store(tmp_path, sql_backend) as store:
         assert await store.files() == [], "and it works"
 
 
@@ -448,7 +467,7 @@ async def test_what_the_web_page_reads_queue_gallery_and_days(
     assert [row.id for row in await store.finished("", 10, 0)] == [cheap.id, dear.id]
     assert [row.id for row in await store.finished("DEAR 100%", 10, 0)] == [dear.id]
     assert await store.finished("0_", 10, 0) == [], "% and _ are plain characters"
-    if backend is None:  # SQLite; PostgreSQL folds case in the database's locale
+    if backend in (None, MEMORY_URL):  # PostgreSQL folds case in the database's locale
         assert [row.id for row in await store.finished("chèap", 10, 0)] == []
         assert [row.id for row in await store.finished("CHÉAP", 10, 0)] == [cheap.id]
     assert [row.id for row in await store.finished("", 1, 1)] == [dear.id], "paged"
