@@ -1,6 +1,7 @@
-"""The archive, the preview and the montage of one file, made by the scheduler's processing
-path on the fake runner and the in-memory store (`videoarchiver.testing`): the commands
-they issue and the states they record, in milliseconds, without ffmpeg."""
+"""The archive, the preview and the montage of one file, made by the worker's processor
+(`Processor.process`, as the scheduler runs it) on the fake runner and the in-memory store
+(`videoarchiver.testing`): the commands they issue and the states they record, in
+milliseconds, without ffmpeg."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ async def _process(root: Path, runner: FakeRunner) -> tuple[MemoryStore, int]:
     row = await store.claim(worker.id, 60.0)
     assert row is not None
     raw = RawFile(layout.raw, "clip.mp4", stat.st_size, stat.st_mtime_ns)
-    await Scheduler(rt).process(row, raw, Load(0, set(OUTPUT_KINDS), lambda: None))
+    await Scheduler(rt).processor.process(row, raw, Load(0, set(OUTPUT_KINDS), lambda: None))
     return store, row.id
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 FOLDERS = ("raw", "archive", "preview", "screenshot", "work", "log")
 CLAIM_PREFIX = "claim-"  # a claim's work folder is named for its number
 
@@ -96,3 +98,8 @@ class Layout:
     def create(self) -> None:
         for name in FOLDERS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
+
+
+async def root_there(layout: Layout) -> bool:
+    """raw/ and work/ are there to read and write (a share may hang: not inline)."""
+    return await anyio.Path(layout.raw).is_dir() and await anyio.Path(layout.work).is_dir()
