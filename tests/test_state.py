@@ -212,6 +212,22 @@ async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
     assert await store.files() == []
 
 
+async def test_a_failed_transaction_puts_back_what_it_changed(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    await store.set_output(row.id, "archive", OutputState.RUNNING)
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            assert await store.claim("w", LEASE) is not None
+            await store.set_output(row.id, "archive", OutputState.FAILED, error="boom")
+            await store.set_control("paused", "x")
+            raise RuntimeError("half-way")
+    after = await store.get_file(row.id)
+    assert (after.state, after.worker, after.claims) == (FileState.PENDING, None, 0)
+    archive = (await store.outputs(row.id))["archive"]
+    assert (archive.state, archive.error) == (OutputState.RUNNING, None)
+    assert await store.control("paused") is None
+
+
 async def test_claims_leases_and_release(store: Store) -> None:
     small = await store.add_file("small.mp4", 10, 1, "fp1", "small")
     large = await store.add_file("large.mp4", 10, 1, "fp2", "large")
