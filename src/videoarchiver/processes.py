@@ -118,7 +118,7 @@ class ProcessResult:
             raise ProcessError(message, f"{message} (exit {self.returncode}: {full})")
 
 
-# What runs an ffmpeg for a pipeline step: `run_process`, or a fake in tests.
+# What runs every process of a pipeline step: `run_process`, or `testing.FakeRunner` in tests.
 ProcessRunner = Callable[
     [Sequence[str], StdoutHandler, Mapping[str, str] | None, Watchdog | None],
     Awaitable[ProcessResult],
