@@ -178,6 +178,12 @@ async def test_a_file_is_archived_previewed_and_montaged_by_the_commands_planned
     assert {index: job.state for index, job in jobs.items()} == {0: JobState.DONE, 1: JobState.DONE}
     assert jobs[0].figures.ssim_mean == pytest.approx(0.985), "the video's quality measured"
     assert jobs[0].figures.out_bytes == FRAMES * 300, "the encode's packets counted"
+    previewed = await store.jobs(file_id, "preview")
+    assert {i: (j.stream_type, j.state) for i, j in previewed.items()} == {
+        0: ("video", JobState.DONE), 1: ("audio", JobState.DONE)
+    }  # fmt: skip
+    [sheet] = (await store.jobs(file_id, "montage")).values()
+    assert (sheet.state, sheet.figures.path) == (JobState.DONE, "screenshot/clip.jpg")
 
 
 async def test_an_encode_that_fails_fails_its_output_with_ffmpeg_s_reason(root: Path) -> None:
