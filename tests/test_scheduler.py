@@ -21,13 +21,14 @@ from videoarchiver.config import Config
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
+from videoarchiver.output_kinds import names
 from videoarchiver.processing import Claims, Processor
 from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.registration import HeaderReader
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.space import SpaceBackoff
-from videoarchiver.state import OUTPUT_KINDS, FileRow, FileState, Store, Worker, open_store
+from videoarchiver.state import FileRow, FileState, Store, Worker, open_store
 from videoarchiver.workers import (
     Steadiness,
     bury_dead,
@@ -164,7 +165,7 @@ async def test_the_next_file_starts_once_those_held_only_assemble_their_outputs(
             with load.long_step():
                 await anyio.sleep(encode[row.rel_path])
             events.append(f"encoded {row.rel_path}")
-            for output in OUTPUT_KINDS:
+            for output in names():
                 load.made(output)
             await anyio.sleep(0.4)
             events.append(f"end {row.rel_path}")

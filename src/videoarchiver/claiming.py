@@ -31,12 +31,13 @@ from videoarchiver.errors import (
     leaves,
 )
 from videoarchiver.layout import root_there
+from videoarchiver.output_kinds import names
 from videoarchiver.planning.paths import rel_from_key, shown_name
 from videoarchiver.processing import Claims, Processor
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.service import listening
 from videoarchiver.space import SpaceBackoff, passing, short_of_room, short_of_space
-from videoarchiver.state import OUTPUT_KINDS, FileRow, IllegalMove
+from videoarchiver.state import FileRow, IllegalMove
 from videoarchiver.ui import human_size, summary_line
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class Claimer(Claims):
                 self._absent.add(row.id)
                 continue
             log.info("%s: claimed by worker %s", shown_name(row.rel_path), rt.worker.id)
-            load = Load(next(self._turns), set(OUTPUT_KINDS), self.wake)
+            load = Load(next(self._turns), set(names()), self.wake)
             self._held[row.id] = claim = _Claim(anyio.CancelScope(), time.monotonic(), load)
             group.start_soon(self._run_claimed, row, raw, claim)
 
@@ -198,7 +199,7 @@ class Claimer(Claims):
         """Every disk the root writes to has more free than its headroom (said once when
         one runs short, once when there is room again)."""
         layout = self.rt.layout
-        folders = (layout.work, layout.archive, layout.preview, layout.screenshot)
+        folders = (layout.work, *layout.output_folders())
         short = await anyio.to_thread.run_sync(
             short_of_room, folders, self.rt.config.min_free_space
         )

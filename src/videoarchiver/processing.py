@@ -13,14 +13,12 @@ import contextlib
 import logging
 import shutil
 import stat
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
 
 from videoarchiver import claim_folders
-from videoarchiver.archiving import make_archive
 from videoarchiver.claim_folders import SOURCE_MARKER
 from videoarchiver.discovery import RawFile
 from videoarchiver.disposal import PENDING as PENDING_ACTION
@@ -45,26 +43,20 @@ from videoarchiver.errors import (
 )
 from videoarchiver.identity import Content, check_content, whole_sha256
 from videoarchiver.layout import root_there
-from videoarchiver.montaging import make_montage
+from videoarchiver.output_kinds import kind as output_kind
+from videoarchiver.output_kinds import names
 from videoarchiver.outputs import adopt
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.messages import one_line
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.previewing import make_preview
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Load, Runtime, Source
 from videoarchiver.space import SpaceBackoff, short_of_space
-from videoarchiver.state import FINISHED, OUTPUT_KINDS, FileRow, FileState, OutputState
+from videoarchiver.state import FINISHED, FileRow, FileState, OutputState
 
 log = logging.getLogger(__name__)
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
 OTHER_CONTENT = ""  # a recorded fingerprint no file has: what is there is new content
-MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
-    "archive": make_archive,
-    "preview": make_preview,
-    "montage": make_montage,
-}
-assert tuple(MAKERS) == OUTPUT_KINDS
 
 
 class Claims(Protocol):
@@ -140,7 +132,7 @@ class Processor:
             async with anyio.create_task_group() as group:
                 if row.sha256 is None:
                     group.start_soon(self._hash_whole, source)
-                for kind in OUTPUT_KINDS:
+                for kind in names():
                     group.start_soon(self._output, kind, source, failures)
         except (VideoArchiverError, OSError) as exc:
             if isinstance(exc, StoreUnavailable):
@@ -241,7 +233,7 @@ class Processor:
             )
             if not adopted:
                 await self.rt.state.set_output(source.row.id, kind, OutputState.RUNNING, by=by)
-                await MAKERS[kind](self.rt, source)
+                await output_kind(kind).maker(self.rt, source)
         except (VideoArchiverError, OSError, StreamFailures) as exc:
             if first_of(exc, (StoreUnavailable,)):
                 raise  # no failure of this output: the state's server is away
