@@ -17,6 +17,7 @@ from videoarchiver.config import Config
 from videoarchiver.discovery import RawFile
 from videoarchiver.identity import fingerprint
 from videoarchiver.layout import Layout
+from videoarchiver.output_kinds import names
 from videoarchiver.planning.montage import grid_size, tile_size
 from videoarchiver.planning.packets import PACKET_ENTRIES
 from videoarchiver.planning.preview import shown_size
@@ -24,7 +25,7 @@ from videoarchiver.planning.probe import parse_probe
 from videoarchiver.progress import ProgressHub
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
-from videoarchiver.state import OUTPUT_KINDS, FileState, JobState, OutputState, Worker
+from videoarchiver.state import FileState, JobState, OutputState, Worker
 from videoarchiver.testing import FakeRunner, MemoryStore, Rule, transcript
 
 pytestmark = pytest.mark.anyio
@@ -129,7 +130,7 @@ async def _process(root: Path, runner: FakeRunner) -> tuple[MemoryStore, int]:
     row = await store.claim(worker.id, 60.0)
     assert row is not None
     raw = RawFile(layout.raw, "clip.mp4", stat.st_size, stat.st_mtime_ns)
-    await Scheduler(rt).processor.process(row, raw, Load(0, set(OUTPUT_KINDS), lambda: None))
+    await Scheduler(rt).processor.process(row, raw, Load(0, set(names()), lambda: None))
     return store, row.id
 
 
