@@ -20,6 +20,7 @@ from videoarchiver.config import Config
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
+from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
@@ -50,8 +51,9 @@ class FakeScheduler(Scheduler):
         self.began = anyio.Event()
         self.settled = anyio.Event()
 
-    async def _header(self, path: Path) -> tuple[str | None, float]:
-        return None, float((await anyio.Path(path).stat()).st_size)  # the size is the cost
+    async def _header(self, path: Path) -> tuple[str | None, Estimate]:
+        size = (await anyio.Path(path).stat()).st_size
+        return None, Estimate(Rank.VIDEO, float(size))  # the size is the cost
 
     async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
         self.started.append(row.rel_path)
@@ -356,9 +358,9 @@ async def test_work_starts_while_a_long_first_scan_goes_on(tmp_path: Path) -> No
     raw_files(tmp_path, [5] * 10)
 
     class SlowReader(FakeScheduler):
-        async def _header(self, path: Path) -> tuple[str | None, float]:
+        async def _header(self, path: Path) -> tuple[str | None, Estimate]:
             await anyio.sleep(0.05)  # a slow share: each new file's header takes a while
-            return None, 1.0
+            return None, Estimate(Rank.VIDEO, 1.0)
 
     async with worker(tmp_path, "a") as a:
         slow = SlowReader(a.rt, seconds=5)

@@ -18,6 +18,7 @@ from pgcluster import Cluster
 from videoarchiver.errors import ClaimLost
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt
+from videoarchiver.planning.claim_order import ABSENT, Estimate, Rank
 from videoarchiver.planning.resume import Part
 from videoarchiver.state import (
     CLEARED,
@@ -40,6 +41,11 @@ LEASE = 30.0
 
 def _worker(name: str) -> Worker:
     return Worker(name, "host", 1, time.time(), time.time())
+
+
+def _costs(seconds: float) -> Estimate:
+    """The estimate of a file with video that costs `seconds` of CPU."""
+    return Estimate(Rank.VIDEO, seconds)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,7 +81,7 @@ async def test_a_database_of_an_older_version_migrates_forward(tmp_path: Path) -
     path = tmp_path / "work" / "state.sqlite3"
     with sqlite3.connect(path) as db:
         for number, migration in enumerate(MIGRATIONS[:5], start=1):
-            db.executescript(f"{migration.script}; PRAGMA user_version = {number};")
+            db.executescript(f"{migration.sqlite}; PRAGMA user_version = {number};")
         db.execute(
             "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at, state)"
             " VALUES ('a.mp4', 10, 1, 'a', 0, 0, 'done'), ('b.mp4', 20, 2, 'b', 0, 0, 'running')"
@@ -109,7 +115,7 @@ async def test_costs_of_an_older_version_are_estimated_again(tmp_path: Path) -> 
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path) as store:
         before = await store.add_file("a.mp4", 10, 1, "fp1", "a")
-        costed = await store.add_file("b.mp4", 10, 1, "fp2", "b", cost=5.0)
+        costed = await store.add_file("b.mp4", 10, 1, "fp2", "b", cost=_costs(5.0))
     with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
         db.execute("UPDATE files SET cost = 2.5e7 WHERE id = ?", (before.id,))
     async with open_store(tmp_path) as store:
@@ -431,8 +437,8 @@ async def test_postgresql_statements_and_transactions_survive_a_server_restart(
 async def test_what_the_web_page_reads_queue_gallery_and_days(
     store: Store, backend: str | None
 ) -> None:
-    cheap = await store.add_file("a/chéap.mp4", 100, 1, "fp1", "cheap", cost=1.0)
-    dear = await store.add_file("b/Dear 100%.mp4", 300, 1, "fp2", "dear", cost=9.0)
+    cheap = await store.add_file("a/chéap.mp4", 100, 1, "fp1", "cheap", cost=_costs(1.0))
+    dear = await store.add_file("b/Dear 100%.mp4", 300, 1, "fp2", "dear", cost=_costs(9.0))
     await store.add_file("c/unknown.mp4", 50, 1, "fp3", "unknown")
     assert [row.id for row in await store.queue(2)] == [dear.id, cheap.id], "as claimed"
     assert await store.failures(10) == []
@@ -463,7 +469,7 @@ async def test_what_the_web_page_reads_queue_gallery_and_days(
 
 
 async def test_the_summary_counts_the_estimated_cost_left_and_done(store: Store) -> None:
-    costs = {"a.mp4": 30.0, "b.mp4": 50.0, "c.mp4": -1.0}  # -1: not estimated (absent)
+    costs = {"a.mp4": _costs(30.0), "b.mp4": _costs(50.0), "c.mp4": ABSENT}
     rows = {name: await store.add_file(name, 10, 1, f"fp-{name}", name) for name in costs}
     for name, cost in costs.items():
         await store.set_cost(rows[name].id, cost)

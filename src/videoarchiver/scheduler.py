@@ -55,8 +55,8 @@ from videoarchiver.errors import (
 from videoarchiver.identity import Content, check_content, fingerprint, whole_sha256
 from videoarchiver.montaging import make_montage
 from videoarchiver.outputs import adopt
+from videoarchiver.planning.claim_order import ABSENT, UNREADABLE, Estimate
 from videoarchiver.planning.commands import RawInput
-from videoarchiver.planning.cost import UNREADABLE
 from videoarchiver.planning.messages import one_line
 from videoarchiver.planning.paths import (
     rel_from_key,
@@ -92,7 +92,6 @@ SPACE_BASE_SECONDS = 60.0
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
 OTHER_CONTENT = ""  # a recorded fingerprint no file has: what is there is new content
 RESCAN_AFTER_TROUBLE = 2.0  # seconds before `run --once` scans again after a lost registration
-ABSENT_COST = -1.0  # the cost of a pending file not in raw/ as recorded: claimed last
 ESTIMATE_BATCH = 64  # new files of a scan estimated before they are registered
 READ_TOGETHER = 2 * PROBE_SLOTS  # files of a scan read at once before they are registered
 MAKERS: dict[str, Callable[[Runtime, Source], Awaitable[None]]] = {
@@ -138,7 +137,7 @@ class _Read:
     content: str
     failure: str | None = None
     header: str | None = None
-    cost: float | None = None
+    cost: Estimate | None = None
 
 
 def _hinted(raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
@@ -267,7 +266,7 @@ class Scheduler:
         header, cost = await self._header(raw.path)
         return _Read(content, None, header, cost)
 
-    async def _header(self, path: Path) -> tuple[str | None, float]:
+    async def _header(self, path: Path) -> tuple[str | None, Estimate]:
         """ffprobe's JSON of a raw file's header and the cost it implies (no JSON: it cannot
         be read, which its processing says first of all)."""
         try:
@@ -728,7 +727,7 @@ class Scheduler:
             raw = await self._raw_of(row)
             if raw is None:  # moved or replaced since it was registered: the scan will tell
                 await rt.state.release(rt.worker.id, [row.id])
-                await rt.state.set_cost(row.id, ABSENT_COST)  # claimed after all the others
+                await rt.state.set_cost(row.id, ABSENT)  # claimed after all the others
                 if row.id in self._absent:  # more absent files than a claim skips: all
                     self._drained = True  # that are there have been claimed
                     return

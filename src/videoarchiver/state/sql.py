@@ -19,6 +19,7 @@ import anyio
 from pydantic import TypeAdapter
 
 from videoarchiver.errors import ClaimLost, StateError
+from videoarchiver.planning.claim_order import Estimate
 from videoarchiver.planning.resume import Part
 from videoarchiver.state.records import (
     CLEARED,
@@ -45,11 +46,11 @@ REPLACED = (
     "its raw file was replaced by new content before it was finished (what it published stays)"
 )
 CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
-ESTIMATING = -2.0  # the cost of a file a worker is estimating …
-ESTIMATE_SECONDS = 600.0  # … taken back from a worker that did not finish within this
+ESTIMATE_SECONDS = 600.0  # a file a worker took to estimate is taken back after this
 SKIP_MAX = 10_000  # ids a claim skips at most (SQLite takes up to 32,766 marks)
 PARTS = TypeAdapter(list[Part])
-CLAIM_ORDER = "cpu_cost DESC NULLS LAST, id"  # the costliest pending file first
+# `planning.claim_order` (`claim_key`): by rank, the unestimated last; the costliest; the first.
+CLAIM_ORDER = "claim_rank NULLS LAST, cpu_cost DESC NULLS LAST, id"
 
 _FILE_COLUMNS = (
     "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
@@ -289,17 +290,18 @@ class SQLStore(ABC):
         mtime_ns: int,
         fingerprint: str,
         stem: str,
-        cost: float | None = None,
+        cost: Estimate | None = None,
         probe: str | None = None,
     ) -> FileRow:
-        """A new source, under an id no other file ever had (with its cost and ffprobe's
-        JSON when already read)."""
+        """A new source, under an id no other file ever had (with its claim order's estimate
+        and ffprobe's JSON when already read)."""
         now = time.time()
+        rank, seconds = (None, None) if cost is None else (cost.rank, cost.cpu_seconds)
         [row] = await self._rows(
-            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, cpu_cost, probe,"
-            f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, claim_rank,"
+            f" cpu_cost, probe, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" RETURNING {_FILE_COLUMNS}",
-            (rel_path, size, mtime_ns, fingerprint, stem, cost, probe, now, now),
+            (rel_path, size, mtime_ns, fingerprint, stem, rank, seconds, probe, now, now),
         )
         await self._work_changed()
         return _file(row)
@@ -385,19 +387,25 @@ class SQLStore(ABC):
             )
 
     async def to_estimate(self, limit: int) -> list[FileRow]:
-        """Up to `limit` pending files whose cost is not estimated yet (the oldest first),
-        taken for this worker to estimate: no other worker estimates them too (they are
-        claimed next to last until their cost is set)."""
+        """Up to `limit` pending files not estimated yet (the oldest first), taken for this
+        worker to estimate for ESTIMATE_SECONDS: no other worker estimates them meanwhile
+        (they are claimed last until their estimate is set)."""
+        claimable, states = _from(MOVES["file"]["claim"])
         rows = await self._rows(
-            f"UPDATE files SET cpu_cost=?, updated_at={self.NOW} WHERE id IN (SELECT id FROM files"
-            f" WHERE state=? AND (cpu_cost IS NULL OR (cpu_cost=? AND updated_at < {self.NOW} - ?))"
-            f" ORDER BY id LIMIT ?{self.SKIP_LOCKED}) RETURNING {_FILE_COLUMNS}",
-            (ESTIMATING, FileState.PENDING, ESTIMATING, ESTIMATE_SECONDS, limit),
+            f"UPDATE files SET estimating_until={self.NOW} + ? WHERE id IN (SELECT id FROM files"
+            f" WHERE {claimable} AND claim_rank IS NULL AND (estimating_until IS NULL"
+            f" OR estimating_until < {self.NOW}) ORDER BY id LIMIT ?{self.SKIP_LOCKED})"
+            f" RETURNING {_FILE_COLUMNS}",
+            (ESTIMATE_SECONDS, *states, limit),
         )
         return [_file(row) for row in rows]
 
-    async def set_cost(self, file_id: int, cost: float) -> None:
-        await self._write("UPDATE files SET cpu_cost=? WHERE id=?", (cost, file_id))
+    async def set_cost(self, file_id: int, cost: Estimate) -> None:
+        """The file's place in the claim order: its rank and cost."""
+        await self._write(
+            "UPDATE files SET claim_rank=?, cpu_cost=?, estimating_until=NULL WHERE id=?",
+            (cost.rank, cost.cpu_seconds, file_id),
+        )
 
     async def probe_of(self, file_id: int) -> str | None:
         """ffprobe's JSON of the file, as recorded (None: not read yet)."""
@@ -495,7 +503,7 @@ class SQLStore(ABC):
             " JOIN files f ON f.id = o.file_id WHERE o.output = 'archive' AND o.state = ?",
             (OutputState.DONE,),
         )
-        known = "COALESCE(SUM(CASE WHEN cpu_cost > 0 THEN cpu_cost ELSE 0 END), 0)"
+        known = "COALESCE(SUM(cpu_cost), 0)"
         [waiting] = await self._rows(
             f"SELECT COALESCE(SUM(size), 0) AS raw, {known} AS cost FROM files"
             " WHERE state IN (?, ?)",
