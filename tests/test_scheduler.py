@@ -380,7 +380,9 @@ async def test_costs_left_unset_are_estimated_before_the_first_claim(tmp_path: P
     async with worker(tmp_path, "a") as a:
         await a.discover()
         with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
-            db.execute("UPDATE files SET cost = NULL")
+            db.execute("UPDATE files SET claim_rank = NULL, cpu_cost = NULL")
+        queue = [row.rel_path for row in await a.rt.state.queue(10)]
+        assert queue == names, "unestimated, they would be claimed in the order found"
         assert await a.run_once()
     assert a.started == [names[1], names[2], names[3], names[0]]
 
