@@ -581,9 +581,9 @@ class SQLStore(ABC):
         return [Worker(**row) for row in rows]
 
     async def claim(self, worker: str, lease: float, skip: Sequence[int] = ()) -> FileRow | None:
-        """The next pending file (the costliest first), now running under `worker`'s lease
-        and its claim's number (`claims`, one more than the claim before); None when none is
-        pending (but those in `skip`)."""
+        """The next pending file in the claim order (`CLAIM_ORDER`), now running under
+        `worker`'s lease and its claim's number (`claims`, one more than the claim before);
+        None when none is pending (but those in `skip`)."""
         skip = list(skip)[:SKIP_MAX]
         skipped = f" AND id NOT IN ({_marks(skip)})" if skip else ""
         claim = MOVES["file"]["claim"]
