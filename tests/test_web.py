@@ -38,7 +38,13 @@ from videoarchiver.state import (
 )
 from videoarchiver.tools import readable_demuxers
 from videoarchiver.web import published
-from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, Gate, loopback
+from videoarchiver.web.access import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    TOKEN_COOKIE,
+    AccessGate,
+    loopback,
+)
 from videoarchiver.web.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -581,7 +587,7 @@ def _origin_reached(location: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-async def _location(gate: Gate, path: str) -> str:
+async def _location(gate: AccessGate, path: str) -> str:
     """Where the gate sends a request that carries the token in its query, for `path` as
     the server decoded it."""
     scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
