@@ -24,6 +24,7 @@ import pytest
 from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
+from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.publishing import sha256_fd
 from videoarchiver.state import (
     Figures,
@@ -62,7 +63,9 @@ class Site:
 async def _publish(store: Store, root: Path, name: str) -> int:
     """A done file whose montage and preview are real files in the root, recorded as the
     daemon records them (a montage by its sheets)."""
-    row = await store.add_file(f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=1.0)
+    row = await store.add_file(
+        f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=Estimate(Rank.VIDEO, 1.0)
+    )
     me = Worker("w1", "host", 1, time.time(), time.time())
     await store.heartbeat(me, 60)
     claimed = await store.claim(me.id, 60)
@@ -627,7 +630,9 @@ async def test_a_search_is_at_most_200_characters(
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path, url) as store:
         name = "x" * 190 + "%_\\"
-        row = await store.add_file(f"{name}.mp4", 10, 1, "fp", "long name", cost=1.0)
+        row = await store.add_file(
+            f"{name}.mp4", 10, 1, "fp", "long name", cost=Estimate(Rank.VIDEO, 1.0)
+        )
         me = Worker("w1", "host", 1, time.time(), time.time())
         await store.heartbeat(me, 60)
         assert await store.claim(me.id, 60) is not None

@@ -5,9 +5,10 @@ Every table is a dict of frozen records, so a change replaces a record and a tra
 snapshot is a copy of the dicts, not of the records (copy on write): whatever raises inside
 `transaction()`, or inside any one call, leaves the tables as they were. One task at a time
 holds the store (an anyio lock, taken again freely by the task holding it), as one SQLite
-connection serves a process. Every state move is checked against `transitions`, with the
-same fencing (`by=`), leases and claim numbers as `state.sql`; the clock that leases,
-heartbeats and progress are read by can be injected.
+connection serves a process. Every state move is a verb of `transitions.MOVES`, from the
+states the table names, with the same fencing (`by=`), leases, claim numbers and claim order
+(`planning.claim_order`) as `state.sql`; the clock that leases, heartbeats, estimates and
+progress are read by can be injected.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 import anyio
 
 from videoarchiver.errors import ClaimLost, StateError
+from videoarchiver.planning.claim_order import Estimate, claim_key
 from videoarchiver.state.records import (
     CLEARED,
     NO_FIGURES,
@@ -47,8 +49,8 @@ from videoarchiver.state.records import (
     Summary,
     Worker,
 )
-from videoarchiver.state.sql import ESTIMATE_SECONDS, ESTIMATING, REPLACED, SKIP_MAX
-from videoarchiver.state.transitions import refuse, sources
+from videoarchiver.state.sql import ESTIMATE_SECONDS, REPLACED, SKIP_MAX
+from videoarchiver.state.transitions import MOVES, Entity, refuse, verb_to
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -62,10 +64,11 @@ class _File:
     """A file's record with what only the store reads."""
 
     row: FileRow
-    cost: float | None  # estimated CPU seconds (the claim order), None: not estimated
+    estimate: Estimate | None  # its place in the claim order (None: not estimated)
     probe: str | None
     updated_at: float
     lease_until: float | None = None
+    estimating_until: float | None = None  # taken by a worker to estimate, until then
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,8 @@ class _Tables:
         )  # fmt: skip
 
 
-def _claim_order(file: _File) -> tuple[bool, float, int]:
-    """The costliest pending file first, those not estimated last, then by id."""
-    return file.cost is None, -(file.cost or 0.0), file.row.id
+def _claim_order(file: _File) -> tuple[float, float, int]:
+    return claim_key(file.estimate, file.row.id)
 
 
 def _latest_first(file: _File) -> tuple[float, int]:
@@ -203,18 +205,18 @@ class MemoryStore:
         if not self._holds(file_id, by):
             raise ClaimLost(f"worker {by} no longer holds file {file_id}")
 
-    def _move_file(
-        self, file_id: int, new: FileState, by: str | None = None, **columns: Any
-    ) -> None:
-        """Move a file to `new` if the table allows; with `by`, only while that worker holds
-        its claim (ClaimLost otherwise; this very move made before is no error)."""
+    def _move_file(self, file_id: int, verb: str, by: str | None = None, **columns: Any) -> None:
+        """Move a file by `verb` if the table allows (or again); with `by`, only while that
+        worker holds its claim (ClaimLost otherwise; this very move made before is no error)."""
         file = self._tables.files.get(file_id)
         if file is None:
             return
-        row = file.row
-        if row.state in sources("file", new) and (by is None or row.worker == by):
+        row, move = file.row, MOVES["file"][verb]
+        new = move.target
+        assert new is not None, f"{verb} forgets: no move to make"
+        if row.state in move.starts(again=True) and (by is None or row.worker == by):
             lease = columns.pop("lease_until", file.lease_until)
-            changed = replace(row, state=new, **columns)
+            changed = replace(row, state=FileState(new), **columns)
             self._tables.files[file_id] = replace(
                 file, row=changed, lease_until=lease, updated_at=self._now()
             )
@@ -223,19 +225,61 @@ class MemoryStore:
             return
         if by is not None and row.worker != by:
             raise ClaimLost(f"worker {by} no longer holds file {file_id}")
-        raise refuse("file", str(file_id), row.state, new)
+        raise refuse("file", str(file_id), verb, row.state, new)
 
     def _allowed(
-        self, entity: str, key: Sequence[object], old: StrEnum | None, new: StrEnum, by: str | None
+        self,
+        entity: Entity,
+        key: Sequence[object],
+        old: StrEnum | None,
+        new: StrEnum,
+        by: str | None,
     ) -> None:
-        """Raise unless a row at `key` may move from `old` (None: there is none) to `new`:
-        ClaimLost when `by` does not hold the file, IllegalMove when the table forbids it."""
+        """Raise unless a row at `key` may be written in state `new` by the verb that ends
+        there, from `old` (None: there is none yet) or again: ClaimLost when `by` does not
+        hold the file, IllegalMove when the table forbids it."""
+        verb = verb_to(entity, new)
         file_id = key[0]
         assert isinstance(file_id, int)
         if by is not None:
             self._check_claim(file_id, by)
-        if old is not None and old not in sources(entity, new):
-            raise refuse(entity, " ".join(map(str, key)), old, new)
+        if old is not None and old not in MOVES[entity][verb].starts(again=True):
+            raise refuse(entity, " ".join(map(str, key)), verb, old, new)
+
+    def _one(self, entity: Entity, key: tuple[Any, ...], verb: str) -> str:
+        """Where the row at `key` moves by `verb`, from its starting states only
+        (IllegalMove from another, StateError when there is no such row)."""
+        tables = self._tables
+        found: _File | _Output | StreamJobRow | None = (
+            tables.files.get(key[0]) if entity == "file"
+            else tables.outputs.get(key) if entity == "output"
+            else tables.jobs.get(key)
+        )  # fmt: skip
+        what = " ".join(map(str, key))
+        if found is None:
+            raise StateError(f"there is no {entity} {what} to {verb}")
+        state = found.state if isinstance(found, StreamJobRow) else found.row.state
+        move = MOVES[entity][verb]
+        assert move.target is not None
+        if state not in move.starts():
+            raise refuse(entity, what, verb, state, move.target)
+        return str(move.target)
+
+    def _move_children(self, verb: str, file_ids: Iterable[int], clear_error: bool = False) -> None:
+        """The outputs and stream jobs of `file_ids` in a state `verb` starts from move by it
+        (their error cleared, when asked)."""
+        ids, tables, now = set(file_ids), self._tables, self._now()
+        output_move, job_move = MOVES["output"][verb], MOVES["job"][verb]
+        for key, output in list(tables.outputs.items()):
+            if key[0] in ids and output.row.state in output_move.starts():
+                error = None if clear_error else output.row.error
+                moved = replace(output.row, state=OutputState(str(output_move.target)), error=error)
+                tables.outputs[key] = _Output(moved, now)
+        for job_key, job in list(tables.jobs.items()):
+            if job_key[0] in ids and job.state in job_move.starts():
+                figures = replace(job.figures, error=None) if clear_error else job.figures
+                state = JobState(str(job_move.target))
+                tables.jobs[job_key] = replace(job, state=state, figures=figures)
 
     def _move_output(
         self, key: OutputKey, new: OutputState, by: str | None, **columns: Any
@@ -247,8 +291,13 @@ class MemoryStore:
         changed = replace(row, state=new, **columns)
         self._tables.outputs[key] = _Output(changed, self._now())
 
-    def _files(self, *states: FileState) -> list[_File]:
+    def _files(self, *states: str) -> list[_File]:
         return [file for file in self._tables.files.values() if file.row.state in states]
+
+    def _movable(self, verb: str) -> list[_File]:
+        """The files in a state `verb` starts from, by id."""
+        starts = MOVES["file"][verb].starts()
+        return sorted(self._files(*starts), key=lambda file: file.row.id)
 
     # -- files -------------------------------------------------------------------------------
 
@@ -278,7 +327,7 @@ class MemoryStore:
         mtime_ns: int,
         fingerprint: str,
         stem: str,
-        cost: float | None = None,
+        cost: Estimate | None = None,
         probe: str | None = None,
     ) -> FileRow:
         tables = self._tables
@@ -325,26 +374,24 @@ class MemoryStore:
             for file in self._tables.files.values()
             if file.row.rel_path == rel_path and file.row.id != keep
         ]
+        forget = MOVES["file"]["forget"].starts()
         forgotten = [
-            row.id
-            for row in older
-            if row.state in (FileState.PENDING, FileState.FAILED)
-            and not self._published_any(row.id)
+            row.id for row in older if row.state in forget and not self._published_any(row.id)
         ]
         for file_id in forgotten:
             self._forget(file_id)
-        failed = [row.id for row in older if row.state is FileState.PENDING]
-        for file_id in failed:
-            if file_id not in forgotten:
-                self._move_file(file_id, FileState.FAILED, error=REPLACED)
-        return forgotten + [file_id for file_id in failed if file_id not in forgotten]
+        kept = MOVES["file"]["replace"].starts()
+        replaced = [row.id for row in older if row.state in kept and row.id not in forgotten]
+        for file_id in replaced:
+            self._move_file(file_id, "replace", error=REPLACED)
+        return forgotten + replaced
 
     @_locked
     async def fail_file(
         self, file_id: int, error: str, detail: str | None = None, by: str | None = None
     ) -> None:
         self._move_file(
-            file_id, FileState.FAILED, by, error=error, error_detail=detail, worker=None,
+            file_id, "fail", by, error=error, error_detail=detail, worker=None,
             lease_until=None,
         )  # fmt: skip
 
@@ -353,7 +400,7 @@ class MemoryStore:
         self, file_id: int, raw_action: str | None, by: str | None = None
     ) -> None:
         self._move_file(
-            file_id, FileState.DONE, by, error=None, error_detail=None, raw_action=raw_action,
+            file_id, "finish", by, error=None, error_detail=None, raw_action=raw_action,
             worker=None, lease_until=None,
         )  # fmt: skip
 
@@ -370,18 +417,20 @@ class MemoryStore:
         now = self._now()
         taken = [
             file
-            for file in sorted(self._files(FileState.PENDING), key=lambda file: file.row.id)
-            if file.cost is None
-            or (file.cost == ESTIMATING and file.updated_at < now - ESTIMATE_SECONDS)
+            for file in self._movable("claim")
+            if file.estimate is None
+            and (file.estimating_until is None or file.estimating_until < now)
         ][:limit]
         for file in taken:
-            self._tables.files[file.row.id] = replace(file, cost=ESTIMATING, updated_at=now)
+            until = now + ESTIMATE_SECONDS
+            self._tables.files[file.row.id] = replace(file, estimating_until=until)
         return [file.row for file in taken]
 
     @_locked
-    async def set_cost(self, file_id: int, cost: float) -> None:
-        if file_id in self._tables.files:
-            self._tables.files[file_id] = replace(self._tables.files[file_id], cost=cost)
+    async def set_cost(self, file_id: int, cost: Estimate) -> None:
+        file = self._tables.files.get(file_id)
+        if file is not None:
+            self._tables.files[file_id] = replace(file, estimate=cost, estimating_until=None)
 
     @_locked
     async def probe_of(self, file_id: int) -> str | None:
@@ -414,47 +463,36 @@ class MemoryStore:
             return sorted(rows, key=lambda row: (row.rel_path, row.id))
         return [file.row for file in sorted(self._files(*states), key=lambda f: f.row.id)]
 
-    def _job_states(self, file_id: int, old: JobState, new: JobState, **figures: Any) -> None:
-        """Every stream job of the file in state `old` moves to `new`."""
-        for key, job in list(self._tables.jobs.items()):
-            if key[0] == file_id and job.state is old:
-                self._allowed("job", key, job.state, new, None)
-                changed = replace(job.figures, **figures)
-                self._tables.jobs[key] = replace(job, state=new, figures=changed)
-
     @_locked
     async def retry(self, rel_paths: Iterable[str] | None = None) -> list[str]:
         wanted = None if rel_paths is None else set(rel_paths)
         failed = [
             file.row
-            for file in sorted(self._files(FileState.FAILED), key=lambda f: f.row.id)
+            for file in self._movable("retry")
             if wanted is None or file.row.rel_path in wanted
         ]
         for row in failed:
-            self._move_file(row.id, FileState.PENDING, error=None, error_detail=None)
-            for key, output in list(self._tables.outputs.items()):
-                if key[0] == row.id and output.row.state is OutputState.FAILED:
-                    self._allowed("output", key, output.row.state, OutputState.PENDING, None)
-                    moved = replace(output.row, state=OutputState.PENDING, error=None)
-                    self._tables.outputs[key] = replace(output, row=moved)
-            self._job_states(row.id, JobState.FAILED, JobState.PENDING, error=None)
+            self._move_file(row.id, "retry", error=None, error_detail=None)
+        self._move_children("retry", [row.id for row in failed], clear_error=True)
         if failed:
             self._work_changed()
         return [row.rel_path for row in failed]
 
     @_locked
     async def reopen(self, file_id: int, outputs: Iterable[tuple[str, int | None]]) -> None:
-        file = self._tables.files.get(file_id)
-        if file is None or file.row.state is not FileState.DONE:
-            raise StateError(f"file {file_id} is not done: none of its outputs is made again")
-        self._move_file(file_id, FileState.PENDING)
-        for output, stream in outputs:
-            self._move_output((file_id, output), OutputState.PENDING, None)
-            job = None if stream is None else self._tables.jobs.get((file_id, output, stream))
-            if stream is not None and job is not None:
+        wanted, tables, now = list(outputs), self._tables, self._now()
+        state = FileState(self._one("file", (file_id,), "reopen"))
+        file = tables.files[file_id]
+        tables.files[file_id] = replace(file, row=replace(file.row, state=state), updated_at=now)
+        for output in dict.fromkeys(output for output, _stream in wanted):
+            moved = OutputState(self._one("output", (file_id, output), "reopen"))
+            found = tables.outputs[(file_id, output)]
+            tables.outputs[(file_id, output)] = _Output(replace(found.row, state=moved), now)
+        for output, stream in wanted:
+            if stream is not None:
                 key = (file_id, output, stream)
-                self._allowed("job", key, job.state, JobState.PENDING, None)
-                self._tables.jobs[key] = replace(job, state=JobState.PENDING)
+                job = JobState(self._one("job", key, "reopen"))
+                tables.jobs[key] = replace(tables.jobs[key], state=job)
         self._work_changed()
 
     @_locked
@@ -481,7 +519,7 @@ class MemoryStore:
         waiting = self._files(FileState.PENDING, FileState.RUNNING)
 
         def cost(files: list[_File]) -> float:
-            return float(sum(file.cost for file in files if file.cost and file.cost > 0))
+            return float(sum(f.estimate.cpu_seconds or 0.0 for f in files if f.estimate))
 
         return Summary(
             counts, sum(file.row.size for file, _ in archived),
@@ -551,13 +589,13 @@ class MemoryStore:
     @_locked
     async def claim(self, worker: str, lease: float, skip: Sequence[int] = ()) -> FileRow | None:
         skipped = set(list(skip)[:SKIP_MAX])
-        pending = [f for f in self._files(FileState.PENDING) if f.row.id not in skipped]
+        pending = [f for f in self._movable("claim") if f.row.id not in skipped]
         if not pending:
             return None
         file = min(pending, key=_claim_order)
         claims = file.row.claims + 1
         self._move_file(
-            file.row.id, FileState.RUNNING, worker=worker, claims=claims,
+            file.row.id, "claim", worker=worker, claims=claims,
             lease_until=self._now() + lease,
         )  # fmt: skip
         return self._tables.files[file.row.id].row
@@ -580,31 +618,31 @@ class MemoryStore:
     async def check_claim(self, file_id: int, by: str) -> None:
         self._check_claim(file_id, by)
 
-    def _release(self, which: Callable[[_File], bool], file_ids: Iterable[int] | None) -> list[int]:
-        """Running files that `which` picks (of `file_ids`, when given) go back to pending
-        with their running outputs and stream jobs; their progress goes."""
+    def _release(
+        self, verb: str, which: Callable[[_File], bool], file_ids: Iterable[int] | None
+    ) -> list[int]:
+        """The running files that `which` picks (of `file_ids`, when given) go back to
+        pending by `verb` (`release` or `expire`), their running outputs and stream jobs with
+        them; their progress goes."""
         only = None if file_ids is None else set(file_ids)
         released = [
             file.row.id
-            for file in sorted(self._files(FileState.RUNNING), key=lambda f: f.row.id)
+            for file in self._movable(verb)
             if which(file) and (only is None or file.row.id in only)
         ]
         tables = self._tables
         for file_id in released:
-            self._move_file(file_id, FileState.PENDING, worker=None, lease_until=None)
-            for key, output in list(tables.outputs.items()):
-                if key[0] == file_id and output.row.state is OutputState.RUNNING:
-                    self._move_output(key, OutputState.PENDING, None)
-            self._job_states(file_id, JobState.RUNNING, JobState.PENDING)
+            self._move_file(file_id, verb, worker=None, lease_until=None)
             for key in [key for key in tables.progress if key[0] == file_id]:
                 del tables.progress[key]
+        self._move_children("release", released)
         if released:
             self._work_changed()
         return released
 
     @_locked
     async def release(self, worker: str, file_ids: Iterable[int] | None = None) -> list[int]:
-        return self._release(lambda file: file.row.worker == worker, file_ids)
+        return self._release("release", lambda file: file.row.worker == worker, file_ids)
 
     @_locked
     async def release_expired(self, keep: str) -> list[int]:
@@ -614,7 +652,7 @@ class MemoryStore:
             ran_out = file.lease_until is None or file.lease_until < now
             return ran_out and file.row.worker != keep
 
-        return self._release(expired, None)
+        return self._release("expire", expired, None)
 
     @_locked
     async def silent_workers(self, lease: float) -> list[str]:
@@ -623,7 +661,7 @@ class MemoryStore:
 
     @_locked
     async def remove_worker(self, worker: str) -> list[int]:
-        released = self._release(lambda file: file.row.worker == worker, None)
+        released = self._release("release", lambda file: file.row.worker == worker, None)
         tables = self._tables
         for key in [key for key, task in tables.progress.items() if task.worker == worker]:
             del tables.progress[key]
