@@ -33,6 +33,7 @@ from videoarchiver.state import (
     IllegalMove,
     Intent,
     JobState,
+    NoSuchFile,
     OutputState,
     Progress,
     Store,
@@ -220,6 +221,13 @@ async def test_sentinel_costs_of_an_older_version_become_ranks(
         assert (await store.add_file("next", 1, 1, "fp", "next")).id == len(costs) + 1
     with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
         _execute(tmp_path, sql_backend, "UPDATE files SET state = 'lost'")
+
+
+async def test_a_file_id_nobody_was_given_is_no_such_file(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    assert (await store.get_file(row.id)).rel_path == "a.mp4"
+    with pytest.raises(NoSuchFile, match=f"no file {row.id + 1}"):
+        await store.get_file(row.id + 1)
 
 
 async def test_file_identity_and_replaced_content(store: Store) -> None:

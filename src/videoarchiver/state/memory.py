@@ -42,6 +42,7 @@ from videoarchiver.state.records import (
     FileState,
     Intent,
     JobState,
+    NoSuchFile,
     OutputRow,
     OutputState,
     Progress,
@@ -313,6 +314,8 @@ class MemoryStore:
 
     @_locked
     async def get_file(self, file_id: int) -> FileRow:
+        if file_id not in self._tables.files:
+            raise NoSuchFile(f"no file {file_id}")
         return self._tables.files[file_id].row
 
     @_locked

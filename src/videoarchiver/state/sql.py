@@ -31,6 +31,7 @@ from videoarchiver.state.records import (
     FileState,
     Intent,
     JobState,
+    NoSuchFile,
     OutputRow,
     OutputState,
     Progress,
@@ -278,6 +279,8 @@ class SQLStore(ABC):
 
     async def get_file(self, file_id: int) -> FileRow:
         rows = await self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE id=?", (file_id,))
+        if not rows:
+            raise NoSuchFile(f"no file {file_id}")
         return _file(rows[0])
 
     async def stem_taken(self, stem: str) -> bool:

@@ -34,7 +34,7 @@ from videoarchiver.layout import Layout
 from videoarchiver.output_kinds import names
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import FileRow, OutputState, Progress, Store, Summary
+from videoarchiver.state import FileRow, NoSuchFile, OutputState, Progress, Store, Summary
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, AccessGate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
@@ -102,7 +102,7 @@ class WebApp:
             if task.file_id not in names:
                 try:
                     row = await self.store.get_file(task.file_id)
-                except LookupError:
+                except NoSuchFile:
                     continue
                 names[task.file_id] = shown_name(row.rel_path)
             named.append(asdict(task) | {"name": names[task.file_id]})
@@ -162,7 +162,7 @@ class WebApp:
             raise HTTPException(404, "no such file")
         try:
             return await self.store.get_file(file_id)
-        except LookupError as exc:
+        except NoSuchFile as exc:
             raise HTTPException(404, "no such file") from exc
 
     # -- live progress -------------------------------------------------------------------------
