@@ -22,6 +22,7 @@ from videoarchiver.discovery import RawFile, scan
 from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
 from videoarchiver.output_kinds import names
+from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.processing import Claims, Processor
 from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.registration import HeaderReader
@@ -70,9 +71,9 @@ class FakeProcessor(Processor):
         self.finished.append(row.rel_path)
 
 
-async def sized(path: Path) -> tuple[str | None, float]:
+async def sized(path: Path) -> tuple[str | None, Estimate]:
     """A header reader for files of x's: no header, the size is the cost."""
-    return None, float((await anyio.Path(path).stat()).st_size)
+    return None, Estimate(Rank.VIDEO, float((await anyio.Path(path).stat()).st_size))
 
 
 class FakeScheduler(Scheduler):
@@ -391,9 +392,9 @@ async def test_a_worker_never_claims_again_a_file_its_task_still_works_on(tmp_pa
 async def test_work_starts_while_a_long_first_scan_goes_on(tmp_path: Path) -> None:
     raw_files(tmp_path, [5] * 10)
 
-    async def slow_share(path: Path) -> tuple[str | None, float]:
+    async def slow_share(path: Path) -> tuple[str | None, Estimate]:
         await anyio.sleep(0.05)  # a slow share: each new file's header takes a while
-        return None, 1.0
+        return None, Estimate(Rank.VIDEO, 1.0)
 
     async with worker(tmp_path, "a") as a:
         slow = FakeScheduler(a.rt, seconds=5, read_header=slow_share)
@@ -413,7 +414,9 @@ async def test_costs_left_unset_are_estimated_before_the_first_claim(tmp_path: P
     async with worker(tmp_path, "a") as a:
         await a.discover()
         with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
-            db.execute("UPDATE files SET cost = NULL")
+            db.execute("UPDATE files SET claim_rank = NULL, cpu_cost = NULL")
+        queue = [row.rel_path for row in await a.rt.state.queue(10)]
+        assert queue == names, "unestimated, they would be claimed in the order found"
         assert await a.run_once()
     assert a.fake.started == [names[1], names[2], names[3], names[0]]
 

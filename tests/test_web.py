@@ -25,8 +25,10 @@ from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.config import load_config
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
+from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.publishing import sha256_fd
 from videoarchiver.state import (
+    MEMORY_URL,
     Figures,
     FileQuery,
     FileState,
@@ -65,7 +67,9 @@ class Site:
 async def _publish(store: Store, root: Path, name: str) -> int:
     """A done file whose montage and preview are real files in the root, recorded as the
     daemon records them (a montage by its sheets)."""
-    row = await store.add_file(f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=1.0)
+    row = await store.add_file(
+        f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=Estimate(Rank.VIDEO, 1.0)
+    )
     me = Worker("w1", "host", 1, time.time(), time.time())
     await store.heartbeat(me, 60)
     claimed = await store.claim(me.id, 60)
@@ -630,7 +634,9 @@ async def test_a_search_is_at_most_200_characters(
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path, url) as store:
         name = "x" * 190 + "%_\\"
-        row = await store.add_file(f"{name}.mp4", 10, 1, "fp", "long name", cost=1.0)
+        row = await store.add_file(
+            f"{name}.mp4", 10, 1, "fp", "long name", cost=Estimate(Rank.VIDEO, 1.0)
+        )
         me = Worker("w1", "host", 1, time.time(), time.time())
         await store.heartbeat(me, 60)
         assert await store.claim(me.id, 60) is not None
@@ -759,7 +765,8 @@ async def _listed_file(store: Store, rel_path: str, sizes: tuple[int, int], seco
     """A done file whose probe, archive jobs and archive are recorded as the daemon records
     them: `sizes` raw and archive bytes, `video` the main video's codec, width and height."""
     stem = rel_path.replace("/", "-")
-    row = await store.add_file(rel_path, sizes[0], 1, f"fp-{stem}", stem, cost=1.0)
+    row = await store.add_file(rel_path, sizes[0], 1, f"fp-{stem}", stem,
+                               cost=Estimate(Rank.VIDEO, 1.0))  # fmt: skip
     me = Worker("w1", "host", 1, time.time(), time.time())
     await store.heartbeat(me, 60)
     claimed = await store.claim(me.id, 60)
@@ -781,11 +788,13 @@ async def _listed_file(store: Store, rel_path: str, sizes: tuple[int, int], seco
     return row.id
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_the_store_lists_files_filtered_and_sorted_in_sql(
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "memory"])
+async def test_the_store_lists_files_filtered_and_sorted(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    urls = {"postgresql": request.getfixturevalue("pg_url") if backend == "postgresql" else "",
+            "memory": MEMORY_URL}  # fmt: skip
+    url = urls.get(backend)
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path, url) as store:
         alps = await _listed_file(store, "Trips/Alps.mp4", (1000, 100), 600.0,

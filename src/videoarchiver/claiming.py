@@ -32,6 +32,7 @@ from videoarchiver.errors import (
 )
 from videoarchiver.layout import root_there
 from videoarchiver.output_kinds import names
+from videoarchiver.planning.claim_order import ABSENT
 from videoarchiver.planning.paths import rel_from_key, shown_name
 from videoarchiver.processing import Claims, Processor
 from videoarchiver.runtime import Load, Runtime
@@ -41,7 +42,6 @@ from videoarchiver.state import FileRow, IllegalMove
 from videoarchiver.ui import human_size, summary_line
 
 log = logging.getLogger(__name__)
-ABSENT_COST = -1.0  # the cost of a pending file not in raw/ as recorded: claimed last
 
 
 def _claim_lost(name: str) -> None:
@@ -165,7 +165,7 @@ class Claimer(Claims):
             raw = await self._raw_of(row)
             if raw is None:  # moved or replaced since it was registered: the scan will tell
                 await rt.state.release(rt.worker.id, [row.id])
-                await rt.state.set_cost(row.id, ABSENT_COST)  # claimed after all the others
+                await rt.state.set_cost(row.id, ABSENT)  # claimed after all the others
                 if row.id in self._absent:  # more absent files than a claim skips: all
                     self._drained = True  # that are there have been claimed
                     return

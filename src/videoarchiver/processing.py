@@ -114,7 +114,9 @@ class Processor:
             raw_input = RawInput(raw.path, self.rt.demuxers)
             async with self.rt.probe_slots:
                 header = await state.probe_of(row.id)
-                probed = await probe_file(raw_input, header.encode() if header else None)
+                probed = await probe_file(
+                    self.rt.run_process, raw_input, header.encode() if header else None
+                )
             await state.set_probe(row.id, probed.json)
             mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
             work = self.rt.layout.claim_work(row.id, row.claims)

@@ -22,8 +22,8 @@ import anyio
 from videoarchiver.discovery import RawFile
 from videoarchiver.errors import StoreRefused, VideoArchiverError, describe_error
 from videoarchiver.identity import fingerprint
+from videoarchiver.planning.claim_order import UNREADABLE, Estimate
 from videoarchiver.planning.commands import RawInput
-from videoarchiver.planning.cost import UNREADABLE
 from videoarchiver.planning.paths import rel_from_key, shown_name, shown_rel, stem_candidates
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.probing import read_header
@@ -37,7 +37,7 @@ ESTIMATE_BATCH = 64  # new files of a scan estimated before they are registered
 READ_TOGETHER = 2 * PROBE_SLOTS  # files of a scan read at once before they are registered
 
 # ffprobe's JSON of a raw file's header (None: it cannot be read) and its claim order.
-HeaderReader = Callable[[Path], Awaitable[tuple[str | None, float]]]
+HeaderReader = Callable[[Path], Awaitable[tuple[str | None, Estimate]]]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class _Read:
     content: str
     failure: str | None = None
     header: str | None = None
-    cost: float | None = None
+    cost: Estimate | None = None
 
 
 def _hinted(raw: RawFile, recorded: list[FileRow]) -> FileRow | None:
@@ -185,12 +185,12 @@ class Registrar:
         header, cost = await self._read_header(raw.path)
         return _Read(content, None, header, cost)
 
-    async def _ffprobe_header(self, path: Path) -> tuple[str | None, float]:
+    async def _ffprobe_header(self, path: Path) -> tuple[str | None, Estimate]:
         """ffprobe's JSON of a raw file's header and the cost it implies (no JSON: it cannot
         be read, which its processing says first of all)."""
         try:
             async with self.rt.probe_slots:
-                header = await read_header(RawInput(path, self.rt.demuxers))
+                header = await read_header(self.rt.run_process, RawInput(path, self.rt.demuxers))
             return header.decode("utf-8", "replace"), self.rt.costs.claim_order(parse_probe(header))
         except (VideoArchiverError, OSError, ValueError, ArithmeticError):
             return None, UNREADABLE  # ArithmeticError: a header whose numbers no float holds

@@ -81,7 +81,9 @@ async def _salvage(
     tally = SalvageTally()
     name = part_name(final, len(parts))
     try:
-        await each_line(packet_args(partial), tally.feed, "ffprobe of a killed part")
+        await each_line(
+            rt.run_process, packet_args(partial), tally.feed, "ffprobe of a killed part"
+        )
         salvaged = tally.salvaged(name, source.identity)
     except ProcessError:  # killed before its header was written: nothing to read
         salvaged = None
@@ -168,7 +170,7 @@ async def encode_resumable(
     if stopped:
         await anyio.Path(partial).unlink(missing_ok=True)
         return Encoded(True, wall, parts)
-    counted = (await count_packets(partial)).get(0)
+    counted = (await count_packets(rt.run_process, partial)).get(0)
     last = Part(
         file=part_name(final, len(parts)), start=counted.start or 0.0,
         end=counted.end or 0.0, bytes=counted.bytes, packets=counted.count, last=True,

@@ -13,6 +13,10 @@ from enum import StrEnum
 from videoarchiver.planning.resume import Part
 
 
+class NoSuchFile(LookupError):
+    """No file has this id (it was never given out, or its row was forgotten)."""
+
+
 class FileState(StrEnum):
     PENDING = "pending"  # waiting to be claimed
     RUNNING = "running"  # claimed by a worker, under its lease

@@ -40,6 +40,7 @@ from videoarchiver.state import (
     FileRow,
     FileState,
     Listed,
+    NoSuchFile,
     OutputState,
     Progress,
     Store,
@@ -136,7 +137,7 @@ class WebApp:
             if task.file_id not in names:
                 try:
                     row = await self.store.get_file(task.file_id)
-                except LookupError:
+                except NoSuchFile:
                     continue
                 names[task.file_id] = shown_name(row.rel_path)
             named.append(asdict(task) | {"name": names[task.file_id]})
@@ -220,7 +221,7 @@ class WebApp:
             raise HTTPException(404, "no such file")
         try:
             return await self.store.get_file(file_id)
-        except LookupError as exc:
+        except NoSuchFile as exc:
             raise HTTPException(404, "no such file") from exc
 
     # -- live progress -------------------------------------------------------------------------
