@@ -900,3 +900,7 @@ async def test_statistics_say_what_saves_the_most_and_why_files_fail(site: Site)
     assert f'<a href="/files/{long}">' in page and "8.0 GiB · 89%" in page
     assert labels("reason") == ["not a readable media file"]
     assert '<text x="236" y="31" class="value">2</text>' in charts["failed files by reason"]
+    async with _client(site) as client:  # saved by container: kept while the totals hold
+        assert "<title>webm</title>" not in (await client.get("/statistics")).text
+        await _listed_file(site.store, "clip.webm", (5 << 20, 1 << 20), 30.0, ("vp9", 640, 360))
+        assert "<title>webm</title>" in (await client.get("/statistics")).text

@@ -7,7 +7,7 @@ media are published outputs only, found by file id, never by a path from the req
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -59,7 +59,7 @@ from videoarchiver.web.gallery_form import (
 )
 from videoarchiver.web.log_tail import FILTERS, LogFilter, LogVersion, last_lines, log_version
 from videoarchiver.web.metrics import metrics_text
-from videoarchiver.web.plot import saved_plot, summary_bars
+from videoarchiver.web.plot import Bar, saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
 from videoarchiver.web.scrub import sheet_of
 from videoarchiver.web.settings import Settings
@@ -97,6 +97,7 @@ class WebApp:
 
     def __init__(self, store: Store, layout: Layout, demuxers: str, settings: Settings) -> None:
         self.store, self.layout, self.settings = store, layout, settings
+        self._grouped: tuple[Hashable, tuple[list[Bar], list[Bar]]] | None = None
         self.published = PublishedFiles(store, layout)
         self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
@@ -189,18 +190,28 @@ class WebApp:
 
     async def statistics(self, request: Request) -> Response:
         summary, days = await self.store.summary(), await self.store.days()
-        done = summary.count(FileState.DONE)
-        finished = await self.store.listing(FileQuery(), done, 0) if done else []
+        by_container, by_codec = await self._saved_by(summary)
         largest = await self.store.listing(FileQuery(order="saving"), TOP, 0)
         return await self._page(
             request, "statistics.html", summary=summary, days=days,
             saved=_saved(summary),
             hours=await self.store.encode_seconds() / 3600, plot=saved_plot(days),
             bars=summary_bars(summary) if summary.files else None,
-            by_container=saved_by(finished, container), by_codec=saved_by(finished, video_codec),
+            by_container=by_container, by_codec=by_codec,
             largest=largest_savings(largest),
             failures=failures_by_reason(await self.store.files([FileState.FAILED])),
         )  # fmt: skip
+
+    async def _saved_by(self, summary: Summary) -> tuple[list[Bar], list[Bar]]:
+        """Bytes saved by container and by codec. They read every done file's probe (seconds
+        at 100,000 files), so they are kept until the store's totals change."""
+        totals = (tuple(sorted(summary.files.items())), summary.raw_bytes, summary.archive_bytes)
+        if self._grouped is None or self._grouped[0] != totals:
+            done = summary.count(FileState.DONE)
+            finished = await self.store.listing(FileQuery(), done, 0) if done else []
+            grouped = (saved_by(finished, container), saved_by(finished, video_codec))
+            self._grouped = (totals, grouped)
+        return self._grouped[1]
 
     async def logs(self, request: Request) -> Response:
         wanted = _log_filter(request)
