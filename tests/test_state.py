@@ -4,6 +4,7 @@ waits, a server restart) take `sql_backend` or open SQLite themselves."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import time
@@ -27,6 +28,8 @@ from videoarchiver.planning.resume import Part
 from videoarchiver.state import (
     CLEARED,
     MEMORY_URL,
+    SET_ASIDE_REASON,
+    EventKind,
     Figures,
     FileRow,
     FileState,
@@ -36,6 +39,7 @@ from videoarchiver.state import (
     NoSuchFile,
     OutputState,
     Progress,
+    StopAsked,
     Store,
     Worker,
     open_store,
@@ -408,6 +412,10 @@ class _Walk:
             await store.release("w", [row.id])
         elif verb == "expire":
             await store.release_expired(keep="another")
+        elif verb == "set_aside":  # as asked of a running file (only), when it is given back
+            with contextlib.suppress(IllegalMove):
+                await store.ask_stop(row.id, StopAsked.SET_ASIDE)
+            await store.release("w", [row.id])
         elif verb == "finish":
             await store.finish_file(row.id, None)
         elif verb == "fail":
@@ -726,3 +734,111 @@ async def test_the_summary_counts_the_estimated_cost_left_and_done(store: Store)
     await store.finish_file(claimed.id, None, "one")
     summary = await store.summary()
     assert (summary.waiting_cost, summary.done_cost) == (30.0, 50.0)
+
+
+async def test_a_files_history_is_written_by_the_calls_that_make_each_step(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    before = await store.clock()
+    claimed = await store.claim("w", LEASE)
+    assert claimed is not None
+    await store.note(row.id, EventKind.RESUMED, "archive stream 0: from 1 salvaged part", by="w")
+    await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                         state=JobState.DONE, figures=Figures(ratio=0.25), by="w")  # fmt: skip
+    await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                         state=JobState.RUNNING, by="w")  # fmt: skip
+    await store.set_output(row.id, "archive", OutputState.RUNNING, by="w")
+    await store.set_output(row.id, "archive", OutputState.PUBLISHING, path="archive/a.mkv",
+                           size=5, sha256="s", by="w")  # fmt: skip
+    await store.set_output(row.id, "archive", OutputState.DONE, by="w")
+    await store.finish_file(row.id, None, by="w")
+    await store.finish_file(row.id, None, by="w")  # sent again: one step all the same
+    await store.note(row.id, EventKind.RAW, "raw file kept")
+    history = await store.history(row.id)
+    assert [(event.kind, event.worker, event.text) for event in history] == [
+        (EventKind.FOUND, None, "found in raw/"),
+        (EventKind.CLAIMED, "w", "claim 1"),
+        (EventKind.RESUMED, "w", "archive stream 0: from 1 salvaged part"),
+        (EventKind.STREAM, "w", "archive stream 0 (video): encode, done, 25% of raw"),
+        (EventKind.PUBLISHED, "w", "archive → archive/a.mkv"),
+        (EventKind.DONE, "w", "every output done"),
+        (EventKind.RAW, None, "raw file kept"),
+    ], "no step for a job still running, nor for a move made again"
+    assert before - 5 < history[1].at <= history[-1].at <= await store.clock() + 1
+    assert await store.history(row.id + 1) == []
+
+
+async def test_history_of_failures_retries_releases_and_leases_that_ran_out(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    await store.claim("w", LEASE)
+    await store.release("w", [row.id])
+    await store.claim("dead", -1.0)
+    await store.release_expired(keep="alive")
+    await store.claim("w", LEASE)
+    failed = Figures(error="no encoder")
+    await store.save_job(row.id, "preview", 1, stream_type="audio", decision="encode",
+                         state=JobState.FAILED, figures=failed, by="w")  # fmt: skip
+    await store.fail_file(row.id, "preview: no encoder", by="w")
+    await store.retry([row.rel_path], by="web page")
+    steps = [(event.kind, event.worker, event.text) for event in await store.history(row.id)][1:]
+    assert steps == [
+        (EventKind.CLAIMED, "w", "claim 1"),
+        (EventKind.RELEASED, "w", "given back by its worker; back to pending"),
+        (EventKind.CLAIMED, "dead", "claim 2"),
+        (EventKind.EXPIRED, "dead", "the lease of worker dead ran out; back to pending"),
+        (EventKind.CLAIMED, "w", "claim 3"),
+        (EventKind.STREAM, "w", "preview stream 1 (audio): encode, failed: no encoder"),
+        (EventKind.FAILED, "w", "preview: no encoder"),
+        (EventKind.RETRIED, "web page", "back to pending"),
+    ]
+    await store.forget_replaced(row.rel_path, keep=0)
+    assert await store.history(row.id) == [], "a forgotten file's history goes with it"
+
+
+async def test_a_stop_asked_is_read_by_the_heartbeat_and_carried_out_by_the_release(
+    store: Store,
+) -> None:
+    me = _worker("w")
+    back = await store.add_file("back.mp4", 10, 1, "fp1", "back", _costs(2))
+    aside = await store.add_file("aside.mp4", 10, 1, "fp2", "aside", _costs(1))
+    with pytest.raises(IllegalMove, match=r"file \d+ is pending: only a running file can stop"):
+        await store.ask_stop(back.id, StopAsked.RELEASE)
+    with pytest.raises(NoSuchFile):
+        await store.ask_stop(aside.id + 1, StopAsked.RELEASE)
+    await store.claim(me.id, LEASE)
+    await store.claim(me.id, LEASE)
+    await store.set_output(back.id, "archive", OutputState.RUNNING, by=me.id)
+    await store.ask_stop(back.id, StopAsked.RELEASE)
+    await store.ask_stop(aside.id, StopAsked.SET_ASIDE)
+    assert await store.heartbeat(me, LEASE) == set(), "its worker is to stop them"
+    assert (await store.get_file(back.id)).state is FileState.RUNNING, "until it gives it back"
+    assert sorted(await store.release(me.id)) == [back.id, aside.id]
+    assert (await store.get_file(back.id)).state is FileState.PENDING
+    assert (await store.outputs(back.id))["archive"].state is OutputState.PENDING
+    held = await store.get_file(aside.id)
+    assert (held.state, held.error, held.worker) == (FileState.FAILED, SET_ASIDE_REASON, None)
+    assert [(event.kind, event.worker) for event in (await store.history(aside.id))[2:]] == [
+        (EventKind.STOP_ASKED, "web page"), (EventKind.SET_ASIDE, "w"),
+    ]  # fmt: skip
+    assert (await store.history(back.id))[-1].text == (
+        "stopped as asked from the web page; back to pending"
+    )
+    # Asked, then claimed again: the new claim is not asked to stop.
+    await store.claim(me.id, LEASE)
+    assert await store.heartbeat(me, LEASE) == {back.id}
+    assert await store.retry([aside.rel_path]) == [aside.rel_path]
+
+
+async def test_a_file_moved_to_the_front_is_claimed_first(store: Store) -> None:
+    costly = await store.add_file("costly.mp4", 10, 1, "fp1", "costly", _costs(100))
+    unread = await store.add_file("unread.mp4", 10, 1, "fp2", "unread", Estimate(Rank.UNREADABLE))
+    cheap = await store.add_file("cheap.mp4", 10, 1, "fp3", "cheap", _costs(1))
+    fresh = await store.add_file("fresh.mp4", 10, 1, "fp4", "fresh")  # not estimated yet
+    assert [row.id for row in await store.queue(4)] == [unread.id, costly.id, cheap.id, fresh.id]
+    await store.move_to_front(cheap.id)
+    await store.move_to_front(fresh.id)
+    assert [row.id for row in await store.queue(4)] == [cheap.id, fresh.id, unread.id, costly.id]
+    assert (await store.history(cheap.id))[-1].kind is EventKind.FRONT
+    claimed = await store.claim("w", LEASE)
+    assert claimed is not None and claimed.id == cheap.id
+    with pytest.raises(IllegalMove, match="is running: only a pending file can move to the front"):
+        await store.move_to_front(cheap.id)

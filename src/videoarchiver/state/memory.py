@@ -33,11 +33,14 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 import anyio
 
 from videoarchiver.errors import ClaimLost, StateError
-from videoarchiver.planning.claim_order import Estimate, claim_key
+from videoarchiver.planning.claim_order import Estimate, Rank, claim_key
 from videoarchiver.state.records import (
     CLEARED,
     NO_FIGURES,
+    SET_ASIDE_REASON,
     Day,
+    Event,
+    EventKind,
     Figures,
     FileQuery,
     FileRow,
@@ -49,11 +52,13 @@ from videoarchiver.state.records import (
     OutputRow,
     OutputState,
     Progress,
+    StopAsked,
     StreamJobRow,
     Summary,
     Worker,
 )
 from videoarchiver.state.sql import ESTIMATE_SECONDS, REPLACED, SKIP_MAX
+from videoarchiver.state.steps import FROM_THE_PAGE, given_back, job_ended, not_now, stop_asked
 from videoarchiver.state.transitions import MOVES, Entity, refuse, verb_to
 
 P = ParamSpec("P")
@@ -73,6 +78,7 @@ class _File:
     updated_at: float
     lease_until: float | None = None
     estimating_until: float | None = None  # taken by a worker to estimate, until then
+    stop_asked: StopAsked | None = None  # what a user asked of it while it runs
 
 
 @dataclass(frozen=True)
@@ -97,12 +103,14 @@ class _Tables:
     progress: dict[tuple[int, str], Progress] = field(default_factory=dict)
     controls: dict[str, str] = field(default_factory=dict)
     last_id: int = 0  # ids are never given out twice, also those of forgotten files
+    events: list[Event] = field(default_factory=list)  # every file's history, in order
 
     def copy(self) -> _Tables:
         """A snapshot: the dicts copied, their (frozen) records shared."""
         return _Tables(
             dict(self.files), dict(self.outputs), dict(self.jobs), dict(self.intents),
             dict(self.workers), dict(self.progress), dict(self.controls), self.last_id,
+            list(self.events),
         )  # fmt: skip
 
 
@@ -225,12 +233,13 @@ class MemoryStore:
         if not self._holds(file_id, by):
             raise ClaimLost(f"worker {by} no longer holds file {file_id}")
 
-    def _move_file(self, file_id: int, verb: str, by: str | None = None, **columns: Any) -> None:
+    def _move_file(self, file_id: int, verb: str, by: str | None = None, **columns: Any) -> bool:
         """Move a file by `verb` if the table allows (or again); with `by`, only while that
-        worker holds its claim (ClaimLost otherwise; this very move made before is no error)."""
+        worker holds its claim (ClaimLost otherwise; this very move made before is no error).
+        False: there was nothing to move. Any move ends what a user asked of it running."""
         file = self._tables.files.get(file_id)
         if file is None:
-            return
+            return False
         row, move = file.row, MOVES["file"][verb]
         new = move.target
         assert new is not None, f"{verb} forgets: no move to make"
@@ -238,11 +247,11 @@ class MemoryStore:
             lease = columns.pop("lease_until", file.lease_until)
             changed = replace(row, state=FileState(new), **columns)
             self._tables.files[file_id] = replace(
-                file, row=changed, lease_until=lease, updated_at=self._now()
+                file, row=changed, lease_until=lease, updated_at=self._now(), stop_asked=None
             )
-            return
+            return True
         if by is not None and (row.state, row.worker) == (new, None):
-            return
+            return False
         if by is not None and row.worker != by:
             raise ClaimLost(f"worker {by} no longer holds file {file_id}")
         raise refuse("file", str(file_id), verb, row.state, new)
@@ -319,6 +328,26 @@ class MemoryStore:
         starts = MOVES["file"][verb].starts()
         return sorted(self._files(*starts), key=lambda file: file.row.id)
 
+    # -- a file's history ----------------------------------------------------------------------
+
+    def _event(
+        self, file_ids: Iterable[int], kind: EventKind, text: str, by: str | None = None
+    ) -> None:
+        """One step of the history of each of `file_ids` (those that exist), at the store's
+        time, made by `by` (None: the worker holding the file, if any)."""
+        now = self._now()
+        for file_id in file_ids:
+            if (file := self._tables.files.get(file_id)) is not None:
+                self._tables.events.append(Event(file_id, now, kind, by or file.row.worker, text))
+
+    @_locked
+    async def note(self, file_id: int, kind: EventKind, text: str, by: str | None = None) -> None:
+        self._event([file_id], kind, text, by)
+
+    @_locked
+    async def history(self, file_id: int) -> list[Event]:
+        return [event for event in self._tables.events if event.file_id == file_id]
+
     # -- files -------------------------------------------------------------------------------
 
     @_locked
@@ -359,6 +388,7 @@ class MemoryStore:
             None, None, (), None,
         )  # fmt: skip
         tables.files[row.id] = _File(row, cost, probe, self._now())
+        self._event([row.id], EventKind.FOUND, "found in raw/")
         self._work_changed()
         return row
 
@@ -388,6 +418,7 @@ class MemoryStore:
         tables.jobs = {k: v for k, v in tables.jobs.items() if k[0] != file_id}
         tables.intents = {k: v for k, v in tables.intents.items() if k[0] != file_id}
         tables.progress = {k: v for k, v in tables.progress.items() if k[0] != file_id}
+        tables.events = [event for event in tables.events if event.file_id != file_id]
 
     @_locked
     async def forget_replaced(self, rel_path: str, keep: int) -> list[int]:
@@ -412,19 +443,21 @@ class MemoryStore:
     async def fail_file(
         self, file_id: int, error: str, detail: str | None = None, by: str | None = None
     ) -> None:
-        self._move_file(
+        if self._move_file(
             file_id, "fail", by, error=error, error_detail=detail, worker=None,
             lease_until=None,
-        )  # fmt: skip
+        ):  # fmt: skip
+            self._event([file_id], EventKind.FAILED, error, by)
 
     @_locked
     async def finish_file(
         self, file_id: int, raw_action: str | None, by: str | None = None
     ) -> None:
-        self._move_file(
+        if self._move_file(
             file_id, "finish", by, error=None, error_detail=None, raw_action=raw_action,
             worker=None, lease_until=None,
-        )  # fmt: skip
+        ):  # fmt: skip
+            self._event([file_id], EventKind.DONE, "every output done", by)
 
     @_locked
     async def with_pending_raw_action(self, suffix: str) -> list[FileRow]:
@@ -486,7 +519,9 @@ class MemoryStore:
         return [file.row for file in sorted(self._files(*states), key=lambda f: f.row.id)]
 
     @_locked
-    async def retry(self, rel_paths: Iterable[str] | None = None) -> list[str]:
+    async def retry(
+        self, rel_paths: Iterable[str] | None = None, by: str | None = None
+    ) -> list[str]:
         wanted = None if rel_paths is None else set(rel_paths)
         failed = [
             file.row
@@ -496,6 +531,7 @@ class MemoryStore:
         for row in failed:
             self._move_file(row.id, "retry", error=None, error_detail=None)
         self._move_children("retry", [row.id for row in failed], clear_error=True)
+        self._event([row.id for row in failed], EventKind.RETRIED, "back to pending", by)
         if failed:
             self._work_changed()
         return [row.rel_path for row in failed]
@@ -515,6 +551,8 @@ class MemoryStore:
                 key = (file_id, output, stream)
                 job = JobState(self._one("job", key, "reopen"))
                 tables.jobs[key] = replace(tables.jobs[key], state=job)
+        made = ", ".join(dict.fromkeys(output for output, _stream in wanted))
+        self._event([file_id], EventKind.REOPENED, f"to make again: {made}")
         self._work_changed()
 
     @_locked
@@ -668,6 +706,7 @@ class MemoryStore:
             file.row.id, "claim", worker=worker, claims=claims,
             lease_until=self._now() + lease,
         )  # fmt: skip
+        self._event([file.row.id], EventKind.CLAIMED, f"claim {claims}", worker)
         return self._tables.files[file.row.id].row
 
     @_locked
@@ -675,14 +714,10 @@ class MemoryStore:
         now = self._now()
         known = self._tables.workers.get(worker.id, worker)
         self._tables.workers[worker.id] = replace(known, heartbeat_at=now)
-        held = {
-            file.row.id for file in self._files(FileState.RUNNING) if file.row.worker == worker.id
-        }
-        for file_id in held:
-            self._tables.files[file_id] = replace(
-                self._tables.files[file_id], lease_until=now + lease
-            )
-        return held
+        held = [file for file in self._files(FileState.RUNNING) if file.row.worker == worker.id]
+        for file in held:
+            self._tables.files[file.row.id] = replace(file, lease_until=now + lease)
+        return {file.row.id for file in held if file.stop_asked is None}
 
     @_locked
     async def check_claim(self, file_id: int, by: str) -> None:
@@ -695,14 +730,22 @@ class MemoryStore:
         pending by `verb` (`release` or `expire`), their running outputs and stream jobs with
         them; their progress goes."""
         only = None if file_ids is None else set(file_ids)
-        released = [
-            file.row.id
+        files = [
+            file
             for file in self._movable(verb)
             if which(file) and (only is None or file.row.id in only)
         ]
+        released = [file.row.id for file in files]
         tables = self._tables
-        for file_id in released:
-            self._move_file(file_id, verb, worker=None, lease_until=None)
+        for file in files:
+            file_id, asked = file.row.id, file.stop_asked
+            kind, text = given_back(verb, file.row.worker, asked)
+            self._event([file_id], kind, text)
+            if asked is StopAsked.SET_ASIDE:
+                self._move_file(file_id, "set_aside", worker=None, lease_until=None,
+                                error=SET_ASIDE_REASON)  # fmt: skip
+            else:
+                self._move_file(file_id, verb, worker=None, lease_until=None)
             for key in [key for key in tables.progress if key[0] == file_id]:
                 del tables.progress[key]
         self._move_children("release", released)
@@ -728,6 +771,29 @@ class MemoryStore:
     async def silent_workers(self, lease: float) -> list[str]:
         since = self._now() - lease
         return [w.id for w in self._tables.workers.values() if w.heartbeat_at < since]
+
+    @_locked
+    async def ask_stop(self, file_id: int, asked: StopAsked, by: str = FROM_THE_PAGE) -> None:
+        file = self._not_now(file_id, "stop", FileState.RUNNING)
+        self._tables.files[file_id] = replace(file, stop_asked=asked)
+        self._event([file_id], EventKind.STOP_ASKED, stop_asked(asked), by)
+
+    @_locked
+    async def move_to_front(self, file_id: int, by: str = FROM_THE_PAGE) -> None:
+        file = self._not_now(file_id, "move to the front", FileState.PENDING)
+        cost = file.estimate.cpu_seconds if file.estimate else None
+        self._tables.files[file_id] = replace(file, estimate=Estimate(Rank.FRONT, cost))
+        self._event([file_id], EventKind.FRONT, "first in the queue", by)
+        self._work_changed()
+
+    def _not_now(self, file_id: int, what: str, needed: FileState) -> _File:
+        """The file, if it is `needed` (NoSuchFile, or IllegalMove: it cannot be asked `what`)."""
+        file = self._tables.files.get(file_id)
+        if file is None:
+            raise NoSuchFile(f"no file {file_id}")
+        if file.row.state is not needed:
+            raise not_now(file_id, file.row.state, what, needed)
+        return file
 
     @_locked
     async def remove_worker(self, worker: str) -> list[int]:
@@ -780,6 +846,10 @@ class MemoryStore:
         given = {"path": path, "size": size, "sha256": sha256}
         columns = {name: value for name, value in given.items() if value is not None}
         self._move_output((file_id, output), state, by, **columns, error=error)
+        if state is OutputState.DONE:
+            where = self._tables.outputs[(file_id, output)].row.path
+            self._event([file_id], EventKind.PUBLISHED, output + (f" → {where}" if where else ""),
+                        by)  # fmt: skip
 
     @_locked
     async def outputs(self, file_id: int) -> dict[str, OutputRow]:
@@ -845,6 +915,9 @@ class MemoryStore:
             stream_index, stream_type, decision, state, tuple(notes),
             _figures(found.figures if found else NO_FIGURES, figures),
         )  # fmt: skip
+        if state in (JobState.DONE, JobState.FAILED):
+            text = job_ended(output, stream_index, stream_type, decision, state, figures)
+            self._event([file_id], EventKind.STREAM, text, by)
 
     @_locked
     async def jobs(self, file_id: int, output: str) -> dict[int, StreamJobRow]:

@@ -43,6 +43,36 @@ class JobState(StrEnum):
 FINISHED = (OutputState.DONE, OutputState.SKIPPED)
 
 
+class EventKind(StrEnum):
+    """What a step of a file's history was (`Event.kind`)."""
+
+    FOUND = "found"  # registered from raw/
+    CLAIMED = "claimed"  # by a worker
+    STREAM = "stream"  # a stream job ended, done or failed, with its decision
+    RESUMED = "resumed"  # an encode goes on from salvaged parts
+    PUBLISHED = "published"  # an output is in place
+    DONE = "done"
+    FAILED = "failed"
+    RAW = "raw"  # what became of the raw file once done
+    RELEASED = "released"  # given back to pending (a stop, a pause, its worker gone)
+    EXPIRED = "expired"  # its worker's lease ran out: back to pending for another
+    SET_ASIDE = "set aside"  # stopped and held as failed until retried
+    STOP_ASKED = "stop asked"  # from the web page, for its worker to carry out
+    FRONT = "moved to front"  # of the queue, by a user
+    RETRIED = "retried"
+    REOPENED = "reopened"  # some published outputs are to be made again
+
+
+class StopAsked(StrEnum):
+    """What a user asked of a running file (`Store.ask_stop`), carried out by its worker."""
+
+    RELEASE = "release"  # back to pending with its parts
+    SET_ASIDE = "set aside"  # failed, until retried
+
+
+SET_ASIDE_REASON = "set aside from the web page"
+
+
 @dataclass(frozen=True, slots=True)
 class FileRow:
     id: int
@@ -59,6 +89,17 @@ class FileRow:
     worker: str | None = None  # the worker holding its claim while running
     sha256: str | None = None  # of its whole content, taken while it was first processed
     claims: int = 0  # how many times it was claimed: the latest claim's number
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step of a file's history, at the store's time (Unix seconds)."""
+
+    file_id: int
+    at: float
+    kind: EventKind
+    worker: str | None  # the worker (or "web page") that made it, if any
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
