@@ -820,11 +820,14 @@ async def test_a_stop_asked_is_read_by_the_heartbeat_and_carried_out_by_the_rele
         (EventKind.STOP_ASKED, "web page"), (EventKind.SET_ASIDE, "w"),
     ]  # fmt: skip
     assert (await store.history(back.id))[-1].text == (
-        "stopped as asked from the web page; back to pending"
+        "stopped as asked from the web page; back in the queue"
     )
-    # Asked, then claimed again: the new claim is not asked to stop.
+    # A stopped file waits after those it waited with; claimed again, it is not to stop.
+    other = await store.add_file("other.mp4", 10, 1, "fp3", "other", _costs(1))
+    assert [row.id for row in await store.queue(2)] == [other.id, back.id]
     await store.claim(me.id, LEASE)
-    assert await store.heartbeat(me, LEASE) == {back.id}
+    await store.claim(me.id, LEASE)
+    assert await store.heartbeat(me, LEASE) == {other.id, back.id}
     assert await store.retry([aside.rel_path]) == [aside.rel_path]
 
 

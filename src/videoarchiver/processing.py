@@ -52,7 +52,7 @@ from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Load, Runtime, Source
 from videoarchiver.space import SpaceBackoff, short_of_space
-from videoarchiver.state import FINISHED, FileRow, FileState, OutputState
+from videoarchiver.state import FINISHED, EventKind, FileRow, FileState, OutputState
 
 log = logging.getLogger(__name__)
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
@@ -195,6 +195,7 @@ class Processor:
         if outcome.other_content:  # the next scan reads what is there as new footage
             await state.set_identity(row.id, STALE_MTIME, OTHER_CONTENT)
         await state.set_raw_action(row.id, outcome.action)
+        await state.note(row.id, EventKind.RAW, f"raw file {outcome.action}")
 
     # -- one file's steps ----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ class Rank(IntEnum):
     UNREADABLE = 10  # ffprobe cannot read its header
     AUDIO_ONLY = 20  # it has no video stream
     VIDEO = 30
+    STOPPED = 35  # stopped by a user from the web page: after the others it waited with
     ABSENT = 40  # not in raw/ as recorded when it was claimed: after all the others
 
 

@@ -37,7 +37,6 @@ from videoarchiver.planning.claim_order import Estimate, Rank, claim_key
 from videoarchiver.state.records import (
     CLEARED,
     NO_FIGURES,
-    SET_ASIDE_REASON,
     Day,
     Event,
     EventKind,
@@ -58,7 +57,14 @@ from videoarchiver.state.records import (
     Worker,
 )
 from videoarchiver.state.sql import ESTIMATE_SECONDS, REPLACED, SKIP_MAX
-from videoarchiver.state.steps import FROM_THE_PAGE, given_back, job_ended, not_now, stop_asked
+from videoarchiver.state.steps import (
+    FROM_THE_PAGE,
+    given_back,
+    given_back_by,
+    job_ended,
+    not_now,
+    stop_asked,
+)
 from videoarchiver.state.transitions import MOVES, Entity, refuse, verb_to
 
 P = ParamSpec("P")
@@ -741,11 +747,13 @@ class MemoryStore:
             file_id, asked = file.row.id, file.stop_asked
             kind, text = given_back(verb, file.row.worker, asked)
             self._event([file_id], kind, text)
-            if asked is StopAsked.SET_ASIDE:
-                self._move_file(file_id, "set_aside", worker=None, lease_until=None,
-                                error=SET_ASIDE_REASON)  # fmt: skip
-            else:
-                self._move_file(file_id, verb, worker=None, lease_until=None)
+            moved, columns = given_back_by(verb, asked)
+            rank = columns.pop("claim_rank", None)
+            self._move_file(file_id, moved, worker=None, lease_until=None, **columns)
+            if isinstance(rank, Rank):
+                cost = file.estimate.cpu_seconds if file.estimate else None
+                estimate = Estimate(rank, cost)
+                tables.files[file_id] = replace(tables.files[file_id], estimate=estimate)
             for key in [key for key in tables.progress if key[0] == file_id]:
                 del tables.progress[key]
         self._move_children("release", released)

@@ -25,7 +25,6 @@ from videoarchiver.state.records import (
     CLEARED,
     FIGURE_NAMES,
     NO_FIGURES,
-    SET_ASIDE_REASON,
     Day,
     Event,
     EventKind,
@@ -45,7 +44,14 @@ from videoarchiver.state.records import (
     Summary,
     Worker,
 )
-from videoarchiver.state.steps import FROM_THE_PAGE, given_back, job_ended, not_now, stop_asked
+from videoarchiver.state.steps import (
+    FROM_THE_PAGE,
+    given_back,
+    given_back_by,
+    job_ended,
+    not_now,
+    stop_asked,
+)
 from videoarchiver.state.transitions import MOVES, Entity, Move, refuse, verb_to
 
 Row = dict[str, Any]
@@ -788,11 +794,10 @@ class SQLStore(ABC):
             for row in rows:
                 kind, text = given_back(verb, row["worker"], row["stop_asked"])
                 await self._event([row["id"]], kind, text, row["worker"])
-                aside = row["stop_asked"] == StopAsked.SET_ASIDE
+                moved, columns = given_back_by(verb, row["stop_asked"])
                 await self._move_file(
-                    row["id"], "set_aside" if aside else verb, worker=None, lease_until=None,
-                    stop_asked=None, **({"error": SET_ASIDE_REASON} if aside else {}),
-                )  # fmt: skip
+                    row["id"], moved, worker=None, lease_until=None, stop_asked=None, **columns
+                )
             await self._move_children("release", released)
             for chunk in _chunks(released):
                 await self._write(f"DELETE FROM progress WHERE file_id IN ({_marks(chunk)})", chunk)

@@ -1,8 +1,19 @@
-"""What a file's history says of a step (`Event.text`), the same for every backend."""
+"""What a file's history says of a step (`Event.text`), and what a stop asked from the web
+page makes of a file given back: the same for every backend."""
 
 from __future__ import annotations
 
-from videoarchiver.state.records import EventKind, Figures, FileState, JobState, StopAsked
+from typing import Any
+
+from videoarchiver.planning.claim_order import Rank
+from videoarchiver.state.records import (
+    SET_ASIDE_REASON,
+    EventKind,
+    Figures,
+    FileState,
+    JobState,
+    StopAsked,
+)
 from videoarchiver.state.transitions import IllegalMove
 
 FROM_THE_PAGE = "web page"  # who asks a stop, a move to the front or a retry from the page
@@ -26,10 +37,19 @@ def given_back(verb: str, worker: str | None, stop: str | None) -> tuple[EventKi
     if stop == StopAsked.SET_ASIDE:
         return EventKind.SET_ASIDE, "stopped as asked from the web page; held until retried"
     if stop == StopAsked.RELEASE:
-        return EventKind.RELEASED, "stopped as asked from the web page; back to pending"
+        return EventKind.RELEASED, "stopped as asked from the web page; back in the queue"
     if verb == "expire":
         return EventKind.EXPIRED, f"the lease of worker {worker} ran out; back to pending"
     return EventKind.RELEASED, "given back by its worker; back to pending"
+
+
+def given_back_by(verb: str, asked: str | None) -> tuple[str, dict[str, Any]]:
+    """The verb a file given back by `verb` moves by, and the columns it sets, after what a
+    user asked of it (`ask_stop`): set aside as failed, or stopped: claimed after the files
+    it waited with (`claim_rank`)."""
+    if asked == StopAsked.SET_ASIDE:
+        return "set_aside", {"error": SET_ASIDE_REASON}
+    return verb, {"claim_rank": Rank.STOPPED} if asked == StopAsked.RELEASE else {}
 
 
 def stop_asked(asked: StopAsked) -> str:
