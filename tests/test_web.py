@@ -29,6 +29,7 @@ from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.publishing import sha256_fd
 from videoarchiver.state import (
     MEMORY_URL,
+    SET_ASIDE_REASON,
     Figures,
     FileQuery,
     FileState,
@@ -287,6 +288,63 @@ async def test_the_file_page_has_downloads_and_a_retry(site: Site) -> None:
         await site.store.fail_file(odd.id, "ffmpeg failed", "[matroska] EBML header\nthe end")
         page = (await client.get(f"/files/{odd.id}")).text
         assert "<details><summary>ffmpeg's whole message</summary><pre>[matroska]" in page
+
+
+async def test_stop_set_aside_and_move_to_front_are_posts_recorded_in_the_history(
+    site: Site,
+) -> None:
+    store = site.store
+    first = await store.add_file("first.mp4", 10, 1, "fp-first", "first", Estimate(Rank.VIDEO, 9))
+    second = await store.add_file("second.mp4", 10, 1, "fp-2", "second", Estimate(Rank.VIDEO, 8))
+    last = await store.add_file("last.mp4", 10, 1, "fp-last", "last", Estimate(Rank.VIDEO, 1))
+    me = Worker("w2", "host", 2, time.time(), time.time())
+    for _ in range(2):
+        assert await store.claim(me.id, 60) is not None
+    await store.write_progress(me.id, [
+        Progress(first.id, "s0 archive video", "archive", me.id, 1.0, 10.0, 1.0, 9.0, time.time()),
+    ])  # fmt: skip
+    async with _client(site) as client:
+        page = await client.get(f"/files/{first.id}")
+        csrf = page.cookies[CSRF_COOKIE]
+        for action in ("stop", "set-aside"):
+            assert f'action="/files/{first.id}/{action}"' in page.text
+        live = await _first_event(create_app(store, Layout(site.root), None, site.demuxers),
+                                  "/events")  # fmt: skip
+        assert f'action="/files/{first.id}/stop"' in live["html"], "the Now page's card"
+        queue = (await client.get("/queue")).text
+        assert f'action="/files/{last.id}/front"' in queue
+        assert f'action="/files/{first.id}/front"' not in queue, "running: not in the queue"
+        actions = [(f"/files/{first.id}/stop", "file"), (f"/files/{second.id}/set-aside", "now"),
+                   (f"/files/{last.id}/front", "queue")]  # fmt: skip
+        client.cookies.clear()
+        for path, _back in actions:  # without the cookie, or repeating another value
+            assert (await client.post(path, data={CSRF_FIELD: csrf})).status_code == 403
+        client.cookies.set(CSRF_COOKIE, csrf)
+        for path, _back in actions:
+            forged = await client.post(path, data={CSRF_FIELD: "forged"})
+            assert forged.status_code == 403
+        assert await store.heartbeat(me, 60) == {first.id, second.id}, "nothing was asked"
+        answers = [await client.post(path, data={CSRF_FIELD: csrf, "back": back})
+                   for path, back in actions]  # fmt: skip
+        assert [(answer.status_code, answer.headers["location"]) for answer in answers] == [
+            (303, f"/files/{first.id}"), (303, "/"), (303, "/queue"),
+        ]  # fmt: skip
+        assert await store.heartbeat(me, 60) == set(), "its worker is to stop both"
+        assert [row.id for row in await store.queue(1)] == [last.id], "first in the queue"
+        again = await client.post(f"/files/{last.id}/stop", data={CSRF_FIELD: csrf})
+        assert again.status_code == 409 and "only a running file can stop" in again.text
+        assert sorted(await store.release(me.id)) == [first.id, second.id]
+        assert (await store.get_file(second.id)).error == SET_ASIDE_REASON
+        retried = await client.post(f"/files/{second.id}/retry", data={CSRF_FIELD: csrf})
+        assert retried.status_code == 303 and retried.headers["location"] == "/queue"
+        page = await client.get(f"/files/{second.id}")
+        history = page.text[page.text.index('<ol class="timeline">') :]
+        steps = ["found", "claimed", "stop asked", "set aside", "retried"]
+        assert [history.index(f'<b class="what">{step}</b>') for step in steps] == sorted(
+            history.index(f'<b class="what">{step}</b>') for step in steps
+        ), "the first step first"
+        assert "· web page" in history and "· w2" in history
+        assert f'action="/files/{second.id}/front"' in page.text, "pending again"
 
 
 async def test_a_download_is_a_published_output_under_its_name(site: Site) -> None:

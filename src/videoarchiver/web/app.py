@@ -39,13 +39,16 @@ from videoarchiver.state import (
     FileQuery,
     FileRow,
     FileState,
+    IllegalMove,
     Listed,
     NoSuchFile,
     OutputState,
     Progress,
+    StopAsked,
     Store,
     Summary,
 )
+from videoarchiver.state.steps import FROM_THE_PAGE
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, AccessGate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
@@ -186,6 +189,7 @@ class WebApp:
             request, "file.html", file=row, outputs=await self.store.outputs(row.id),
             kinds=names(), tasks=await self._named(tasks), jobs=jobs,
             sheet=sheet_of([(kind, job) for kind, own in jobs.items() for job in own.values()]),
+            history=await self.store.history(row.id),
         )  # fmt: skip
 
     async def statistics(self, request: Request) -> Response:
@@ -245,15 +249,19 @@ class WebApp:
             "now": await self.store.clock(),
         }
 
-    async def _live(self) -> dict[str, Any]:
-        """What runs, with the Now page's markup of it (`html`: what `live.js` shows)."""
+    async def _live(self, csrf: str) -> dict[str, Any]:
+        """What runs, with the Now page's markup of it (`html`: what `live.js` shows; its
+        forms repeat `csrf`)."""
         running = await self._running()
-        html = self.templates.get_template("now_live.html").render(running)
+        html = self.templates.get_template("now_live.html").render(
+            running, csrf=csrf, csrf_field=CSRF_FIELD
+        )
         return running | {"html": html}
 
     async def events(self, request: Request) -> Response:
         """Server-sent events: what runs on every worker, every EVENT_SECONDS."""
-        return _event_stream(self._live)
+        csrf = csrf_value(request.cookies)
+        return _event_stream(lambda: self._live(csrf))
 
     async def log_events(self, request: Request) -> Response:
         """Server-sent events: the log page's lines (its filter's), whenever the log changed
@@ -357,12 +365,43 @@ class WebApp:
             raise HTTPException(403, "this form did not come from this page")
         return form
 
-    async def retry(self, request: Request) -> Response:
+    async def _on_file(
+        self, request: Request, default: str, act: Callable[[FileRow], Awaitable[object]]
+    ) -> Response:
+        """An action on one file from a form (`act`), recorded in its history by the store;
+        answered by a redirect back to the page it came from (its form's `back`: the file's
+        page, the queue or the Now page; else `default`). 409 when the file is no longer in
+        a state it applies to (it ended, say, since the page was drawn)."""
         form = await self._checked_form(request)
         row = await self._row(request)
-        await self.store.retry([row.rel_path])
-        back = f"/files/{row.id}" if form.get("back") == "file" else "/queue"
-        return RedirectResponse(back, status_code=303)
+        try:
+            await act(row)
+        except IllegalMove as exc:
+            raise HTTPException(409, str(exc)) from exc
+        pages = {"file": f"/files/{row.id}", "queue": "/queue", "now": "/"}
+        back = form.get("back")
+        return RedirectResponse(pages.get(back if isinstance(back, str) else "", default), 303)
+
+    async def retry(self, request: Request) -> Response:
+        return await self._on_file(
+            request, "/queue", lambda row: self.store.retry([row.rel_path], by=FROM_THE_PAGE)
+        )
+
+    async def stop(self, request: Request) -> Response:
+        """A running file goes back to pending, with its parts, once its worker stopped it."""
+        return await self._on_file(
+            request, "/", lambda row: self.store.ask_stop(row.id, StopAsked.RELEASE)
+        )
+
+    async def set_aside(self, request: Request) -> Response:
+        """A running file is stopped and held as failed until retried."""
+        return await self._on_file(
+            request, "/", lambda row: self.store.ask_stop(row.id, StopAsked.SET_ASIDE)
+        )
+
+    async def front(self, request: Request) -> Response:
+        """A pending file is claimed next."""
+        return await self._on_file(request, "/queue", lambda row: self.store.move_to_front(row.id))
 
     async def pause(self, request: Request) -> Response:
         await self._checked_form(request)
@@ -395,6 +434,9 @@ class WebApp:
             Route("/media/{file_id:int}/{what}", self.media),
             Route("/files/{file_id:int}/download/{kind}", self.download),
             Route("/files/{file_id:int}/retry", self.retry, methods=["POST"]),
+            Route("/files/{file_id:int}/stop", self.stop, methods=["POST"]),
+            Route("/files/{file_id:int}/set-aside", self.set_aside, methods=["POST"]),
+            Route("/files/{file_id:int}/front", self.front, methods=["POST"]),
             Route("/pause", self.pause, methods=["POST"]),
             Route("/resume", self.resume, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
