@@ -79,6 +79,8 @@ class Claimer(Claims):
         self._wake = anyio.Event()
         self._finished_any = False  # a file ended since the queue was last found empty
         self._drained = False  # the last claim found nothing pending
+        self._ended = 0  # how many held files ended: one that ends during a claim (given
+        # back: stopped from the page, say) may be pending again, though the claim skipped it
         self._raw_missing = False
         self._cramped = False  # a disk has less free than its headroom: no work is claimed
 
@@ -155,6 +157,7 @@ class Claimer(Claims):
         """Claim and start files while this worker may take more."""
         rt = self.rt
         while await self._may_claim():
+            ended = self._ended
             skip = sorted(self._absent | set(self._held))  # never a file it works on already
             self._claiming = True
             try:
@@ -162,7 +165,7 @@ class Claimer(Claims):
             finally:
                 self._claiming = False
             if row is None:
-                self._drained = True
+                self._drained = self._ended == ended
                 if self._finished_any and not self._held:
                     self._finished_any = False
                     await self._queue_done()
@@ -284,6 +287,7 @@ class Claimer(Claims):
                 del self._held[row.id]
             self._settled.discard(row.id)
             self._finished_any = True
+            self._ended += 1
             self._wake.set()
 
     async def _after_escape(self, row: FileRow, exc: Exception) -> None:
