@@ -1,6 +1,7 @@
 """The web page in a real browser (Debian's Chromium, driven by Playwright) beside a real
-daemon on a real root: live bars move, montages load, previews play, Retry re-runs a failed
-file, and no page logs an error. A screenshot of each page is kept with the test's files
+daemon on a real root: live bars move, Stop gives a running file back, Move to front puts it
+first, Retry re-runs a failed file, montages load, previews play, the file's history shows
+it all, and no page logs an error. A screenshot of each page is kept with the test's files
 (and `docs/web-now.png` in the README is one of them)."""
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Request, ViewportSize, sync_playwright
+from playwright.sync_api import (
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    ViewportSize,
+    sync_playwright,
+)
 
 from media import ffmpeg, status_json, wait_until
 
@@ -36,8 +44,9 @@ def site(root: Path) -> Iterator[str]:
            "sine=d=24", "-c:v", "mpeg4", "-q:v", "3", "-c:a", "aac",
            root / "raw" / "garden party.mp4")  # fmt: skip
     (root / "raw" / "broken.mp4").write_bytes(b"\0" * 4096)
-    config = root / "videoarchiver.toml"  # slow enough for a bar to be seen moving
-    config.write_text(config.read_text().replace('"ultrafast"', '"slow"'))
+    config = root / "videoarchiver.toml"  # slow enough for a bar to be seen moving; a
+    # heartbeat every 2 s, which carries a stop to the worker
+    config.write_text("lease_seconds = 8\n" + config.read_text().replace('"ultrafast"', '"slow"'))
     daemon = _start(root, "run")
     wait_until(lambda: (root / "work" / "state.sqlite3").exists(), timeout=30)
     port = 19000 + os.getpid() % 1000
@@ -59,6 +68,18 @@ def _answers(address: str) -> bool:
         return httpx.get(f"{address}/api/summary", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _state(root: Path, name: str) -> str:
+    [file] = [f for f in status_json(root) if f["rel_path"] == name]
+    state: str = file["state"]
+    return state
+
+
+def _landed(answer: Response | None) -> str:
+    """Where a form's POST came back to (its redirect's page, which loaded)."""
+    assert answer is not None and answer.ok
+    return answer.url
 
 
 def _bar(page: Page) -> float:
@@ -129,17 +150,29 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         assert "Nothing runs." not in without.inner_text("#tasks")
         without.close()
 
-        wait_until(lambda: any(f["state"] == "failed" for f in status_json(root)), timeout=60)
+        wait_until(lambda: _state(root, "broken.mp4") == "failed", timeout=60)
+        # Paused (nothing new starts), the running file stopped from its card on the Now
+        # page goes back to the queue and waits there.
+        with page.expect_navigation():
+            page.click("button:has-text('Pause')")
+        with page.expect_navigation() as stopped:
+            page.click("#tasks button:has-text('Stop')")
+        assert _landed(stopped.value) == f"{site}/"
+        wait_until(lambda: _state(root, "garden party.mp4") == "pending", timeout=60)
         page.goto(f"{site}/queue")
+        with page.expect_navigation() as fronted:
+            page.click("button:has-text('Move to front')")
+        assert _landed(fronted.value) == f"{site}/queue"
         shoot("queue", "/queue")
         with page.expect_navigation() as retried:
             page.click("text=Retry")
-        answer = retried.value
-        assert answer is not None and answer.ok and answer.url == f"{site}/queue"
-        [broken] = [f for f in status_json(root) if f["rel_path"] == "broken.mp4"]
-        assert broken["state"] in ("pending", "running", "failed")
+        assert _landed(retried.value) == f"{site}/queue"
+        assert _state(root, "broken.mp4") == "pending", "paused: it waits"
+        with page.expect_navigation():
+            page.click("button:has-text('Resume')")
         log = root / "log" / "videoarchiver.log"
         wait_until(lambda: log.read_text().count("broken.mp4: failed") >= 2, timeout=60)
+        [broken] = [f for f in status_json(root) if f["rel_path"] == "broken.mp4"]
         page.goto(f"{site}/files/{broken['id']}")
         shoot("file-failed", f"/files/{broken['id']}", "text=Retry")
 
@@ -178,6 +211,12 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
         page.eval_on_selector("video", "video => { video.muted = true; return video.play(); }")
         page.wait_for_function("() => document.querySelector('video').currentTime > 0.5",
                                timeout=30_000)  # fmt: skip
+        history = page.inner_text(".timeline")
+        steps = ["found", "claimed", "stop asked", "released", "moved to front", "claimed",
+                 "published", "done"]  # fmt: skip
+        at = 0
+        for step in steps:  # in this order, the first step first
+            at = history.index(step, at) + len(step)
         shoot("file", page.url.removeprefix(site), "video")
         montage = page.wait_for_selector("img.montage[data-times]")
         assert montage is not None

@@ -743,9 +743,11 @@ async def test_a_files_history_is_written_by_the_calls_that_make_each_step(store
     assert claimed is not None
     await store.note(row.id, EventKind.RESUMED, "archive stream 0: from 1 salvaged part", by="w")
     await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                         state=JobState.RUNNING, by="w")  # fmt: skip
+    await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
                          state=JobState.DONE, figures=Figures(ratio=0.25), by="w")  # fmt: skip
     await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
-                         state=JobState.RUNNING, by="w")  # fmt: skip
+                         state=JobState.DONE, figures=Figures(ssim_mean=0.99), by="w")  # fmt: skip
     await store.set_output(row.id, "archive", OutputState.RUNNING, by="w")
     await store.set_output(row.id, "archive", OutputState.PUBLISHING, path="archive/a.mkv",
                            size=5, sha256="s", by="w")  # fmt: skip
@@ -762,7 +764,7 @@ async def test_a_files_history_is_written_by_the_calls_that_make_each_step(store
         (EventKind.PUBLISHED, "w", "archive → archive/a.mkv"),
         (EventKind.DONE, "w", "every output done"),
         (EventKind.RAW, None, "raw file kept"),
-    ], "no step for a job still running, nor for a move made again"
+    ], "a step for a job's end only (not its start, nor figures added after it)"
     assert before - 5 < history[1].at <= history[-1].at <= await store.clock() + 1
     assert await store.history(row.id + 1) == []
 

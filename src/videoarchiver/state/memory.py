@@ -923,7 +923,7 @@ class MemoryStore:
             stream_index, stream_type, decision, state, tuple(notes),
             _figures(found.figures if found else NO_FIGURES, figures),
         )  # fmt: skip
-        if state in (JobState.DONE, JobState.FAILED):
+        if state in (JobState.DONE, JobState.FAILED) and (found is None or found.state != state):
             text = job_ended(output, stream_index, stream_type, decision, state, figures)
             self._event([file_id], EventKind.STREAM, text, by)
 

@@ -1000,9 +1000,15 @@ class SQLStore(ABC):
             "notes": json.dumps(list(notes)),
         } | _figure_columns(figures)
 
+        ends = state in (JobState.DONE, JobState.FAILED)
+
         async def write() -> None:
+            was = await self._rows(
+                "SELECT state FROM stream_jobs WHERE file_id=? AND output=? AND stream_index=?",
+                list(key.values()),
+            ) if ends else []  # fmt: skip
             await self._move("job", key, state, columns, by)
-            if state in (JobState.DONE, JobState.FAILED):
+            if ends and [row["state"] for row in was] != [state]:  # its end, not figures after it
                 text = job_ended(output, stream_index, stream_type, decision, state, figures)
                 await self._event([file_id], EventKind.STREAM, text, by)
 

@@ -53,7 +53,7 @@ def given_back_by(verb: str, asked: str | None) -> tuple[str, dict[str, Any]]:
 
 
 def stop_asked(asked: StopAsked) -> str:
-    return "stop asked: " + ("to set aside" if asked is StopAsked.SET_ASIDE else "back to pending")
+    return "to set aside" if asked is StopAsked.SET_ASIDE else "back to pending"
 
 
 def not_now(file_id: int, state: str, what: str, needed: FileState) -> IllegalMove:
