@@ -757,7 +757,7 @@ async def test_a_files_history_is_written_by_the_calls_that_make_each_step(store
     await store.note(row.id, EventKind.RAW, "raw file kept")
     history = await store.history(row.id)
     assert [(event.kind, event.worker, event.text) for event in history] == [
-        (EventKind.FOUND, None, "found in raw/"),
+        (EventKind.FOUND, None, "in raw/"),
         (EventKind.CLAIMED, "w", "claim 1"),
         (EventKind.RESUMED, "w", "archive stream 0: from 1 salvaged part"),
         (EventKind.STREAM, "w", "archive stream 0 (video): encode, done, 25% of raw"),

@@ -394,7 +394,7 @@ class MemoryStore:
             None, None, (), None,
         )  # fmt: skip
         tables.files[row.id] = _File(row, cost, probe, self._now())
-        self._event([row.id], EventKind.FOUND, "found in raw/")
+        self._event([row.id], EventKind.FOUND, "in raw/")
         self._work_changed()
         return row
 

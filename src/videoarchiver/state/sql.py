@@ -350,7 +350,7 @@ class SQLStore(ABC):
                 f" RETURNING {_FILE_COLUMNS}",
                 (rel_path, size, mtime_ns, fingerprint, stem, rank, seconds, probe, now, now),
             )
-            await self._event([row["id"]], EventKind.FOUND, "found in raw/")
+            await self._event([row["id"]], EventKind.FOUND, "in raw/")
             return _file(row)
 
         added = await self._atomically(add)
