@@ -20,7 +20,7 @@ import os
 import shutil
 import statistics
 import subprocess
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -53,12 +53,14 @@ class Turn(NamedTuple):
     def cpu(self) -> float:
         return sum(command.cpu for command in self.commands)
 
-    def by(self, key: Callable[[Accounted, str | None], str | None]) -> Counter[str | None]:
+    def by(
+        self, key: Callable[[Accounted, str | None], str | None]
+    ) -> defaultdict[str | None, float]:
         """CPU seconds by `key` of each command and its file."""
-        totals: Counter[str | None] = Counter()
+        totals: defaultdict[str | None, float] = defaultdict(float)
         files = files_of([command.args for command in self.commands])
         for command, file in zip(self.commands, files, strict=True):
-            totals[key(command, file)] += command.cpu  # type: ignore[assignment]
+            totals[key(command, file)] += command.cpu
         return totals
 
 
