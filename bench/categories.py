@@ -62,7 +62,7 @@ def _probe(args: Sequence[str]) -> str:
 def _output(args: Sequence[str]) -> str:
     output = Path(args[-1].removeprefix("file:"))
     folder, name = output.parent.name, output.name
-    if folder == "montage":
+    if "montage" in output.parts:  # its image, or one of the frames it is tiled from
         return "montage"
     if folder not in ("archive", "preview"):
         return "other"
