@@ -112,7 +112,8 @@ def side_by_side(
 def startup_cpu(clip: Path) -> dict[str, float]:
     """The median CPU of a few runs of each command that does next to nothing on `clip`."""
     null = ("-frames:v", "1", "-f", "null", "-")
-    commands = {
+    commands: dict[str, list[str | Path]] = {
+        "libraries": ["ffprobe", "-version"],
         "ffprobe": ["ffprobe", "-v", "error", "-show_format", "-show_streams", clip],
         "ffmpeg": ["ffmpeg", "-v", "error", "-i", clip, *null],
         "SVT-AV1": ["ffmpeg", "-v", "error", "-i", clip, "-vf", "scale=960:540",
@@ -133,6 +134,7 @@ def startup_cpu(clip: Path) -> dict[str, float]:
 
 
 STARTUP_LABELS = {
+    "libraries": "ffprobe printing its version: loading its shared libraries, nothing more",
     "ffprobe": "ffprobe reading the header (`-show_format -show_streams`)",
     "ffmpeg": "ffmpeg decoding 1 frame (`-frames:v 1 -f null`)",
     "SVT-AV1": "ffmpeg encoding 1 frame with SVT-AV1 (preview settings, 960x540)",
