@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: run test lint setup system-deps test-deps clean bench bench-quick bench-quality bench-pages
+.PHONY: run test lint setup system-deps test-deps clean bench bench-quick bench-quality bench-pages \
+	bench-short-clips
 
 run: setup
 	$(BIN)/videoarchiver run
@@ -79,3 +80,6 @@ bench-quality: setup
 
 bench-pages: setup
 	$(BIN)/python bench/pages.py
+
+bench-short-clips: setup
+	$(BIN)/python bench/bench.py --only short-clips

@@ -1,7 +1,8 @@
 """videoarchiver's benchmark: how close to the machine's limit, and how its cost grows.
 
-Run with `make bench` (about 5–10 minutes on 2 cores) or `make bench-quick` (about one). It
-writes `bench/results.md` (or `--out`). What it measures:
+Run with `make bench` (about 5–10 minutes on 2 cores, and the short clips' section, about two
+hours more) or `make bench-quick` (about ten). It writes `bench/results.md` (or `--out`);
+`--only short-clips` runs that section alone and writes it in place. What it measures:
 
 - our wall time on a mixed batch, against the *limit*: the CPU seconds of every command the
   daemon ran (replayed one at a time, from its $VIDEOARCHIVER_TRACE log) divided by the
@@ -15,7 +16,9 @@ writes `bench/results.md` (or `--out`). What it measures:
 - the CPU of an idle daemon watching an empty raw/;
 - `status` time and daemon RSS with 1k/10k/100k files recorded, and the time to scan a raw/
   of 1k/10k/100k already-known tiny files;
-- the CPU wasted on an incompressible stream (ratio fallback) against encoding its first 10 s.
+- the CPU wasted on an incompressible stream (ratio fallback) against encoding its first 10 s;
+- short clips side by side with a plain parallel ffmpeg loop, and where our CPU goes
+  (`short_clips.py`).
 
 Commands the daemon stopped (the ratio rule) are replayed up to 10.5 s of media, about where
 the rule stopped them. Replays run on the files the commands before them made, renamed as the
@@ -33,7 +36,6 @@ import contextlib
 import json
 import os
 import re
-import resource
 import signal
 import sqlite3
 import statistics
@@ -50,7 +52,17 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from sections import FIDELITY, PAGES, QUALITY, kept_section
+from sections import (
+    FIDELITY,
+    PAGES,
+    QUALITY,
+    SHORT_CLIPS,
+    kept_section,
+    replace_section,
+    verdict,
+)
+from short_clips import short_clips
+from workload import CONFIG, PROGRAM, children_cpu, make_workload, resources_line, run_once
 
 import videoarchiver
 from pgcluster import Cluster
@@ -60,12 +72,6 @@ from videoarchiver.state import open_store
 from videoarchiver.tools import readable_demuxers
 from videoarchiver.web.app import create_app
 
-PROGRAM = str(Path(sys.executable).parent / "videoarchiver")
-CONFIG = """\
-settle_seconds = 0
-[archive]
-video_args = ["-crf", "18", "-preset", "medium"]
-"""
 STOPPED_REPLAY_SECONDS = "10.5"
 TARGETS = {
     "efficiency": 0.95,
@@ -76,65 +82,6 @@ TARGETS = {
     "rss_100k_mib": 150,
     "status_100k_s": 1.0,
 }
-
-
-def ffmpeg(*args: str | Path) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
-
-
-def make_workload(raw: Path, quick: bool) -> dict[str, str]:
-    """The mixed batch; returns a description of each file for the report."""
-    raw.mkdir(parents=True)
-    scale = 4 if quick else 1
-    big, mid = ("1280x720", "854x480") if quick else ("1920x1080", "1280x720")
-    seconds = {"big": 12 // scale, "mid": 24 // scale, "multi": 20 // scale, "song": 120 // scale}
-    noise_seconds = 14 if quick else 30  # the ratio rule needs more than 10 s to act
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={big}:r=25:d={seconds['big']}",
-           "-f", "lavfi", "-i", f"sine=d={seconds['big']}:sample_rate=48000", "-ac", "2",
-           "-c:v", "mpeg4", "-q:v", "3", "-c:a", "pcm_s16le", raw / "big.mkv")  # fmt: skip
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=s={mid}:r=30:d={seconds['mid']}",
-           "-f", "lavfi", "-i", f"sine=d={seconds['mid']}:sample_rate=44100", "-ac", "2",
-           "-c:v", "mpeg4", "-q:v", "3", "-c:a", "aac", "-b:a", "320k",
-           raw / "mid.mp4")  # fmt: skip
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=640x360:r=25:d={seconds['multi']}",
-           "-f", "lavfi", "-i", f"sine=frequency=300:d={seconds['multi']}",
-           "-f", "lavfi", "-i", f"testsrc=s=640x360:r=25:d={seconds['multi']}",
-           "-f", "lavfi", "-i", f"sine=frequency=500:d={seconds['multi']}",
-           "-map", "0", "-map", "1", "-map", "2", "-map", "3",
-           "-c:v", "mpeg4", "-q:v", "3", "-c:a", "pcm_s16le", raw / "multi.mkv")  # fmt: skip
-    song = f"anoisesrc=d={seconds['song']}:color=pink:amplitude=0.2:r=44100"
-    ffmpeg("-f", "lavfi", "-i", song, "-ac", "2", "-c:a", "flac", raw / "song.flac")
-    ffmpeg("-f", "lavfi", "-i",
-           f"nullsrc=s=320x240:d={noise_seconds}:r=25,geq=lum='random(1)*255':cb=128:cr=128",
-           "-c:v", "mpeg4", "-b:v", "300k", raw / "noise.avi")  # fmt: skip
-    return {
-        "big.mkv": f"{big} {seconds['big']} s + stereo PCM",
-        "mid.mp4": f"{mid} {seconds['mid']} s 30 fps + stereo AAC",
-        "multi.mkv": f"2 × 640x360 + 2 audio, {seconds['multi']} s",
-        "song.flac": f"audio only, {seconds['song']} s",
-        "noise.avi": f"incompressible noise 320x240, {noise_seconds} s",
-    }
-
-
-def resources_line(root: Path) -> dict[str, float]:
-    text = (root / "log" / "videoarchiver.log").read_text()
-    match = re.findall(
-        r"resources: own CPU ([\d.]+) s, children CPU ([\d.]+) s, peak RSS ([\d.]+) MiB", text
-    )[-1]
-    return {"own": float(match[0]), "children": float(match[1]), "rss": float(match[2])}
-
-
-def run_once(root: Path, env: dict[str, str] | None = None) -> float:
-    started = time.monotonic()
-    subprocess.run([PROGRAM, "run", "--once", "--root", str(root)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, **(env or {})})  # fmt: skip
-    return time.monotonic() - started
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Replayed(NamedTuple):
@@ -439,10 +386,6 @@ def scale(tmp: Path, counts: list[int]) -> list[dict[str, float]]:
     return results
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "**missed**"
-
-
 def report(
     result: dict[str, Any],
     workers: dict[str, dict[str, Any]],
@@ -576,13 +519,21 @@ def report(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a one-minute version")
+    parser.add_argument("--quick", action="store_true", help="a quicker version")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.md")
+    parser.add_argument("--only", choices=["short-clips"], help="one section, in place in --out")
+    parser.add_argument("--turns", type=int, help="short clips: turns of each (2; --quick: 1)")
     args = parser.parse_args()
+    turns = args.turns or (1 if args.quick else 2)
     # The daemon as `make` installs it: byte-compiled (`make setup` does the same).
     compileall.compile_dir(Path(videoarchiver.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory(prefix="videoarchiver-bench-") as folder:
         tmp = Path(folder)
+        if args.only == "short-clips":
+            section = short_clips(tmp, args.quick, turns)
+            replace_section(args.out, SHORT_CLIPS, section)
+            print(section)
+            return 0
         print("batch …", flush=True)
         result = batch(tmp, args.quick)
         print(f"  wall {result['wall']:.1f} s, efficiency {result['efficiency']:.3f}", flush=True)
@@ -599,7 +550,7 @@ def main() -> int:
         print("status on PostgreSQL …", flush=True)
         postgres = status_on_postgres(tmp, 10_000 if args.quick else 100_000)
     text = report(result, workers, idle, grows, postgres, args.quick)
-    kept = (kept_section(args.out, heading) for heading in (QUALITY, FIDELITY, PAGES))
+    kept = (kept_section(args.out, heading) for heading in (QUALITY, FIDELITY, PAGES, SHORT_CLIPS))
     args.out.write_text(text + "".join(kept))  # as their own benches wrote them
     print(text)
     return 0

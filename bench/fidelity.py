@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import CONFIG, make_workload, resources_line
 from sections import FIDELITY, replace_section
+from workload import CONFIG, make_workload, resources_line
 
 BEFORE = "db8bb29"
 HERE = Path(__file__).resolve().parent.parent

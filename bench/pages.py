@@ -28,8 +28,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from bench import PROGRAM, fill_state, with_state
+from bench import fill_state, with_state
 from sections import PAGES, replace_section
+from workload import PROGRAM
 
 from pgcluster import Cluster
 

@@ -8,6 +8,7 @@ from pathlib import Path
 QUALITY = "## Quality (SSIM)"  # quality.py's
 FIDELITY = "## What keeping the recording costs"  # fidelity.py's
 PAGES = "## The web page at 100,000 files"  # pages.py's
+SHORT_CLIPS = "## Short clips: ours against a plain parallel loop"  # bench.py --only short-clips
 
 
 def kept_section(path: Path, heading: str) -> str:
@@ -29,3 +30,7 @@ def replace_section(path: Path, heading: str, section: str) -> None:
     if kept:
         text = text.replace(kept.removeprefix("\n"), "")
     path.write_text(text.rstrip("\n") + "\n\n" + section)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
