@@ -1,8 +1,10 @@
 """videoarchiver's benchmark: how close to the machine's limit, and how its cost grows.
 
-Run with `make bench` (about 5–10 minutes on 2 cores, and the short clips' section, about two
-hours more) or `make bench-quick` (about ten). It writes `bench/results.md` (or `--out`);
-`--only short-clips` runs that section alone and writes it in place. What it measures:
+Run with `make bench` (about 5–10 minutes on 2 cores) or `make bench-quick` (about one). It
+writes `bench/results.md` (or `--out`), keeping the sections other benches wrote there. The
+short clips' section (about two hours; ten minutes with `--quick`) runs only when asked:
+`--only short-clips` (`make bench-short-clips`) runs it alone and writes it in place. What
+it measures:
 
 - our wall time on a mixed batch, against the *limit*: the CPU seconds of every command the
   daemon ran (replayed one at a time, from its $VIDEOARCHIVER_TRACE log) divided by the
