@@ -435,7 +435,7 @@ def mux_args(
     # +genpts: MPEG-PS/TS packets without a pts cannot go into Matroska as they are.
     inputs = ["-copyts", "-fflags", "+genpts", "-itsoffset", f"{-start:.6f}", *raw.args()]
     part_input: dict[int, int] = {}
-    for index, path in parts.items():
+    for index, path in sorted(parts.items()):  # in raw order, however they finished
         part_input[index] = len(part_input) + 1
         inputs += ["-i", url(path)]
     streams = {stream.index: stream for stream in probe.streams}
