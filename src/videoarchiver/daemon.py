@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
+from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 from watchfiles import awatch
 
@@ -53,11 +54,16 @@ async def watch_raw(raw: Path, wake: MemoryObjectSendStream[None], stop: anyio.E
 
 
 async def _on_signals(
-    work: anyio.CancelScope, stopping: anyio.Event, progress: ProgressHub
+    work: anyio.CancelScope,
+    stopping: anyio.Event,
+    progress: ProgressHub,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     # SIGHUP (a closed terminal) stops it too, unless it was started to ignore it (nohup).
     hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *hangup) as signals:
+        task_status.started()  # handled from here on: readiness may be told
         async for signum in signals:
             name = signal.Signals(signum).name
             if stopping.is_set():
@@ -179,7 +185,7 @@ async def _work(
     result = EXIT_OK
     async with anyio.create_task_group() as outer:
         with anyio.CancelScope() as work:
-            outer.start_soon(_on_signals, work, stopping, progress)
+            await outer.start(_on_signals, work, stopping, progress)
             if (every := watchdog_seconds()) is not None:
                 outer.start_soon(feed_watchdog, every)
             if listening():
