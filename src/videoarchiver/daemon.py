@@ -77,11 +77,17 @@ async def _on_signals(
             work.cancel()
 
 
-async def _forever(scheduler: Scheduler, raw: Path, stopping: anyio.Event) -> None:
+async def _forever(scheduler: Scheduler, raw: Path) -> None:
     send, receive = anyio.create_memory_object_stream[None](1)
+    # However the work ends (a signal, or an error that stops the daemon), the watcher's
+    # thread ends with it, not at its next timeout.
+    ended = anyio.Event()
     async with anyio.create_task_group() as group:
-        group.start_soon(watch_raw, raw, send, stopping)
-        await scheduler.run_forever(receive)
+        group.start_soon(watch_raw, raw, send, ended)
+        try:
+            await scheduler.run_forever(receive)
+        finally:
+            ended.set()
 
 
 async def remove_stale_work(layout: Layout, state: Store) -> None:
@@ -201,7 +207,7 @@ async def _work(
                 result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
             else:
                 outer.start_soon(scheduler.finish_pending_raw_actions)
-                await _forever(scheduler, layout.raw, stopping)
+                await _forever(scheduler, layout.raw)
         notify("STOPPING=1")
         outer.cancel_scope.cancel()
     if stopping.is_set():
