@@ -22,14 +22,19 @@ STARTS_WITHIN = 120  # seconds: a daemon not ready by then is broken, however bu
 
 
 class SystemdListener:
-    """An abstract socket (no path, however long the test's folders) that keeps every message
-    sent to it from its start until `close`, as systemd listens all along."""
+    """A socket that keeps every message sent to it from its start until `close`, as
+    systemd listens all along: at `path`, or else an abstract one (no path, however long the
+    test's folders)."""
 
-    def __init__(self) -> None:
-        self.name = f"videoarchiver-test-{uuid.uuid4().hex}"
+    def __init__(self, path: Path | None = None) -> None:
+        if path is None:
+            name = f"videoarchiver-test-{uuid.uuid4().hex}"
+            self.address, bound = f"@{name}", f"\0{name}"
+        else:
+            self.address = bound = str(path)
         self.messages: list[str] = []
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(f"\0{self.name}")
+        self._socket.bind(bound)
         self._socket.settimeout(0.1)
         self._closing = threading.Event()
         self._reader = threading.Thread(target=self._listen, daemon=True)
@@ -38,7 +43,7 @@ class SystemdListener:
     @property
     def env(self) -> dict[str, str]:
         """What a process needs in its environment to talk to this listener."""
-        return {"NOTIFY_SOCKET": f"@{self.name}"}
+        return {"NOTIFY_SOCKET": self.address}
 
     def _listen(self) -> None:
         while True:

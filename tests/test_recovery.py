@@ -20,6 +20,7 @@ import pytest
 from media import (
     ffmpeg,
     file_sha256,
+    kept_by_the_next_claim,
     packets,
     poll_rows,
     probe,
@@ -83,6 +84,12 @@ def _partial_grew(root: Path, attempt: int, size: int) -> bool:
                for partial in work.glob(f"claim-*/archive/s0.partial{attempt}.mkv"))  # fmt: skip
 
 
+def _salvageable(root: Path) -> bool:
+    """The first claim's video encode wrote a few GOPs, and the next claim will keep them."""
+    claim = root / "work" / "files" / "1" / "claim-1"
+    return _partial_grew(root, 0, 600_000) and kept_by_the_next_claim(claim)
+
+
 def _parts(root: Path) -> list[dict[str, object]]:
     """The parts recorded for the archive's video stream so far (read while a run goes on)."""
     rows = poll_rows(
@@ -128,7 +135,7 @@ def _check_archive(root: Path) -> list[dict[str, object]]:
 
 def test_killed_during_an_encode_twice_resumes_from_the_salvaged_parts(clip_root: Path) -> None:
     daemon = _start(clip_root)
-    _kill_when(daemon, lambda: _partial_grew(clip_root, 0, 600_000), clip_root)
+    _kill_when(daemon, partial(_salvageable, clip_root), clip_root)
     daemon = _start(clip_root)
     # The second run salvages the first part and encodes a new partial; kill it again.
     _kill_when(
@@ -273,7 +280,7 @@ def test_pause_now_stops_an_encode_that_goes_on_from_its_parts_after_resume(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait(lambda: _partial_grew(clip_root, 0, 600_000))
+        _wait(partial(_salvageable, clip_root))
         assert run_cli(clip_root, "pause", "--now").returncode == 0
         _wait(lambda: not _live_ffmpegs(clip_root))
         _wait(lambda: ("running",) not in poll_rows(clip_root, "SELECT state FROM stream_jobs"))
