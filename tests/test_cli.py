@@ -23,7 +23,7 @@ import anyio
 import pytest
 from rich.console import Console
 
-from media import ffmpeg, file_sha256, poll_rows, run_cli, status_json, wait_until
+from media import PREVIEW_ARGS, ffmpeg, file_sha256, poll_rows, run_cli, status_json, wait_until
 from readiness import SystemdListener, ready_daemon
 from videoarchiver import entry
 from videoarchiver.display import RichDisplay
@@ -64,7 +64,7 @@ def test_status_json_lists_files_outputs_and_jobs(root: Path) -> None:
 
 def test_retry_makes_failed_files_pending_again(root: Path) -> None:
     config = (root / "videoarchiver.toml").read_text()
-    (root / "videoarchiver.toml").write_text(config + '[preview]\nvideo_args = ["-crf", "999"]\n')
+    (root / "videoarchiver.toml").write_text(config.replace(PREVIEW_ARGS, '["-crf", "999"]'))
     _clip(root / "raw" / "a.mp4")
     assert run_cli(root, "run", "--once").returncode == 1
     (root / "videoarchiver.toml").write_text(config)
