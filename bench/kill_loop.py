@@ -1,8 +1,9 @@
 """A randomised SIGKILL loop: does videoarchiver keep its crash-safety promises?
 
-README "Interrupted? It carries on" and SPEC §7 and §12 promise that the daemon may be killed at
-any instant: no raw file is lost or changed, its ffmpeg children die with it, nothing
-half-written appears in archive/, preview/ or screenshot/, and the next start finishes the work.
+README "Interrupted? It carries on" and docs/design.md ("Resuming", "Publishing") promise
+that the daemon may be killed at any instant: no raw file is lost or changed, its ffmpeg
+children die with it, nothing half-written appears in archive/, preview/ or screenshot/, and
+the next start finishes the work.
 
 For each root (a fresh temporary folder with three generated clips and a random `after_done`)
 the loop starts `run --once` and SIGKILLs it, a few times, either after a random delay (0.05 s to

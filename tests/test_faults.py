@@ -1,4 +1,4 @@
-"""SPEC §11: no name, file or fault stops the daemon or reaches outside the root."""
+"""No name, file or fault stops the daemon or reaches outside the root."""
 
 from __future__ import annotations
 

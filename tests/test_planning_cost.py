@@ -6,7 +6,8 @@ import pytest
 
 from test_planning_archive import AUDIO, COVER, VIDEO, make_probe
 from videoarchiver.config import ArchiveConfig, PreviewConfig
-from videoarchiver.planning.cost import AUDIO_FIRST, MOST, X264, Costs, encoder_cost
+from videoarchiver.planning.claim_order import Rank, claim_key
+from videoarchiver.planning.cost import MOST, X264, Costs, encoder_cost
 
 
 @pytest.mark.parametrize(
@@ -69,10 +70,16 @@ def test_files_without_video_are_claimed_first_then_the_costliest() -> None:
     small = make_probe({**HD, "width": 640, "height": 360, "duration": 10.0})
     album = make_probe({**AUDIO, "duration": 3600.0}, {**AUDIO, "duration": 600.0})
     song = make_probe({**AUDIO, "duration": 60.0}, {**COVER, "width": 600, "height": 600})
-    order = sorted([small, song, big, album, make_probe()], key=costs.claim_order, reverse=True)
+    order = sorted(
+        [small, song, big, album, make_probe()],
+        key=lambda probe: claim_key(costs.claim_order(probe), 0),
+    )
     assert order == [album, song, big, small, make_probe()]
     video = _seconds(costs, **HD, duration=10.0)
-    assert costs.claim_order(big) == pytest.approx(video + 0.3), "its streams' sum"
+    estimate = costs.claim_order(big)
+    assert estimate.rank is Rank.VIDEO
+    assert estimate.cpu_seconds == pytest.approx(video + 0.3), "its streams' sum"
+    assert costs.claim_order(song).rank is Rank.AUDIO_ONLY, "cover art is no video"
 
 
 @pytest.mark.parametrize(
@@ -95,6 +102,8 @@ def test_a_header_that_says_anything_costs_from_nothing_to_the_most(
     probe = make_probe(stream)
     cost = costs.stream(probe, probe.streams[0])
     assert 0.0 <= cost <= MOST
-    assert 0.0 <= costs.claim_order(make_probe(stream, stream, stream)) <= MOST + AUDIO_FIRST
+    estimate = costs.claim_order(make_probe(stream, stream, stream))
+    assert estimate.cpu_seconds is not None and 0.0 <= estimate.cpu_seconds <= MOST
     if stream["codec_type"] != "audio":  # still after any file without video
-        assert costs.claim_order(make_probe({**AUDIO, "duration": -5.0})) > cost
+        audio = costs.claim_order(make_probe({**AUDIO, "duration": -5.0}))
+        assert claim_key(audio, 1) < claim_key(estimate, 0)

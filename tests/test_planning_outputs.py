@@ -13,7 +13,6 @@ from videoarchiver.planning.montage import (
     MontagePlan,
     frame_times,
     grid_size,
-    montage_names,
     single_pass,
     single_pass_args,
     tile_size,
@@ -121,11 +120,6 @@ def test_tile_size(
     source: tuple[int, int], rotation: int, cap: int, n: int, expected: tuple[int, int]
 ) -> None:
     assert tile_size(displayed_size(*source, rotation, Fraction(1)), cap, n) == expected
-
-
-def test_montage_names() -> None:
-    assert montage_names("sub/a", [0]) == {0: "sub/a.jpg"}
-    assert montage_names("sub/a", [0, 2]) == {0: "sub/a/0.jpg", 2: "sub/a/2.jpg"}
 
 
 def test_single_pass_graph_selects_each_time_then_tiles() -> None:

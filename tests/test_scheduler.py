@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,10 +21,15 @@ from videoarchiver.config import Config
 from videoarchiver.discovery import RawFile, scan
 from videoarchiver.errors import StateError
 from videoarchiver.layout import Layout
+from videoarchiver.output_kinds import names
+from videoarchiver.planning.claim_order import Estimate, Rank
+from videoarchiver.processing import Claims, Processor
 from videoarchiver.progress import ProgressHub, TaskInfo
+from videoarchiver.registration import HeaderReader
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
-from videoarchiver.state import OUTPUT_KINDS, FileRow, FileState, Store, Worker, open_store
+from videoarchiver.space import SpaceBackoff
+from videoarchiver.state import FileRow, FileState, Store, Worker, open_store
 from videoarchiver.workers import (
     Steadiness,
     bury_dead,
@@ -36,22 +42,24 @@ pytestmark = pytest.mark.anyio
 LEASE = 30.0
 
 
-class FakeScheduler(Scheduler):
-    """Processes a file by waiting `seconds` and recording it done; costs are file sizes."""
+class FakeProcessor(Processor):
+    """Processes a file by waiting `seconds` and recording it done."""
 
-    # The fake overrides the scheduler's I/O steps (reading headers, processing a file).
-
-    def __init__(self, runtime: Runtime, seconds: float = 0.01, after: float = 0.0) -> None:
-        super().__init__(runtime)
+    def __init__(
+        self,
+        runtime: Runtime,
+        claims: Claims,
+        space: SpaceBackoff,
+        seconds: float = 0.01,
+        after: float = 0.0,
+    ) -> None:
+        super().__init__(runtime, claims, space)
         self.seconds = seconds
         self.after = after  # what follows the file's end (a raw file moved to done/)
         self.started: list[str] = []
         self.finished: list[str] = []
         self.began = anyio.Event()
         self.settled = anyio.Event()
-
-    async def _header(self, path: Path) -> tuple[str | None, float]:
-        return None, float((await anyio.Path(path).stat()).st_size)  # the size is the cost
 
     async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
         self.started.append(row.rel_path)
@@ -61,6 +69,31 @@ class FakeScheduler(Scheduler):
         self.settled.set()
         await anyio.sleep(self.after)
         self.finished.append(row.rel_path)
+
+
+async def sized(path: Path) -> tuple[str | None, Estimate]:
+    """A header reader for files of x's: no header, the size is the cost."""
+    return None, Estimate(Rank.VIDEO, float((await anyio.Path(path).stat()).st_size))
+
+
+class FakeScheduler(Scheduler):
+    """A scheduler whose processor is a `FakeProcessor` (or the `processor` given) and whose
+    costs are file sizes (or what `read_header` says)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        seconds: float = 0.01,
+        after: float = 0.0,
+        processor: type[FakeProcessor] = FakeProcessor,
+        read_header: HeaderReader = sized,
+    ) -> None:
+        super().__init__(runtime, partial(processor, seconds=seconds, after=after), read_header)
+
+    @property
+    def fake(self) -> FakeProcessor:
+        assert isinstance(self.processor, FakeProcessor)
+        return self.processor
 
 
 @asynccontextmanager
@@ -91,11 +124,11 @@ async def test_two_workers_register_and_process_every_file_once(tmp_path: Path) 
             group.start_soon(a.run_once)
             group.start_soon(b.run_once)
         files = await a.rt.state.files()
-    assert sorted(a.finished + b.finished) == names, "each file once"
-    assert a.finished and b.finished, "both had work"
+    assert sorted(a.fake.finished + b.fake.finished) == names, "each file once"
+    assert a.fake.finished and b.fake.finished, "both had work"
     assert [row.state for row in files] == [FileState.DONE] * 12
     for scheduler in (a, b):  # each took the largest left when it claimed
-        assert scheduler.started == sorted(scheduler.started, reverse=True)
+        assert scheduler.fake.started == sorted(scheduler.fake.started, reverse=True)
 
 
 async def test_run_once_fails_when_it_could_not_record_the_end_of_a_file(
@@ -103,7 +136,7 @@ async def test_run_once_fails_when_it_could_not_record_the_end_of_a_file(
 ) -> None:
     raw_files(tmp_path, [2, 1])
 
-    class Unrecorded(FakeScheduler):
+    class Unrecorded(FakeProcessor):
         """The end of 01.mp4 cannot be written (a full disk): it stays held by this worker."""
 
         async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
@@ -111,7 +144,9 @@ async def test_run_once_fails_when_it_could_not_record_the_end_of_a_file(
                 await super().process(row, raw, load)
 
     async with worker(tmp_path, "a") as a:
-        assert await Unrecorded(a.rt).run_once() is False, "not every file is done"
+        assert await FakeScheduler(a.rt, processor=Unrecorded).run_once() is False, (
+            "not every file is done"
+        )
         rows = {row.rel_path: (row.state, row.worker) for row in await a.rt.state.files()}
     assert rows == {"00.mp4": (FileState.DONE, None), "01.mp4": (FileState.RUNNING, "a")}
 
@@ -123,7 +158,7 @@ async def test_the_next_file_starts_once_those_held_only_assemble_their_outputs(
     encode = {"00.mp4": 0.2, "01.mp4": 0.6, "02.mp4": 0.2}
     events: list[str] = []
 
-    class Staged(FakeScheduler):
+    class Staged(FakeProcessor):
         """Encodes, then assembles its outputs (mux, check, publish) for 0.4 s."""
 
         async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
@@ -131,14 +166,14 @@ async def test_the_next_file_starts_once_those_held_only_assemble_their_outputs(
             with load.long_step():
                 await anyio.sleep(encode[row.rel_path])
             events.append(f"encoded {row.rel_path}")
-            for output in OUTPUT_KINDS:
+            for output in names():
                 load.made(output)
             await anyio.sleep(0.4)
             events.append(f"end {row.rel_path}")
             await self.settle(row, None)
 
     async with worker(tmp_path, "a") as a:  # jobs = 1: two files held that encode, at most
-        await Staged(a.rt).run_once()
+        await FakeScheduler(a.rt, processor=Staged).run_once()
         assert (await a.rt.state.summary()).count(FileState.DONE) == 3
     assert events[:3] == ["start 00.mp4", "start 01.mp4", "encoded 00.mp4"]
     assert events[3] == "start 02.mp4", "as soon as 00 only assembles, beside it"
@@ -149,23 +184,25 @@ async def test_files_left_with_only_a_montage_to_make_are_claimed_a_few_at_a_tim
     tmp_path: Path,
 ) -> None:
     raw_files(tmp_path, list(range(1, 21)))  # `retry --missing` after screenshot/ was lost
-    most = 0
+    most = inside = 0
 
-    class MontageOnly(FakeScheduler):
+    class MontageOnly(FakeProcessor):
         async def process(self, row: FileRow, raw: RawFile, load: Load) -> None:
-            nonlocal most
+            nonlocal most, inside
+            inside += 1  # files held and processed
             await anyio.sleep(0.01)  # its header read
             load.made("archive")  # both done before
             load.made("preview")
             with load.long_step():  # a sheet, in one slot
                 async with self.rt.ffmpeg_slots.slot((load.turn,)):
-                    most = max(most, len(self._held))
+                    most = max(most, inside)
                     await anyio.sleep(0.02)
             load.made("montage")
             await self.settle(row, None)
+            inside -= 1
 
     async with worker(tmp_path, "a") as a:  # jobs = 1
-        await MontageOnly(a.rt).run_once()
+        await FakeScheduler(a.rt, processor=MontageOnly).run_once()
         assert (await a.rt.state.summary()).count(FileState.DONE) == 20
     assert most <= 2, "twice the slots at most, as for any long step"
 
@@ -175,15 +212,15 @@ async def test_a_worker_that_lost_its_claim_stops_and_another_finishes(tmp_path:
     async with worker(tmp_path, "slow", seconds=60) as slow, worker(tmp_path, "b") as other:
         async with anyio.create_task_group() as group:
             group.start_soon(slow.run_once)
-            await slow.began.wait()
+            await slow.fake.began.wait()
             # Its lease ran out (it was suspended, say): its file goes back to pending.
             [row] = await other.rt.state.files()
             assert await other.rt.state.release("slow") == [row.id]
             await other.run_once()
             asked = time.monotonic()
-            await slow.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE), asked)
+            await slow.claims.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE), asked)
         assert (await other.rt.state.get_file(row.id)).state is FileState.DONE
-    assert (slow.started, slow.finished, other.finished) == ([name], [], [name])
+    assert (slow.fake.started, slow.fake.finished, other.fake.finished) == ([name], [], [name])
 
 
 async def test_pause_now_gives_the_claim_back_and_resume_takes_it_again(tmp_path: Path) -> None:
@@ -192,13 +229,13 @@ async def test_pause_now_gives_the_claim_back_and_resume_takes_it_again(tmp_path
         store: Store = a.rt.state
         async with anyio.create_task_group() as group:
             group.start_soon(a.run_once)
-            await a.began.wait()
+            await a.fake.began.wait()
             a.rt.gate.hold("paused", stop_running=True)
             await anyio.sleep(0.05)
             [row] = await store.files()
             assert (row.state, row.worker) == (FileState.PENDING, None), "given back"
             a.rt.gate.release("paused")
-        assert a.started == [name, name] and a.finished == [name]
+        assert a.fake.started == [name, name] and a.fake.finished == [name]
         assert (await store.get_file(row.id)).state is FileState.DONE
 
 
@@ -207,10 +244,10 @@ async def test_the_heartbeat_leaves_the_end_of_a_finished_file_alone(tmp_path: P
     async with worker(tmp_path, "a", after=0.2) as a:
         async with anyio.create_task_group() as group:
             group.start_soon(a.run_once)
-            await a.settled.wait()  # recorded done: the claim ended, the raw action runs
+            await a.fake.settled.wait()  # recorded done: the claim ended, the raw action runs
             asked = time.monotonic()
-            await a.keep_held(await a.rt.state.heartbeat(a.rt.worker, LEASE), asked)
-        assert a.finished == [name], "not cancelled"
+            await a.claims.keep_held(await a.rt.state.heartbeat(a.rt.worker, LEASE), asked)
+        assert a.fake.finished == [name], "not cancelled"
 
 
 async def test_workers_of_this_machine_are_buried_by_their_lock_or_their_silence(
@@ -340,14 +377,14 @@ async def test_a_worker_never_claims_again_a_file_its_task_still_works_on(tmp_pa
     async with worker(tmp_path, "a", seconds=0.3) as a:
         async with anyio.create_task_group() as group:
             group.start_soon(a.run_once)
-            await a.began.wait()
+            await a.fake.began.wait()
             # Its claim ends under it (another worker took it for dead): the file is pending.
             await a.rt.state.release("a")
-            a.wake()
+            a.claims.wake()
             await anyio.sleep(0.05)
-            assert a.started == [name], "not claimed a second time while it runs"
+            assert a.fake.started == [name], "not claimed a second time while it runs"
         # Its task's own write was refused (claim lost); claimed again once free, it is done.
-        assert a.started == [name, name] and a.finished == [name]
+        assert a.fake.started == [name, name] and a.fake.finished == [name]
         [row] = await a.rt.state.files()
         assert row.state is FileState.DONE
 
@@ -355,17 +392,16 @@ async def test_a_worker_never_claims_again_a_file_its_task_still_works_on(tmp_pa
 async def test_work_starts_while_a_long_first_scan_goes_on(tmp_path: Path) -> None:
     raw_files(tmp_path, [5] * 10)
 
-    class SlowReader(FakeScheduler):
-        async def _header(self, path: Path) -> tuple[str | None, float]:
-            await anyio.sleep(0.05)  # a slow share: each new file's header takes a while
-            return None, 1.0
+    async def slow_share(path: Path) -> tuple[str | None, Estimate]:
+        await anyio.sleep(0.05)  # a slow share: each new file's header takes a while
+        return None, Estimate(Rank.VIDEO, 1.0)
 
     async with worker(tmp_path, "a") as a:
-        slow = SlowReader(a.rt, seconds=5)
+        slow = FakeScheduler(a.rt, seconds=5, read_header=slow_share)
         send, receive = anyio.create_memory_object_stream[None](1)
         async with anyio.create_task_group() as group, send:
             group.start_soon(slow.run_forever, receive)
-            await slow.began.wait()
+            await slow.fake.began.wait()
             registered = len(await slow.rt.state.files())
             group.cancel_scope.cancel()
     assert registered < 10, "the first file started before the scan had registered them all"
@@ -378,9 +414,11 @@ async def test_costs_left_unset_are_estimated_before_the_first_claim(tmp_path: P
     async with worker(tmp_path, "a") as a:
         await a.discover()
         with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
-            db.execute("UPDATE files SET cost = NULL")
+            db.execute("UPDATE files SET claim_rank = NULL, cpu_cost = NULL")
+        queue = [row.rel_path for row in await a.rt.state.queue(10)]
+        assert queue == names, "unestimated, they would be claimed in the order found"
         assert await a.run_once()
-    assert a.started == [names[1], names[2], names[3], names[0]]
+    assert a.fake.started == [names[1], names[2], names[3], names[0]]
 
 
 class FullDisk:
@@ -447,7 +485,7 @@ async def test_a_claim_the_full_disk_refused_waits_for_space_then_goes_on(tmp_pa
 
         setattr(store, "claim", full_once)  # noqa: B010 - this store only
         assert await a.run_once()
-    assert a.finished == [name], "claimed once the wait for space was over"
+    assert a.fake.finished == [name], "claimed once the wait for space was over"
 
 
 async def test_no_raw_file_is_deleted_once_the_state_database_is_gone(tmp_path: Path) -> None:
@@ -455,11 +493,11 @@ async def test_no_raw_file_is_deleted_once_the_state_database_is_gone(tmp_path: 
     [name] = raw_files(tmp_path, [10])
     async with worker(tmp_path, "w") as scheduler:
         state = scheduler.rt.state
-        await scheduler.register((await scan(tmp_path / "raw", 0)).settled)
+        await scheduler.registrar.register((await scan(tmp_path / "raw", 0)).settled)
         row = await state.claim("w", LEASE)
         assert row is not None
         await state.finish_file(row.id, "delete pending", by="w")
         (tmp_path / "work" / "state.sqlite3").unlink()
         with pytest.raises(StateError, match="deleted or replaced while running"):
-            await scheduler.finish_raw_action(await state.get_file(row.id))
+            await scheduler.processor.finish_raw_action(await state.get_file(row.id))
     assert (tmp_path / "raw" / name).read_bytes() == b"x" * 10

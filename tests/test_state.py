@@ -8,20 +8,24 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import psycopg
 import pytest
 
 from pgcluster import Cluster
 from videoarchiver.errors import ClaimLost
 from videoarchiver.layout import Layout
 from videoarchiver.outputs import adopt
+from videoarchiver.planning.claim_order import ABSENT, Estimate, Rank
 from videoarchiver.planning.resume import Part
 from videoarchiver.state import (
     CLEARED,
     Figures,
+    FileRow,
     FileState,
     IllegalMove,
     Intent,
@@ -32,14 +36,32 @@ from videoarchiver.state import (
     Worker,
     open_store,
 )
-from videoarchiver.state.migrations import MIGRATIONS
+from videoarchiver.state import postgres as postgres_store
+from videoarchiver.state import sqlite as sqlite_store
+from videoarchiver.state.migrations import CLAIM_ORDER_IN_COLUMNS, MIGRATIONS
+from videoarchiver.state.transitions import MOVES, Entity, Move
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
+STATES: dict[Entity, type[StrEnum]] = {"file": FileState, "output": OutputState, "job": JobState}
+# Where a row begins: a file when found, an output or a stream job when a worker starts it.
+BEGINS: dict[Entity, StrEnum] = {
+    "file": FileState.PENDING, "output": OutputState.RUNNING, "job": JobState.RUNNING
+}  # fmt: skip
+NAMED = {"finish", "fail", "reopen", "start", "publish", "skip"}  # the others pick rows by state
+CARRIED = {"release", "retry", "reopen"}  # an output's or stream job's, with its file's
+REOPENED: dict[Entity, list[tuple[str, int | None]]] = {
+    "file": [], "output": [("archive", None)], "job": [("montage", 0)]
+}  # fmt: skip
 
 
 def _worker(name: str) -> Worker:
     return Worker(name, "host", 1, time.time(), time.time())
+
+
+def _costs(seconds: float) -> Estimate:
+    """The estimate of a file with video that costs `seconds` of CPU."""
+    return Estimate(Rank.VIDEO, seconds)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,7 +97,7 @@ async def test_a_database_of_an_older_version_migrates_forward(tmp_path: Path) -
     path = tmp_path / "work" / "state.sqlite3"
     with sqlite3.connect(path) as db:
         for number, migration in enumerate(MIGRATIONS[:5], start=1):
-            db.executescript(f"{migration.script}; PRAGMA user_version = {number};")
+            db.executescript(f"{migration.sqlite}; PRAGMA user_version = {number};")
         db.execute(
             "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at, state)"
             " VALUES ('a.mp4', 10, 1, 'a', 0, 0, 'done'), ('b.mp4', 20, 2, 'b', 0, 0, 'running')"
@@ -109,13 +131,79 @@ async def test_costs_of_an_older_version_are_estimated_again(tmp_path: Path) -> 
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path) as store:
         before = await store.add_file("a.mp4", 10, 1, "fp1", "a")
-        costed = await store.add_file("b.mp4", 10, 1, "fp2", "b", cost=5.0)
+        costed = await store.add_file("b.mp4", 10, 1, "fp2", "b", cost=_costs(5.0))
     with sqlite3.connect(tmp_path / "work" / "state.sqlite3") as db:
         db.execute("UPDATE files SET cost = 2.5e7 WHERE id = ?", (before.id,))
     async with open_store(tmp_path) as store:
         assert [row.id for row in await store.to_estimate(10)] == [before.id]
         claimed = await store.claim("w", LEASE)
         assert claimed is not None and claimed.id == costed.id
+
+
+def _execute(root: Path, url: str | None, *statements: str) -> None:
+    """Statements on a connection of their own to the state of `root` (SQLite) or at `url`."""
+    if url is None:
+        with sqlite3.connect(root / "work" / "state.sqlite3") as db:
+            for statement in statements:
+                db.execute(statement)
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+async def test_the_schema_refuses_a_state_that_does_not_exist(
+    tmp_path: Path, backend: str | None
+) -> None:
+    async with open_store(tmp_path, backend) as store:
+        row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+        await store.set_output(row.id, "archive", OutputState.RUNNING)
+        await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                             state=JobState.RUNNING)  # fmt: skip
+    for table in ("files", "outputs", "stream_jobs"):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation),
+                           match=f"{table}_state_known"):  # fmt: skip
+            _execute(tmp_path, backend, f"UPDATE {table} SET state = 'lost'")
+
+
+async def test_sentinel_costs_of_an_older_version_become_ranks(
+    tmp_path: Path, backend: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim order was said in costs: 1e13 and more unreadable, 1e12 and more without
+    video (1e12 added), -1 absent from raw/, -2 being estimated. They become ranks, costs
+    become seconds; the tables SQLite builds again keep their rows and the ids given out."""
+    older = MIGRATIONS[: MIGRATIONS.index(CLAIM_ORDER_IN_COLUMNS)]
+    costs = {
+        "unreadable": 1e13,
+        "song": 1e12 + 5,
+        "album": 1e12 + 50,
+        "clip": 30.0,
+        "film": 300.0,
+        "absent": -1.0,
+        "estimating": -2.0,
+        "new": "NULL",
+        "gone": 1.0,
+    }
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_store, "MIGRATIONS", older)
+        patch.setattr(postgres_store, "MIGRATIONS", older)
+        async with open_store(tmp_path, backend):
+            pass
+    _execute(tmp_path, backend, *(
+        "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at, cpu_cost)"
+        f" VALUES ('{name}', 1, 1, '{name}', 0, 0, {cost})" for name, cost in costs.items()
+    ), "DELETE FROM files WHERE stem = 'gone'")  # fmt: skip
+    async with open_store(tmp_path, backend) as store:
+        ids = {row.stem: row.id for row in await store.files()}
+        assert [ids[row.stem] for row in await store.queue(10)] == [
+            ids[name] for name in ("unreadable", "album", "song", "film", "clip", "absent",
+                                   "estimating", "new")
+        ]  # fmt: skip
+        assert [row.stem for row in await store.to_estimate(10)] == ["estimating", "new"]
+        assert (await store.summary()).waiting_cost == 385.0, "seconds only"
+        assert (await store.add_file("next", 1, 1, "fp", "next")).id == len(costs) + 1
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+        _execute(tmp_path, backend, "UPDATE files SET state = 'lost'")
 
 
 async def test_file_identity_and_replaced_content(store: Store) -> None:
@@ -186,6 +274,129 @@ async def test_illegal_moves_are_refused_naming_both_states(store: Store) -> Non
         await store.set_output(row.id, "archive", OutputState.PUBLISHING)
     await store.set_output(row.id, "archive", OutputState.DONE)  # a repeat is legal
     assert (await store.outputs(row.id))["archive"].path == "a", "a repeat keeps the figures"
+    with pytest.raises(IllegalMove, match="pending is reached only by release or retry or reopen"):
+        await store.set_output(row.id, "preview", OutputState.PENDING)
+    # Every verb of the table, from every state: a verb that names its row refuses a state it
+    # does not start from, naming both; one that picks its rows by state leaves it as it is.
+    walk = _Walk(store)
+    for entity, verbs in MOVES.items():
+        for verb, move in verbs.items():
+            for state in STATES[entity]:
+                await walk.check(entity, verb, move, state)
+
+
+def _path(entity: Entity, state: StrEnum) -> list[str] | None:
+    """The shortest list of verbs that takes a row of `entity` from where it begins to
+    `state`, by the table (None: it cannot get there)."""
+    paths: dict[StrEnum, list[str]] = {BEGINS[entity]: []}
+    edge = [BEGINS[entity]]
+    while edge:
+        reached = edge.pop(0)
+        for verb, move in MOVES[entity].items():
+            if reached in move.sources and move.target is not None and move.target not in paths:
+                paths[move.target] = [*paths[reached], verb]
+                edge.append(move.target)
+    return paths.get(state)
+
+
+def test_every_state_is_reachable_through_the_table() -> None:
+    for entity, states in STATES.items():
+        for state in states:
+            assert _path(entity, state) is not None, f"no verb takes a {entity} to {state}"
+
+
+class _Walk:
+    """Rows of one store brought to any state through the store's verbs, each on a file of
+    its own; a verb of the table applied to one of them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.made = 0
+
+    async def file(self) -> FileRow:
+        self.made += 1
+        return await self.store.add_file(f"{self.made}.mp4", 1, 1, "fp", f"walk{self.made}")
+
+    async def state(self, entity: Entity, row: FileRow) -> str | None:
+        """The row's state (None: it is gone)."""
+        if entity == "file":
+            found = (await self.store.find_files([row.rel_path])).get(row.rel_path, [])
+            return found[0].state if found else None
+        if entity == "output":
+            return (await self.store.outputs(row.id))["archive"].state
+        return (await self.store.jobs(row.id, "montage"))[0].state
+
+    async def check(self, entity: Entity, verb: str, move: Move, state: StrEnum) -> None:
+        row = await self.reach(entity, state)
+        again = verb in NAMED and verb != "reopen" and state == move.target
+        if state in move.sources or again:
+            await self.apply(entity, verb, row)
+            assert await self.state(entity, row) == move.target, (entity, verb, state)
+        elif verb in NAMED:
+            with pytest.raises(IllegalMove, match=f"{entity} .* {verb}: {state} → {move.target}"):
+                await self.apply(entity, verb, row)
+        else:
+            await self.apply(entity, verb, row)
+            assert await self.state(entity, row) == state, f"{verb} leaves a {entity} {state}"
+
+    async def reach(self, entity: Entity, state: StrEnum) -> FileRow:
+        """A new file whose row of `entity` is in `state` (and the file running, for an
+        output's or a stream job's)."""
+        row, path = await self.file(), _path(entity, state)
+        assert path is not None
+        if entity != "file":
+            await self.claim(row)
+            if entity == "job":  # a sheet is made again with its montage
+                await self.store.set_output(row.id, "montage", OutputState.DONE, path="m")
+            await self.apply(entity, "start", row)
+        for verb in path:
+            await self.apply(entity, verb, row)
+            if entity != "file" and verb in CARRIED:
+                await self.claim(row)
+        return row
+
+    async def claim(self, row: FileRow) -> None:
+        """Claim `row` (under a lease that ran out already, to expire)."""
+        others = [other.id for other in await self.store.files() if other.id != row.id]
+        await self.store.claim("w", -1.0, others)
+
+    async def apply(self, entity: Entity, verb: str, row: FileRow) -> None:
+        store = self.store
+        if entity == "file" or verb in CARRIED:  # a stream job's or output's, with its file's
+            if entity != "file" and verb == "retry":
+                await store.fail_file(row.id, "failed")
+            if entity != "file" and verb == "reopen":
+                await store.finish_file(row.id, None)
+            await self.file_verb(verb, row, REOPENED[entity])
+        elif entity == "output":
+            await store.set_output(row.id, "archive", OutputState(str(MOVES[entity][verb].target)))
+        else:
+            await store.save_job(row.id, "montage", 0, stream_type="video", decision="seek",
+                                 state=JobState(str(MOVES[entity][verb].target)))  # fmt: skip
+
+    async def file_verb(
+        self, verb: str, row: FileRow, reopened: list[tuple[str, int | None]]
+    ) -> None:
+        store = self.store
+        if verb == "claim":
+            await self.claim(row)
+        elif verb == "release":
+            await store.release("w", [row.id])
+        elif verb == "expire":
+            await store.release_expired(keep="another")
+        elif verb == "finish":
+            await store.finish_file(row.id, None)
+        elif verb == "fail":
+            await store.fail_file(row.id, "failed")
+        elif verb in ("replace", "forget"):  # new content: what published something stays
+            if verb == "replace":
+                await store.set_output(row.id, "preview", OutputState.DONE, path="p")
+            await store.forget_replaced(row.rel_path, keep=0)
+        elif verb == "retry":
+            await store.retry([row.rel_path])
+        else:
+            assert verb == "reopen"
+            await store.reopen(row.id, reopened)
 
 
 async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
@@ -431,8 +642,8 @@ async def test_postgresql_statements_and_transactions_survive_a_server_restart(
 async def test_what_the_web_page_reads_queue_gallery_and_days(
     store: Store, backend: str | None
 ) -> None:
-    cheap = await store.add_file("a/chéap.mp4", 100, 1, "fp1", "cheap", cost=1.0)
-    dear = await store.add_file("b/Dear 100%.mp4", 300, 1, "fp2", "dear", cost=9.0)
+    cheap = await store.add_file("a/chéap.mp4", 100, 1, "fp1", "cheap", cost=_costs(1.0))
+    dear = await store.add_file("b/Dear 100%.mp4", 300, 1, "fp2", "dear", cost=_costs(9.0))
     await store.add_file("c/unknown.mp4", 50, 1, "fp3", "unknown")
     assert [row.id for row in await store.queue(2)] == [dear.id, cheap.id], "as claimed"
     assert await store.failures(10) == []
@@ -463,7 +674,7 @@ async def test_what_the_web_page_reads_queue_gallery_and_days(
 
 
 async def test_the_summary_counts_the_estimated_cost_left_and_done(store: Store) -> None:
-    costs = {"a.mp4": 30.0, "b.mp4": 50.0, "c.mp4": -1.0}  # -1: not estimated (absent)
+    costs = {"a.mp4": _costs(30.0), "b.mp4": _costs(50.0), "c.mp4": ABSENT}
     rows = {name: await store.add_file(name, 10, 1, f"fp-{name}", name) for name in costs}
     for name, cost in costs.items():
         await store.set_cost(rows[name].id, cost)

@@ -24,6 +24,7 @@ import pytest
 from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
+from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.publishing import sha256_fd
 from videoarchiver.state import (
     Figures,
@@ -37,7 +38,13 @@ from videoarchiver.state import (
 )
 from videoarchiver.tools import readable_demuxers
 from videoarchiver.web import published
-from videoarchiver.web.access import CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE, Gate, loopback
+from videoarchiver.web.access import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    TOKEN_COOKIE,
+    AccessGate,
+    loopback,
+)
 from videoarchiver.web.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -56,7 +63,9 @@ class Site:
 async def _publish(store: Store, root: Path, name: str) -> int:
     """A done file whose montage and preview are real files in the root, recorded as the
     daemon records them (a montage by its sheets)."""
-    row = await store.add_file(f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=1.0)
+    row = await store.add_file(
+        f"{name}.mp4", 1000, 1, f"fp-{name}", name, cost=Estimate(Rank.VIDEO, 1.0)
+    )
     me = Worker("w1", "host", 1, time.time(), time.time())
     await store.heartbeat(me, 60)
     claimed = await store.claim(me.id, 60)
@@ -578,7 +587,7 @@ def _origin_reached(location: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-async def _location(gate: Gate, path: str) -> str:
+async def _location(gate: AccessGate, path: str) -> str:
     """Where the gate sends a request that carries the token in its query, for `path` as
     the server decoded it."""
     scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
@@ -621,7 +630,9 @@ async def test_a_search_is_at_most_200_characters(
     (tmp_path / "work").mkdir()
     async with open_store(tmp_path, url) as store:
         name = "x" * 190 + "%_\\"
-        row = await store.add_file(f"{name}.mp4", 10, 1, "fp", "long name", cost=1.0)
+        row = await store.add_file(
+            f"{name}.mp4", 10, 1, "fp", "long name", cost=Estimate(Rank.VIDEO, 1.0)
+        )
         me = Worker("w1", "host", 1, time.time(), time.time())
         await store.heartbeat(me, 60)
         assert await store.claim(me.id, 60) is not None

@@ -276,6 +276,6 @@ async def make_archive(rt: Runtime, source: Source) -> None:
         mux_args(source.input, source.probed.probe, decisions, streams.parts, muxed, pictures),
         muxed,
         lambda: expected_streams(source.probed.probe, decisions, source.probed.packets),
-        rt.layout.archive_file(source.row.stem),
+        rt.layout.output_file(OUTPUT, source.row.stem),
         projection_args(decisions, muxed),
     )  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 
 from videoarchiver.layout import Layout
+from videoarchiver.output_kinds import kind as output_kind
 from videoarchiver.publishing import sha256_file
 from videoarchiver.state import JobState, OutputState, Store
 
@@ -19,7 +20,7 @@ from videoarchiver.state import JobState, OutputState, Store
 @dataclass(frozen=True)
 class Published:
     file_id: int
-    kind: str  # archive, preview or montage
+    kind: str  # its output kind's name
     stream: int | None  # the video stream of a montage sheet
     path: Path
     size: int | None
@@ -38,14 +39,14 @@ async def recorded_outputs(
         Published(o.file_id, o.kind, None, layout.resolve(o.path), o.size, o.sha256, o.path,
                   o.state is OutputState.DONE)
         for o in await state.all_outputs(file_ids)
-        if o.kind != "montage" and o.path
+        if not output_kind(o.kind).per_stream and o.path
     ]  # fmt: skip
     found += [
         Published(file_id, output, job.stream_index, layout.resolve(path),
                   job.figures.out_bytes, job.figures.sha256, path, job.state is JobState.DONE)
         for file_id, jobs in (await state.all_jobs(file_ids)).items()
         for output, job in jobs  # in stream order
-        if output == "montage" and (path := job.figures.path)
+        if output_kind(output).per_stream and (path := job.figures.path)
     ]  # fmt: skip
     return [output for output in found if output.done or output.sha256 is not None]
 

@@ -26,11 +26,9 @@ from pathlib import Path
 
 from videoarchiver.errors import ClaimLost
 from videoarchiver.layout import CLAIM_PREFIX
-from videoarchiver.state import OUTPUT_KINDS
+from videoarchiver.output_kinds import names
 
 SOURCE_MARKER = "source"  # in a claim's folder: the identity of the content it holds
-# What a file's work folder held before claims had folders: taken over like a claim's.
-UNCLAIMED = (SOURCE_MARKER, *OUTPUT_KINDS)
 DISCARDED = ".discarded-"  # a folder being thrown away, under a name no claim takes over
 
 
@@ -66,7 +64,8 @@ def take_over(folder: Path, claim: int) -> Path:
             break
         if not earlier:
             mine.mkdir(parents=True)
-            for name in UNCLAIMED:
+            # What a file's work folder held before claims had folders: taken over.
+            for name in (SOURCE_MARKER, *names()):
                 with contextlib.suppress(FileNotFoundError):
                     (folder / name).rename(mine / name)
             break

@@ -33,6 +33,7 @@ from videoarchiver.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from videoarchiver.identity import Content, check_content
 from videoarchiver.layout import Layout
 from videoarchiver.logs import configure_logging
+from videoarchiver.output_kinds import kinds
 from videoarchiver.pausing import NOW, PAUSED, pause_value
 from videoarchiver.planning.paths import rel_from_key, rel_key, shown_name
 from videoarchiver.state import FileState, open_store
@@ -40,7 +41,6 @@ from videoarchiver.ui import Listing, plural, print_json, print_status
 
 RECENT = 20  # finished files `status` lists without --all
 CLI_PATIENCE = 10.0  # seconds a command waits for an unreachable state database
-KIND_NAMES = {"archive": "archive", "preview": "preview", "montage": "montage sheet"}
 WHY = {  # what `verify` says of each problem (`checking.problem`)
     "changed": ": SHA-256 differs",
     "unrecorded": ": not the file its publishing recorded (SHA-256 differs); it is left as it is",
@@ -205,7 +205,7 @@ async def _verify(layout: Layout, console: Console) -> int:
             console.print(f"[red]{found}[/red] {output.kind} {output.path} (from {name})"
                           f"{WHY.get(found, '')}")  # fmt: skip
             problems += 1
-    counted = ", ".join(plural(checked[kind], KIND_NAMES[kind]) for kind in KIND_NAMES)
+    counted = ", ".join(plural(checked[kind.name], kind.label) for kind in kinds())
     console.print(f"{counted} checked, {plural(problems, 'problem')}")
     if problems:
         console.print("`videoarchiver retry --missing` makes missing outputs again.")

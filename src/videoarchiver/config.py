@@ -1,4 +1,4 @@
-"""The configuration of SPEC §9: TOML file, then `VIDEOARCHIVER_*` environment overrides.
+"""The configuration: TOML file, then `VIDEOARCHIVER_*` environment overrides.
 
 Unknown keys are errors that name the key, because a misspelt key silently ignored is a
 setting the user believes in and does not have.

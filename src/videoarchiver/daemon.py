@@ -197,16 +197,18 @@ async def _work(
             if listening():
                 outer.start_soon(follow_status, scheduler.systemd_status)
             outer.start_soon(follow_pause, state, scheduler.rt.gate)
-            outer.start_soon(keep_alive, state, layout, worker, lease, scheduler.keep_held, steady)
+            outer.start_soon(
+                keep_alive, state, layout, worker, lease, scheduler.claims.keep_held, steady
+            )
             outer.start_soon(write_progress, state, progress, worker.id)
             if config.active_hours:
                 outer.start_soon(follow_hours, config.active_hours, scheduler.rt.gate)
             notify("READY=1")
             if once:
-                await scheduler.finish_pending_raw_actions()
+                await scheduler.processor.finish_pending_raw_actions()
                 result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
             else:
-                outer.start_soon(scheduler.finish_pending_raw_actions)
+                outer.start_soon(scheduler.processor.finish_pending_raw_actions)
                 await _forever(scheduler, layout.raw)
         notify("STOPPING=1")
         outer.cancel_scope.cancel()

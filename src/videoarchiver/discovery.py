@@ -1,4 +1,4 @@
-"""Finding settled raw files (SPEC §2): walk `raw/`, skip hidden and partial names."""
+"""Finding settled raw files: walk `raw/`, skip hidden and partial names."""
 
 from __future__ import annotations
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-FOLDERS = ("raw", "archive", "preview", "screenshot", "work", "log")
+import anyio
+
+from videoarchiver.output_kinds import kind as output_kind
+from videoarchiver.output_kinds import kinds
+
+FOLDERS = ("raw", "work", "log")  # and each output kind's
 CLAIM_PREFIX = "claim-"  # a claim's work folder is named for its number
 
 
@@ -18,36 +24,29 @@ class Layout:
     def raw(self) -> Path:
         return self.root / "raw"
 
-    @property
-    def archive(self) -> Path:
-        return self.root / "archive"
+    def output_folders(self) -> tuple[Path, ...]:
+        """Where each output kind is published."""
+        return tuple(self.root / kind.folder for kind in kinds())
 
-    @property
-    def preview(self) -> Path:
-        return self.root / "preview"
+    def output_file(self, name: str, stem: str, stream: int | None = None) -> Path:
+        """Where output kind `name` of the file whose outputs are named `stem` is published;
+        per stream, that of video stream `stream` of several."""
+        kind = output_kind(name)
+        if stream is None:
+            return self.root / kind.folder / f"{stem}{kind.suffix}"
+        return self.root / kind.folder / stem / f"{stream}{kind.suffix}"
 
-    @property
-    def screenshot(self) -> Path:
-        return self.root / "screenshot"
-
-    def archive_file(self, stem: str) -> Path:
-        return self.archive / f"{stem}.mkv"
-
-    def preview_file(self, stem: str) -> Path:
-        return self.preview / f"{stem}.mkv"
-
-    def screenshot_file(self, name: str) -> Path:
-        """A montage sheet: `<stem>.jpg`, or `<stem>/<stream>.jpg` for several streams."""
-        return self.screenshot / name
+    def stream_files(self, name: str, stem: str, streams: Sequence[int]) -> dict[int, Path]:
+        """Where a kind published per stream puts the file of each video stream: as the
+        file of the kind for one stream, `<stem>/<stream><suffix>` for several."""
+        if len(streams) == 1:
+            return {streams[0]: self.output_file(name, stem)}
+        return {stream: self.output_file(name, stem, stream) for stream in streams}
 
     def output_paths(self, stem: str) -> tuple[Path, ...]:
         """Every path the outputs of a stem may take: a stem is free only if none exists."""
-        return (
-            self.archive_file(stem),
-            self.preview_file(stem),
-            self.screenshot_file(f"{stem}.jpg"),
-            self.screenshot_file(stem),
-        )
+        paths = [self.output_file(kind.name, stem) for kind in kinds()]
+        return (*paths, *(self.root / kind.folder / stem for kind in kinds() if kind.per_stream))
 
     def done_file(self, rel: str) -> Path:
         """Where `after_done = "move"` puts the raw file at `rel` (relative to raw/)."""
@@ -94,5 +93,10 @@ class Layout:
         return self.root / recorded
 
     def create(self) -> None:
-        for name in FOLDERS:
-            (self.root / name).mkdir(parents=True, exist_ok=True)
+        for folder in (*(self.root / name for name in FOLDERS), *self.output_folders()):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+async def root_there(layout: Layout) -> bool:
+    """raw/ and work/ are there to read and write (a share may hang: not inline)."""
+    return await anyio.Path(layout.raw).is_dir() and await anyio.Path(layout.work).is_dir()

@@ -20,7 +20,6 @@ from videoarchiver.planning.montage import (
     frame_name,
     frame_times,
     grid_size,
-    montage_names,
     seek_args,
     single_pass,
     single_pass_args,
@@ -110,9 +109,8 @@ async def _check(sheet: Path, plan: MontagePlan) -> None:
 
 
 async def _montage_stream(
-    rt: Runtime, source: Source, job: StreamJob, plan: MontagePlan, name: str
+    rt: Runtime, source: Source, job: StreamJob, plan: MontagePlan, destination: Path
 ) -> None:
-    destination = rt.layout.screenshot_file(name)
     recorded = (await rt.state.jobs(source.row.id, OUTPUT)).get(plan.index)
     if recorded is not None and recorded.state is JobState.DONE:
         return
@@ -149,16 +147,16 @@ async def make_montage(rt: Runtime, source: Source) -> None:
         )
         return
     settings = rt.config.montage
-    names = montage_names(source.row.stem, [s.index for s in videos])
+    sheets = rt.layout.stream_files(OUTPUT, source.row.stem, [s.index for s in videos])
     jobs: list[tuple[StreamJob, JobCall]] = []
     for stream in videos:
         plan = plan_stream(source, stream, settings.max_tile_width, settings.min_n, settings.max_n)
         how = "single pass" if plan.single_pass else "seek"
         tiles = f"{plan.n}x{plan.n} tiles of {plan.tile[0]}x{plan.tile[1]}"
         job = StreamJob(OUTPUT, stream.index, "video", how, (tiles, *plan.shown.notes))
-        jobs.append((job, partial(_montage_stream, rt, source, job, plan, names[stream.index])))
+        jobs.append((job, partial(_montage_stream, rt, source, job, plan, sheets[stream.index])))
     await run_jobs(rt, source, jobs)
-    published = [rt.layout.screenshot_file(name) for name in names.values()]
+    published = list(sheets.values())
     total = sum([(await anyio.Path(path).stat()).st_size for path in published])
     where = published[0] if len(published) == 1 else published[0].parent
     await rt.state.set_output(

@@ -57,5 +57,5 @@ async def make_preview(rt: Runtime, source: Source) -> None:
     await mux_verify_publish(
         rt, source, OUTPUT, preview_mux_args(parts, muxed), muxed,
         lambda: preview_expected(probe, source.probed.packets),
-        rt.layout.preview_file(source.row.stem),
+        rt.layout.output_file(OUTPUT, source.row.stem),
     )  # fmt: skip

@@ -15,6 +15,7 @@ from videoarchiver.errors import SourceChangedError, SourceUnreadableError
 from videoarchiver.identity import Content, check_content
 from videoarchiver.layout import Layout
 from videoarchiver.notifying import Notifier
+from videoarchiver.output_kinds import order
 from videoarchiver.pausing import Gate
 from videoarchiver.planning.commands import RawInput
 from videoarchiver.planning.cost import Costs
@@ -23,7 +24,7 @@ from videoarchiver.probing import Probed
 from videoarchiver.processes import ProcessRunner, run_process
 from videoarchiver.progress import ProgressHub, TaskInfo
 from videoarchiver.slots import Place, Slots
-from videoarchiver.state import OUTPUT_KINDS, FileRow, Store, Worker
+from videoarchiver.state import FileRow, Store, Worker
 
 PROBE_SLOTS = 2
 
@@ -128,7 +129,7 @@ class Source:
         archive's before a preview's before a montage (of no stream: its file's last)."""
         probe = self.probed.probe
         cost = 0.0 if index is None else costs.stream(probe, probe.stream(index))
-        return self.load.turn, -cost, OUTPUT_KINDS.index(output)
+        return self.load.turn, -cost, order(output)
 
     def task(
         self, output: str, label: str, total: float | None = None, unit: str = "s", start: float = 0

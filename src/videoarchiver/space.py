@@ -7,6 +7,7 @@ that the work already running, the state and the logs still have room to finish.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from videoarchiver.errors import StoreUnavailable
 
+log = logging.getLogger(__name__)
 MAX_WAIT_SECONDS = 3600.0
 SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded")
@@ -55,6 +57,11 @@ class SpaceBackoff:
         self._wait = min(MAX_WAIT_SECONDS, max(self.base, 2 * self._wait))
         self._until = self._clock() + self._wait
         return self._wait
+
+    def ran_out(self, what: str) -> None:
+        """`short`, said in the log for `what` (a file's name, or the step that failed)."""
+        wait = self.short()
+        log.warning("%s: the disk is full; new work waits %g s, then it is tried again", what, wait)
 
     def recovered(self) -> None:
         self._wait = self._until = 0.0

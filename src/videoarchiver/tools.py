@@ -7,19 +7,13 @@ from dataclasses import dataclass
 
 from videoarchiver.config import Config
 from videoarchiver.errors import ProcessError, ToolError
+from videoarchiver.output_kinds import kinds
 from videoarchiver.planning.commands import safe_demuxers
 from videoarchiver.processes import read_outputs
 
 
 def required_encoders(config: Config) -> set[str]:
-    return {
-        config.archive.video_codec,
-        config.archive.audio_codec,
-        config.preview.video_codec,
-        config.preview.audio_codec,
-        "mjpeg",
-        "png",
-    }
+    return set().union(*(kind.encoders(config) for kind in kinds()))
 
 
 @dataclass(frozen=True)

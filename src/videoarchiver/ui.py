@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from videoarchiver.output_kinds import names
 from videoarchiver.planning.messages import printable
 from videoarchiver.planning.paths import shown_name
 from videoarchiver.planning.quality import shortfall
 from videoarchiver.planning.ratio import KEPT_RAW
 from videoarchiver.state import (
     FIGURE_NAMES,
-    OUTPUT_KINDS,
     FileRow,
     FileState,
     JobState,
@@ -142,7 +142,7 @@ class StatusLine:
 
     name: str
     state: str
-    outputs: tuple[str, ...]  # the state of each of OUTPUT_KINDS, "-" when not started
+    outputs: tuple[tuple[str, str], ...]  # each output kind and its state ("-": not started)
     raw_size: str
     archive_size: str
     saving: str
@@ -156,7 +156,7 @@ class StatusLine:
         return cls(
             name=printable(shown_name(row.rel_path)),
             state=row.state,
-            outputs=tuple(states.get(kind, "-") for kind in OUTPUT_KINDS),
+            outputs=tuple((kind, states.get(kind, "-")) for kind in names()),
             raw_size=human_size(row.size),
             archive_size=human_size(archive_size),
             saving=percent_saved(row.size, archive_size) if archive_size and row.size else "-",
@@ -164,14 +164,17 @@ class StatusLine:
         )
 
 
-COLUMNS = ("file", "state", *OUTPUT_KINDS, "raw size", "archive size", "saving", "notes")
+def columns() -> tuple[str, ...]:
+    return ("file", "state", *names(), "raw size", "archive size", "saving", "notes")
+
+
 WIDE = 120  # narrower terminals get one block per file: a table would squeeze the names out
 
 
 def status_table(lines: Sequence[StatusLine]) -> Table:
     table = Table(title="videoarchiver", expand=True)
     table.add_column("file", overflow="fold", min_width=16, ratio=1)
-    for column in ("state", *OUTPUT_KINDS):
+    for column in ("state", *names()):
         table.add_column(column, no_wrap=True)
     for column in ("raw size", "archive size", "saving"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -181,7 +184,7 @@ def status_table(lines: Sequence[StatusLine]) -> Table:
         table.add_row(
             escape(line.name),
             _state(line.state),
-            *(_state(state) for state in line.outputs),
+            *(_state(state) for _kind, state in line.outputs),
             line.raw_size,
             line.archive_size,
             line.saving,
@@ -192,9 +195,7 @@ def status_table(lines: Sequence[StatusLine]) -> Table:
 
 def _block(line: StatusLine) -> str:
     """One file on a narrow terminal: its whole name, its states, then sizes and notes."""
-    outputs = " · ".join(
-        f"{kind} {_state(state)}" for kind, state in zip(OUTPUT_KINDS, line.outputs, strict=True)
-    )
+    outputs = " · ".join(f"{kind} {_state(state)}" for kind, state in line.outputs)
     sizes = f"{line.raw_size} → {line.archive_size} ({line.saving})"
     notes = f" · {escape(line.notes)}" if line.notes else ""
     return f"[bold]{escape(line.name)}[/bold]\n  {_state(line.state)} · {outputs}\n  {sizes}{notes}"
@@ -202,8 +203,9 @@ def _block(line: StatusLine) -> str:
 
 def _plain(line: StatusLine) -> str:
     """One file as one tab-separated line, for `grep` and `cut`."""
-    fields = (line.name, line.state, *line.outputs, line.raw_size, line.archive_size,
-              line.saving, line.notes)  # fmt: skip
+    states = (state for _kind, state in line.outputs)
+    fields = (line.name, line.state, *states, line.raw_size, line.archive_size, line.saving,
+              line.notes)  # fmt: skip
     return "\t".join(fields)
 
 
@@ -239,7 +241,7 @@ def print_status(console: Console, listing: Listing) -> None:
     lines = listing.lines()
     if not console.is_terminal:
         # Straight to the file, never wrapped: rich would wrap it and expand the tabs.
-        rows = (summary_line(summary), "\t".join(COLUMNS), *map(_plain, lines))
+        rows = (summary_line(summary), "\t".join(columns()), *map(_plain, lines))
         console.file.write("".join(f"{text}\n" for text in rows))
     elif console.width >= WIDE:
         console.print(summary_line(summary), highlight=False)
@@ -281,7 +283,7 @@ def file_records(
         running.setdefault(task.file_id, []).append(asdict(task))
     records = []
     for row in files:
-        grouped: dict[str, list[object]] = {kind: [] for kind in OUTPUT_KINDS}
+        grouped: dict[str, list[object]] = {kind: [] for kind in names()}
         for kind, job in jobs.get(row.id, ()):
             grouped.setdefault(kind, []).append(_job_json(job))
         records.append(

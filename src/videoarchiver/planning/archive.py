@@ -1,4 +1,4 @@
-"""Archive planning (SPEC §3): one decision per raw stream, and the ffmpeg commands they need.
+"""Archive planning: one decision per raw stream, and the ffmpeg commands they need.
 
 Video and audio are encoded each in its own process into a part file; everything else is
 muxed straight from the raw file, so that nothing is copied twice. A stream that the ratio
@@ -67,7 +67,7 @@ class StreamDecision:
 
 
 def turn_notes(turn: Turn | None, action: Action) -> tuple[str, ...]:
-    """What becomes of a video stream's display rotation (SPEC §3: the archive is shown as
+    """What becomes of a video stream's display rotation (the archive is shown as
     the raw is): an encode turns the pixels upright, a copy keeps it in the track."""
     if turn is None:
         if action is Action.COPY:

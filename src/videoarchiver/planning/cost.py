@@ -1,9 +1,6 @@
 """How much work a file or a stream is, in estimated CPU seconds: the claim order sorts files
-by it and a file's encodes wait for a slot in its order (the costliest first), so a batch does
-not end with one long encode on an otherwise idle machine. Files without video come first:
-an audio encode runs on one thread, so it is best run beside encodes that take up the other
-cores, never left alone at the end of a batch. Before them, files ffprobe cannot read: they
-fail at once, and a user hears of them at the start of a batch, not at its end.
+of one rank by it (`claim_order`) and a file's encodes wait for a slot in its order (the
+costliest first), so a batch does not end with one long encode on an otherwise idle machine.
 
 A video stream costs its pixels × frames times what its encoders spend on one, by their
 preset (the archive at the stream's size, the preview at its smaller one; sizes as stored: a
@@ -23,6 +20,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from videoarchiver.config import ArchiveConfig, PreviewConfig
+from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.planning.preview import preview_size
 from videoarchiver.planning.probe import Probe, Stream
 
@@ -40,10 +38,7 @@ UNKNOWN_ENCODER = X264["medium"]
 AUDIO_SECOND = 0.03  # Opus at 128 kb/s for the archive, at 10 kb/s for the preview
 MEASURED_AT = 25.0  # frames a second of the figures above
 FRAME_RATES = (1.0, 120.0)  # what a stream's rate is taken to be at least and at most
-MOST = 1e11  # no file costs more (about 3,000 years), whatever its header says …
-AUDIO_FIRST = 1e12  # … so that this, added to an audio-only file's cost, puts it first
-UNREADABLE = 1e13  # a file whose header ffprobe cannot read: first of all (it fails at once,
-#                    and says why while the batch is young)
+MOST = 1e11  # no file costs more (about 3,000 years), whatever its header says
 
 
 def encoder_cost(codec: str, args: Sequence[str]) -> float:
@@ -70,12 +65,12 @@ class Costs:
             preview.max_side,
         )
 
-    def claim_order(self, probe: Probe) -> float:
-        """Where a file is claimed (the greatest first): files without video first, then the
-        costliest first."""
+    def claim_order(self, probe: Probe) -> Estimate:
+        """Where a file is claimed: its rank (files without video before the others) and its
+        cost."""
         cost = min(sum(self.stream(probe, stream) for stream in probe.streams), MOST)
         video = any(stream.is_video for stream in probe.streams)
-        return cost + AUDIO_FIRST if probe.has_media and not video else cost
+        return Estimate(Rank.AUDIO_ONLY if probe.has_media and not video else Rank.VIDEO, cost)
 
     def stream(self, probe: Probe, stream: Stream) -> float:
         """From 0 to MOST, whatever the header says (a negative or NaN duration: 0)."""

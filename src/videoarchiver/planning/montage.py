@@ -1,4 +1,4 @@
-"""Montage planning (SPEC §5): grid size, frame times, one decode pass or one seek per frame.
+"""Montage planning: grid size, frame times, one decode pass or one seek per frame.
 
 Seeking costs a decode from the keyframe before each time; when the frames are closer than
 the stream's mean keyframe interval, those decodes would overlap, so one pass with `select`
@@ -8,7 +8,6 @@ and `tile` is cheaper. Either way only one decoder is open at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,10 +111,3 @@ def tile_args(folder: Path, n: int, output: Path) -> list[str]:
         *FFMPEG, "-f", "image2", "-start_number", "0", "-i", pattern_url(folder, FRAME_PATTERN),
         "-vf", f"tile={n}x{n}", *JPEG_ARGS, *ONE_IMAGE, url(output),
     ]  # fmt: skip
-
-
-def montage_names(stem: str, video_indices: Sequence[int]) -> dict[int, str]:
-    """`<stem>.jpg` for one video stream, `<stem>/<stream index>.jpg` for several."""
-    if len(video_indices) == 1:
-        return {video_indices[0]: f"{stem}.jpg"}
-    return {index: f"{stem}/{index}.jpg" for index in video_indices}

@@ -1,4 +1,4 @@
-"""Which raw files are taken, and where their outputs go (SPEC §1–2).
+"""Which raw files are taken, and where their outputs go.
 
 An output name ("stem") is reserved for one source when it is first seen: `a.mp4` gets `a`,
 a second source that would collide (`a.mov`) keeps its extension (`a.mov`), and if even that

@@ -1,4 +1,4 @@
-"""Preview planning (SPEC §4): small AV1 video streams and one mixed Opus stream.
+"""Preview planning: small AV1 video streams and one mixed Opus stream.
 
 Sizes are computed on the displayed picture (after rotation, which ffmpeg applies while
 decoding), halved until both sides fit `max_side`, and always even because SVT-AV1 codes

@@ -1,4 +1,4 @@
-"""The size-ratio rule (SPEC §3): give up on an encode that will not save enough space.
+"""The size-ratio rule: give up on an encode that will not save enough space.
 
 While encoding, the output is compared with the raw stream prorated to the media time encoded
 so far, once `grace_seconds` have been written (the first seconds of an encode are dominated

@@ -1,4 +1,4 @@
-"""Interrupt recovery (SPEC §7), pure: what to keep of a killed encode and how to go on.
+"""Interrupt recovery, pure: what to keep of a killed encode and how to go on.
 
 A killed ffmpeg leaves a Matroska file readable up to its last complete cluster. Of video,
 every complete GOP is kept (packets before the last keyframe, in decode order: x264's GOPs

@@ -1,5 +1,5 @@
 """Whether a copy of a raw stream shows what the raw shows: the same frames at the same
-times (SPEC §3: the archive shows exactly the raw's timing).
+times (the archive shows exactly the raw's timing).
 
 ffmpeg 5.1 cannot always copy a stream's timing into Matroska: a packet an MP4/MOV edit
 list hides (flagged discard) is shown in Matroska, which has no way to hide a video frame;

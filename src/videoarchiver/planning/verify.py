@@ -1,4 +1,4 @@
-"""Verification of a finished archive against its raw file (SPEC §3), as pure comparisons.
+"""Verification of a finished archive against its raw file, as pure comparisons.
 
 Matroska stores cover art and attachments after its tracks, so those are compared as counts;
 every other stream must appear in the raw order with the raw's type, video and audio with the

@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from videoarchiver.errors import StoreRefused, StoreUnavailable
-from videoarchiver.state.migrations import POSTGRES_MIGRATIONS
+from videoarchiver.state.migrations import MIGRATIONS
 from videoarchiver.state.sql import Row, SQLStore, T
 
 log = logging.getLogger(__name__)
@@ -165,11 +165,11 @@ class PostgresStore(SQLStore):
                 )
                 cursor = await conn.execute("SELECT name FROM migrations")
                 applied = {row["name"] for row in await cursor.fetchall()}
-                for migration in POSTGRES_MIGRATIONS:
+                for migration in MIGRATIONS:
                     if migration.name in applied:
                         continue
                     async with conn.transaction():
-                        for statement in migration.statements():
+                        for statement in migration.statements("postgresql"):
                             await conn.execute(statement)
                         await conn.execute(
                             "INSERT INTO migrations (name, applied_at) VALUES (%s, %s)",

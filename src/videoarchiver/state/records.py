@@ -37,7 +37,6 @@ class JobState(StrEnum):
 
 
 FINISHED = (OutputState.DONE, OutputState.SKIPPED)
-OUTPUT_KINDS = ("archive", "preview", "montage")  # every output a file gets, in this order
 
 
 @dataclass(frozen=True, slots=True)

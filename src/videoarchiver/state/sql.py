@@ -19,6 +19,7 @@ import anyio
 from pydantic import TypeAdapter
 
 from videoarchiver.errors import ClaimLost, StateError
+from videoarchiver.planning.claim_order import Estimate
 from videoarchiver.planning.resume import Part
 from videoarchiver.state.records import (
     CLEARED,
@@ -37,7 +38,7 @@ from videoarchiver.state.records import (
     Summary,
     Worker,
 )
-from videoarchiver.state.transitions import refuse, sources
+from videoarchiver.state.transitions import MOVES, Entity, Move, refuse, verb_to
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -45,11 +46,11 @@ REPLACED = (
     "its raw file was replaced by new content before it was finished (what it published stays)"
 )
 CHUNK = 500  # values per `IN (...)`: SQLite limits the number of ? marks
-ESTIMATING = -2.0  # the cost of a file a worker is estimating …
-ESTIMATE_SECONDS = 600.0  # … taken back from a worker that did not finish within this
+ESTIMATE_SECONDS = 600.0  # a file a worker took to estimate is taken back after this
 SKIP_MAX = 10_000  # ids a claim skips at most (SQLite takes up to 32,766 marks)
 PARTS = TypeAdapter(list[Part])
-CLAIM_ORDER = "cpu_cost DESC NULLS LAST, id"  # the costliest pending file first
+# `planning.claim_order` (`claim_key`): by rank, the unestimated last; the costliest; the first.
+CLAIM_ORDER = "claim_rank NULLS LAST, cpu_cost DESC NULLS LAST, id"
 
 _FILE_COLUMNS = (
     "id, rel_path, size, mtime_ns, fingerprint, stem, state, error, error_detail, warnings,"
@@ -57,7 +58,8 @@ _FILE_COLUMNS = (
 )
 _OUTPUT_COLUMNS = "file_id, output, state, path, size, sha256, error"
 _JOB_COLUMNS = "stream_index, stream_type, decision, state, notes, " + ", ".join(FIGURE_NAMES)
-TABLES = {"output": "outputs", "job": "stream_jobs"}  # the table of each entity
+TABLES: dict[Entity, str] = {"file": "files", "output": "outputs", "job": "stream_jobs"}
+CHILDREN: tuple[Entity, ...] = ("output", "job")  # what a file's moves carry along
 _PROGRESS_COLUMNS = "file_id, label, output, worker, done, total, speed, remaining, updated_at"
 
 
@@ -101,6 +103,13 @@ def _figure_columns(figures: Figures) -> dict[str, Any]:
 
 def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
+
+
+def _from(move: Move, again: bool = False) -> tuple[str, list[str]]:
+    """The condition that a row is in a state `move` starts from (`again`: or ends in), and
+    its parameters."""
+    states = move.starts(again)
+    return f"state IN ({_marks(states)})", states
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
@@ -151,12 +160,17 @@ class SQLStore(ABC):
         """Call `wake` whenever another worker says work changed, until cancelled."""
         await anyio.sleep_forever()
 
-    async def _refused(self, entity: str, table: str, where: str, key: Sequence[Any],
-                       new: StrEnum) -> None:  # fmt: skip
-        """Raise the IllegalMove for a move that changed no row because it was not legal."""
-        rows = await self._rows(f"SELECT state FROM {table} WHERE {where}", key)
-        if rows:
-            raise refuse(entity, " ".join(map(str, key)), rows[0]["state"], new)
+    async def _refused(self, entity: Entity, key: dict[str, Any], verb: str) -> None:
+        """Raise the IllegalMove for a move that changed no row because it was not legal
+        (StateError: there is no such row)."""
+        where = " AND ".join(f"{name}=?" for name in key)
+        rows = await self._rows(
+            f"SELECT state FROM {TABLES[entity]} WHERE {where}", list(key.values())
+        )
+        what = " ".join(map(str, key.values()))
+        if not rows:
+            raise StateError(f"there is no {entity} {what} to {verb}")
+        raise refuse(entity, what, verb, rows[0]["state"], MOVES[entity][verb].target)
 
     async def check_claim(self, file_id: int, by: str) -> None:
         """Raise ClaimLost unless worker `by` holds file `file_id`'s claim now (why a fenced
@@ -167,18 +181,18 @@ class SQLStore(ABC):
 
     async def _move(
         self,
-        entity: str,
+        entity: Entity,
         key: dict[str, Any],
         new: StrEnum,
         columns: dict[str, Any],
         by: str | None,
     ) -> None:
-        """Insert the row at `key` in state `new`, or move it there if the table allows;
-        with `by`, only while that worker holds the file's claim. One statement, so a
-        backend may send it again after a lost connection."""
-        table = TABLES[entity]
+        """Insert the row at `key` in state `new`, or move it there by the verb that ends
+        in it if the table allows; with `by`, only while that worker holds the file's claim.
+        One statement, so a backend may send it again after a lost connection."""
+        table, verb = TABLES[entity], verb_to(entity, new)
         values = {**key, "state": str(new), **columns, "updated_at": time.time()}
-        allowed = sources(entity, new)
+        legal, allowed = _from(MOVES[entity][verb], again=True)
         updates = ", ".join(f"{name}=excluded.{name}" for name in values if name not in key)
         claimed, claim = "", []
         if by is not None:
@@ -188,26 +202,26 @@ class SQLStore(ABC):
             f"INSERT INTO {table} ({', '.join(values)}) SELECT {_marks(list(values))}"
             f" WHERE true{claimed}"
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-            f" WHERE {table}.state IN ({_marks(allowed)}){claimed}",
+            f" WHERE {table}.{legal}{claimed}",
             [*values.values(), *claim, *allowed, *claim],
         )
         if not changed:
             if by is not None:
                 await self.check_claim(key["file_id"], by)
-            where = " AND ".join(f"{name}=?" for name in key)
-            await self._refused(entity, table, where, list(key.values()), new)
+            await self._refused(entity, key, verb)
 
     async def _move_file(
-        self, file_id: int, new: FileState, by: str | None = None, **columns: Any
+        self, file_id: int, verb: str, by: str | None = None, **columns: Any
     ) -> None:
-        """Move a file to `new` if the table allows; with `by`, only while that worker holds
-        its claim (ClaimLost otherwise)."""
+        """Move a file by `verb` if the table allows (or again); with `by`, only while that
+        worker holds its claim (ClaimLost otherwise)."""
+        new = MOVES["file"][verb].target
         values = {"state": str(new), **columns, "updated_at": time.time()}
-        allowed = sources("file", new)
+        legal, allowed = _from(MOVES["file"][verb], again=True)
         claimed = "" if by is None else " AND worker=?"
         changed = await self._write(
             f"UPDATE files SET {', '.join(f'{name}=?' for name in values)}"
-            f" WHERE id=? AND state IN ({_marks(allowed)}){claimed}",
+            f" WHERE id=? AND {legal}{claimed}",
             [*values.values(), file_id, *allowed, *([] if by is None else [by])],
         )
         if not changed:  # why: one read says it
@@ -219,7 +233,33 @@ class SQLStore(ABC):
                 return  # this very move, made before (a statement sent again after it was)
             if by is not None and holder != by:
                 raise ClaimLost(f"worker {by} no longer holds file {file_id}")
-            raise refuse("file", str(file_id), state, new)
+            raise refuse("file", str(file_id), verb, state, new)
+
+    async def _move_one(self, entity: Entity, key: dict[str, Any], verb: str) -> None:
+        """Move the row at `key` by `verb`, from its starting states only (IllegalMove
+        otherwise)."""
+        move = MOVES[entity][verb]
+        legal, allowed = _from(move)
+        where = " AND ".join(f"{name}=?" for name in key)
+        changed = await self._write(
+            f"UPDATE {TABLES[entity]} SET state=?, updated_at=? WHERE {where} AND {legal}",
+            [move.target, time.time(), *key.values(), *allowed],
+        )
+        if not changed:
+            await self._refused(entity, key, verb)
+
+    async def _move_children(self, verb: str, file_ids: Sequence[int], also: str = "") -> None:
+        """Move the outputs and stream jobs of `file_ids` by `verb`, those in a state it
+        starts from (setting `also` too, a column's SQL)."""
+        for entity in CHILDREN:
+            move = MOVES[entity][verb]
+            legal, allowed = _from(move)
+            for chunk in _chunks(file_ids):
+                await self._write(
+                    f"UPDATE {TABLES[entity]} SET state=?, updated_at=?{also}"
+                    f" WHERE {legal} AND file_id IN ({_marks(chunk)})",
+                    (move.target, time.time(), *allowed, *chunk),
+                )
 
     # -- files -------------------------------------------------------------------------------
 
@@ -250,17 +290,18 @@ class SQLStore(ABC):
         mtime_ns: int,
         fingerprint: str,
         stem: str,
-        cost: float | None = None,
+        cost: Estimate | None = None,
         probe: str | None = None,
     ) -> FileRow:
-        """A new source, under an id no other file ever had (with its cost and ffprobe's
-        JSON when already read)."""
+        """A new source, under an id no other file ever had (with its claim order's estimate
+        and ffprobe's JSON when already read)."""
         now = time.time()
+        rank, seconds = (None, None) if cost is None else (cost.rank, cost.cpu_seconds)
         [row] = await self._rows(
-            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, cpu_cost, probe,"
-            f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, claim_rank,"
+            f" cpu_cost, probe, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" RETURNING {_FILE_COLUMNS}",
-            (rel_path, size, mtime_ns, fingerprint, stem, cost, probe, now, now),
+            (rel_path, size, mtime_ns, fingerprint, stem, rank, seconds, probe, now, now),
         )
         await self._work_changed()
         return _file(row)
@@ -279,29 +320,26 @@ class SQLStore(ABC):
         be resumed, their work folders go. A claimed row is running, so no worker's file is
         forgotten under it."""
 
-        async def forget() -> list[Row]:
+        forget, replace = MOVES["file"]["forget"], MOVES["file"]["replace"]
+
+        async def forget_them() -> list[Row]:
+            legal, allowed = _from(forget)
             rows = await self._rows(
-                "DELETE FROM files WHERE rel_path=? AND id!=? AND state IN (?, ?)"
+                f"DELETE FROM files WHERE rel_path=? AND id!=? AND {legal}"
                 " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.file_id=files.id AND o.state"
                 " IN (?, ?)) AND NOT EXISTS (SELECT 1 FROM stream_jobs j WHERE"
                 " j.file_id=files.id AND j.path IS NOT NULL) RETURNING id",
-                (
-                    rel_path,
-                    keep,
-                    FileState.PENDING,
-                    FileState.FAILED,
-                    OutputState.DONE,
-                    OutputState.PUBLISHING,
-                ),
+                (rel_path, keep, *allowed, OutputState.DONE, OutputState.PUBLISHING),
             )
             # Those that published something stay, to keep it recorded, but wait for nothing.
+            legal, allowed = _from(replace)
             return rows + await self._rows(
                 "UPDATE files SET state=?, error=?, updated_at=? WHERE rel_path=? AND id!=?"
-                " AND state=? RETURNING id",
-                (FileState.FAILED, REPLACED, time.time(), rel_path, keep, FileState.PENDING),
+                f" AND {legal} RETURNING id",
+                (replace.target, REPLACED, time.time(), rel_path, keep, *allowed),
             )
 
-        return [row["id"] for row in await self._atomically(forget)]
+        return [row["id"] for row in await self._atomically(forget_them)]
 
     async def fail_file(
         self, file_id: int, error: str, detail: str | None = None, by: str | None = None
@@ -309,7 +347,7 @@ class SQLStore(ABC):
         """The file failed: its one-line reason and whole text; its claim (held by `by`,
         when given) ends."""
         await self._move_file(
-            file_id, FileState.FAILED, by, error=error, error_detail=detail, worker=None,
+            file_id, "fail", by, error=error, error_detail=detail, worker=None,
             lease_until=None,
         )  # fmt: skip
 
@@ -319,7 +357,7 @@ class SQLStore(ABC):
         """The file is done; `raw_action` (the pending `after_done`) in the same write; its
         claim (held by `by`, when given) ends."""
         await self._move_file(
-            file_id, FileState.DONE, by, error=None, error_detail=None, raw_action=raw_action,
+            file_id, "finish", by, error=None, error_detail=None, raw_action=raw_action,
             worker=None, lease_until=None,
         )  # fmt: skip
 
@@ -349,19 +387,25 @@ class SQLStore(ABC):
             )
 
     async def to_estimate(self, limit: int) -> list[FileRow]:
-        """Up to `limit` pending files whose cost is not estimated yet (the oldest first),
-        taken for this worker to estimate: no other worker estimates them too (they are
-        claimed next to last until their cost is set)."""
+        """Up to `limit` pending files not estimated yet (the oldest first), taken for this
+        worker to estimate for ESTIMATE_SECONDS: no other worker estimates them meanwhile
+        (they are claimed last until their estimate is set)."""
+        claimable, states = _from(MOVES["file"]["claim"])
         rows = await self._rows(
-            f"UPDATE files SET cpu_cost=?, updated_at={self.NOW} WHERE id IN (SELECT id FROM files"
-            f" WHERE state=? AND (cpu_cost IS NULL OR (cpu_cost=? AND updated_at < {self.NOW} - ?))"
-            f" ORDER BY id LIMIT ?{self.SKIP_LOCKED}) RETURNING {_FILE_COLUMNS}",
-            (ESTIMATING, FileState.PENDING, ESTIMATING, ESTIMATE_SECONDS, limit),
+            f"UPDATE files SET estimating_until={self.NOW} + ? WHERE id IN (SELECT id FROM files"
+            f" WHERE {claimable} AND claim_rank IS NULL AND (estimating_until IS NULL"
+            f" OR estimating_until < {self.NOW}) ORDER BY id LIMIT ?{self.SKIP_LOCKED})"
+            f" RETURNING {_FILE_COLUMNS}",
+            (ESTIMATE_SECONDS, *states, limit),
         )
         return [_file(row) for row in rows]
 
-    async def set_cost(self, file_id: int, cost: float) -> None:
-        await self._write("UPDATE files SET cpu_cost=? WHERE id=?", (cost, file_id))
+    async def set_cost(self, file_id: int, cost: Estimate) -> None:
+        """The file's place in the claim order: its rank and cost."""
+        await self._write(
+            "UPDATE files SET claim_rank=?, cpu_cost=?, estimating_until=NULL WHERE id=?",
+            (cost.rank, cost.cpu_seconds, file_id),
+        )
 
     async def probe_of(self, file_id: int) -> str | None:
         """ffprobe's JSON of the file, as recorded (None: not read yet)."""
@@ -403,18 +447,14 @@ class SQLStore(ABC):
         wanted = None if rel_paths is None else set(rel_paths)
 
         async def make_pending() -> list[FileRow]:
-            failed = [
-                row
-                for row in await self.files([FileState.FAILED])
-                if wanted is None or row.rel_path in wanted
-            ]
+            legal, allowed = _from(MOVES["file"]["retry"])
+            rows = await self._rows(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE {legal} ORDER BY id", allowed
+            )
+            failed = [row for row in map(_file, rows) if wanted is None or row.rel_path in wanted]
             for row in failed:
-                await self._move_file(row.id, FileState.PENDING, error=None, error_detail=None)
-                for table in ("outputs", "stream_jobs"):
-                    await self._write(
-                        f"UPDATE {table} SET state=?, error=NULL WHERE file_id=? AND state=?",
-                        (OutputState.PENDING, row.id, OutputState.FAILED),
-                    )
+                await self._move_file(row.id, "retry", error=None, error_detail=None)
+            await self._move_children("retry", [row.id for row in failed], ", error=NULL")
             if failed:
                 await self._work_changed()
             return failed
@@ -423,25 +463,19 @@ class SQLStore(ABC):
 
     async def reopen(self, file_id: int, outputs: Iterable[tuple[str, int | None]]) -> None:
         """A done file's outputs (kind, and the stream of a montage sheet) are to be made
-        again: they and the file become pending. StateError if the file is not done (a
-        worker may have it)."""
+        again: they and the file become pending. IllegalMove (a StateError) if the file is
+        not done (a worker may have it) or an output or sheet is not; StateError if one is
+        not recorded."""
+        wanted = list(outputs)
 
         async def make_pending() -> None:
-            reopened = await self._write(
-                "UPDATE files SET state=?, updated_at=? WHERE id=? AND state=?",
-                (FileState.PENDING, time.time(), file_id, FileState.DONE),
-            )
-            if not reopened:
-                raise StateError(f"file {file_id} is not done: none of its outputs is made again")
-            for output, stream in outputs:
-                key = {"file_id": file_id, "output": output}
-                await self._move("output", key, OutputState.PENDING, {}, None)
+            await self._move_one("file", {"id": file_id}, "reopen")
+            for output in dict.fromkeys(output for output, _stream in wanted):
+                await self._move_one("output", {"file_id": file_id, "output": output}, "reopen")
+            for output, stream in wanted:
                 if stream is not None:
-                    await self._write(
-                        "UPDATE stream_jobs SET state=? WHERE file_id=? AND output=?"
-                        " AND stream_index=?",
-                        (JobState.PENDING, file_id, output, stream),
-                    )
+                    key = {"file_id": file_id, "output": output, "stream_index": stream}
+                    await self._move_one("job", key, "reopen")
             await self._work_changed()
 
         await self._atomically(make_pending)
@@ -469,7 +503,7 @@ class SQLStore(ABC):
             " JOIN files f ON f.id = o.file_id WHERE o.output = 'archive' AND o.state = ?",
             (OutputState.DONE,),
         )
-        known = "COALESCE(SUM(CASE WHEN cpu_cost > 0 THEN cpu_cost ELSE 0 END), 0)"
+        known = "COALESCE(SUM(cpu_cost), 0)"
         [waiting] = await self._rows(
             f"SELECT COALESCE(SUM(size), 0) AS raw, {known} AS cost FROM files"
             " WHERE state IN (?, ?)",
@@ -547,19 +581,21 @@ class SQLStore(ABC):
         return [Worker(**row) for row in rows]
 
     async def claim(self, worker: str, lease: float, skip: Sequence[int] = ()) -> FileRow | None:
-        """The next pending file (the costliest first), now running under `worker`'s lease
-        and its claim's number (`claims`, one more than the claim before); None when none is
-        pending (but those in `skip`)."""
+        """The next pending file in the claim order (`CLAIM_ORDER`), now running under
+        `worker`'s lease and its claim's number (`claims`, one more than the claim before);
+        None when none is pending (but those in `skip`)."""
         skip = list(skip)[:SKIP_MAX]
         skipped = f" AND id NOT IN ({_marks(skip)})" if skip else ""
+        claim = MOVES["file"]["claim"]
+        legal, allowed = _from(claim)
         rows = await self._rows(
             f"UPDATE files SET state=?, worker=?, lease_until={self.NOW} + ?, updated_at=?,"
             f" claims=claims + 1"
             f" WHERE id=("
-            f"SELECT id FROM files WHERE state=?{skipped}"
+            f"SELECT id FROM files WHERE {legal}{skipped}"
             f" ORDER BY {CLAIM_ORDER} LIMIT 1{self.SKIP_LOCKED})"
             f" RETURNING {_FILE_COLUMNS}",
-            (FileState.RUNNING, worker, lease, time.time(), FileState.PENDING, *skip),
+            (claim.target, worker, lease, time.time(), *allowed, *skip),
         )
         return _file(rows[0]) if rows else None
 
@@ -590,39 +626,39 @@ class SQLStore(ABC):
     async def release(self, worker: str, file_ids: Iterable[int] | None = None) -> list[int]:
         """`worker`'s claims (all, or on `file_ids`) go back to pending with what ran of
         them: the next claimant salvages its parts. Returns the released file ids."""
-        return await self._release("worker=?", [worker], file_ids)
+        return await self._release("release", "worker=?", [worker], file_ids)
 
     async def release_expired(self, keep: str) -> list[int]:
         """Claims whose lease ran out (their worker died, or lost the store) go back to
         pending, but those of worker `keep` (the caller: it is alive and renews them); so do
         running files no worker claims (recorded before claims existed)."""
         return await self._release(
+            "expire",
             f"(lease_until IS NULL OR lease_until < {self.NOW}) AND worker IS DISTINCT FROM ?",
             [keep],
         )
 
     async def _release(
-        self, which: str, params: list[Any], file_ids: Iterable[int] | None = None
+        self, verb: str, which: str, params: list[Any], file_ids: Iterable[int] | None = None
     ) -> list[int]:
+        """The running files `which` selects go back to pending by `verb` (`release` or
+        `expire`), their running outputs and stream jobs with them."""
         ids = None if file_ids is None else list(file_ids)
         if ids == []:
             return []
         only = "" if ids is None else f" AND id IN ({_marks(ids)})"
+        move = MOVES["file"][verb]
+        legal, allowed = _from(move)
 
         async def release() -> list[int]:
             rows = await self._rows(
                 f"UPDATE files SET state=?, worker=NULL, lease_until=NULL, updated_at=?"
-                f" WHERE state=? AND {which}{only} RETURNING id",
-                [FileState.PENDING, time.time(), FileState.RUNNING, *params, *(ids or [])],
+                f" WHERE {legal} AND {which}{only} RETURNING id",
+                [move.target, time.time(), *allowed, *params, *(ids or [])],
             )
             released = [row["id"] for row in rows]
+            await self._move_children("release", released)
             for chunk in _chunks(released):
-                for table in ("outputs", "stream_jobs"):
-                    await self._write(
-                        f"UPDATE {table} SET state=?, updated_at=? WHERE state=?"
-                        f" AND file_id IN ({_marks(chunk)})",
-                        (OutputState.PENDING, time.time(), OutputState.RUNNING, *chunk),
-                    )
                 await self._write(f"DELETE FROM progress WHERE file_id IN ({_marks(chunk)})", chunk)
             if released:
                 await self._work_changed()

@@ -193,7 +193,7 @@ class SQLiteStore(SQLStore):
                 await db.execute("ROLLBACK")  # another worker applied it meanwhile
                 continue
             try:
-                for statement in migration.statements():
+                for statement in migration.statements("sqlite"):
                     await db.execute(statement, places)
             except BaseException:
                 await db.execute("ROLLBACK")

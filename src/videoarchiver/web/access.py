@@ -76,7 +76,7 @@ def token_cookie(scope: Scope) -> str:
     return f"{TOKEN_COOKIE}_{server[1] or 80}"
 
 
-class Gate:
+class AccessGate:
     """ASGI middleware in front of everything the page serves."""
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:

@@ -31,11 +31,12 @@ from starlette.templating import Jinja2Templates
 
 from videoarchiver.display import clock_text
 from videoarchiver.layout import Layout
+from videoarchiver.output_kinds import names
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import OUTPUT_KINDS, FileRow, OutputState, Progress, Store, Summary
+from videoarchiver.state import FileRow, OutputState, Progress, Store, Summary
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
-from videoarchiver.web.access import CSRF_FIELD, Gate, csrf_cookie, csrf_ok, csrf_value
+from videoarchiver.web.access import CSRF_FIELD, AccessGate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
 from videoarchiver.web.metrics import metrics_text
 from videoarchiver.web.plot import saved_plot, summary_bars
@@ -142,8 +143,8 @@ class WebApp:
         tasks = [task for task in await self.store.progress() if task.file_id == row.id]
         return await self._page(
             request, "file.html", file=row, outputs=await self.store.outputs(row.id),
-            kinds=OUTPUT_KINDS, tasks=await self._named(tasks),
-            jobs={kind: await self.store.jobs(row.id, kind) for kind in OUTPUT_KINDS},
+            kinds=names(), tasks=await self._named(tasks),
+            jobs={kind: await self.store.jobs(row.id, kind) for kind in names()},
         )  # fmt: skip
 
     async def statistics(self, request: Request) -> Response:
@@ -259,7 +260,7 @@ class WebApp:
         """A published output as it is, to keep: an attachment under its own name."""
         row = await self._row(request)
         kind = request.path_params["kind"]
-        opened = await self.published.open(row.id, kind) if kind in OUTPUT_KINDS else None
+        opened = await self.published.open(row.id, kind) if kind in names() else None
         if opened is None:
             raise HTTPException(404, "not published, or no longer what was published")
         return DescriptorResponse(opened.fd, None, CACHED, filename=opened.name)
@@ -336,8 +337,8 @@ def _page_number(request: Request) -> int:
         return 0
 
 
-def create_app(store: Store, layout: Layout, token: str | None, demuxers: str) -> Gate:
+def create_app(store: Store, layout: Layout, token: str | None, demuxers: str) -> AccessGate:
     """The ASGI application: the page, behind its gate (this machine only, or the token);
     ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`)."""
     web = WebApp(store, layout, demuxers)
-    return Gate(Starlette(routes=web.routes()), token)
+    return AccessGate(Starlette(routes=web.routes()), token)
