@@ -15,19 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# SVT-AV1's fastest preset for small pictures: the preview is on each file's critical path,
+# and its quality is not what these tests look at (preset 8, the default, took 2.3 s of a
+# 3 s clip's 3.7). [preview] comes first: a test adds archive settings at the end.
+PREVIEW_ARGS = '["-crf", "63", "-preset", "12"]'
 # Workers that take files at once, one ffmpeg each, and bury a silent one after its lease.
 LEASE_SECONDS = 3
 WORKER_CONFIG = f"""\
 settle_seconds = 0
 jobs = 1
 lease_seconds = {LEASE_SECONDS}
+[preview]
+video_args = {PREVIEW_ARGS}
 [archive]
 video_args = ["-crf", "18", "-preset", "{{preset}}", "-g", "50"]
 """
-# SVT-AV1's fastest preset for small pictures: the preview is on each file's critical path,
-# and its quality is not what these tests look at (preset 8, the default, took 2.3 s of a
-# 3 s clip's 3.7). Its [preview] comes first: a test adds archive settings at the end.
-PREVIEW_ARGS = '["-crf", "63", "-preset", "12"]'
 FAST_CONFIG = f"""\
 settle_seconds = 0
 [preview]

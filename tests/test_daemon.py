@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from media import children, ffmpeg, poll_rows, probe, run_cli, status_json, wait_until
+from media import PREVIEW_ARGS, children, ffmpeg, poll_rows, probe, run_cli, status_json, wait_until
 
-DAEMON_CONFIG = """\
+DAEMON_CONFIG = f"""\
 settle_seconds = 1
 scan_interval = 30
+[preview]
+video_args = {PREVIEW_ARGS}
 [archive]
 video_args = ["-crf", "18", "-preset", "ultrafast"]
 """
@@ -118,7 +120,7 @@ def test_missing_ffmpeg_or_encoder_is_a_clear_message_at_start(daemon_root: Path
     assert result.returncode == 2
     assert "ffprobe is not installed" in result.stderr or "ffmpeg is not installed" in result.stderr
     (daemon_root / "videoarchiver.toml").write_text(
-        DAEMON_CONFIG + '[preview]\nvideo_codec = "libnosuchcodec"\n'
+        DAEMON_CONFIG.replace("[preview]\n", '[preview]\nvideo_codec = "libnosuchcodec"\n')
     )
     result = run_cli(daemon_root, "run", "--once")
     assert result.returncode == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from media import (
+    FAST_CONFIG,
     ffmpeg,
     file_sha256,
     file_states,
@@ -35,10 +36,8 @@ def _clip(path: Path) -> None:
 
 
 def _configure(root: Path, extra: str) -> None:
-    (root / "videoarchiver.toml").write_text(
-        f"settle_seconds = 0\n{extra}\n[archive]\n"
-        'video_args = ["-crf", "18", "-preset", "ultrafast"]\n'
-    )
+    """The tests' fast config, with `extra` settings of the root table."""
+    (root / "videoarchiver.toml").write_text(f"{extra}\n{FAST_CONFIG}")
 
 
 def _new_root(tmp_path: Path, extra: str = "") -> Path:

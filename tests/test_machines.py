@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from held_encode import held_ffmpeg
@@ -83,6 +84,13 @@ class Share:
     def status(self, root: Path) -> list[dict[str, object]]:
         files: list[dict[str, object]] = json.loads(self.status_text(root, "--json"))
         return files
+
+    def archive_done(self) -> float:
+        """Media seconds of the archive's video encode that the state shows done."""
+        with psycopg.connect(self.url, autocommit=True) as db:
+            row = db.execute("SELECT done FROM progress WHERE label = 's0 archive video'")
+            found = row.fetchone()
+        return float(found[0]) if found else 0.0
 
     def log(self) -> str:
         return (self.shared / "log" / "videoarchiver.log").read_text()
@@ -165,7 +173,8 @@ def test_a_killed_machine_is_taken_over_when_its_lease_runs_out(share: Share) ->
     elsewhere = share.worker(first, host="elsewhere",
                              env=held_ffmpeg(held, seconds / 2, until_trial=False))  # fmt: skip
     claim = share.shared / "work" / "files" / "1" / "claim-1"
-    _wait(lambda: (held / "held").exists() and kept_by_the_next_claim(claim))
+    _wait(lambda: (held / "held").exists() and kept_by_the_next_claim(claim)
+          and share.archive_done() >= seconds / 2)  # as the state shows it  # fmt: skip
     keys = [p for p in packets(claim / "archive" / "s0.partial0.mkv", 0) if "K" in p["flags"]]
     assert len(keys) >= 2, "a whole GOP is there to salvage"
     # `status` on another machine shows the live progress the worker writes to the state.

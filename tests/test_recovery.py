@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from media import (
+    PREVIEW_ARGS,
     ffmpeg,
     file_sha256,
     kept_by_the_next_claim,
@@ -106,7 +107,7 @@ def clip_root(tmp_path: Path) -> Path:
     root = tmp_path / "it's 100%\na root"
     (root / "raw").mkdir(parents=True)
     (root / "videoarchiver.toml").write_text(
-        "settle_seconds = 0\njobs = 1\n[archive]\n"
+        f"settle_seconds = 0\njobs = 1\n[preview]\nvideo_args = {PREVIEW_ARGS}\n[archive]\n"
         'video_args = ["-crf", "18", "-preset", "slow", "-g", "50"]\n'  # a GOP every 2 s
     )
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=480x270:r=25:d=30", "-f", "lavfi", "-i",

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from media import (
+    FAST_CONFIG,
     ffmpeg,
     file_sha256,
     file_states,
@@ -66,10 +67,10 @@ def run_killed_at(root: Path, syscall: str, path: Path) -> None:
 
 
 def _configure(root: Path, extra: str = "", preset: str = "ultrafast") -> None:
-    (root / "videoarchiver.toml").write_text(
-        f"settle_seconds = 0\njobs = 1\n{extra}\n[archive]\n"
-        f'video_args = ["-crf", "18", "-preset", "{preset}"]\n'
-    )
+    """The tests' fast config, one ffmpeg at once, with `extra` settings of the root table
+    and the archive's x264 `preset`."""
+    config = FAST_CONFIG.replace('"ultrafast"', f'"{preset}"')
+    (root / "videoarchiver.toml").write_text(f"jobs = 1\n{extra}\n{config}")
 
 
 def _replaceable_root(tmp_path: Path, seconds: int, extra: str = "") -> tuple[Path, Path, Path]:
