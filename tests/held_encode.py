@@ -6,7 +6,8 @@ The encode runs as this program's child, its progress passed on block by block. 
 first block at `$HELD_AT` seconds or more it is stopped (SIGSTOP) and `held` is marked;
 until the trial copy is over (`until_trial`: the ratio rule warned, and asked whether the
 raw stream can stand in; the trial is copied, then its copy deleted by the daemon once it
-read it), or else until it is killed. Every other command is the real ffmpeg, run in place.
+read it), or else until the daemon stops it (SIGTERM: it goes on to close its output) or
+kills it. Every other command is the real ffmpeg, run in place.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def held_ffmpeg(marks: Path, at: float, until_trial: bool) -> dict[str, str]:
     shim.chmod(0o755)
     return {
         "PATH": f"{marks}:{os.environ['PATH']}", "HELD_FFMPEG": real, "HELD_AT": str(at),
-        "HELD_MARKS": str(marks), "HELD_UNTIL": "trial" if until_trial else "killed",
+        "HELD_MARKS": str(marks), "HELD_UNTIL": "trial" if until_trial else "stopped",
     }  # fmt: skip
 
 
@@ -49,7 +50,12 @@ def _die_with_parent() -> None:
 def _encode(real: str, args: list[str], marks: Path, trial: Path) -> int:
     at_us = float(os.environ["HELD_AT"]) * 1e6
     child = subprocess.Popen([real, *args], stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: child.send_signal(signal.SIGTERM))
+
+    def stop(_signum: int, _frame: object) -> None:
+        child.send_signal(signal.SIGTERM)
+        child.send_signal(signal.SIGCONT)
+
+    signal.signal(signal.SIGTERM, stop)
     assert child.stdout is not None
     reached, held = False, False
     for line in child.stdout:
@@ -63,7 +69,7 @@ def _encode(real: str, args: list[str], marks: Path, trial: Path) -> int:
             (marks / "held").touch()
             held = True
             if os.environ["HELD_UNTIL"] != "trial":
-                break  # stopped until killed
+                break  # until stopped or killed
             wait_until(lambda: (marks / "trial-copied").exists() and not trial.exists(), 600)
             child.send_signal(signal.SIGCONT)
     sys.stdout.buffer.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from held_encode import held_ffmpeg
 from media import (
     PREVIEW_ARGS,
     ffmpeg,
@@ -274,14 +276,18 @@ def test_stale_work_files_are_removed_at_start(root: Path) -> None:
 
 
 def test_pause_now_stops_an_encode_that_goes_on_from_its_parts_after_resume(
-    clip_root: Path,
+    clip_root: Path, tmp_path: Path
 ) -> None:
+    # Its encode is held a few GOPs in: `pause --now` meets it running, however fast.
+    held = tmp_path / "held"
+    env = {**os.environ, **held_ffmpeg(held, 5, until_trial=False)}
+    claim = clip_root / "work" / "files" / "1" / "claim-1"
     daemon = subprocess.Popen(
         [sys.executable, "-m", "videoarchiver", "run", "--root", str(clip_root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
-        _wait(partial(_salvageable, clip_root))
+        _wait(lambda: (held / "held").exists() and kept_by_the_next_claim(claim))
         assert run_cli(clip_root, "pause", "--now").returncode == 0
         _wait(lambda: not _live_ffmpegs(clip_root))
         _wait(lambda: ("running",) not in poll_rows(clip_root, "SELECT state FROM stream_jobs"))
