@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: run test lint setup system-deps test-deps clean bench bench-quick bench-quality
+.PHONY: run test lint setup system-deps test-deps clean bench bench-quick bench-quality bench-pages
 
 run: setup
 	$(BIN)/videoarchiver run
@@ -76,3 +76,6 @@ bench-quick: setup
 
 bench-quality: setup
 	$(BIN)/python bench/quality.py
+
+bench-pages: setup
+	$(BIN)/python bench/pages.py

@@ -50,7 +50,7 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from sections import FIDELITY, QUALITY, kept_section
+from sections import FIDELITY, PAGES, QUALITY, kept_section
 
 import videoarchiver
 from pgcluster import Cluster
@@ -599,7 +599,7 @@ def main() -> int:
         print("status on PostgreSQL …", flush=True)
         postgres = status_on_postgres(tmp, 10_000 if args.quick else 100_000)
     text = report(result, workers, idle, grows, postgres, args.quick)
-    kept = (kept_section(args.out, heading) for heading in (QUALITY, FIDELITY))
+    kept = (kept_section(args.out, heading) for heading in (QUALITY, FIDELITY, PAGES))
     args.out.write_text(text + "".join(kept))  # as their own benches wrote them
     print(text)
     return 0

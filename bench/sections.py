@@ -7,6 +7,7 @@ from pathlib import Path
 
 QUALITY = "## Quality (SSIM)"  # quality.py's
 FIDELITY = "## What keeping the recording costs"  # fidelity.py's
+PAGES = "## The web page at 100,000 files"  # pages.py's
 
 
 def kept_section(path: Path, heading: str) -> str:

@@ -329,14 +329,15 @@ def test_raw_file_replaced_while_processed_is_not_published(root: Path) -> None:
     assert (root / "archive" / f"{stem}.mkv").exists()
 
 
-def test_service_file_is_valid(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["videoArchiver.service", "videoArchiver-web.service"])
+def test_service_file_is_valid(tmp_path: Path, name: str) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    unit = (Path(__file__).parent.parent / "videoArchiver.service").read_text()
+    unit = (Path(__file__).parent.parent / name).read_text()
     assert "Restart=on-failure" in unit and "KillMode=control-group" in unit
     program = str(Path(sys.executable).parent / "videoarchiver")
-    local = tmp_path / "videoArchiver.service"
+    local = tmp_path / name
     local.write_text(unit.replace("/opt/videoarchiver/.venv/bin/videoarchiver", program))
     result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

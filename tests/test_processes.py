@@ -19,25 +19,29 @@ pytestmark = pytest.mark.anyio
 
 async def test_stdout_lines_and_stderr_tail() -> None:
     lines: list[str] = []
-    await each_line(["sh", "-c", "printf 'a\\nb\\nc'; echo oops >&2"], lines.extend, "sh")
+    await each_line(
+        run_process, ["sh", "-c", "printf 'a\\nb\\nc'; echo oops >&2"], lines.extend, "sh"
+    )
     assert lines == ["a", "b", "c"]
     with pytest.raises(ProcessError, match=r"^sh failed: early$") as failed:
-        await read_output(["sh", "-c", "echo early >&2; echo late words >&2; exit 3"], "sh")
+        await read_output(
+            run_process, ["sh", "-c", "echo early >&2; echo late words >&2; exit 3"], "sh"
+        )
     assert failed.value.detail == "sh failed: early (exit 3: early | late words)"
 
 
 async def test_a_status_that_means_done_with_warnings() -> None:
     """mkvpropedit exits 1 when it only warned: its edit is made (PROPEDIT_DONE)."""
     warned = ["sh", "-c", "echo 'Warning: odd track'; exit 1"]
-    assert await read_output(warned, "edit", PROPEDIT_DONE) == b"Warning: odd track\n"
+    assert await read_output(run_process, warned, "edit", PROPEDIT_DONE) == b"Warning: odd track\n"
     with pytest.raises(ProcessError, match="edit failed"):
-        await read_output(warned, "edit")
+        await read_output(run_process, warned, "edit")
     failing = ["sh", "-c", "echo 'Error: no such file'; exit 2"]  # said on stdout
     with pytest.raises(ProcessError, match="edit failed: Error: no such file"):
-        await read_output(failing, "edit", PROPEDIT_DONE)
+        await read_output(run_process, failing, "edit", PROPEDIT_DONE)
     with pytest.raises(ProcessError, match="No space left on device"):
-        await read_output(["sh", "-c", "echo 'No space left on device' >&2; exit 1"], "edit",
-                          PROPEDIT_DONE)  # fmt: skip
+        full = ["sh", "-c", "echo 'No space left on device' >&2; exit 1"]
+        await read_output(run_process, full, "edit", PROPEDIT_DONE)
 
 
 async def test_a_program_gone_from_where_it_was_found_is_looked_for_again(
@@ -45,10 +49,10 @@ async def test_a_program_gone_from_where_it_was_found_is_looked_for_again(
 ) -> None:
     monkeypatch.setitem(processes._FOUND, "setpriv", "/nonexistent/setpriv")
     monkeypatch.setitem(processes._FOUND, "sh", "/nonexistent/sh")
-    assert await read_output(["sh", "-c", "echo here"], "sh") == b"here\n"
+    assert await read_output(run_process, ["sh", "-c", "echo here"], "sh") == b"here\n"
     monkeypatch.setitem(processes._FOUND, "videoarchiver-gone", "/nonexistent/gone")
     with pytest.raises(ToolError, match="videoarchiver-gone is not installed"):
-        await read_output(["videoarchiver-gone"], "gone")
+        await read_output(run_process, ["videoarchiver-gone"], "gone")
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -103,14 +107,14 @@ async def test_children_are_waited_for_without_a_thread_each() -> None:
 
     async with anyio.create_task_group() as group:
         for _ in range(3):
-            group.start_soon(read_output, ["sleep", "0.3"], "sleep")
+            group.start_soon(read_output, run_process, ["sleep", "0.3"], "sleep")
         group.start_soon(count_threads)
     assert during == [before], "three children running, no thread more"
 
 
 async def test_missing_program_is_a_tool_error() -> None:
     with pytest.raises(ToolError, match="not installed"):
-        await read_output(["no-such-program-videoarchiver"], "x")
+        await read_output(run_process, ["no-such-program-videoarchiver"], "x")
 
 
 def test_the_decisive_line_of_ffmpeg_is_the_reason() -> None:
@@ -142,5 +146,5 @@ async def test_a_child_of_root_cannot_take_real_time_priority() -> None:
     """SVT-AV1 asks for SCHED_FIFO 99 when run as root: it could starve the machine."""
     ask = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(99))"
     with pytest.raises(ProcessError) as refused:
-        await read_output(["python3", "-c", ask], "python3")
+        await read_output(run_process, ["python3", "-c", ask], "python3")
     assert "PermissionError: [Errno 1] Operation not permitted" in str(refused.value.detail)

@@ -20,19 +20,9 @@ from videoarchiver.progress import Outcome, ProgressHub, QueueProgress, Task, Ta
 from videoarchiver.runtime import Runtime
 from videoarchiver.state import Worker, open_store
 from videoarchiver.stream_jobs import run_limited
+from videoarchiver.testing import transcript
 
 pytestmark = pytest.mark.anyio
-
-
-def transcript(seconds: int, bytes_per_second: int) -> bytes:
-    """What `ffmpeg -progress pipe:1` prints for an encode of `seconds`, one block a second."""
-    blocks = [
-        f"frame={25 * t}\nfps=25.00\ntotal_size={bytes_per_second * t}\n"
-        f"out_time_us={t * 1_000_000}\nout_time=00:00:{t:02d}.000000\nspeed=2.0x\n"
-        f"progress={'end' if t == seconds else 'continue'}\n"
-        for t in range(1, seconds + 1)
-    ]
-    return "".join(blocks).encode()
 
 
 class Replay:

@@ -29,7 +29,16 @@ from videoarchiver.registration import HeaderReader
 from videoarchiver.runtime import Load, Runtime
 from videoarchiver.scheduler import Scheduler
 from videoarchiver.space import SpaceBackoff
-from videoarchiver.state import FileRow, FileState, Store, Worker, open_store
+from videoarchiver.state import (
+    SET_ASIDE_REASON,
+    EventKind,
+    FileRow,
+    FileState,
+    StopAsked,
+    Store,
+    Worker,
+    open_store,
+)
 from videoarchiver.workers import (
     Steadiness,
     bury_dead,
@@ -221,6 +230,32 @@ async def test_a_worker_that_lost_its_claim_stops_and_another_finishes(tmp_path:
             await slow.claims.keep_held(await slow.rt.state.heartbeat(slow.rt.worker, LEASE), asked)
         assert (await other.rt.state.get_file(row.id)).state is FileState.DONE
     assert (slow.fake.started, slow.fake.finished, other.fake.finished) == ([name], [], [name])
+
+
+@pytest.mark.parametrize("asked", list(StopAsked))
+async def test_a_file_asked_to_stop_is_stopped_by_the_heartbeat_and_given_back(
+    tmp_path: Path, asked: StopAsked
+) -> None:
+    [name] = raw_files(tmp_path, [5])
+    async with worker(tmp_path, "a", seconds=60) as a:
+        store: Store = a.rt.state
+        async with anyio.create_task_group() as group:
+            group.start_soon(a.run_once)
+            await a.fake.began.wait()
+            [row] = await store.files()
+            await store.ask_stop(row.id, asked)  # from the page, through the store
+            a.fake.seconds = 0.01  # the next claim of it is quick
+            asked_at = time.monotonic()
+            await a.claims.keep_held(await store.heartbeat(a.rt.worker, LEASE), asked_at)
+        after = await store.get_file(row.id)
+        kinds = [event.kind for event in await store.history(row.id)]
+    if asked is StopAsked.RELEASE:  # back to pending, then taken up again: done
+        assert (a.fake.started, a.fake.finished, after.state) == ([name] * 2, [name], "done")
+        assert kinds[kinds.index(EventKind.STOP_ASKED) + 1] is EventKind.RELEASED
+    else:  # held until retried
+        assert (a.fake.started, a.fake.finished) == ([name], [])
+        assert (after.state, after.error) == (FileState.FAILED, SET_ASIDE_REASON)
+        assert kinds[-2:] == [EventKind.STOP_ASKED, EventKind.SET_ASIDE]
 
 
 async def test_pause_now_gives_the_claim_back_and_resume_takes_it_again(tmp_path: Path) -> None:

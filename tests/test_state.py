@@ -1,7 +1,10 @@
-"""The store's contract: what any backend must do (SQLite today), in milliseconds."""
+"""The store's contract: what any backend must do (SQLite, PostgreSQL, in memory), in
+milliseconds. Tests of what only a database has (migrations, WAL, two connections, lock
+waits, a server restart) take `sql_backend` or open SQLite themselves."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import time
@@ -24,14 +27,19 @@ from videoarchiver.planning.claim_order import ABSENT, Estimate, Rank
 from videoarchiver.planning.resume import Part
 from videoarchiver.state import (
     CLEARED,
+    MEMORY_URL,
+    SET_ASIDE_REASON,
+    EventKind,
     Figures,
     FileRow,
     FileState,
     IllegalMove,
     Intent,
     JobState,
+    NoSuchFile,
     OutputState,
     Progress,
+    StopAsked,
     Store,
     Worker,
     open_store,
@@ -64,14 +72,27 @@ def _costs(seconds: float) -> Estimate:
     return Estimate(Rank.VIDEO, seconds)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """The state's URL for each backend the contract runs on (None: SQLite in work/)."""
+def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The state's URL of the backend `request.param` (None: SQLite in work/)."""
     (tmp_path / "work").mkdir()
     if request.param == "sqlite":
         return None
+    if request.param == "memory":
+        return MEMORY_URL
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The state's URL for each backend the contract runs on."""
+    return _url(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The state's URL for each database: what is about connections and migrations."""
+    return _url(request, tmp_path)
 
 
 @pytest.fixture
@@ -153,9 +174,9 @@ def _execute(root: Path, url: str | None, *statements: str) -> None:
 
 
 async def test_the_schema_refuses_a_state_that_does_not_exist(
-    tmp_path: Path, backend: str | None
+    tmp_path: Path, sql_backend: str | None
 ) -> None:
-    async with open_store(tmp_path, backend) as store:
+    async with open_store(tmp_path, sql_backend) as store:
         row = await store.add_file("a.mp4", 10, 1, "fp", "a")
         await store.set_output(row.id, "archive", OutputState.RUNNING)
         await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
@@ -163,11 +184,11 @@ async def test_the_schema_refuses_a_state_that_does_not_exist(
     for table in ("files", "outputs", "stream_jobs"):
         with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation),
                            match=f"{table}_state_known"):  # fmt: skip
-            _execute(tmp_path, backend, f"UPDATE {table} SET state = 'lost'")
+            _execute(tmp_path, sql_backend, f"UPDATE {table} SET state = 'lost'")
 
 
 async def test_sentinel_costs_of_an_older_version_become_ranks(
-    tmp_path: Path, backend: str | None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sql_backend: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The claim order was said in costs: 1e13 and more unreadable, 1e12 and more without
     video (1e12 added), -1 absent from raw/, -2 being estimated. They become ranks, costs
@@ -187,13 +208,13 @@ async def test_sentinel_costs_of_an_older_version_become_ranks(
     with monkeypatch.context() as patch:
         patch.setattr(sqlite_store, "MIGRATIONS", older)
         patch.setattr(postgres_store, "MIGRATIONS", older)
-        async with open_store(tmp_path, backend):
+        async with open_store(tmp_path, sql_backend):
             pass
-    _execute(tmp_path, backend, *(
+    _execute(tmp_path, sql_backend, *(
         "INSERT INTO files (rel_path, size, mtime_ns, stem, created_at, updated_at, cpu_cost)"
         f" VALUES ('{name}', 1, 1, '{name}', 0, 0, {cost})" for name, cost in costs.items()
     ), "DELETE FROM files WHERE stem = 'gone'")  # fmt: skip
-    async with open_store(tmp_path, backend) as store:
+    async with open_store(tmp_path, sql_backend) as store:
         ids = {row.stem: row.id for row in await store.files()}
         assert [ids[row.stem] for row in await store.queue(10)] == [
             ids[name] for name in ("unreadable", "album", "song", "film", "clip", "absent",
@@ -203,7 +224,14 @@ async def test_sentinel_costs_of_an_older_version_become_ranks(
         assert (await store.summary()).waiting_cost == 385.0, "seconds only"
         assert (await store.add_file("next", 1, 1, "fp", "next")).id == len(costs) + 1
     with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
-        _execute(tmp_path, backend, "UPDATE files SET state = 'lost'")
+        _execute(tmp_path, sql_backend, "UPDATE files SET state = 'lost'")
+
+
+async def test_a_file_id_nobody_was_given_is_no_such_file(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    assert (await store.get_file(row.id)).rel_path == "a.mp4"
+    with pytest.raises(NoSuchFile, match=f"no file {row.id + 1}"):
+        await store.get_file(row.id + 1)
 
 
 async def test_file_identity_and_replaced_content(store: Store) -> None:
@@ -384,6 +412,10 @@ class _Walk:
             await store.release("w", [row.id])
         elif verb == "expire":
             await store.release_expired(keep="another")
+        elif verb == "set_aside":  # as asked of a running file (only), when it is given back
+            with contextlib.suppress(IllegalMove):
+                await store.ask_stop(row.id, StopAsked.SET_ASIDE)
+            await store.release("w", [row.id])
         elif verb == "finish":
             await store.finish_file(row.id, None)
         elif verb == "fail":
@@ -405,6 +437,22 @@ async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
             await store.add_file("a.mp4", 10, 1, "fp", "a")
             raise RuntimeError("half-way")
     assert await store.files() == []
+
+
+async def test_a_failed_transaction_puts_back_what_it_changed(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    await store.set_output(row.id, "archive", OutputState.RUNNING)
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            assert await store.claim("w", LEASE) is not None
+            await store.set_output(row.id, "archive", OutputState.FAILED, error="boom")
+            await store.set_control("paused", "x")
+            raise RuntimeError("half-way")
+    after = await store.get_file(row.id)
+    assert (after.state, after.worker, after.claims) == (FileState.PENDING, None, 0)
+    archive = (await store.outputs(row.id))["archive"]
+    assert (archive.state, archive.error) == (OutputState.RUNNING, None)
+    assert await store.control("paused") is None
 
 
 async def test_claims_leases_and_release(store: Store) -> None:
@@ -440,10 +488,13 @@ async def test_claims_leases_and_release(store: Store) -> None:
 
 
 async def test_two_connections_never_claim_one_file_twice(
-    tmp_path: Path, backend: str | None
+    tmp_path: Path, sql_backend: str | None
 ) -> None:
     claimed: dict[str, list[int]] = {"a": [], "b": []}
-    async with open_store(tmp_path, backend) as first, open_store(tmp_path, backend) as second:
+    async with (
+        open_store(tmp_path, sql_backend) as first,
+        open_store(tmp_path, sql_backend) as second,
+    ):
         for number in range(40):
             await first.add_file(f"{number}.mp4", 1, 1, f"fp{number}", str(number))
 
@@ -508,19 +559,19 @@ async def test_an_output_published_but_not_recorded_is_adopted_only_when_its_byt
 
 
 async def test_workers_opening_a_new_database_together_migrate_it_once(
-    tmp_path: Path, backend: str | None
+    tmp_path: Path, sql_backend: str | None
 ) -> None:
     opened: list[int] = []
 
     async def open_one() -> None:
-        async with open_store(tmp_path, backend) as store:
+        async with open_store(tmp_path, sql_backend) as store:
             opened.append(len(await store.files()))
 
     async with anyio.create_task_group() as group:
         for _ in range(4):
             group.start_soon(open_one)
     assert opened == [0, 0, 0, 0]
-    async with open_store(tmp_path, backend) as store:
+    async with open_store(tmp_path, sql_backend) as store:
         assert await store.files() == [], "and it works"
 
 
@@ -659,7 +710,7 @@ async def test_what_the_web_page_reads_queue_gallery_and_days(
     assert [row.id for row in await store.finished("", 10, 0)] == [cheap.id, dear.id]
     assert [row.id for row in await store.finished("DEAR 100%", 10, 0)] == [dear.id]
     assert await store.finished("0_", 10, 0) == [], "% and _ are plain characters"
-    if backend is None:  # SQLite; PostgreSQL folds case in the database's locale
+    if backend in (None, MEMORY_URL):  # PostgreSQL folds case in the database's locale
         assert [row.id for row in await store.finished("chèap", 10, 0)] == []
         assert [row.id for row in await store.finished("CHÉAP", 10, 0)] == [cheap.id]
     assert [row.id for row in await store.finished("", 1, 1)] == [dear.id], "paged"
@@ -683,3 +734,116 @@ async def test_the_summary_counts_the_estimated_cost_left_and_done(store: Store)
     await store.finish_file(claimed.id, None, "one")
     summary = await store.summary()
     assert (summary.waiting_cost, summary.done_cost) == (30.0, 50.0)
+
+
+async def test_a_files_history_is_written_by_the_calls_that_make_each_step(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    before = await store.clock()
+    claimed = await store.claim("w", LEASE)
+    assert claimed is not None
+    await store.note(row.id, EventKind.RESUMED, "archive stream 0: from 1 salvaged part", by="w")
+    await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                         state=JobState.RUNNING, by="w")  # fmt: skip
+    await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                         state=JobState.DONE, figures=Figures(ratio=0.25), by="w")  # fmt: skip
+    await store.save_job(row.id, "archive", 0, stream_type="video", decision="encode",
+                         state=JobState.DONE, figures=Figures(ssim_mean=0.99), by="w")  # fmt: skip
+    await store.set_output(row.id, "archive", OutputState.RUNNING, by="w")
+    await store.set_output(row.id, "archive", OutputState.PUBLISHING, path="archive/a.mkv",
+                           size=5, sha256="s", by="w")  # fmt: skip
+    await store.set_output(row.id, "archive", OutputState.DONE, by="w")
+    await store.finish_file(row.id, None, by="w")
+    await store.finish_file(row.id, None, by="w")  # sent again: one step all the same
+    await store.note(row.id, EventKind.RAW, "raw file kept")
+    history = await store.history(row.id)
+    assert [(event.kind, event.worker, event.text) for event in history] == [
+        (EventKind.FOUND, None, "in raw/"),
+        (EventKind.CLAIMED, "w", "claim 1"),
+        (EventKind.RESUMED, "w", "archive stream 0: from 1 salvaged part"),
+        (EventKind.STREAM, "w", "archive stream 0 (video): encode, done, 25% of raw"),
+        (EventKind.PUBLISHED, "w", "archive → archive/a.mkv"),
+        (EventKind.DONE, "w", "every output done"),
+        (EventKind.RAW, None, "raw file kept"),
+    ], "a step for a job's end only (not its start, nor figures added after it)"
+    assert before - 5 < history[1].at <= history[-1].at <= await store.clock() + 1
+    assert await store.history(row.id + 1) == []
+
+
+async def test_history_of_failures_retries_releases_and_leases_that_ran_out(store: Store) -> None:
+    row = await store.add_file("a.mp4", 10, 1, "fp", "a")
+    await store.claim("w", LEASE)
+    await store.release("w", [row.id])
+    await store.claim("dead", -1.0)
+    await store.release_expired(keep="alive")
+    await store.claim("w", LEASE)
+    failed = Figures(error="no encoder")
+    await store.save_job(row.id, "preview", 1, stream_type="audio", decision="encode",
+                         state=JobState.FAILED, figures=failed, by="w")  # fmt: skip
+    await store.fail_file(row.id, "preview: no encoder", by="w")
+    await store.retry([row.rel_path], by="web page")
+    steps = [(event.kind, event.worker, event.text) for event in await store.history(row.id)][1:]
+    assert steps == [
+        (EventKind.CLAIMED, "w", "claim 1"),
+        (EventKind.RELEASED, "w", "given back by its worker; back to pending"),
+        (EventKind.CLAIMED, "dead", "claim 2"),
+        (EventKind.EXPIRED, "dead", "the lease of worker dead ran out; back to pending"),
+        (EventKind.CLAIMED, "w", "claim 3"),
+        (EventKind.STREAM, "w", "preview stream 1 (audio): encode, failed: no encoder"),
+        (EventKind.FAILED, "w", "preview: no encoder"),
+        (EventKind.RETRIED, "web page", "back to pending"),
+    ]
+    await store.forget_replaced(row.rel_path, keep=0)
+    assert await store.history(row.id) == [], "a forgotten file's history goes with it"
+
+
+async def test_a_stop_asked_is_read_by_the_heartbeat_and_carried_out_by_the_release(
+    store: Store,
+) -> None:
+    me = _worker("w")
+    back = await store.add_file("back.mp4", 10, 1, "fp1", "back", _costs(2))
+    aside = await store.add_file("aside.mp4", 10, 1, "fp2", "aside", _costs(1))
+    with pytest.raises(IllegalMove, match=r"file \d+ is pending: only a running file can stop"):
+        await store.ask_stop(back.id, StopAsked.RELEASE)
+    with pytest.raises(NoSuchFile):
+        await store.ask_stop(aside.id + 1, StopAsked.RELEASE)
+    await store.claim(me.id, LEASE)
+    await store.claim(me.id, LEASE)
+    await store.set_output(back.id, "archive", OutputState.RUNNING, by=me.id)
+    await store.ask_stop(back.id, StopAsked.RELEASE)
+    await store.ask_stop(aside.id, StopAsked.SET_ASIDE)
+    assert await store.heartbeat(me, LEASE) == set(), "its worker is to stop them"
+    assert (await store.get_file(back.id)).state is FileState.RUNNING, "until it gives it back"
+    assert sorted(await store.release(me.id)) == [back.id, aside.id]
+    assert (await store.get_file(back.id)).state is FileState.PENDING
+    assert (await store.outputs(back.id))["archive"].state is OutputState.PENDING
+    held = await store.get_file(aside.id)
+    assert (held.state, held.error, held.worker) == (FileState.FAILED, SET_ASIDE_REASON, None)
+    assert [(event.kind, event.worker) for event in (await store.history(aside.id))[2:]] == [
+        (EventKind.STOP_ASKED, "web page"), (EventKind.SET_ASIDE, "w"),
+    ]  # fmt: skip
+    assert (await store.history(back.id))[-1].text == (
+        "stopped as asked from the web page; back in the queue"
+    )
+    # A stopped file waits after those it waited with; claimed again, it is not to stop.
+    other = await store.add_file("other.mp4", 10, 1, "fp3", "other", _costs(1))
+    assert [row.id for row in await store.queue(2)] == [other.id, back.id]
+    await store.claim(me.id, LEASE)
+    await store.claim(me.id, LEASE)
+    assert await store.heartbeat(me, LEASE) == {other.id, back.id}
+    assert await store.retry([aside.rel_path]) == [aside.rel_path]
+
+
+async def test_a_file_moved_to_the_front_is_claimed_first(store: Store) -> None:
+    costly = await store.add_file("costly.mp4", 10, 1, "fp1", "costly", _costs(100))
+    unread = await store.add_file("unread.mp4", 10, 1, "fp2", "unread", Estimate(Rank.UNREADABLE))
+    cheap = await store.add_file("cheap.mp4", 10, 1, "fp3", "cheap", _costs(1))
+    fresh = await store.add_file("fresh.mp4", 10, 1, "fp4", "fresh")  # not estimated yet
+    assert [row.id for row in await store.queue(4)] == [unread.id, costly.id, cheap.id, fresh.id]
+    await store.move_to_front(cheap.id)
+    await store.move_to_front(fresh.id)
+    assert [row.id for row in await store.queue(4)] == [cheap.id, fresh.id, unread.id, costly.id]
+    assert (await store.history(cheap.id))[-1].kind is EventKind.FRONT
+    claimed = await store.claim("w", LEASE)
+    assert claimed is not None and claimed.id == cheap.id
+    with pytest.raises(IllegalMove, match="is running: only a pending file can move to the front"):
+        await store.move_to_front(cheap.id)

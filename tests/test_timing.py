@@ -30,6 +30,7 @@ from videoarchiver.planning.timing import (
 )
 from videoarchiver.planning.verify import audio_duration_differs, expected_streams, verify_output
 from videoarchiver.probing import probe_file
+from videoarchiver.processes import run_process
 from videoarchiver.runtime import Source
 
 KEEP_RAW = "ratio = 0.01\n"  # no encode saves enough: the ratio rule wants every raw stream
@@ -254,13 +255,13 @@ async def test_an_audio_duration_found_wrong_at_verify_is_measured_again_by_samp
     archived = tmp_path / "archive.mkv"  # as ffmpeg makes it when it counts the samples
     ffmpeg("-i", raw, "-af", "asetpts=N/SR/TB", "-c:a", "libopus", archived)
     raw_input = RawInput(raw, "matroska")
-    probed = await probe_file(raw_input)
+    probed = await probe_file(run_process, raw_input)
     assert probed.packets.get(0).decoded is None
     decisions = [StreamDecision(0, "audio", Action.ENCODE, "libopus")]
     expected = partial(expected_streams, probed.probe, decisions, probed.packets)
-    assert audio_duration_differs(await output_problems(archived, expected()))
+    assert audio_duration_differs(await output_problems(run_process, archived, expected()))
     source = SimpleNamespace(input=raw_input, probed=probed, name=raw.name)
-    await verify_file(archived, expected, cast(Source, source))
+    await verify_file(run_process, archived, expected, cast(Source, source))
     assert probed.packets.get(0).decoded == pytest.approx(3.0, abs=0.03)
 
 

@@ -22,12 +22,16 @@ import httpx
 import pytest
 
 from media import FAST_CONFIG, ffmpeg, file_sha256, probe, run_cli, wait_until
+from videoarchiver.config import load_config
 from videoarchiver.layout import Layout
 from videoarchiver.pausing import PAUSED
 from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.publishing import sha256_fd
 from videoarchiver.state import (
+    MEMORY_URL,
+    SET_ASIDE_REASON,
     Figures,
+    FileQuery,
     FileState,
     JobState,
     OutputState,
@@ -46,6 +50,7 @@ from videoarchiver.web.access import (
     loopback,
 )
 from videoarchiver.web.app import create_app
+from videoarchiver.web.settings import Settings
 
 pytestmark = pytest.mark.anyio
 TOKEN = "a-token-for-the-tests-0123456789"
@@ -283,6 +288,63 @@ async def test_the_file_page_has_downloads_and_a_retry(site: Site) -> None:
         await site.store.fail_file(odd.id, "ffmpeg failed", "[matroska] EBML header\nthe end")
         page = (await client.get(f"/files/{odd.id}")).text
         assert "<details><summary>ffmpeg's whole message</summary><pre>[matroska]" in page
+
+
+async def test_stop_set_aside_and_move_to_front_are_posts_recorded_in_the_history(
+    site: Site,
+) -> None:
+    store = site.store
+    first = await store.add_file("first.mp4", 10, 1, "fp-first", "first", Estimate(Rank.VIDEO, 9))
+    second = await store.add_file("second.mp4", 10, 1, "fp-2", "second", Estimate(Rank.VIDEO, 8))
+    last = await store.add_file("last.mp4", 10, 1, "fp-last", "last", Estimate(Rank.VIDEO, 1))
+    me = Worker("w2", "host", 2, time.time(), time.time())
+    for _ in range(2):
+        assert await store.claim(me.id, 60) is not None
+    await store.write_progress(me.id, [
+        Progress(first.id, "s0 archive video", "archive", me.id, 1.0, 10.0, 1.0, 9.0, time.time()),
+    ])  # fmt: skip
+    async with _client(site) as client:
+        page = await client.get(f"/files/{first.id}")
+        csrf = page.cookies[CSRF_COOKIE]
+        for action in ("stop", "set-aside"):
+            assert f'action="/files/{first.id}/{action}"' in page.text
+        live = await _first_event(create_app(store, Layout(site.root), None, site.demuxers),
+                                  "/events")  # fmt: skip
+        assert f'action="/files/{first.id}/stop"' in live["html"], "the Now page's card"
+        queue = (await client.get("/queue")).text
+        assert f'action="/files/{last.id}/front"' in queue
+        assert f'action="/files/{first.id}/front"' not in queue, "running: not in the queue"
+        actions = [(f"/files/{first.id}/stop", "file"), (f"/files/{second.id}/set-aside", "now"),
+                   (f"/files/{last.id}/front", "queue")]  # fmt: skip
+        client.cookies.clear()
+        for path, _back in actions:  # without the cookie, or repeating another value
+            assert (await client.post(path, data={CSRF_FIELD: csrf})).status_code == 403
+        client.cookies.set(CSRF_COOKIE, csrf)
+        for path, _back in actions:
+            forged = await client.post(path, data={CSRF_FIELD: "forged"})
+            assert forged.status_code == 403
+        assert await store.heartbeat(me, 60) == {first.id, second.id}, "nothing was asked"
+        answers = [await client.post(path, data={CSRF_FIELD: csrf, "back": back})
+                   for path, back in actions]  # fmt: skip
+        assert [(answer.status_code, answer.headers["location"]) for answer in answers] == [
+            (303, f"/files/{first.id}"), (303, "/"), (303, "/queue"),
+        ]  # fmt: skip
+        assert await store.heartbeat(me, 60) == set(), "its worker is to stop both"
+        assert [row.id for row in await store.queue(1)] == [last.id], "first in the queue"
+        again = await client.post(f"/files/{last.id}/stop", data={CSRF_FIELD: csrf})
+        assert again.status_code == 409 and "only a running file can stop" in again.text
+        assert sorted(await store.release(me.id)) == [first.id, second.id]
+        assert (await store.get_file(second.id)).error == SET_ASIDE_REASON
+        retried = await client.post(f"/files/{second.id}/retry", data={CSRF_FIELD: csrf})
+        assert retried.status_code == 303 and retried.headers["location"] == "/queue"
+        page = await client.get(f"/files/{second.id}")
+        history = page.text[page.text.index('<ol class="timeline">') :]
+        steps = ["found", "claimed", "stop asked", "set aside", "retried"]
+        assert [history.index(f'<b class="what">{step}</b>') for step in steps] == sorted(
+            history.index(f'<b class="what">{step}</b>') for step in steps
+        ), "the first step first"
+        assert "· web page" in history and "· w2" in history
+        assert f'action="/files/{second.id}/front"' in page.text, "pending again"
 
 
 async def test_a_download_is_a_published_output_under_its_name(site: Site) -> None:
@@ -662,3 +724,241 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/api/summary", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _log_line(level: str, text: str, second: int = 0) -> bytes:
+    return f"2026-12-07T18:00:{second:02d}.000 {level} {text}\n".encode()
+
+
+async def _first_event(app: Any, path: str) -> dict[str, Any]:
+    """The first event of an event stream (which never ends by itself)."""
+    events: list[dict[str, Any]] = []
+    path, _, query = path.partition("?")
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": query.encode(), "headers": [(b"host", b"127.0.0.1")],
+             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async with anyio.create_task_group() as group:
+
+        async def send(message: dict[str, Any]) -> None:
+            body = message.get("body", b"").decode()
+            if body.startswith("data: "):
+                events.append(json.loads(body.removeprefix("data: ")))
+                group.cancel_scope.cancel()
+
+        group.start_soon(app, scope, receive, send)
+    return events[0]
+
+
+async def test_the_logs_page_shows_the_end_of_the_log_filtered(site: Site) -> None:
+    log = site.root / "log" / "videoarchiver.log"
+    async with _client(site) as client:
+        assert "<span>No log yet" in (await client.get("/logs")).text
+        log.parent.mkdir()
+        elsewhere = site.root / "elsewhere.log"
+        elsewhere.write_bytes(_log_line("ERROR", "a secret line"))
+        log.symlink_to(elsewhere)
+        assert "a secret line" not in (await client.get("/logs")).text, "no link followed"
+        log.unlink()
+        filler = b"".join(_log_line("INFO", f"filler {n:06d}") for n in range(10_000))
+        assert len(filler) > 256 * 1024
+        latin1 = _log_line("INFO", "café.mp4: found", 4).replace("é".encode(), b"\xe9")
+        log.write_bytes(filler + _log_line("INFO", "garden.mp4: archive done", 1)
+                        + _log_line("WARNING", "garden.mp4: raw file kept", 2)
+                        + _log_line("ERROR", "Broken.mp4: failed: moov atom not found", 3)
+                        + b"Traceback (most recent call last):\n  more of it\n"
+                        + latin1)  # fmt: skip
+        page = (await client.get("/logs")).text
+        assert "filler 000000" not in page, "only the end of the log is read"
+        assert "filler 009999" in page and "caf\\xe9.mp4: found" in page
+        assert page.index("archive done") < page.index("raw file kept") < page.index("moov atom")
+        assert "moov atom not found\nTraceback (most recent call last):\n  more of it" in page
+        warnings = (await client.get("/logs", params={"level": "warning"})).text
+        assert "archive done" not in warnings and "raw file kept" in warnings
+        assert "moov atom" in warnings
+        errors = (await client.get("/logs", params={"level": "ERROR"})).text
+        assert "raw file kept" not in errors and "moov atom" in errors
+        broken = (await client.get("/logs", params={"file": "broken"})).text
+        assert "moov atom" in broken and "garden" not in broken and "filler" not in broken
+        nothing = (await client.get("/logs", params={"file": "nothing.mp4"})).text
+        assert "<span>No line of the log" in nothing
+        assert (await client.get("/logs", params={"file": "x" * 201})).status_code == 400
+    app = create_app(site.store, Layout(site.root), None, site.demuxers)
+    event = await _first_event(app, "/events/logs?level=ERROR&file=broken")
+    assert "moov atom" in event["html"] and "garden" not in event["html"]
+
+
+async def test_the_settings_page_shows_each_value_and_its_source_but_no_secret(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = site.root / "videoarchiver.toml"
+    path.write_text(
+        'state = "postgresql://va:pg-s3cret@db.lan/videos"\n'
+        'notify = ["ntfy://me:ntfy-s3cret@ntfy.example.com/topic",'
+        ' "tgram://123456:tgram-s3cret-token/987"]\n'
+        '[web]\ntoken = "web-s3cret-token-0123456789"\n'
+    )
+    monkeypatch.setenv("VIDEOARCHIVER_ARCHIVE__RATIO", "0.5")
+    settings = Settings.of(load_config(path), path)
+    app = create_app(site.store, Layout(site.root), None, site.demuxers, settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        page = (await client.get("/settings")).text
+    assert "s3cret" not in page
+    assert "postgresql://va:***@db.lan/videos" in page and "ntfy.example.com/topic" in page
+    assert re.search(r"<td class=\"nowrap\">ratio</td><td class=\"wide value\"><code>0.5</code>"
+                     r"</td>\s*<td><span class=\"badge badge-from-environment\">environment"
+                     r" VIDEOARCHIVER_ARCHIVE__RATIO</span>", page)  # fmt: skip
+    assert f"the file <code>{path}</code>" in page
+    assert "file; secrets not shown" in page and "default" in page
+    assert "<h2>[web]</h2>" in page and "<h2>General</h2>" in page
+
+
+async def _listed_file(store: Store, rel_path: str, sizes: tuple[int, int], seconds: float,
+                       video: tuple[str, int, int], audio_first: bool = False) -> int:  # fmt: skip
+    """A done file whose probe, archive jobs and archive are recorded as the daemon records
+    them: `sizes` raw and archive bytes, `video` the main video's codec, width and height."""
+    stem = rel_path.replace("/", "-")
+    row = await store.add_file(rel_path, sizes[0], 1, f"fp-{stem}", stem,
+                               cost=Estimate(Rank.VIDEO, 1.0))  # fmt: skip
+    me = Worker("w1", "host", 1, time.time(), time.time())
+    await store.heartbeat(me, 60)
+    claimed = await store.claim(me.id, 60)
+    assert claimed is not None and claimed.id == row.id
+    codec, width, height = video
+    streams: list[dict[str, Any]] = [{"index": 0, "codec_type": "audio", "codec_name": "aac"}]
+    streams = streams if audio_first else []
+    streams.append({"index": len(streams), "codec_type": "video", "codec_name": codec,
+                    "width": width, "height": height})  # fmt: skip
+    probed = {"streams": streams, "format": {"duration": f"{seconds:.6f}"}}
+    await store.set_probe(row.id, json.dumps(probed))
+    for stream in streams:
+        await store.save_job(row.id, "archive", stream["index"], stream_type=stream["codec_type"],
+                             decision="encode", state=JobState.DONE,
+                             figures=Figures(raw_seconds=seconds))  # fmt: skip
+    await store.set_output(row.id, "archive", OutputState.DONE, path=f"archive/{stem}.mkv",
+                           size=sizes[1])  # fmt: skip
+    await store.finish_file(row.id, None)
+    return row.id
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "memory"])
+async def test_the_store_lists_files_filtered_and_sorted(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    urls = {"postgresql": request.getfixturevalue("pg_url") if backend == "postgresql" else "",
+            "memory": MEMORY_URL}  # fmt: skip
+    url = urls.get(backend)
+    (tmp_path / "work").mkdir()
+    async with open_store(tmp_path, url) as store:
+        alps = await _listed_file(store, "Trips/Alps.mp4", (1000, 100), 600.0,
+                                  ("h264", 1920, 1080), audio_first=True)  # fmt: skip
+        beach = await _listed_file(store, "Trips/Beach.mov", (5000, 4500), 3600.0,
+                                   ("hevc", 3840, 2160))  # fmt: skip
+        cat = await _listed_file(store, "Home/Cat.mp4", (800, 50), 30.0, ("mpeg4", 480, 640))
+        broken = await store.add_file("Home/broken.mp4", 10, 1, "fp-broken", "broken")
+        await store.fail_file(broken.id, "not a readable media file")
+
+        async def ids(**fields: Any) -> list[int]:
+            listed = await store.listing(FileQuery(**fields), 10, 0)
+            return [each.file.id for each in listed]
+
+        assert await ids() == [cat, beach, alps], "done files, the last finished first"
+        assert await ids(order="saving") == [alps, cat, beach]
+        assert await ids(order="longest") == [beach, alps, cat]
+        assert await ids(codec="hevc") == [beach]
+        assert await ids(side=(1080, 2160)) == [alps], "the main video, not the audio before it"
+        assert await ids(side=(None, 720)) == [cat], "a portrait video by its shorter side"
+        assert await ids(seconds=(60.0, None)) == [beach, alps]
+        assert await ids(seconds=(None, 60.0)) == [cat]
+        assert await ids(folder="Trips") == [beach, alps] == await ids(folder="/Trips/")
+        assert await ids(folder="Trip") == [], "a whole folder's name"
+        assert await ids(search="ALPS") == [alps]
+        assert await ids(states=()) == [broken.id, cat, beach, alps]
+        assert await ids(states=(FileState.FAILED,), folder="Home") == [broken.id]
+        now = time.time()
+        assert await ids(changed=(now + 86400, None)) == []
+        assert await ids(changed=(now - 86400, now + 86400), order="longest") == [beach, alps, cat]
+        [first] = await store.listing(FileQuery(order="saving"), 1, 0)
+        assert (first.seconds, first.codec, first.width, first.height, first.archive_bytes) == (
+            600.0, "h264", 1920, 1080, 100)  # fmt: skip
+        assert [e.file.id for e in await store.listing(FileQuery(), 2, 1)] == [beach, alps]
+
+
+async def test_the_gallery_filters_and_sorts_by_its_form(site: Site) -> None:
+    long = await _listed_file(site.store, "Trips/Long.mkv", (9000, 1000), 5400.0,
+                              ("hevc", 3840, 2160))  # fmt: skip
+    async with _client(site) as client:
+
+        async def names(**params: str) -> list[str]:
+            page = await client.get("/gallery", params=params)
+            assert page.status_code == 200, params
+            return re.findall(r'<span class="name">([^<]*)</span>', page.text)
+
+        assert await names() == ["Trips/Long.mkv", "Holiday 2024.mp4"]
+        assert await names(sort="saving") == ["Trips/Long.mkv", "Holiday 2024.mp4"]
+        assert await names(codec="HEVC") == ["Trips/Long.mkv"]
+        assert await names(resolution="4k") == ["Trips/Long.mkv"]
+        assert await names(resolution="sd") == []
+        assert await names(min="60") == ["Trips/Long.mkv"] and await names(max="60") == []
+        assert await names(folder="Trips") == ["Trips/Long.mkv"]
+        assert await names(state="failed") == ["broken.mp4"]
+        assert len(await names(state="any")) == 3
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        assert len(await names(**{"from": today, "to": today})) == 2
+        assert await names(**{"from": "2999-01-01"}) == []
+        assert await names(min="soon", sort="sideways", state="lost") == await names(), "ignored"
+        page = (await client.get("/gallery", params={"codec": "av1", "sort": "longest"})).text
+        assert "<span>No file matches these filters." in page
+        assert '<option value="longest" selected>' in page and 'value="av1"' in page
+        assert '<details class="more" open>' in page, "the filters set are shown"
+        card = (await client.get("/gallery", params={"folder": "Trips"})).text
+        assert "1:30:00" in card and "3840×2160" in card and "hevc" in card
+        files = (await client.get("/api/files", params={"sort": "longest"})).json()["files"]
+        assert (files[0]["id"], files[0]["seconds"]) == (long, 5400.0)
+
+
+async def test_a_montage_says_its_tiles_moments_to_the_scrub_and_the_seek(site: Site) -> None:
+    async with _client(site) as client:
+        assert "data-sheet" not in (await client.get("/gallery")).text, "no grid recorded"
+        await site.store.save_job(site.done, "montage", 0, stream_type="video", decision="seek",
+                                  state=JobState.DONE, notes=["2x2 tiles of 160x90"])  # fmt: skip
+        eight = Figures(raw_seconds=8.0)
+        await site.store.save_job(site.done, "archive", 0, stream_type="video", decision="av1",
+                                  state=JobState.DONE, figures=eight)  # fmt: skip
+        gallery = (await client.get("/gallery")).text
+        assert (f'data-sheet="/media/{site.done}/montage.jpg" data-n="2" data-tile="160 / 90"'
+                ' data-times="0.00,2.00,4.00,6.00"') in gallery  # fmt: skip
+        page = (await client.get(f"/files/{site.done}")).text
+        assert 'class="montage"' in page and 'data-n="2" data-times="0.00,2.00,4.00,6.00"' in page
+
+
+async def test_statistics_say_what_saves_the_most_and_why_files_fail(site: Site) -> None:
+    long = await _listed_file(site.store, "Trips/Long.mkv", (9 << 30, 1 << 30), 5400.0,
+                              ("hevc", 3840, 2160))  # fmt: skip
+    await _listed_file(site.store, "Trips/Short.mp4", (3 << 20, 1 << 20), 60.0, ("h264", 640, 360))
+    other = await site.store.add_file("other.mp4", 10, 1, "fp-other", "other")
+    await site.store.fail_file(other.id, "not a readable media file: no moov; archive: stopped")
+    async with _client(site) as client:
+        page = (await client.get("/statistics")).text
+    charts = dict(re.findall(r'<svg class="hbars wide" viewBox="[^"]*" role="img"'
+                             r' aria-label="([^"]*)">(.*?)</svg>', page, re.S))  # fmt: skip
+
+    def labels(chart: str) -> list[str]:
+        text = charts[next(name for name in charts if chart in name)]
+        return re.findall(r"<title>([^<]*)</title>", text)
+
+    assert labels("container") == ["mkv", "mp4"], "the most saved first"
+    assert labels("codec") == ["hevc", "h264", "no video"]
+    assert labels("saved the most") == ["Trips/Long.mkv", "Trips/Short.mp4", "Holiday 2024.mp4"]
+    assert f'<a href="/files/{long}">' in page and "8.0 GiB · 89%" in page
+    assert labels("reason") == ["not a readable media file"]
+    assert '<text x="236" y="31" class="value">2</text>' in charts["failed files by reason"]
+    async with _client(site) as client:  # saved by container: kept while the totals hold
+        assert "<title>webm</title>" not in (await client.get("/statistics")).text
+        await _listed_file(site.store, "clip.webm", (5 << 20, 1 << 20), 30.0, ("vp9", 640, 360))
+        assert "<title>webm</title>" in (await client.get("/statistics")).text

@@ -142,7 +142,7 @@ class _ArchiveStreams:
             figures = replace(figures, wall_seconds=encoded.wall)
             fallback = watches[-1].reason if encoded.stopped else None
             if fallback is None:
-                counted = encoded.counted or (await count_packets(part)).get(0)
+                counted = encoded.counted or (await count_packets(rt.run_process, part)).get(0)
                 figures = replace(
                     figures, out_bytes=counted.bytes, out_seconds=counted.duration,
                     ratio=counted.bytes / raw.bytes if raw.bytes else None,
@@ -196,14 +196,14 @@ class _ArchiveStreams:
         trial = self.work / f"s{index}.trial.mkv"
         args = copy_trial_args(self.source.input, index, decision.kind, trial)
         codec = self.source.probed.probe.stream(index).codec_name
-        timing = None
+        run, timing = self.rt.run_process, None
         try:
             # A copy of a few packets: a probe, not an encode to give an ffmpeg slot to.
             async with self.rt.probe_slots:
                 await anyio.Path(trial).unlink(missing_ok=True)
-                await read_output(args, f"trial copy of stream {index}")
+                await read_output(run, args, f"trial copy of stream {index}")
             # Some codecs go in without complaint under a tag nothing can decode (ADPCM SWF).
-            back = parse_probe(await read_output(probe_args(trial), "ffprobe of a trial copy"))
+            back = parse_probe(await read_output(run, probe_args(trial), "ffprobe of a trial copy"))
             held = bool(back.streams) and back.streams[0].codec_name == codec
             if held and decision.kind == "video":
                 timing = await self._trial_timing(index, trial)
@@ -222,12 +222,13 @@ class _ArchiveStreams:
         copy: list[str] = []
         async with self.rt.probe_slots:
             warned = await each_line(
-                frame_time_args(self.source.input, index, TRIAL_PACKETS), raw.extend,
-                f"decoding the first packets of stream {index}",
+                self.rt.run_process, frame_time_args(self.source.input, index, TRIAL_PACKETS),
+                raw.extend, f"decoding the first packets of stream {index}",
             )  # fmt: skip
             await each_line(
-                frame_time_args(trial, 0, TRIAL_PACKETS), copy.extend, "decoding a trial copy"
-            )
+                self.rt.run_process, frame_time_args(trial, 0, TRIAL_PACKETS), copy.extend,
+                "decoding a trial copy",
+            )  # fmt: skip
         return copy_timing_reason(frame_times(raw), frame_times(copy), warned)
 
 

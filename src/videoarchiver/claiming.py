@@ -79,6 +79,8 @@ class Claimer(Claims):
         self._wake = anyio.Event()
         self._finished_any = False  # a file ended since the queue was last found empty
         self._drained = False  # the last claim found nothing pending
+        self._ended = 0  # how many held files ended: one that ends during a claim (given
+        # back: stopped from the page, say) may be pending again, though the claim skipped it
         self._raw_missing = False
         self._cramped = False  # a disk has less free than its headroom: no work is claimed
 
@@ -100,21 +102,26 @@ class Claimer(Claims):
         self._settled.add(file_id)
 
     async def give_back(self, file_id: int) -> None:
-        """Release a claim; if the state cannot be reached, its lease runs out instead."""
+        await self._given_back(file_id)
+
+    async def _given_back(self, file_id: int) -> bool:
+        """Release a claim (False: this worker no longer held it); if the state cannot be
+        reached, its lease runs out instead."""
         try:
-            await self.rt.state.release(self.rt.worker.id, [file_id])
+            return bool(await self.rt.state.release(self.rt.worker.id, [file_id]))
         except (StoreUnavailable, OSError) as exc:  # the server away, or a full disk
             if not passing(exc):
                 raise
             why = describe_error(exc)
             log.warning("cannot give file %d back now (%s): its lease runs out", file_id, why)
+            return False
 
     async def keep_held(self, held: set[int], asked: float) -> None:
         """The heartbeat's answer (`held`, read at `asked` on the monotonic clock): stop
-        working on files whose claim was lost (not those whose claim ended because they were
-        recorded done or failed, nor those claimed since it asked), and give back claims no
-        task works on (a failure that could not be recorded; never while a claim is being
-        made: it may be that one)."""
+        working on files whose claim was lost, or that a user asked to stop (not those whose
+        claim ended because they were recorded done or failed, nor those claimed since it
+        asked), and give back claims no task works on (a failure that could not be recorded;
+        never while a claim is being made: it may be that one)."""
         for file_id, claim in self._held.items():
             lost = file_id not in held and claim.at < asked
             if lost and file_id not in self._settled:
@@ -150,6 +157,7 @@ class Claimer(Claims):
         """Claim and start files while this worker may take more."""
         rt = self.rt
         while await self._may_claim():
+            ended = self._ended
             skip = sorted(self._absent | set(self._held))  # never a file it works on already
             self._claiming = True
             try:
@@ -157,7 +165,7 @@ class Claimer(Claims):
             finally:
                 self._claiming = False
             if row is None:
-                self._drained = True
+                self._drained = self._ended == ended
                 if self._finished_any and not self._held:
                     self._finished_any = False
                     await self._queue_done()
@@ -263,7 +271,12 @@ class Claimer(Claims):
                         await self.give_back(row.id)
                     log.info("%s: stopped; it goes on when work may", name)
             if claim.scope.cancelled_caught:
-                _claim_lost(name)
+                with anyio.CancelScope(shield=True):  # a stop asked: this worker holds it
+                    stopped = await self._given_back(row.id)
+                if stopped:
+                    log.info("%s: stopped as asked from the web page", name)
+                else:
+                    _claim_lost(name)
             elif row.id in self._settled:  # what follows no pause stops (a stop does)
                 try:
                     await self.processor.finish_pending(row.id)
@@ -274,6 +287,7 @@ class Claimer(Claims):
                 del self._held[row.id]
             self._settled.discard(row.id)
             self._finished_any = True
+            self._ended += 1
             self._wake.set()
 
     async def _after_escape(self, row: FileRow, exc: Exception) -> None:

@@ -14,7 +14,6 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 from rich.console import Console
@@ -23,9 +22,9 @@ from videoarchiver import __version__
 from videoarchiver.checking import problem, published_outputs, recorded_outputs
 from videoarchiver.config import (
     Config,
-    config_sources,
     find_config_file,
     load_config,
+    shown_settings,
     unknown_variables,
 )
 from videoarchiver.errors import ConfigError, VideoArchiverError, describe_error, first_of
@@ -256,21 +255,12 @@ async def _pause(layout: Layout, how: str | None, console: Console) -> int:
     return EXIT_OK
 
 
-def _without_password(url: str) -> str:
-    """A database URL as it may be printed: its password replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
 def config_toml(config: Config, path: Path | None) -> str:
     """The configuration in effect as a TOML file one could use: each value with where it
-    came from as a comment (`jobs` as the number it comes to)."""
+    came from as a comment, as `shown_settings` shows them."""
     lines = [f"# videoarchiver configuration in effect; config file: {path or '(none)'}"]
     section = ""
-    for key, value, source in config_sources(config, path):
+    for key, value, source in shown_settings(config, path):
         table, _, name = key.rpartition(".")
         if table != section:
             lines += ["", f"[{table}]"]
@@ -278,12 +268,6 @@ def config_toml(config: Config, path: Path | None) -> str:
         if value is None:
             lines.append(f"# {name} is not set ({source})")
             continue
-        if key == "jobs" and value == 0:
-            value, source = config.effective_jobs, f"{source}: 0 = one per CPU"
-        if key == "state" and (hidden := _without_password(str(value))) != value:
-            value, source = hidden, f"{source}; password not shown"
-        if key == "web.token":
-            value, source = "***", f"{source}; not shown"
         # JSON's strings, numbers, booleans and lists of them are TOML's too.
         lines.append(f"{name} = {json.dumps(value, ensure_ascii=False)}  # {source}")
     return "\n".join(lines) + "\n"
@@ -332,7 +316,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         if args.command == "web":
             from videoarchiver.web.server import serve  # the web stack: only for `web`
 
-            return anyio.run(serve, layout, config, args.listen or config.web.listen, console)
+            return anyio.run(serve, layout, config, path, args.listen or config.web.listen, console)
         return anyio.run(_verify, layout, console)
     except BaseException as exc:
         # A stop with a reason (damaged state, unusable folder) is a message, not a traceback.

@@ -13,6 +13,7 @@ import shlex
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -279,5 +280,44 @@ def config_sources(config: Config, path: Path | None) -> list[tuple[str, Any, st
             source = f"file {path}"
         else:
             source = "default"
+        rows.append((key, value, source))
+    return rows
+
+
+def without_password(url: str) -> str:
+    """A database URL as it may be printed: its password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def private_notify_url(url: str) -> str:
+    """An Apprise URL as it may be printed: Apprise's own privacy form (passwords and
+    tokens cut to `****` or to their first and last letters), without its query (Apprise
+    adds its defaults there; a token may be given there)."""
+    import apprise  # as `_apprise_urls`: only for a root that notifies
+
+    targets = apprise.Apprise()
+    shown = targets.urls(privacy=True) if targets.add(url) else []
+    return (shown[0] if shown else f"{urlsplit(url).scheme}://***").partition("?")[0]
+
+
+def shown_settings(config: Config, path: Path | None) -> list[tuple[str, Any, str]]:
+    """`config_sources` as it may be shown (`videoarchiver config`, the web page): `jobs`
+    0 as the number it comes to, and no secret (the state's password, the notify URLs'
+    passwords and tokens, the web token)."""
+    rows = []
+    for key, value, source in config_sources(config, path):
+        if key == "jobs" and value == 0:
+            value, source = config.effective_jobs, f"{source}: 0 = one per CPU"
+        elif key == "state" and value is not None and (hidden := without_password(value)) != value:
+            value, source = hidden, f"{source}; password not shown"
+        elif key == "notify" and value:
+            value = [private_notify_url(url) for url in value]
+            source = f"{source}; secrets not shown"
+        elif key == "web.token" and value is not None:
+            value, source = "***", f"{source}; not shown"
         rows.append((key, value, source))
     return rows

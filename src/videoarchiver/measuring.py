@@ -76,16 +76,15 @@ async def measure_quality(
         how, targets = comparison(rt, source, decision, part, codec_args)
         async with ffmpeg_slot(rt):
             found = await read_output(
-                keyframe_args(part, targets), f"ffprobe of stream {index}'s keyframes",
-                runner=rt.run_process,
+                rt.run_process, keyframe_args(part, targets),
+                f"ffprobe of stream {index}'s keyframes",
             )  # fmt: skip
             points = parse_keyframes(found.decode("utf-8", "replace"))
             values: list[float] = []
             for at in range(0, len(points), BATCH):
                 printed = await read_output(
-                    how.args(points[at : at + BATCH]), f"SSIM of stream {index}",
-                    runner=rt.run_process,
-                )  # fmt: skip
+                    rt.run_process, how.args(points[at : at + BATCH]), f"SSIM of stream {index}"
+                )
                 values += parse_ssim(printed.decode("utf-8", "replace"))
     except (VideoArchiverError, OSError) as exc:
         log.warning("%s: archive stream %d: quality not measured: %s", source.name, index,

@@ -99,10 +99,11 @@ async def _render(rt: Runtime, source: Source, plan: MontagePlan, sheet: Path) -
                 await run_limited(rt, args, f"montage of stream {plan.index}", task, slot_held=True)
 
 
-async def _check(sheet: Path, plan: MontagePlan) -> None:
+async def _check(rt: Runtime, sheet: Path, plan: MontagePlan) -> None:
     if not await anyio.Path(sheet).exists():
         raise VerifyError(f"ffmpeg wrote no montage for stream {plan.index}")
-    [image] = parse_probe(await read_output(probe_args(sheet), "ffprobe of the montage")).streams
+    said = await read_output(rt.run_process, probe_args(sheet), "ffprobe of the montage")
+    [image] = parse_probe(said).streams
     want = (plan.n * plan.tile[0], plan.n * plan.tile[1])
     if (image.width, image.height) != want:
         raise VerifyError(f"montage is {image.width}x{image.height}, expected {want[0]}x{want[1]}")
@@ -126,7 +127,7 @@ async def _montage_stream(
     sheet = source.work / OUTPUT / f"s{plan.index}.jpg"
     await anyio.Path(sheet.parent).mkdir(exist_ok=True)  # never the claim's folder
     await _render(rt, source, plan, sheet)
-    await _check(sheet, plan)
+    await _check(rt, sheet, plan)
 
     def published(size: int, sha256: str) -> Figures:
         return Figures(path=where, sha256=sha256, out_bytes=size)

@@ -15,7 +15,7 @@ from videoarchiver.planning.commands import probe_args
 from videoarchiver.planning.probe import parse_probe
 from videoarchiver.planning.verify import ExpectedStream, audio_duration_differs, verify_output
 from videoarchiver.probing import count_packets, measure_decoded_audio
-from videoarchiver.processes import read_output
+from videoarchiver.processes import ProcessRunner, read_output
 from videoarchiver.publishing import Placed, adoptable, publish_claimed, sha256_file
 from videoarchiver.runtime import Runtime, Source
 from videoarchiver.state import FileState, OutputRow, OutputState, Store
@@ -24,36 +24,38 @@ from videoarchiver.stream_jobs import run_limited
 log = logging.getLogger(__name__)
 
 
-async def output_problems(path: Path, expected: Sequence[ExpectedStream]) -> list[str]:
+async def output_problems(
+    run: ProcessRunner, path: Path, expected: Sequence[ExpectedStream]
+) -> list[str]:
     """How `path` differs from what was expected (empty: it holds just that); its audio is
-    decoded where the raw's was measured so."""
-    probe = parse_probe(await read_output(probe_args(path), f"ffprobe of {path.name}"))
-    packets = await count_packets(path)
+    decoded where the raw's was measured so. `run` runs each ffprobe and ffmpeg."""
+    probe = parse_probe(await read_output(run, probe_args(path), f"ffprobe of {path.name}"))
+    packets = await count_packets(run, path)
     if any(e.decoded for e in expected):
-        await measure_decoded_audio(path, probe, packets)
+        await measure_decoded_audio(run, path, probe, packets)
     return verify_output(expected, probe, packets)
 
 
 async def verify_file(
-    path: Path, expected: Callable[[], Sequence[ExpectedStream]], source: Source
+    run: ProcessRunner, path: Path, expected: Callable[[], Sequence[ExpectedStream]], source: Source
 ) -> None:
     """Raise VerifyError (the file stays in `work/`) unless `path` holds what was expected.
     An audio duration that differs from the raw's packets is measured again, once, by the
     samples of the raw's audio and of the output's (`planning.timing`)."""
     wanted = expected()
-    problems = await output_problems(path, wanted)
+    problems = await output_problems(run, path, wanted)
     if audio_duration_differs(problems) and not any(e.decoded for e in wanted):
         # Measured once per raw file; the archive's and the preview's verify may both ask.
         probed = source.probed
         if not any(probed.packets.get(s.index).decoded is not None for s in probed.probe.streams):
             log.info("%s: %s; measuring the audio by its samples", source.name, "; ".join(problems))
             try:
-                await measure_decoded_audio(source.input, probed.probe, probed.packets)
+                await measure_decoded_audio(run, source.input, probed.probe, probed.packets)
             except ProcessError as exc:  # the raw's audio does not decode: the problems stand
                 log.warning("%s: %s", source.name, exc)
         wanted = expected()
         if any(e.decoded for e in wanted):
-            problems = await output_problems(path, wanted)
+            problems = await output_problems(run, path, wanted)
     if problems:
         kept = "/".join(path.parts[-5:])  # work files: files/<id>/claim-<n>/<output>/<name>
         raise VerifyError("; ".join(problems) + f" (kept to look at: work/{kept})")
@@ -75,10 +77,10 @@ async def mux_verify_publish(
     task = source.task(kind, f"{kind} mux", source.probed.probe.format.duration)
     await run_limited(rt, args, f"{kind} mux", task)
     if edit is not None:  # a kill meanwhile leaves a file the next run muxes again
-        said = await read_output(edit, f"{edit[0]} of the {kind}", PROPEDIT_DONE)
+        said = await read_output(rt.run_process, edit, f"{edit[0]} of the {kind}", PROPEDIT_DONE)
         for line in said.decode("utf-8", "replace").splitlines():  # quiet: warnings only
             log.warning("%s: %s of the %s: %s", source.name, edit[0], kind, line)
-    await verify_file(muxed, expected, source)
+    await verify_file(rt.run_process, muxed, expected, source)
     await publish_output(rt, source, kind, muxed, destination)
 
 

@@ -118,7 +118,7 @@ class ProcessResult:
             raise ProcessError(message, f"{message} (exit {self.returncode}: {full})")
 
 
-# What runs an ffmpeg for a pipeline step: `run_process`, or a fake in tests.
+# What runs every process of a pipeline step: `run_process`, or `testing.FakeRunner` in tests.
 ProcessRunner = Callable[
     [Sequence[str], StdoutHandler, Mapping[str, str] | None, Watchdog | None],
     Awaitable[ProcessResult],
@@ -325,14 +325,11 @@ async def run_process(
 
 
 async def read_output(
-    args: Sequence[str],
-    what: str,
-    done: Container[int] = (0,),
-    runner: ProcessRunner | None = None,
+    runner: ProcessRunner, args: Sequence[str], what: str, done: Container[int] = (0,)
 ) -> bytes:
-    """Run a command that prints a small document (ffprobe JSON) and return its stdout;
-    `done`: the exit statuses that mean it did its work; `runner`: what runs it (the
-    runtime's), `run_process` when not given."""
+    """Run a command that prints a small document (ffprobe JSON) with `runner` (the
+    runtime's, in the pipeline) and return its stdout; `done`: the exit statuses that mean
+    it did its work."""
     collected = bytearray()
     watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
@@ -341,7 +338,7 @@ async def read_output(
         watchdog.moved()
         return False
 
-    result = await (runner or run_process)(args, keep, None, watchdog)
+    result = await runner(args, keep, None, watchdog)
     if result.returncode not in done and not result.stderr_tail:
         # It said why on stdout (mkvpropedit's `Error:` lines).
         lines = collected[-STDOUT_TAIL:].decode("utf-8", "replace").splitlines()
@@ -350,18 +347,23 @@ async def read_output(
     return bytes(collected)
 
 
-async def read_outputs(commands: Sequence[tuple[Sequence[str], str]]) -> list[bytes]:
+async def read_outputs(
+    runner: ProcessRunner, commands: Sequence[tuple[Sequence[str], str]]
+) -> list[bytes]:
     """`read_output` of several commands at once; when any fails, the first one's error
     in their order is raised, as if they had run one after the other."""
-    return await together([partial(read_output, args, what) for args, what in commands])
+    return await together([partial(read_output, runner, args, what) for args, what in commands])
 
 
 async def each_line(
-    args: Sequence[str], on_lines: Callable[[list[str]], None], what: str
+    runner: ProcessRunner,
+    args: Sequence[str],
+    on_lines: Callable[[list[str]], None],
+    what: str,
 ) -> tuple[str, ...]:
-    """Run a command and hand its stdout to `on_lines` a run of whole lines at a time (as
-    they come), in constant memory; returns the last lines of its stderr (what it warned
-    of)."""
+    """Run a command with `runner` and hand its stdout to `on_lines` a run of whole lines
+    at a time (as they come), in constant memory; returns the last lines of its stderr
+    (what it warned of)."""
     lines = LineBuffer()
     watchdog = Watchdog(DEFAULT_STALL_SECONDS)
 
@@ -370,7 +372,7 @@ async def each_line(
         on_lines(lines.feed(chunk))
         return False
 
-    result = await run_process(args, split, watchdog=watchdog)
+    result = await runner(args, split, None, watchdog)
     result.check(what)
     on_lines(lines.flush())
     return result.stderr_tail

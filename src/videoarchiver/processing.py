@@ -52,7 +52,7 @@ from videoarchiver.planning.paths import shown_name
 from videoarchiver.probing import probe_file
 from videoarchiver.runtime import Load, Runtime, Source
 from videoarchiver.space import SpaceBackoff, short_of_space
-from videoarchiver.state import FINISHED, FileRow, FileState, OutputState
+from videoarchiver.state import FINISHED, EventKind, FileRow, FileState, OutputState
 
 log = logging.getLogger(__name__)
 STALE_MTIME = -1  # a recorded mtime no file has: the next scan reads the fingerprint
@@ -114,7 +114,9 @@ class Processor:
             raw_input = RawInput(raw.path, self.rt.demuxers)
             async with self.rt.probe_slots:
                 header = await state.probe_of(row.id)
-                probed = await probe_file(raw_input, header.encode() if header else None)
+                probed = await probe_file(
+                    self.rt.run_process, raw_input, header.encode() if header else None
+                )
             await state.set_probe(row.id, probed.json)
             mode = stat.S_IMODE((await anyio.Path(raw.path).stat()).st_mode) & 0o666
             work = self.rt.layout.claim_work(row.id, row.claims)
@@ -193,6 +195,7 @@ class Processor:
         if outcome.other_content:  # the next scan reads what is there as new footage
             await state.set_identity(row.id, STALE_MTIME, OTHER_CONTENT)
         await state.set_raw_action(row.id, outcome.action)
+        await state.note(row.id, EventKind.RAW, f"raw file {outcome.action}")
 
     # -- one file's steps ----------------------------------------------------------------------
 

@@ -190,7 +190,7 @@ class Registrar:
         be read, which its processing says first of all)."""
         try:
             async with self.rt.probe_slots:
-                header = await read_header(RawInput(path, self.rt.demuxers))
+                header = await read_header(self.rt.run_process, RawInput(path, self.rt.demuxers))
             return header.decode("utf-8", "replace"), self.rt.costs.claim_order(parse_probe(header))
         except (VideoArchiverError, OSError, ValueError, ArithmeticError):
             return None, UNREADABLE  # ArithmeticError: a header whose numbers no float holds

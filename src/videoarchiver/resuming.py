@@ -30,7 +30,7 @@ from videoarchiver.planning.resume import (
 from videoarchiver.probing import count_packets
 from videoarchiver.processes import each_line
 from videoarchiver.runtime import Runtime, Source
-from videoarchiver.state import NO_FIGURES, Figures, JobState
+from videoarchiver.state import NO_FIGURES, EventKind, Figures, JobState
 from videoarchiver.stream_jobs import StreamJob, finished_part, record, run_job, run_limited
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ async def _salvage(
     tally = SalvageTally()
     name = part_name(final, len(parts))
     try:
-        await each_line(packet_args(partial), tally.feed, "ffprobe of a killed part")
+        await each_line(
+            rt.run_process, packet_args(partial), tally.feed, "ffprobe of a killed part"
+        )
         salvaged = tally.salvaged(name, source.identity)
     except ProcessError:  # killed before its header was written: nothing to read
         salvaged = None
@@ -156,6 +158,9 @@ async def encode_resumable(
     partial = partial_path(final, len(parts))
     args = list(args_for(partial))
     if parts:
+        salvaged = f"{len(parts)} salvaged part(s), to {parts[-1].end:.1f} s"
+        said = f"{job.output} stream {job.index} ({job.stream_type}): goes on from {salvaged}"
+        await rt.state.note(source.row.id, EventKind.RESUMED, said, rt.worker.id)
         args = resume_args(args, parts[-1].end)
         start = 0.0  # a resumed encode's progress clock starts at its seek point
     else:
@@ -168,7 +173,7 @@ async def encode_resumable(
     if stopped:
         await anyio.Path(partial).unlink(missing_ok=True)
         return Encoded(True, wall, parts)
-    counted = (await count_packets(partial)).get(0)
+    counted = (await count_packets(rt.run_process, partial)).get(0)
     last = Part(
         file=part_name(final, len(parts)), start=counted.start or 0.0,
         end=counted.end or 0.0, bytes=counted.bytes, packets=counted.count, last=True,

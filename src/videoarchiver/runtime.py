@@ -41,7 +41,7 @@ class Runtime:
     demuxers: str  # what raw files may be read as (`RawInput`)
     gate: Gate  # closed while paused: no new ffmpeg starts
     notifier: Notifier
-    run_process: ProcessRunner  # what runs each pipeline ffmpeg (a fake in tests)
+    run_process: ProcessRunner  # what runs every pipeline process (`testing.FakeRunner` in tests)
     costs: Costs  # what a file's and a stream's encodes cost, in the order of claims and slots
 
     @classmethod

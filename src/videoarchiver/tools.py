@@ -1,4 +1,8 @@
-"""The start-up check: ffmpeg and ffprobe exist and have the encoders the settings name."""
+"""The start-up check: ffmpeg and ffprobe exist and have the encoders the settings name.
+
+These run before any runtime exists (what they find is part of it) and in the web server,
+which has none: they are no pipeline step, and always run the real `run_process`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from videoarchiver.config import Config
 from videoarchiver.errors import ProcessError, ToolError
 from videoarchiver.output_kinds import kinds
 from videoarchiver.planning.commands import safe_demuxers
-from videoarchiver.processes import read_outputs
+from videoarchiver.processes import read_outputs, run_process
 
 
 def required_encoders(config: Config) -> set[str]:
@@ -27,7 +31,7 @@ DEMUXERS: tuple[list[str], str] = (["ffmpeg", "-hide_banner", "-demuxers"], "ffm
 
 async def _outputs(commands: list[tuple[list[str], str]]) -> list[bytes]:
     try:
-        return await read_outputs(commands)
+        return await read_outputs(run_process, commands)
     except ProcessError as exc:
         raise ToolError(f"the ffmpeg tools do not run: {exc}") from exc
 

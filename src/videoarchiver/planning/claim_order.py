@@ -19,11 +19,13 @@ from enum import IntEnum
 class Rank(IntEnum):
     """A pending file's place in the claim order, before its cost. The store keeps these
     numbers: never change one; the gaps leave room for new ranks (a file a user moves to
-    the front of the queue would rank below UNREADABLE)."""
+    the front of the queue ranks below UNREADABLE)."""
 
+    FRONT = 5  # a user moved it to the front of the queue
     UNREADABLE = 10  # ffprobe cannot read its header
     AUDIO_ONLY = 20  # it has no video stream
     VIDEO = 30
+    STOPPED = 35  # stopped by a user from the web page: after the others it waited with
     ABSENT = 40  # not in raw/ as recorded when it was claimed: after all the others
 
 

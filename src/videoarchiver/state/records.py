@@ -13,6 +13,10 @@ from enum import StrEnum
 from videoarchiver.planning.resume import Part
 
 
+class NoSuchFile(LookupError):
+    """No file has this id (it was never given out, or its row was forgotten)."""
+
+
 class FileState(StrEnum):
     PENDING = "pending"  # waiting to be claimed
     RUNNING = "running"  # claimed by a worker, under its lease
@@ -39,6 +43,36 @@ class JobState(StrEnum):
 FINISHED = (OutputState.DONE, OutputState.SKIPPED)
 
 
+class EventKind(StrEnum):
+    """What a step of a file's history was (`Event.kind`)."""
+
+    FOUND = "found"  # registered from raw/
+    CLAIMED = "claimed"  # by a worker
+    STREAM = "stream"  # a stream job ended, done or failed, with its decision
+    RESUMED = "resumed"  # an encode goes on from salvaged parts
+    PUBLISHED = "published"  # an output is in place
+    DONE = "done"
+    FAILED = "failed"
+    RAW = "raw"  # what became of the raw file once done
+    RELEASED = "released"  # given back to pending (a stop, a pause, its worker gone)
+    EXPIRED = "expired"  # its worker's lease ran out: back to pending for another
+    SET_ASIDE = "set aside"  # stopped and held as failed until retried
+    STOP_ASKED = "stop asked"  # from the web page, for its worker to carry out
+    FRONT = "moved to front"  # of the queue, by a user
+    RETRIED = "retried"
+    REOPENED = "reopened"  # some published outputs are to be made again
+
+
+class StopAsked(StrEnum):
+    """What a user asked of a running file (`Store.ask_stop`), carried out by its worker."""
+
+    RELEASE = "release"  # back to pending with its parts
+    SET_ASIDE = "set aside"  # failed, until retried
+
+
+SET_ASIDE_REASON = "set aside from the web page"
+
+
 @dataclass(frozen=True, slots=True)
 class FileRow:
     id: int
@@ -55,6 +89,17 @@ class FileRow:
     worker: str | None = None  # the worker holding its claim while running
     sha256: str | None = None  # of its whole content, taken while it was first processed
     claims: int = 0  # how many times it was claimed: the latest claim's number
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step of a file's history, at the store's time (Unix seconds)."""
+
+    file_id: int
+    at: float
+    kind: EventKind
+    worker: str | None  # the worker (or "web page") that made it, if any
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +232,34 @@ class Worker:
     pid: int
     started_at: float
     heartbeat_at: float
+
+
+ORDERS = ("newest", "saving", "longest")  # how a listing is ordered (`FileQuery.order`)
+
+
+@dataclass(frozen=True, slots=True)
+class FileQuery:
+    """Which files `Store.listing` lists, and in which order. A range is (from, to), either
+    bound None for none; the main video is the archive's first video stream."""
+
+    search: str = ""  # a part of the path, in any case
+    states: tuple[FileState, ...] = (FileState.DONE,)  # () for any
+    changed: tuple[float | None, float | None] = (None, None)  # last change, Unix seconds
+    seconds: tuple[float | None, float | None] = (None, None)  # duration
+    side: tuple[int | None, int | None] = (None, None)  # the main video's shorter side, px
+    codec: str = ""  # the main video's, as ffprobe names it (`h264`)
+    folder: str = ""  # under `raw/<folder>/`
+    order: str = "newest"  # of ORDERS: the last changed first, the most bytes saved, the longest
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A file as a listing shows it, with the facts its probe and outputs hold (None: not
+    known yet)."""
+
+    file: FileRow
+    seconds: float | None
+    codec: str | None  # of the main video
+    width: int | None
+    height: int | None
+    archive_bytes: int | None  # of its archive, once done

@@ -19,24 +19,38 @@ import anyio
 from pydantic import TypeAdapter
 
 from videoarchiver.errors import ClaimLost, StateError
-from videoarchiver.planning.claim_order import Estimate
+from videoarchiver.planning.claim_order import Estimate, Rank
 from videoarchiver.planning.resume import Part
 from videoarchiver.state.records import (
     CLEARED,
     FIGURE_NAMES,
     NO_FIGURES,
     Day,
+    Event,
+    EventKind,
     Figures,
+    FileQuery,
     FileRow,
     FileState,
     Intent,
     JobState,
+    Listed,
+    NoSuchFile,
     OutputRow,
     OutputState,
     Progress,
+    StopAsked,
     StreamJobRow,
     Summary,
     Worker,
+)
+from videoarchiver.state.steps import (
+    FROM_THE_PAGE,
+    given_back,
+    given_back_by,
+    job_ended,
+    not_now,
+    stop_asked,
 )
 from videoarchiver.state.transitions import MOVES, Entity, Move, refuse, verb_to
 
@@ -61,6 +75,7 @@ _JOB_COLUMNS = "stream_index, stream_type, decision, state, notes, " + ", ".join
 TABLES: dict[Entity, str] = {"file": "files", "output": "outputs", "job": "stream_jobs"}
 CHILDREN: tuple[Entity, ...] = ("output", "job")  # what a file's moves carry along
 _PROGRESS_COLUMNS = "file_id, label, output, worker, done, total, speed, remaining, updated_at"
+_EVENT_COLUMNS = "file_id, at, kind, worker, text"
 
 
 def _file(row: Row) -> FileRow:
@@ -212,9 +227,10 @@ class SQLStore(ABC):
 
     async def _move_file(
         self, file_id: int, verb: str, by: str | None = None, **columns: Any
-    ) -> None:
+    ) -> bool:
         """Move a file by `verb` if the table allows (or again); with `by`, only while that
-        worker holds its claim (ClaimLost otherwise)."""
+        worker holds its claim (ClaimLost otherwise). False: there was nothing to move (no
+        such file, or this very move was made before)."""
         new = MOVES["file"][verb].target
         values = {"state": str(new), **columns, "updated_at": time.time()}
         legal, allowed = _from(MOVES["file"][verb], again=True)
@@ -224,16 +240,17 @@ class SQLStore(ABC):
             f" WHERE id=? AND {legal}{claimed}",
             [*values.values(), file_id, *allowed, *([] if by is None else [by])],
         )
-        if not changed:  # why: one read says it
-            rows = await self._rows("SELECT state, worker FROM files WHERE id=?", (file_id,))
-            if not rows:
-                return
-            state, holder = rows[0]["state"], rows[0]["worker"]
-            if by is not None and (state, holder) == (new, None):
-                return  # this very move, made before (a statement sent again after it was)
-            if by is not None and holder != by:
-                raise ClaimLost(f"worker {by} no longer holds file {file_id}")
-            raise refuse("file", str(file_id), verb, state, new)
+        if changed:
+            return True
+        rows = await self._rows("SELECT state, worker FROM files WHERE id=?", (file_id,))
+        if not rows:
+            return False
+        state, holder = rows[0]["state"], rows[0]["worker"]
+        if by is not None and (state, holder) == (new, None):
+            return False  # this very move, made before (a statement sent again after it was)
+        if by is not None and holder != by:
+            raise ClaimLost(f"worker {by} no longer holds file {file_id}")
+        raise refuse("file", str(file_id), verb, state, new)
 
     async def _move_one(self, entity: Entity, key: dict[str, Any], verb: str) -> None:
         """Move the row at `key` by `verb`, from its starting states only (IllegalMove
@@ -261,6 +278,32 @@ class SQLStore(ABC):
                     (move.target, time.time(), *allowed, *chunk),
                 )
 
+    # -- a file's history ----------------------------------------------------------------------
+
+    async def _event(
+        self, file_ids: Sequence[int], kind: EventKind, text: str, by: str | None = None
+    ) -> None:
+        """One step of the history of each of `file_ids` (those that exist), at the store's
+        time, made by worker `by` (None: the worker holding the file, if any)."""
+        for chunk in _chunks(file_ids):
+            await self._write(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT id, {self.NOW}, ?,"
+                f" COALESCE(?, worker), ? FROM files WHERE id IN ({_marks(chunk)})",
+                [kind, by, text, *chunk],
+            )
+
+    async def note(self, file_id: int, kind: EventKind, text: str, by: str | None = None) -> None:
+        """A step of the file's history that no other store call makes (a resume, the raw
+        file's end)."""
+        await self._event([file_id], kind, text, by)
+
+    async def history(self, file_id: int) -> list[Event]:
+        """What happened to the file, the first step first."""
+        rows = await self._rows(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE file_id=? ORDER BY id", (file_id,)
+        )
+        return [Event(**row | {"kind": EventKind(row["kind"])}) for row in rows]
+
     # -- files -------------------------------------------------------------------------------
 
     async def find_files(self, rel_paths: Sequence[str]) -> dict[str, list[FileRow]]:
@@ -278,6 +321,8 @@ class SQLStore(ABC):
 
     async def get_file(self, file_id: int) -> FileRow:
         rows = await self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE id=?", (file_id,))
+        if not rows:
+            raise NoSuchFile(f"no file {file_id}")
         return _file(rows[0])
 
     async def stem_taken(self, stem: str) -> bool:
@@ -297,14 +342,20 @@ class SQLStore(ABC):
         and ffprobe's JSON when already read)."""
         now = time.time()
         rank, seconds = (None, None) if cost is None else (cost.rank, cost.cpu_seconds)
-        [row] = await self._rows(
-            f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, claim_rank,"
-            f" cpu_cost, probe, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            f" RETURNING {_FILE_COLUMNS}",
-            (rel_path, size, mtime_ns, fingerprint, stem, rank, seconds, probe, now, now),
-        )
+
+        async def add() -> FileRow:
+            [row] = await self._rows(
+                f"INSERT INTO files (rel_path, size, mtime_ns, fingerprint, stem, claim_rank,"
+                f" cpu_cost, probe, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f" RETURNING {_FILE_COLUMNS}",
+                (rel_path, size, mtime_ns, fingerprint, stem, rank, seconds, probe, now, now),
+            )
+            await self._event([row["id"]], EventKind.FOUND, "in raw/")
+            return _file(row)
+
+        added = await self._atomically(add)
         await self._work_changed()
-        return _file(row)
+        return added
 
     async def set_identity(self, file_id: int, mtime_ns: int, fingerprint: str) -> None:
         """The same content seen with a new mtime (`touch`), or first fingerprinted."""
@@ -346,20 +397,30 @@ class SQLStore(ABC):
     ) -> None:
         """The file failed: its one-line reason and whole text; its claim (held by `by`,
         when given) ends."""
-        await self._move_file(
-            file_id, "fail", by, error=error, error_detail=detail, worker=None,
-            lease_until=None,
-        )  # fmt: skip
+
+        async def fail() -> None:
+            if await self._move_file(
+                file_id, "fail", by, error=error, error_detail=detail, worker=None,
+                lease_until=None, stop_asked=None,
+            ):  # fmt: skip
+                await self._event([file_id], EventKind.FAILED, error, by)
+
+        await self._atomically(fail)
 
     async def finish_file(
         self, file_id: int, raw_action: str | None, by: str | None = None
     ) -> None:
         """The file is done; `raw_action` (the pending `after_done`) in the same write; its
         claim (held by `by`, when given) ends."""
-        await self._move_file(
-            file_id, "finish", by, error=None, error_detail=None, raw_action=raw_action,
-            worker=None, lease_until=None,
-        )  # fmt: skip
+
+        async def finish() -> None:
+            if await self._move_file(
+                file_id, "finish", by, error=None, error_detail=None, raw_action=raw_action,
+                worker=None, lease_until=None, stop_asked=None,
+            ):  # fmt: skip
+                await self._event([file_id], EventKind.DONE, "every output done", by)
+
+        await self._atomically(finish)
 
     async def with_pending_raw_action(self, suffix: str) -> list[FileRow]:
         """Done files whose raw action (recorded as `<action><suffix>`) was interrupted."""
@@ -441,9 +502,11 @@ class SQLStore(ABC):
             )
         return [_file(row) for row in rows]
 
-    async def retry(self, rel_paths: Iterable[str] | None = None) -> list[str]:
+    async def retry(
+        self, rel_paths: Iterable[str] | None = None, by: str | None = None
+    ) -> list[str]:
         """Failed files (all, or those at `rel_paths`) become pending, with their failed
-        outputs and stream jobs; returns the paths made pending."""
+        outputs and stream jobs; returns the paths made pending. `by`: who asked."""
         wanted = None if rel_paths is None else set(rel_paths)
 
         async def make_pending() -> list[FileRow]:
@@ -454,7 +517,9 @@ class SQLStore(ABC):
             failed = [row for row in map(_file, rows) if wanted is None or row.rel_path in wanted]
             for row in failed:
                 await self._move_file(row.id, "retry", error=None, error_detail=None)
-            await self._move_children("retry", [row.id for row in failed], ", error=NULL")
+            ids = [row.id for row in failed]
+            await self._move_children("retry", ids, ", error=NULL")
+            await self._event(ids, EventKind.RETRIED, "back to pending", by)
             if failed:
                 await self._work_changed()
             return failed
@@ -476,6 +541,8 @@ class SQLStore(ABC):
                 if stream is not None:
                     key = {"file_id": file_id, "output": output, "stream_index": stream}
                     await self._move_one("job", key, "reopen")
+            made = ", ".join(dict.fromkeys(output for output, _stream in wanted))
+            await self._event([file_id], EventKind.REOPENED, f"to make again: {made}")
             await self._work_changed()
 
         await self._atomically(make_pending)
@@ -572,6 +639,64 @@ class SQLStore(ABC):
         [row] = await self._rows("SELECT COALESCE(SUM(wall_seconds), 0) AS spent FROM stream_jobs")
         return float(row["spent"])
 
+    async def listing(self, query: FileQuery, limit: int, offset: int) -> list[Listed]:
+        """Files as `query` picks and orders them (the web page's gallery), with their
+        facts: the duration and main video the probe read (JSON, read by `json()`, which
+        both databases know), the archive's size."""
+        probe = "json(f.probe)"
+        main = ("(SELECT MIN(j.stream_index) FROM stream_jobs j WHERE j.file_id = f.id"
+                " AND j.output = 'archive' AND j.stream_type = 'video')")  # fmt: skip
+        width = f"CAST({probe} -> 'streams' -> {main} ->> 'width' AS INTEGER)"
+        height = f"CAST({probe} -> 'streams' -> {main} ->> 'height' AS INTEGER)"
+        facts = {
+            "seconds": f"CAST({probe} -> 'format' ->> 'duration' AS DOUBLE PRECISION)",
+            "codec": f"{probe} -> 'streams' -> {main} ->> 'codec_name'",
+            "width": width,
+            "height": height,
+            "archived": "(SELECT o.size FROM outputs o WHERE o.file_id = f.id"
+            f" AND o.output = 'archive' AND o.state = '{OutputState.DONE}')",
+        }
+        where: list[str] = []
+        values: list[Any] = []
+        if query.search:
+            where.append(f"{self.FOLD.format('f.rel_path')} {self.LIKE}"
+                         f" {self.FOLD.format('?')} ESCAPE '\\'")  # fmt: skip
+            values.append("%" + re.sub(r"([\\%_])", r"\\\1", query.search) + "%")
+        if query.states:
+            where.append(f"f.state IN ({_marks(query.states)})")
+            values += query.states
+        if query.codec:
+            where.append(f"{facts['codec']} = ?")
+            values.append(query.codec)
+        if query.folder:
+            prefix = query.folder.strip("/") + "/"
+            where.append("substr(f.rel_path, 1, ?) = ?")
+            values += [len(prefix), prefix]
+        side = f"CASE WHEN {width} < {height} THEN {width} ELSE {height} END"
+        ranges = (("f.updated_at", query.changed), (facts["seconds"], query.seconds),
+                  (side, query.side))  # fmt: skip
+        for column, (low, high) in ranges:
+            if low is not None:
+                where.append(f"{column} >= ?")
+                values.append(low)
+            if high is not None:
+                where.append(f"{column} < ?")
+                values.append(high)
+        first = {"saving": f"f.size - {facts['archived']}", "longest": facts["seconds"]}
+        order = f"{first[query.order]} DESC NULLS LAST, " if query.order in first else ""
+        columns = ", ".join(f"f.{name.strip()}" for name in _FILE_COLUMNS.split(","))
+        rows = await self._rows(
+            f"SELECT {columns}, {', '.join(f'{sql} AS {name}' for name, sql in facts.items())}"
+            f" FROM files f{' WHERE ' + ' AND '.join(where) if where else ''}"
+            f" ORDER BY {order}f.updated_at DESC, f.id DESC LIMIT ? OFFSET ?",
+            [*values, limit, offset],
+        )
+        listed = []
+        for row in rows:
+            seconds, codec, across, down, archived = [row.pop(name) for name in facts]
+            listed.append(Listed(_file(row), seconds, codec, across, down, archived))
+        return listed
+
     # -- claims, leases and workers ------------------------------------------------------------
 
     async def workers(self) -> list[Worker]:
@@ -588,22 +713,31 @@ class SQLStore(ABC):
         skipped = f" AND id NOT IN ({_marks(skip)})" if skip else ""
         claim = MOVES["file"]["claim"]
         legal, allowed = _from(claim)
-        rows = await self._rows(
-            f"UPDATE files SET state=?, worker=?, lease_until={self.NOW} + ?, updated_at=?,"
-            f" claims=claims + 1"
-            f" WHERE id=("
-            f"SELECT id FROM files WHERE {legal}{skipped}"
-            f" ORDER BY {CLAIM_ORDER} LIMIT 1{self.SKIP_LOCKED})"
-            f" RETURNING {_FILE_COLUMNS}",
-            (claim.target, worker, lease, time.time(), *allowed, *skip),
-        )
-        return _file(rows[0]) if rows else None
+
+        async def take() -> FileRow | None:
+            rows = await self._rows(
+                f"UPDATE files SET state=?, worker=?, lease_until={self.NOW} + ?, updated_at=?,"
+                f" claims=claims + 1, stop_asked=NULL"
+                f" WHERE id=("
+                f"SELECT id FROM files WHERE {legal}{skipped}"
+                f" ORDER BY {CLAIM_ORDER} LIMIT 1{self.SKIP_LOCKED})"
+                f" RETURNING {_FILE_COLUMNS}",
+                (claim.target, worker, lease, time.time(), *allowed, *skip),
+            )
+            if not rows:
+                return None
+            row = _file(rows[0])
+            await self._event([row.id], EventKind.CLAIMED, f"claim {row.claims}", worker)
+            return row
+
+        return await self._atomically(take)
 
     async def heartbeat(self, worker: Worker, lease: float) -> set[int]:
         """Record `worker` alive (registering it the first time) and renew its leases;
-        returns the ids of the files it still holds. Times are the database's own clock:
-        the same for every machine, and taken when the statement runs (also when it is sent
-        again after a lost connection)."""
+        returns the ids of the files it still holds and is to go on with (not those a user
+        asked it to stop: `ask_stop`; it stops them, then gives them back). Times are the
+        database's own clock: the same for every machine, and taken when the statement runs
+        (also when it is sent again after a lost connection)."""
         await self._write(
             f"INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES"
             f" (?, ?, ?, ?, {self.NOW})"
@@ -611,10 +745,11 @@ class SQLStore(ABC):
             (worker.id, worker.host, worker.pid, worker.started_at),
         )
         rows = await self._rows(
-            f"UPDATE files SET lease_until={self.NOW} + ? WHERE worker=? AND state=? RETURNING id",
+            f"UPDATE files SET lease_until={self.NOW} + ? WHERE worker=? AND state=?"
+            " RETURNING id, stop_asked",
             (lease, worker.id, FileState.RUNNING),
         )
-        return {row["id"] for row in rows}
+        return {row["id"] for row in rows if row["stop_asked"] is None}
 
     async def silent_workers(self, lease: float) -> list[str]:
         """Workers whose last heartbeat is older than `lease` (by the database's clock)."""
@@ -647,16 +782,22 @@ class SQLStore(ABC):
         if ids == []:
             return []
         only = "" if ids is None else f" AND id IN ({_marks(ids)})"
-        move = MOVES["file"][verb]
-        legal, allowed = _from(move)
+        legal, allowed = _from(MOVES["file"][verb])
 
         async def release() -> list[int]:
             rows = await self._rows(
-                f"UPDATE files SET state=?, worker=NULL, lease_until=NULL, updated_at=?"
-                f" WHERE {legal} AND {which}{only} RETURNING id",
-                [move.target, time.time(), *allowed, *params, *(ids or [])],
+                f"SELECT id, worker, stop_asked FROM files WHERE {legal} AND {which}{only}"
+                f"{self.ROW_LOCK}",
+                [*allowed, *params, *(ids or [])],
             )
             released = [row["id"] for row in rows]
+            for row in rows:
+                kind, text = given_back(verb, row["worker"], row["stop_asked"])
+                await self._event([row["id"]], kind, text, row["worker"])
+                moved, columns = given_back_by(verb, row["stop_asked"])
+                await self._move_file(
+                    row["id"], moved, worker=None, lease_until=None, stop_asked=None, **columns
+                )
             await self._move_children("release", released)
             for chunk in _chunks(released):
                 await self._write(f"DELETE FROM progress WHERE file_id IN ({_marks(chunk)})", chunk)
@@ -665,6 +806,44 @@ class SQLStore(ABC):
             return released
 
         return await self._atomically(release)
+
+    async def ask_stop(self, file_id: int, asked: StopAsked, by: str = FROM_THE_PAGE) -> None:
+        """Ask the worker holding running file `file_id` to stop it and give it back
+        (`asked`: to pending, or set aside as failed): its heartbeat no longer answers that
+        it holds the file (`heartbeat`), and its release does what was asked. IllegalMove
+        unless the file runs."""
+
+        async def ask() -> None:
+            legal, allowed = _from(MOVES["file"]["release"])
+            if not await self._write(
+                f"UPDATE files SET stop_asked=? WHERE id=? AND {legal}", [asked, file_id, *allowed]
+            ):
+                await self._not_now(file_id, "stop", FileState.RUNNING)
+            await self._event([file_id], EventKind.STOP_ASKED, stop_asked(asked), by)
+
+        await self._atomically(ask)
+
+    async def move_to_front(self, file_id: int, by: str = FROM_THE_PAGE) -> None:
+        """A pending file is claimed before all the others (`Rank.FRONT`); IllegalMove
+        unless it is pending."""
+
+        async def front() -> None:
+            legal, allowed = _from(MOVES["file"]["claim"])
+            if not await self._write(
+                f"UPDATE files SET claim_rank=? WHERE id=? AND {legal}",
+                [Rank.FRONT, file_id, *allowed],
+            ):
+                await self._not_now(file_id, "move to the front", FileState.PENDING)
+            await self._event([file_id], EventKind.FRONT, "first in the queue", by)
+            await self._work_changed()
+
+        await self._atomically(front)
+
+    async def _not_now(self, file_id: int, what: str, needed: FileState) -> None:
+        """Raise why a file cannot be asked `what`: it is not `needed` (IllegalMove), or
+        there is no such file (NoSuchFile)."""
+        state = (await self.get_file(file_id)).state
+        raise not_now(file_id, state, what, needed)
 
     async def remove_worker(self, worker: str) -> list[int]:
         """A worker that stopped (or is known dead): its claims released, its row gone."""
@@ -734,7 +913,17 @@ class SQLStore(ABC):
         given = {"path": path, "size": size, "sha256": sha256}
         columns = {name: value for name, value in given.items() if value is not None}
         key = {"file_id": file_id, "output": output}
-        await self._move("output", key, state, columns | {"error": error}, by)
+
+        async def write() -> None:
+            await self._move("output", key, state, columns | {"error": error}, by)
+            if state is OutputState.DONE:
+                [row] = await self._rows(
+                    "SELECT path FROM outputs WHERE file_id=? AND output=?", (file_id, output)
+                )
+                where = f" → {row['path']}" if row["path"] else ""
+                await self._event([file_id], EventKind.PUBLISHED, f"{output}{where}", by)
+
+        await self._atomically(write)
 
     async def outputs(self, file_id: int) -> dict[str, OutputRow]:
         rows = await self._rows(
@@ -810,7 +999,20 @@ class SQLStore(ABC):
             "decision": decision,
             "notes": json.dumps(list(notes)),
         } | _figure_columns(figures)
-        await self._move("job", key, state, columns, by)
+
+        ends = state in (JobState.DONE, JobState.FAILED)
+
+        async def write() -> None:
+            was = await self._rows(
+                "SELECT state FROM stream_jobs WHERE file_id=? AND output=? AND stream_index=?",
+                list(key.values()),
+            ) if ends else []  # fmt: skip
+            await self._move("job", key, state, columns, by)
+            if ends and [row["state"] for row in was] != [state]:  # its end, not figures after it
+                text = job_ended(output, stream_index, stream_type, decision, state, figures)
+                await self._event([file_id], EventKind.STREAM, text, by)
+
+        await self._atomically(write)
 
     async def jobs(self, file_id: int, output: str) -> dict[int, StreamJobRow]:
         rows = await self._rows(

@@ -42,6 +42,9 @@ MOVES: dict[Entity, dict[str, Move]] = {
         "release": _move({FileState.RUNNING}, FileState.PENDING),
         # `release_expired`: its worker's lease ran out (it died, or lost the store)
         "expire": _move({FileState.RUNNING}, FileState.PENDING),
+        # `release`, `release_expired`: given back as a user asked (`ask_stop`): held as
+        # failed until retried
+        "set_aside": _move({FileState.RUNNING}, FileState.FAILED),
         # `finish_file`
         "finish": _move({FileState.RUNNING}, FileState.DONE),
         # `fail_file`: failed while running, or unreadable when found

@@ -7,7 +7,7 @@ media are published outputs only, found by file id, never by a path from the req
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,23 +29,55 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from videoarchiver.config import load_config
 from videoarchiver.display import clock_text
 from videoarchiver.layout import Layout
 from videoarchiver.output_kinds import names
 from videoarchiver.pausing import PAUSED, pause_value
 from videoarchiver.planning.paths import shown_name
-from videoarchiver.state import FileRow, OutputState, Progress, Store, Summary
+from videoarchiver.state import (
+    FileQuery,
+    FileRow,
+    FileState,
+    IllegalMove,
+    Listed,
+    NoSuchFile,
+    OutputState,
+    Progress,
+    StopAsked,
+    Store,
+    Summary,
+)
+from videoarchiver.state.steps import FROM_THE_PAGE
 from videoarchiver.ui import clock_time, file_records, human_size, percent_saved
 from videoarchiver.web.access import CSRF_FIELD, AccessGate, csrf_cookie, csrf_ok, csrf_value
 from videoarchiver.web.descriptors import DescriptorResponse
+from videoarchiver.web.fields import SEARCH_LIMIT, TooLong, text_field
+from videoarchiver.web.gallery_form import (
+    ORDER_LABELS,
+    RESOLUTIONS,
+    STATES,
+    GalleryForm,
+    read_form,
+)
+from videoarchiver.web.log_tail import FILTERS, LogFilter, LogVersion, last_lines, log_version
 from videoarchiver.web.metrics import metrics_text
-from videoarchiver.web.plot import saved_plot, summary_bars
+from videoarchiver.web.plot import Bar, saved_plot, summary_bars
 from videoarchiver.web.published import PublishedFiles
+from videoarchiver.web.scrub import sheet_of
+from videoarchiver.web.settings import Settings
+from videoarchiver.web.statistics import (
+    TOP,
+    container,
+    failures_by_reason,
+    largest_savings,
+    saved_by,
+    video_codec,
+)
 from videoarchiver.web.webm import WebmCache
 
 HERE = Path(__file__).parent
 PAGE = 60  # gallery thumbnails per page
-SEARCH_LIMIT = 200  # characters (SQLite refuses a LIKE pattern of 50,000 bytes)
 LAST_PAGE = 100_000  # beyond any gallery (6 million files)
 LARGEST_ID = 2**63 - 1  # what SQL integers hold
 QUEUE = 200  # pending files listed, and failed ones (the latest)
@@ -58,11 +90,17 @@ def _file_json(row: FileRow) -> dict[str, Any]:
     return asdict(row) | {"name": shown_name(row.rel_path)}
 
 
+def _listed_json(listed: Listed) -> dict[str, Any]:
+    facts = {name: getattr(listed, name) for name in ("seconds", "codec", "width", "height")}
+    return _file_json(listed.file) | facts | {"archive_bytes": listed.archive_bytes}
+
+
 class WebApp:
     """The page of one root, over its store."""
 
-    def __init__(self, store: Store, layout: Layout, demuxers: str) -> None:
-        self.store = store
+    def __init__(self, store: Store, layout: Layout, demuxers: str, settings: Settings) -> None:
+        self.store, self.layout, self.settings = store, layout, settings
+        self._grouped: tuple[Hashable, tuple[list[Bar], list[Bar]]] | None = None
         self.published = PublishedFiles(store, layout)
         self.webm = WebmCache(layout, demuxers)
         self.templates = Jinja2Templates(directory=HERE / "templates")
@@ -72,6 +110,7 @@ class WebApp:
         self.templates.env.filters["date"] = lambda day: date(1970, 1, 1) + timedelta(days=day)
         self.templates.env.filters["clock"] = clock_text
         self.templates.env.filters["age"] = age
+        self.templates.env.filters["duration"] = duration
         self.templates.env.globals["search_limit"] = SEARCH_LIMIT
 
     async def _page(self, request: Request, template: str, **values: Any) -> Response:
@@ -102,7 +141,7 @@ class WebApp:
             if task.file_id not in names:
                 try:
                     row = await self.store.get_file(task.file_id)
-                except LookupError:
+                except NoSuchFile:
                     continue
                 names[task.file_id] = shown_name(row.rel_path)
             named.append(asdict(task) | {"name": names[task.file_id]})
@@ -118,43 +157,78 @@ class WebApp:
             failed=await self.store.failures(QUEUE), stalled=await self._stalled(),
         )  # fmt: skip
 
-    async def _finished_page(self, request: Request) -> tuple[str, int, list[FileRow], bool]:
-        """The gallery's search, page number, files of that page, and whether more follow."""
-        search = request.query_params.get("q", "").replace("\0", "")
-        if len(search) > SEARCH_LIMIT:
-            raise HTTPException(400, f"a search is at most {SEARCH_LIMIT} characters")
+    async def _listing_page(self, request: Request) -> tuple[GalleryForm, int, list[Listed], bool]:
+        """The gallery's form, page number, files of that page, and whether more follow."""
+        try:
+            form = read_form(request.query_params)
+        except TooLong as exc:
+            raise HTTPException(400, str(exc)) from exc
         page = _page_number(request)
-        rows = await self.store.finished(search, PAGE + 1, page * PAGE)
-        return search, page, rows[:PAGE], len(rows) > PAGE
+        listed = await self.store.listing(form.query, PAGE + 1, page * PAGE)
+        return form, page, listed[:PAGE], len(listed) > PAGE
 
     async def gallery(self, request: Request) -> Response:
-        search, page, rows, more = await self._finished_page(request)
-        outputs = await self.store.all_outputs([row.id for row in rows])
+        form, page, listed, more = await self._listing_page(request)
+        ids = [each.file.id for each in listed]
+        outputs = await self.store.all_outputs(ids)
         montages = {
             o.file_id for o in outputs if o.kind == "montage" and o.state is OutputState.DONE
         }
+        jobs = await self.store.all_jobs(ids)
         return await self._page(
-            request, "gallery.html", files=rows, search=search, page=page, more=more,
-            montages=montages,
+            request, "gallery.html", listed=listed, form=form, page=page, more=more,
+            montages=montages, sheets={id: sheet_of(jobs.get(id, [])) for id in montages},
+            states=STATES, orders=ORDER_LABELS, resolutions=RESOLUTIONS,
         )  # fmt: skip
 
     async def file(self, request: Request) -> Response:
         row = await self._row(request)
         tasks = [task for task in await self.store.progress() if task.file_id == row.id]
+        jobs = {kind: await self.store.jobs(row.id, kind) for kind in names()}
         return await self._page(
             request, "file.html", file=row, outputs=await self.store.outputs(row.id),
-            kinds=names(), tasks=await self._named(tasks),
-            jobs={kind: await self.store.jobs(row.id, kind) for kind in names()},
+            kinds=names(), tasks=await self._named(tasks), jobs=jobs,
+            sheet=sheet_of([(kind, job) for kind, own in jobs.items() for job in own.values()]),
+            history=await self.store.history(row.id),
         )  # fmt: skip
 
     async def statistics(self, request: Request) -> Response:
         summary, days = await self.store.summary(), await self.store.days()
+        by_container, by_codec = await self._saved_by(summary)
+        largest = await self.store.listing(FileQuery(order="saving"), TOP, 0)
         return await self._page(
             request, "statistics.html", summary=summary, days=days,
             saved=_saved(summary),
             hours=await self.store.encode_seconds() / 3600, plot=saved_plot(days),
             bars=summary_bars(summary) if summary.files else None,
+            by_container=by_container, by_codec=by_codec,
+            largest=largest_savings(largest),
+            failures=failures_by_reason(await self.store.files([FileState.FAILED])),
         )  # fmt: skip
+
+    async def _saved_by(self, summary: Summary) -> tuple[list[Bar], list[Bar]]:
+        """Bytes saved by container and by codec. They read every done file's probe (seconds
+        at 100,000 files), so they are kept until the store's totals change."""
+        totals = (tuple(sorted(summary.files.items())), summary.raw_bytes, summary.archive_bytes)
+        if self._grouped is None or self._grouped[0] != totals:
+            done = summary.count(FileState.DONE)
+            finished = await self.store.listing(FileQuery(), done, 0) if done else []
+            grouped = (saved_by(finished, container), saved_by(finished, video_codec))
+            self._grouped = (totals, grouped)
+        return self._grouped[1]
+
+    async def logs(self, request: Request) -> Response:
+        wanted = _log_filter(request)
+        return await self._page(
+            request, "logs.html", levels=FILTERS, **await self._log_view(wanted)
+        )
+
+    async def _log_view(self, wanted: LogFilter) -> dict[str, Any]:
+        lines = await anyio.to_thread.run_sync(last_lines, self.layout.root, wanted)
+        return {"lines": lines, "wanted": wanted}
+
+    async def settings_page(self, request: Request) -> Response:
+        return await self._page(request, "settings.html", settings=self.settings)
 
     async def _row(self, request: Request) -> FileRow:
         file_id = int(request.path_params["file_id"])
@@ -162,7 +236,7 @@ class WebApp:
             raise HTTPException(404, "no such file")
         try:
             return await self.store.get_file(file_id)
-        except LookupError as exc:
+        except NoSuchFile as exc:
             raise HTTPException(404, "no such file") from exc
 
     # -- live progress -------------------------------------------------------------------------
@@ -175,23 +249,35 @@ class WebApp:
             "now": await self.store.clock(),
         }
 
-    async def _live(self) -> dict[str, Any]:
-        """What runs, with the Now page's markup of it (`html`: what `live.js` shows)."""
+    async def _live(self, csrf: str) -> dict[str, Any]:
+        """What runs, with the Now page's markup of it (`html`: what `live.js` shows; its
+        forms repeat `csrf`)."""
         running = await self._running()
-        html = self.templates.get_template("now_live.html").render(running)
+        html = self.templates.get_template("now_live.html").render(
+            running, csrf=csrf, csrf_field=CSRF_FIELD
+        )
         return running | {"html": html}
 
     async def events(self, request: Request) -> Response:
         """Server-sent events: what runs on every worker, every EVENT_SECONDS."""
+        csrf = csrf_value(request.cookies)
+        return _event_stream(lambda: self._live(csrf))
 
-        async def stream() -> AsyncIterator[str]:
-            while True:
-                yield f"data: {json.dumps(await self._live())}\n\n"
-                await anyio.sleep(EVENT_SECONDS)
+    async def log_events(self, request: Request) -> Response:
+        """Server-sent events: the log page's lines (its filter's), whenever the log changed
+        (looked at every EVENT_SECONDS)."""
+        wanted = _log_filter(request)
+        seen: list[LogVersion | None] = []
 
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
-        )
+        async def changed() -> dict[str, Any] | None:
+            version = await anyio.to_thread.run_sync(log_version, self.layout.root)
+            if seen == [version]:
+                return None
+            seen[:] = [version]
+            view = await self._log_view(wanted)
+            return {"html": self.templates.get_template("logs_live.html").render(view)}
+
+        return _event_stream(changed)
 
     # -- JSON and metrics ----------------------------------------------------------------------
 
@@ -213,8 +299,11 @@ class WebApp:
                              "stalled": await self._stalled()})  # fmt: skip
 
     async def api_files(self, request: Request) -> Response:
-        _search, _page, rows, more = await self._finished_page(request)
-        return JSONResponse({"files": [_file_json(row) for row in rows], "more": more})
+        _form, _page, listed, more = await self._listing_page(request)
+        return JSONResponse({
+            "files": [_listed_json(each) for each in listed],
+            "more": more,
+        })  # fmt: skip
 
     async def api_file(self, request: Request) -> Response:
         """The file as `status --json` shows it, with its name."""
@@ -276,12 +365,43 @@ class WebApp:
             raise HTTPException(403, "this form did not come from this page")
         return form
 
-    async def retry(self, request: Request) -> Response:
+    async def _on_file(
+        self, request: Request, default: str, act: Callable[[FileRow], Awaitable[object]]
+    ) -> Response:
+        """An action on one file from a form (`act`), recorded in its history by the store;
+        answered by a redirect back to the page it came from (its form's `back`: the file's
+        page, the queue or the Now page; else `default`). 409 when the file is no longer in
+        a state it applies to (it ended, say, since the page was drawn)."""
         form = await self._checked_form(request)
         row = await self._row(request)
-        await self.store.retry([row.rel_path])
-        back = f"/files/{row.id}" if form.get("back") == "file" else "/queue"
-        return RedirectResponse(back, status_code=303)
+        try:
+            await act(row)
+        except IllegalMove as exc:
+            raise HTTPException(409, str(exc)) from exc
+        pages = {"file": f"/files/{row.id}", "queue": "/queue", "now": "/"}
+        back = form.get("back")
+        return RedirectResponse(pages.get(back if isinstance(back, str) else "", default), 303)
+
+    async def retry(self, request: Request) -> Response:
+        return await self._on_file(
+            request, "/queue", lambda row: self.store.retry([row.rel_path], by=FROM_THE_PAGE)
+        )
+
+    async def stop(self, request: Request) -> Response:
+        """A running file goes back to pending, with its parts, once its worker stopped it."""
+        return await self._on_file(
+            request, "/", lambda row: self.store.ask_stop(row.id, StopAsked.RELEASE)
+        )
+
+    async def set_aside(self, request: Request) -> Response:
+        """A running file is stopped and held as failed until retried."""
+        return await self._on_file(
+            request, "/", lambda row: self.store.ask_stop(row.id, StopAsked.SET_ASIDE)
+        )
+
+    async def front(self, request: Request) -> Response:
+        """A pending file is claimed next."""
+        return await self._on_file(request, "/queue", lambda row: self.store.move_to_front(row.id))
 
     async def pause(self, request: Request) -> Response:
         await self._checked_form(request)
@@ -300,7 +420,10 @@ class WebApp:
             Route("/gallery", self.gallery),
             Route("/files/{file_id:int}", self.file),
             Route("/statistics", self.statistics),
+            Route("/logs", self.logs),
+            Route("/settings", self.settings_page),
             Route("/events", self.events),
+            Route("/events/logs", self.log_events),
             Route("/api/summary", self.api_summary),
             Route("/api/progress", self.api_progress),
             Route("/api/queue", self.api_queue),
@@ -311,6 +434,9 @@ class WebApp:
             Route("/media/{file_id:int}/{what}", self.media),
             Route("/files/{file_id:int}/download/{kind}", self.download),
             Route("/files/{file_id:int}/retry", self.retry, methods=["POST"]),
+            Route("/files/{file_id:int}/stop", self.stop, methods=["POST"]),
+            Route("/files/{file_id:int}/set-aside", self.set_aside, methods=["POST"]),
+            Route("/files/{file_id:int}/front", self.front, methods=["POST"]),
             Route("/pause", self.pause, methods=["POST"]),
             Route("/resume", self.resume, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -330,6 +456,38 @@ def age(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
+def duration(seconds: float) -> str:
+    """A video's length: `4:05`, `1:02:03`."""
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}:{whole % 60:02d}"
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _event_stream(next_event: Callable[[], Awaitable[dict[str, Any] | None]]) -> Response:
+    """Server-sent events: what `next_event` gives every EVENT_SECONDS (None: nothing new)."""
+
+    async def stream() -> AsyncIterator[str]:
+        while True:
+            event = await next_event()
+            if event is not None:
+                yield f"data: {json.dumps(event)}\n\n"
+            await anyio.sleep(EVENT_SECONDS)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
+    )
+
+
+def _log_filter(request: Request) -> LogFilter:
+    level = request.query_params.get("level", "").upper()
+    try:
+        name = text_field(request.query_params, "file")
+    except TooLong as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return LogFilter(level if level in FILTERS else FILTERS[0], name)
+
+
 def _page_number(request: Request) -> int:
     try:
         return min(LAST_PAGE, max(0, int(request.query_params.get("page", "0"))))
@@ -337,8 +495,10 @@ def _page_number(request: Request) -> int:
         return 0
 
 
-def create_app(store: Store, layout: Layout, token: str | None, demuxers: str) -> AccessGate:
+def create_app(store: Store, layout: Layout, token: str | None, demuxers: str,
+               settings: Settings | None = None) -> AccessGate:  # fmt: skip
     """The ASGI application: the page, behind its gate (this machine only, or the token);
-    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`)."""
-    web = WebApp(store, layout, demuxers)
+    ffmpeg reads previews as only `demuxers` (`tools.readable_demuxers`); the settings page
+    shows `settings` (by default: no file, the environment's)."""
+    web = WebApp(store, layout, demuxers, settings or Settings.of(load_config(None), None))
     return AccessGate(Starlette(routes=web.routes()), token)

@@ -36,22 +36,26 @@ def saved_plot(days: Sequence[Day]) -> Plot | None:
     return Plot(" ".join(f"{x:.1f},{y:.1f}" for x, y in points), first, last, saved[-1])
 
 
-BAR_WIDTH = 180  # the longest bar, in the SVG's units
+BAR_WIDTH = 180  # the longest bar, in the SVG's units: beside its label …
+WIDE_BAR = 230  # … or under it (a long label: a name, a reason)
 
 
 @dataclass(frozen=True)
 class Bar:
     label: str
-    width: float  # of BAR_WIDTH, the longest bar's
+    width: float  # the bar's, in the SVG's units
     shown: str  # the value as read
     state: str  # its colour
+    href: str = ""  # the page it stands for, if any
 
 
-def bars(rows: Sequence[tuple[str, float, str, str]]) -> list[Bar]:
-    """Horizontal bars (label, value, value shown, state), scaled to the largest value."""
-    top = max([value for _label, value, _shown, _state in rows] + [1])
-    return [Bar(label, BAR_WIDTH * max(value, 0) / top, shown, state)
-            for label, value, shown, state in rows]  # fmt: skip
+def bars(rows: Sequence[tuple[str, float, str, str] | tuple[str, float, str, str, str]],
+         longest: float = BAR_WIDTH) -> list[Bar]:  # fmt: skip
+    """Horizontal bars (label, value, value shown, state, and a link), scaled so that the
+    largest value's is `longest`."""
+    top = max([row[1] for row in rows] + [1])
+    return [Bar(label, longest * max(value, 0) / top, shown, state, *link)
+            for label, value, shown, state, *link in rows]  # fmt: skip
 
 
 def summary_bars(summary: Summary) -> tuple[list[Bar], list[Bar]]:

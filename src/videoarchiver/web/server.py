@@ -7,6 +7,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import anyio
 import uvicorn
@@ -20,6 +21,7 @@ from videoarchiver.state import open_store
 from videoarchiver.tools import readable_demuxers
 from videoarchiver.web.access import loopback, new_token
 from videoarchiver.web.app import create_app
+from videoarchiver.web.settings import Settings
 
 STORE_PATIENCE = 10.0  # seconds a page waits for an unreachable state database
 SHUTDOWN_SECONDS = 2  # open event streams never end: they are cut this long after a stop
@@ -67,7 +69,9 @@ def _addresses(host: str, port: int) -> list[str]:
     return [name, *(f"[{a}]" if ":" in a else a for a in shown)]
 
 
-async def serve(layout: Layout, config: Config, listen: str, console: Console) -> int:
+async def serve(
+    layout: Layout, config: Config, config_path: Path | None, listen: str, console: Console
+) -> int:
     try:
         host, port = split_listen(listen)
     except ValueError as exc:
@@ -75,7 +79,8 @@ async def serve(layout: Layout, config: Config, listen: str, console: Console) -
     listening = _bound(host, port)
     token = None if loopback(host) else (config.web.token or new_token())
     async with open_store(layout.root, layout.state, STORE_PATIENCE) as store:
-        app = create_app(store, layout, token, await readable_demuxers())
+        settings = Settings.of(config, config_path)
+        app = create_app(store, layout, token, await readable_demuxers(), settings)
         server = _Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,

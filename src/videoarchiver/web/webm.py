@@ -4,6 +4,8 @@ Each preview is remuxed once (`-c copy`, milliseconds) into `work/web/`, named b
 id and its SHA-256 (a preview made again gets a WebM of its own, and the old one goes), one
 remux at a time. ffmpeg reads the preview as it reads a raw file: by the `file` protocol and
 a demuxer that opens nothing else (a playlist in a preview's place names no file to it).
+The remux is no pipeline step (the web server has no runtime): it runs the real
+`run_process`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import anyio
 from videoarchiver.errors import VideoArchiverError
 from videoarchiver.layout import Layout
 from videoarchiver.planning.commands import FFMPEG, RawInput, url
-from videoarchiver.processes import read_output
+from videoarchiver.processes import read_output, run_process
 from videoarchiver.web.descriptors import fd_path, open_plain
 
 
@@ -59,7 +61,7 @@ class WebmCache:
         partial = self.folder / f".{webm.name}.partial"
         await anyio.Path(partial).unlink(missing_ok=True)
         try:
-            await read_output(webm_args(preview, partial), "remux into WebM")
+            await read_output(run_process, webm_args(preview, partial), "remux into WebM")
         except VideoArchiverError:
             await anyio.Path(partial).unlink(missing_ok=True)
             return False
