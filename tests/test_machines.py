@@ -171,7 +171,7 @@ def test_a_killed_machine_is_taken_over_when_its_lease_runs_out(share: Share) ->
     # Its archive's encode is held half way, running (a few GOPs written) whatever the load.
     held = share.folder / "held"
     elsewhere = share.worker(first, host="elsewhere",
-                             env=held_ffmpeg(held, seconds / 2, until_trial=False))  # fmt: skip
+                             env=held_ffmpeg(held, seconds / 2))  # fmt: skip
     claim = share.shared / "work" / "files" / "1" / "claim-1"
     _wait(lambda: (held / "held").exists() and kept_by_the_next_claim(claim)
           and share.archive_done() >= seconds / 2)  # as the state shows it  # fmt: skip

@@ -280,7 +280,7 @@ def test_pause_now_stops_an_encode_that_goes_on_from_its_parts_after_resume(
 ) -> None:
     # Its encode is held a few GOPs in: `pause --now` meets it running, however fast.
     held = tmp_path / "held"
-    env = {**os.environ, **held_ffmpeg(held, 5, until_trial=False)}
+    env = {**os.environ, **held_ffmpeg(held, 5)}
     claim = clip_root / "work" / "files" / "1" / "claim-1"
     daemon = subprocess.Popen(
         [sys.executable, "-m", "videoarchiver", "run", "--root", str(clip_root)],
