@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -76,6 +77,10 @@ class SystemdListener:
         self.close()
 
 
+def _hangup_stops() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def ready_daemon(
     root: Path,
@@ -83,16 +88,23 @@ def ready_daemon(
     env: dict[str, str] | None = None,
     stdout: int | IO[str] | None = subprocess.DEVNULL,
     stderr: int | IO[str] | None = subprocess.PIPE,
+    hangup: bool = False,
 ) -> Iterator[subprocess.Popen[str]]:
     """`videoarchiver run <args> --root <root>`, yielded once it is ready; killed on the way
-    out if the test left it running."""
+    out if the test left it running. With `hangup`, SIGHUP is not ignored, as in a terminal
+    (the tests may run under nohup, whose ignoring the daemon inherits and honours)."""
     env = {**(os.environ if env is None else env)}
     env.pop("VIDEOARCHIVER_CONFIG", None)
     command = [sys.executable, "-m", "videoarchiver", "run", *args, "--root", str(root)]
     with (
         SystemdListener() as systemd,
         subprocess.Popen(
-            command, env={**env, **systemd.env}, stdout=stdout, stderr=stderr, text=True
+            command,
+            env={**env, **systemd.env},
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            preexec_fn=_hangup_stops if hangup else None,
         ) as daemon,
     ):
         try:

@@ -166,7 +166,7 @@ def test_permissions_outputs_follow_the_raw_state_and_log_are_private(root: Path
 
 def test_sighup_stops_like_sigterm(root: Path) -> None:
     _configure(root, "")
-    with ready_daemon(root) as daemon:
+    with ready_daemon(root, hangup=True) as daemon:
         daemon.send_signal(signal.SIGHUP)
         _out, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, err
