@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from held_encode import held_ffmpeg
 from media import (
     ffmpeg,
     file_sha256,
@@ -180,10 +181,14 @@ def test_incompressible_stream_falls_back_to_the_raw_stream(
         "-f", "lavfi", "-i", "nullsrc=s=160x120:d=30:r=25,geq=lum='random(1)*255':cb=128:cr=128",
         "-c:v", "mpeg4", "-b:v", "200k", raw,
     )  # fmt: skip
-    # An encode that takes seconds past the rule's grace: on a busy machine the daemon may
-    # read its progress late, and an encode of a fraction of a second could end first.
+    # The rule warns half its grace in, and asks whether the raw stream can stand in: the
+    # encode is held from then until that trial is over, so that the rule meets it running
+    # (on a busy machine an encode left to run could end first). A slow preset leaves it
+    # most of its 30 s to go when the trial starts, and a few progress reports once let go.
     config = root / "videoarchiver.toml"
     config.write_text(config.read_text().replace('"ultrafast"', '"slow"'))
+    for name, value in held_ffmpeg(tmp_path / "held", None).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("VIDEOARCHIVER_TRACE", str(tmp_path / "trace.jsonl"))
     assert run_cli(root, "run", "--once").returncode == 0
     archive = root / "archive" / "noise.mkv"

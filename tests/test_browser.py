@@ -86,6 +86,9 @@ def _bar(page: Page) -> float:
     return float(page.eval_on_selector("#tasks progress", "bar => bar.value"))
 
 
+# Resolves once the page's fonts are in and a frame with them was painted.
+PAINTED = """() => document.fonts.ready.then(() => new Promise(
+    painted => requestAnimationFrame(() => requestAnimationFrame(painted))))"""
 DESKTOP = ViewportSize(width=1440, height=900)
 PHONE = ViewportSize(width=390, height=844)
 
@@ -126,7 +129,7 @@ def test_the_page_in_a_real_browser(site: str, root: Path, tmp_path: Path) -> No
             for suffix, other in (("-phone", phone), ("-dark", dark)):
                 other.goto(f"{site}{path}")
                 other.wait_for_selector(ready)
-                other.wait_for_timeout(300)
+                other.evaluate(PAINTED)
                 other.screenshot(path=shots / f"web-{name}{suffix}.png", full_page=True)
             width = phone.evaluate("() => document.documentElement.scrollWidth")
             assert width <= PHONE["width"], f"{name}: nothing wider than a phone"

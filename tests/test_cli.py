@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.server
 import io
@@ -15,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +23,8 @@ import anyio
 import pytest
 from rich.console import Console
 
-from media import ffmpeg, file_sha256, poll_rows, run_cli, status_json
+from media import PREVIEW_ARGS, ffmpeg, file_sha256, poll_rows, run_cli, status_json, wait_until
+from readiness import SystemdListener, ready_daemon
 from videoarchiver import entry
 from videoarchiver.display import RichDisplay
 from videoarchiver.planning.progress import ProgressUpdate
@@ -65,7 +64,7 @@ def test_status_json_lists_files_outputs_and_jobs(root: Path) -> None:
 
 def test_retry_makes_failed_files_pending_again(root: Path) -> None:
     config = (root / "videoarchiver.toml").read_text()
-    (root / "videoarchiver.toml").write_text(config + '[preview]\nvideo_args = ["-crf", "999"]\n')
+    (root / "videoarchiver.toml").write_text(config.replace(PREVIEW_ARGS, '["-crf", "999"]'))
     _clip(root / "raw" / "a.mp4")
     assert run_cli(root, "run", "--once").returncode == 1
     (root / "videoarchiver.toml").write_text(config)
@@ -310,11 +309,8 @@ def test_raw_file_replaced_while_processed_is_not_published(root: Path) -> None:
     _clip(replacement, seconds=2)
     run = subprocess.Popen([sys.executable, "-m", "videoarchiver", "run", "--once",
                             "--root", str(root)], stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
     running = "SELECT 1 FROM stream_jobs WHERE output = 'archive' AND state = 'running'"
-    while not poll_rows(root, running):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: bool(poll_rows(root, running)), 60, every=0.05)
     shutil.copyfile(replacement, raw)
     run.communicate(timeout=120)
     assert run.returncode == 1
@@ -422,27 +418,14 @@ def test_a_long_name_gives_way_to_the_step_and_the_figures(width: int) -> None:
 
 def test_systemd_hears_ready_status_watchdog_and_stopping(root: Path, tmp_path: Path) -> None:
     _clip(root / "raw" / "a.mp4")
-    address = tmp_path / "notify.sock"
-    messages: list[str] = []
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
-        listener.bind(str(address))
-        listener.settimeout(0.5)
-
-        def listen() -> None:  # as systemd does, all along
-            with contextlib.suppress(OSError):
-                while not messages or messages[-1] != "STOPPING=1":
-                    with contextlib.suppress(TimeoutError):
-                        messages.append(listener.recv(4096).decode())
-
-        reader = threading.Thread(target=listen)
-        reader.start()
-        env = {**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "200000"}
+    with SystemdListener(tmp_path / "notify.sock") as systemd:
+        env = {**os.environ, **systemd.env, "WATCHDOG_USEC": "200000"}
         env.pop("VIDEOARCHIVER_CONFIG", None)
         result = subprocess.run(
             [sys.executable, "-m", "videoarchiver", "run", "--once", "--root", str(root)],
             capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
-        reader.join(timeout=5)
+    messages = systemd.messages
     assert result.returncode == 0, result.stderr
     assert "READY=1" in messages and "WATCHDOG=1" in messages
     assert any(m.startswith("STATUS=") and "running" in m and "done" in m for m in messages)
@@ -478,23 +461,19 @@ def test_pause_holds_new_work_across_a_restart_until_resume(root: Path) -> None:
     assert run_cli(root, "run", "--once").returncode == 0  # an empty root: the state exists
     assert "paused since" in run_cli(root, "pause").stdout
     _clip(root / "raw" / "a.mp4")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "videoarchiver", "run", "--root", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        time.sleep(4)
-        assert not (root / "archive" / "a.mkv").exists(), "no ffmpeg started while paused"
-        assert run_cli(root, "status").stdout.startswith("paused since")
-        assert run_cli(root, "resume").stdout.strip() == "resumed"
-        deadline = time.monotonic() + 60
-        while poll_rows(root, "SELECT state FROM files") != [("done",)]:
-            assert time.monotonic() < deadline, "work goes on once resumed"
-            time.sleep(0.2)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=60)
+    log = root / "log" / "videoarchiver.log"
+    with ready_daemon(root) as daemon:
+        try:
+            wait_until(lambda: "a.mp4: found" in log.read_text(), 60)  # and not claimed
+            assert run_cli(root, "status").stdout.startswith("paused since")
+            assert run_cli(root, "resume").stdout.strip() == "resumed"
+            wait_until(lambda: poll_rows(root, "SELECT state FROM files") == [("done",)], 60)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _out, err = daemon.communicate(timeout=60)
     assert "paused (since" in err and "resumed" in err
+    text = log.read_text()  # a daemon deaf to the pause claims the file as soon as it is found
+    assert text.index("resumed") < text.index("a.mp4: claimed by worker"), "none while paused"
 
 
 def test_notifications_tell_of_a_failure_and_of_the_queue_done(root: Path) -> None:

@@ -31,15 +31,17 @@ def test_within_the_window_also_across_midnight(window: str, at: time, inside: b
 async def test_leaving_the_hours_stops_running_work_and_holds_the_rest() -> None:
     gate = Gate()
     stopped = []
+    started = anyio.Event()
 
     async def work() -> None:
         with gate.stoppable() as scope:
+            started.set()
             await anyio.sleep(60)
         stopped.append(scope.cancelled_caught)
 
     async with anyio.create_task_group() as group:
         group.start_soon(work)
-        await anyio.sleep(0.01)
+        await started.wait()
         apply_hours("22:00-07:00", gate, datetime(2026, 11, 26, 7, 0))
     assert stopped == [True] and gate.paused
     with anyio.move_on_after(0.05) as waited:

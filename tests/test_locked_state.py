@@ -15,11 +15,18 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from media import FAST_CONFIG, WORKER_CONFIG, ffmpeg, poll_rows, run_cli, wait_until
+from media import (
+    FAST_CONFIG,
+    LEASE_SECONDS,
+    WORKER_CONFIG,
+    ffmpeg,
+    poll_rows,
+    run_cli,
+    wait_until,
+)
 from videoarchiver.state.lock_holder import LockProbe
 
 _wait = partial(wait_until, timeout=240)
-LEASE = 3.0  # WORKER_CONFIG's
 NOW = "(julianday('now') - 2440587.5) * 86400.0"  # the database's clock
 
 
@@ -133,7 +140,7 @@ def test_a_worker_stopped_mid_write_holds_the_others_up_and_takes_no_file_from_t
         held = f"is locked, held by pid {frozen} ({sys.executable} -m videoarchiver run"
         _wait(lambda: held in _said(root, other))
         # Frozen past the lease by the database's clock: every heartbeat and lease looks old.
-        ages = f"SELECT MIN({NOW} - heartbeat_at) > {2 * LEASE} FROM workers"
+        ages = f"SELECT MIN({NOW} - heartbeat_at) > {2 * LEASE_SECONDS} FROM workers"
         _wait(lambda: poll_rows(root, ages) == [(1,)])
         os.kill(frozen, signal.SIGCONT)
         _wait(lambda: any(w.poll() is not None for w in workers) or _states(root) == ["done"] * 4)

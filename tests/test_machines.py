@@ -19,9 +19,18 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from media import WORKER_CONFIG, children, ffmpeg, packets, wait_until
+from held_encode import held_ffmpeg
+from media import (
+    LEASE_SECONDS,
+    WORKER_CONFIG,
+    ffmpeg,
+    kept_by_the_next_claim,
+    packets,
+    wait_until,
+)
 from pgcluster import Cluster
 
 
@@ -48,9 +57,9 @@ class Share:
         swap.symlink_to(empty)
         swap.replace(path)
 
-    def worker(self, root: Path, *args: str, host: str | None = None,
-               trace: Path | None = None) -> subprocess.Popen[str]:  # fmt: skip
-        env = {**os.environ, "VIDEOARCHIVER_STATE": self.url}
+    def worker(self, root: Path, *args: str, host: str | None = None, trace: Path | None = None,
+               env: dict[str, str] | None = None) -> subprocess.Popen[str]:  # fmt: skip
+        env = {**os.environ, **(env or {}), "VIDEOARCHIVER_STATE": self.url}
         env.pop("VIDEOARCHIVER_CONFIG", None)
         if trace is not None:
             env["VIDEOARCHIVER_TRACE"] = str(trace)
@@ -75,6 +84,13 @@ class Share:
     def status(self, root: Path) -> list[dict[str, object]]:
         files: list[dict[str, object]] = json.loads(self.status_text(root, "--json"))
         return files
+
+    def archive_done(self) -> float:
+        """Media seconds of the archive's video encode that the state shows done."""
+        with psycopg.connect(self.url, autocommit=True) as db:
+            row = db.execute("SELECT done FROM progress WHERE label = 's0 archive video'")
+            found = row.fetchone()
+        return float(found[0]) if found else 0.0
 
     def log(self) -> str:
         return (self.shared / "log" / "videoarchiver.log").read_text()
@@ -149,13 +165,18 @@ def test_three_workers_each_with_its_own_path_share_a_batch_once(share: Share) -
 
 
 def test_a_killed_machine_is_taken_over_when_its_lease_runs_out(share: Share) -> None:
-    [name] = _clips(share, 1, seconds=30, preset="slow")
+    seconds = 12
+    [name] = _clips(share, 1, seconds=seconds, preset="fast")
     first, second = share.mount("first"), share.mount("second")
-    elsewhere = share.worker(first, host="elsewhere")
-    partial = share.shared / "work" / "files" / "1" / "claim-1" / "archive" / "s0.partial0.mkv"
-    _wait(lambda: partial.exists() and partial.stat().st_size > 600_000)
-    for child in children(elsewhere.pid):  # its encodes hold still while `status` is asked
-        os.kill(child, signal.SIGSTOP)  # (on a busy machine they would end meanwhile)
+    # Its archive's encode is held half way, running (a few GOPs written) whatever the load.
+    held = share.folder / "held"
+    elsewhere = share.worker(first, host="elsewhere",
+                             env=held_ffmpeg(held, seconds / 2))  # fmt: skip
+    claim = share.shared / "work" / "files" / "1" / "claim-1"
+    _wait(lambda: (held / "held").exists() and kept_by_the_next_claim(claim)
+          and share.archive_done() >= seconds / 2)  # as the state shows it  # fmt: skip
+    keys = [p for p in packets(claim / "archive" / "s0.partial0.mkv", 0) if "K" in p["flags"]]
+    assert len(keys) >= 2, "a whole GOP is there to salvage"
     # `status` on another machine shows the live progress the worker writes to the state.
     line = share.status_text(second).splitlines()[-1].split("\t")
     assert line[1] == "running" and re.fullmatch(r"running \d+%", line[2]), line
@@ -177,8 +198,8 @@ def test_a_killed_machine_is_taken_over_when_its_lease_runs_out(share: Share) ->
     log = share.log()
     assert re.search(r"worker elsewhere-\S+ is gone; its 1 file\(s\) go back to pending", log)
     assert re.search(rf"{name}: archive stream 0: salvaged \d+\.\d+ s", log), "not from zero"
-    assert time.monotonic() - killed_at > 3, "the lease was waited for"
-    assert len(packets(share.shared / "archive" / name, 0)) == 750, "every frame, once"
+    assert time.monotonic() - killed_at > LEASE_SECONDS, "the lease was waited for"
+    assert len(packets(share.shared / "archive" / name, 0)) == seconds * 25, "every frame, once"
 
 
 def test_a_database_restart_mid_batch_loses_and_repeats_nothing(

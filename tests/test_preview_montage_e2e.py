@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, probe, run_cli, span, status_json
+from media import PREVIEW_ARGS, ffmpeg, probe, run_cli, span, status_json
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -146,9 +146,8 @@ def test_montage_grid_grows_with_duration(root: Path, seconds: int, n: int) -> N
 
 def test_a_failing_output_does_not_stop_the_others(root: Path) -> None:
     (root / "videoarchiver.toml").write_text(
-        (root / "videoarchiver.toml").read_text()
-        + '[preview]\nvideo_args = ["-crf", "9999"]\n'  # SVT-AV1 refuses this
-    )
+        (root / "videoarchiver.toml").read_text().replace(PREVIEW_ARGS, '["-crf", "9999"]')
+    )  # SVT-AV1 refuses this
     _video(root / "raw" / "a.mp4", "160x120")
     _video(root / "raw" / "b.mp4", "160x120")
     result = run_cli(root, "run", "--once")

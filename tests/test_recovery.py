@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -17,9 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from held_encode import held_ffmpeg
 from media import (
+    PREVIEW_ARGS,
     ffmpeg,
     file_sha256,
+    kept_by_the_next_claim,
     packets,
     poll_rows,
     probe,
@@ -83,6 +87,12 @@ def _partial_grew(root: Path, attempt: int, size: int) -> bool:
                for partial in work.glob(f"claim-*/archive/s0.partial{attempt}.mkv"))  # fmt: skip
 
 
+def _salvageable(root: Path) -> bool:
+    """The first claim's video encode wrote a few GOPs, and the next claim will keep them."""
+    claim = root / "work" / "files" / "1" / "claim-1"
+    return _partial_grew(root, 0, 600_000) and kept_by_the_next_claim(claim)
+
+
 def _parts(root: Path) -> list[dict[str, object]]:
     """The parts recorded for the archive's video stream so far (read while a run goes on)."""
     rows = poll_rows(
@@ -99,7 +109,7 @@ def clip_root(tmp_path: Path) -> Path:
     root = tmp_path / "it's 100%\na root"
     (root / "raw").mkdir(parents=True)
     (root / "videoarchiver.toml").write_text(
-        "settle_seconds = 0\njobs = 1\n[archive]\n"
+        f"settle_seconds = 0\njobs = 1\n[preview]\nvideo_args = {PREVIEW_ARGS}\n[archive]\n"
         'video_args = ["-crf", "18", "-preset", "slow", "-g", "50"]\n'  # a GOP every 2 s
     )
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=480x270:r=25:d=30", "-f", "lavfi", "-i",
@@ -128,7 +138,7 @@ def _check_archive(root: Path) -> list[dict[str, object]]:
 
 def test_killed_during_an_encode_twice_resumes_from_the_salvaged_parts(clip_root: Path) -> None:
     daemon = _start(clip_root)
-    _kill_when(daemon, lambda: _partial_grew(clip_root, 0, 600_000), clip_root)
+    _kill_when(daemon, partial(_salvageable, clip_root), clip_root)
     daemon = _start(clip_root)
     # The second run salvages the first part and encodes a new partial; kill it again.
     _kill_when(
@@ -266,14 +276,18 @@ def test_stale_work_files_are_removed_at_start(root: Path) -> None:
 
 
 def test_pause_now_stops_an_encode_that_goes_on_from_its_parts_after_resume(
-    clip_root: Path,
+    clip_root: Path, tmp_path: Path
 ) -> None:
+    # Its encode is held a few GOPs in: `pause --now` meets it running, however fast.
+    held = tmp_path / "held"
+    env = {**os.environ, **held_ffmpeg(held, 5)}
+    claim = clip_root / "work" / "files" / "1" / "claim-1"
     daemon = subprocess.Popen(
         [sys.executable, "-m", "videoarchiver", "run", "--root", str(clip_root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
-        _wait(lambda: _partial_grew(clip_root, 0, 600_000))
+        _wait(lambda: (held / "held").exists() and kept_by_the_next_claim(claim))
         assert run_cli(clip_root, "pause", "--now").returncode == 0
         _wait(lambda: not _live_ffmpegs(clip_root))
         _wait(lambda: ("running",) not in poll_rows(clip_root, "SELECT state FROM stream_jobs"))

@@ -12,6 +12,13 @@ from videoarchiver.slots import Place, Slots
 pytestmark = pytest.mark.anyio
 
 
+async def _waiting(slots: Slots, count: int) -> None:
+    """Return once `count` steps wait for a slot (each queued in the order started)."""
+    with anyio.fail_after(10):
+        while slots.waiting < count:
+            await anyio.lowlevel.checkpoint()
+
+
 async def test_short_steps_go_first_then_long_ones_file_by_file_costliest_first() -> None:
     slots = Slots(1)
     order: list[str] = []
@@ -27,9 +34,9 @@ async def test_short_steps_go_first_then_long_ones_file_by_file_costliest_first(
         ("file 1 video", (1, -99)), ("file 1 audio again", (1, -10)),
     ]  # fmt: skip
     async with anyio.create_task_group() as group, slots.slot((0,)):
-        for name, place in queued:
+        for number, (name, place) in enumerate(queued, 1):
             group.start_soon(step, name, place)
-            await anyio.sleep(0.001)
+            await _waiting(slots, number)
         assert slots.waiting == len(queued)
     assert order == [
         "mux", "join", "file 1 video", "file 1 audio", "file 1 audio again", "file 2"
@@ -79,8 +86,9 @@ async def test_a_slot_handed_to_a_step_cancelled_meanwhile_passes_on() -> None:
 
     async with slots.slot():
         cancelled = asyncio.ensure_future(step("cancelled"))
+        await _waiting(slots, 1)
         following = asyncio.ensure_future(step("next"))
-        await anyio.sleep(0.01)  # both wait, in this order
+        await _waiting(slots, 2)  # both wait, in this order
     cancelled.cancel()  # handed the slot just now, cancelled before it ran
     await asyncio.gather(cancelled, following, return_exceptions=True)
     assert got == ["next"]

@@ -17,10 +17,24 @@ async def _after(seconds: float, value: str) -> str:
 
 @pytest.mark.anyio
 async def test_results_in_order_and_side_by_side() -> None:
-    with anyio.fail_after(0.5):  # one after another would take 0.6 s
-        found = await together([lambda: _after(0.3, "a"), lambda: _after(0.1, "b"),
-                                lambda: _after(0.2, "c")])  # fmt: skip
-    assert found == ["a", "b", "c"]
+    started = {name: anyio.Event() for name in "abc"}
+    ended = {name: anyio.Event() for name in "abc"}
+    order: list[str] = []
+
+    async def call(name: str, after: str | None) -> str:
+        started[name].set()
+        for each in started.values():  # one after another, the first would wait forever
+            await each.wait()
+        if after is not None:
+            await ended[after].wait()
+        order.append(name)
+        ended[name].set()
+        return name
+
+    with anyio.fail_after(10):
+        found = await together([lambda: call("a", "c"), lambda: call("b", None),
+                                lambda: call("c", "b")])  # fmt: skip
+    assert order == ["b", "c", "a"] and found == ["a", "b", "c"], "in order, not as they end"
 
 
 @pytest.mark.anyio

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from media import (
+    FAST_CONFIG,
     ffmpeg,
     file_sha256,
     file_states,
@@ -66,10 +67,10 @@ def run_killed_at(root: Path, syscall: str, path: Path) -> None:
 
 
 def _configure(root: Path, extra: str = "", preset: str = "ultrafast") -> None:
-    (root / "videoarchiver.toml").write_text(
-        f"settle_seconds = 0\njobs = 1\n{extra}\n[archive]\n"
-        f'video_args = ["-crf", "18", "-preset", "{preset}"]\n'
-    )
+    """The tests' fast config, one ffmpeg at once, with `extra` settings of the root table
+    and the archive's x264 `preset`."""
+    config = FAST_CONFIG.replace('"ultrafast"', f'"{preset}"')
+    (root / "videoarchiver.toml").write_text(f"jobs = 1\n{extra}\n{config}")
 
 
 def _replaceable_root(tmp_path: Path, seconds: int, extra: str = "") -> tuple[Path, Path, Path]:
@@ -186,14 +187,11 @@ def test_raw_replaced_while_the_daemon_runs_is_processed_as_a_new_file(tmp_path:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while ("running",) not in poll_rows(root, "SELECT state FROM stream_jobs"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: ("running",) in poll_rows(root, "SELECT state FROM stream_jobs"), 120)
         _replace(new, raw)
-        while ("done",) not in poll_rows(root, "SELECT state FROM files WHERE id = 2"):
-            assert time.monotonic() < deadline, poll_rows(root, "SELECT * FROM files")
-            time.sleep(0.2)
+        wait_until(
+            lambda: ("done",) in poll_rows(root, "SELECT state FROM files WHERE id = 2"), 120
+        )
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
@@ -361,10 +359,7 @@ def test_content_replaced_keeping_size_and_mtime_is_still_a_new_file(tmp_path: P
     raw = root / "raw" / "clip.ts"
     daemon = _start(root)
     running = "SELECT 1 FROM stream_jobs WHERE output = 'archive' AND state = 'running'"
-    deadline = time.monotonic() + 60
-    while not poll_rows(root, running):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: bool(poll_rows(root, running)), 60, every=0.05)
     stat = raw.stat()
     _replace(new, raw)
     os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p` or rsync -t leave it

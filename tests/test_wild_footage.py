@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg, probe, run_cli, status_json, traced
+from media import PREVIEW_ARGS, ffmpeg, probe, run_cli, status_json, traced
 from videoarchiver.planning.packets import PacketTally
 
 
@@ -163,7 +163,7 @@ def test_anamorphic_pictures_are_shown_in_square_pixels(root: Path) -> None:
 
 def test_a_failure_reads_as_one_line_naming_the_stream_and_the_cause(root: Path) -> None:
     config = root / "videoarchiver.toml"
-    config.write_text(config.read_text() + '[preview]\nvideo_args = ["-crf", "999"]\n')
+    config.write_text(config.read_text().replace(PREVIEW_ARGS, '["-crf", "999"]'))
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "mpeg4",
            root / "raw" / "a.mp4")  # fmt: skip
     assert run_cli(root, "run", "--once").returncode == 1

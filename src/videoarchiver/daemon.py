@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
+from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 from watchfiles import awatch
 
@@ -53,11 +54,16 @@ async def watch_raw(raw: Path, wake: MemoryObjectSendStream[None], stop: anyio.E
 
 
 async def _on_signals(
-    work: anyio.CancelScope, stopping: anyio.Event, progress: ProgressHub
+    work: anyio.CancelScope,
+    stopping: anyio.Event,
+    progress: ProgressHub,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     # SIGHUP (a closed terminal) stops it too, unless it was started to ignore it (nohup).
     hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *hangup) as signals:
+        task_status.started()  # handled from here on: readiness may be told
         async for signum in signals:
             name = signal.Signals(signum).name
             if stopping.is_set():
@@ -71,11 +77,17 @@ async def _on_signals(
             work.cancel()
 
 
-async def _forever(scheduler: Scheduler, raw: Path, stopping: anyio.Event) -> None:
+async def _forever(scheduler: Scheduler, raw: Path) -> None:
     send, receive = anyio.create_memory_object_stream[None](1)
+    # However the work ends (a signal, or an error that stops the daemon), the watcher's
+    # thread ends with it, not at its next timeout.
+    ended = anyio.Event()
     async with anyio.create_task_group() as group:
-        group.start_soon(watch_raw, raw, send, stopping)
-        await scheduler.run_forever(receive)
+        group.start_soon(watch_raw, raw, send, ended)
+        try:
+            await scheduler.run_forever(receive)
+        finally:
+            ended.set()
 
 
 async def remove_stale_work(layout: Layout, state: Store) -> None:
@@ -179,7 +191,7 @@ async def _work(
     result = EXIT_OK
     async with anyio.create_task_group() as outer:
         with anyio.CancelScope() as work:
-            outer.start_soon(_on_signals, work, stopping, progress)
+            await outer.start(_on_signals, work, stopping, progress)
             if (every := watchdog_seconds()) is not None:
                 outer.start_soon(feed_watchdog, every)
             if listening():
@@ -197,7 +209,7 @@ async def _work(
                 result = EXIT_OK if await scheduler.run_once() else EXIT_FAILED
             else:
                 outer.start_soon(scheduler.processor.finish_pending_raw_actions)
-                await _forever(scheduler, layout.raw, stopping)
+                await _forever(scheduler, layout.raw)
         notify("STOPPING=1")
         outer.cancel_scope.cancel()
     if stopping.is_set():
