@@ -833,6 +833,32 @@ async def test_a_stop_asked_is_read_by_the_heartbeat_and_carried_out_by_the_rele
     assert await store.retry([aside.rel_path]) == [aside.rel_path]
 
 
+async def test_a_stop_its_worker_could_not_give_back_ends_when_its_lease_runs_out(
+    store: Store,
+) -> None:
+    me = _worker("w")
+    stopped = await store.add_file("stopped.mp4", 10, 1, "fp1", "stopped", _costs(2))
+    going = await store.add_file("going.mp4", 10, 1, "fp2", "going", _costs(1))
+    await store.claim(me.id, -1.0)  # both leases ran out already …
+    await store.claim(me.id, -1.0)
+    await store.ask_stop(stopped.id, StopAsked.RELEASE)
+    assert await store.heartbeat(me, LEASE) == {going.id}, "… and only one is renewed"
+    # Its worker's give-back failed (a full disk): its own expiry pass carries out the stop.
+    assert await store.release_expired(keep=me.id) == [stopped.id]
+    assert {row.id: row.state for row in await store.files()} == {
+        stopped.id: FileState.PENDING, going.id: FileState.RUNNING,
+    }  # fmt: skip
+
+
+async def test_an_estimate_leaves_a_file_moved_to_the_front_there(store: Store) -> None:
+    fresh = await store.add_file("fresh.mp4", 10, 1, "fp1", "fresh")  # not estimated yet
+    other = await store.add_file("other.mp4", 10, 1, "fp2", "other", Estimate(Rank.UNREADABLE))
+    await store.move_to_front(fresh.id)
+    await store.set_cost(fresh.id, _costs(3))  # an estimate that was under way meanwhile
+    await store.set_cost(other.id, Estimate(Rank.UNREADABLE))
+    assert [row.id for row in await store.queue(2)] == [fresh.id, other.id]
+
+
 async def test_a_file_moved_to_the_front_is_claimed_first(store: Store) -> None:
     costly = await store.add_file("costly.mp4", 10, 1, "fp1", "costly", _costs(100))
     unread = await store.add_file("unread.mp4", 10, 1, "fp2", "unread", Estimate(Rank.UNREADABLE))

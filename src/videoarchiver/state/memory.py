@@ -491,6 +491,8 @@ class MemoryStore:
     async def set_cost(self, file_id: int, cost: Estimate) -> None:
         file = self._tables.files.get(file_id)
         if file is not None:
+            if file.estimate is not None and file.estimate.rank is Rank.FRONT:
+                cost = Estimate(Rank.FRONT, cost.cpu_seconds)  # where a user put it
             self._tables.files[file_id] = replace(file, estimate=cost, estimating_until=None)
 
     @_locked
@@ -720,10 +722,13 @@ class MemoryStore:
         now = self._now()
         known = self._tables.workers.get(worker.id, worker)
         self._tables.workers[worker.id] = replace(known, heartbeat_at=now)
-        held = [file for file in self._files(FileState.RUNNING) if file.row.worker == worker.id]
+        held = [
+            file for file in self._files(FileState.RUNNING)
+            if file.row.worker == worker.id and file.stop_asked is None
+        ]  # fmt: skip
         for file in held:
             self._tables.files[file.row.id] = replace(file, lease_until=now + lease)
-        return {file.row.id for file in held if file.stop_asked is None}
+        return {file.row.id for file in held}
 
     @_locked
     async def check_claim(self, file_id: int, by: str) -> None:
@@ -771,7 +776,7 @@ class MemoryStore:
 
         def expired(file: _File) -> bool:
             ran_out = file.lease_until is None or file.lease_until < now
-            return ran_out and file.row.worker != keep
+            return ran_out and (file.row.worker != keep or file.stop_asked is not None)
 
         return self._release("expire", expired, None)
 

@@ -462,10 +462,12 @@ class SQLStore(ABC):
         return [_file(row) for row in rows]
 
     async def set_cost(self, file_id: int, cost: Estimate) -> None:
-        """The file's place in the claim order: its rank and cost."""
+        """The file's place in the claim order: its rank and cost (a file a user moved to the
+        front stays there)."""
         await self._write(
-            "UPDATE files SET claim_rank=?, cpu_cost=?, estimating_until=NULL WHERE id=?",
-            (cost.rank, cost.cpu_seconds, file_id),
+            "UPDATE files SET claim_rank=CASE WHEN claim_rank=? THEN claim_rank ELSE ? END,"
+            " cpu_cost=?, estimating_until=NULL WHERE id=?",
+            (Rank.FRONT, cost.rank, cost.cpu_seconds, file_id),
         )
 
     async def probe_of(self, file_id: int) -> str | None:
@@ -734,8 +736,10 @@ class SQLStore(ABC):
 
     async def heartbeat(self, worker: Worker, lease: float) -> set[int]:
         """Record `worker` alive (registering it the first time) and renew its leases;
-        returns the ids of the files it still holds and is to go on with (not those a user
-        asked it to stop: `ask_stop`; it stops them, then gives them back). Times are the
+        returns the ids of the files it still holds and is to go on with. Not those a user
+        asked it to stop (`ask_stop`): it stops them, then gives them back, and their leases
+        are not renewed, so that a give-back that fails still ends (`release_expired`, by
+        this worker too). Times are the
         database's own clock: the same for every machine, and taken when the statement runs
         (also when it is sent again after a lost connection)."""
         await self._write(
@@ -746,10 +750,10 @@ class SQLStore(ABC):
         )
         rows = await self._rows(
             f"UPDATE files SET lease_until={self.NOW} + ? WHERE worker=? AND state=?"
-            " RETURNING id, stop_asked",
+            " AND stop_asked IS NULL RETURNING id",
             (lease, worker.id, FileState.RUNNING),
         )
-        return {row["id"] for row in rows if row["stop_asked"] is None}
+        return {row["id"] for row in rows}
 
     async def silent_workers(self, lease: float) -> list[str]:
         """Workers whose last heartbeat is older than `lease` (by the database's clock)."""
@@ -765,11 +769,13 @@ class SQLStore(ABC):
 
     async def release_expired(self, keep: str) -> list[int]:
         """Claims whose lease ran out (their worker died, or lost the store) go back to
-        pending, but those of worker `keep` (the caller: it is alive and renews them); so do
-        running files no worker claims (recorded before claims existed)."""
+        pending, but those of worker `keep` (the caller: it is alive and renews them) unless
+        a user asked to stop them (their leases are not renewed); so do running files no
+        worker claims (recorded before claims existed)."""
         return await self._release(
             "expire",
-            f"(lease_until IS NULL OR lease_until < {self.NOW}) AND worker IS DISTINCT FROM ?",
+            f"(lease_until IS NULL OR lease_until < {self.NOW})"
+            " AND (worker IS DISTINCT FROM ? OR stop_asked IS NOT NULL)",
             [keep],
         )
 
