@@ -378,6 +378,8 @@ class WebApp:
             await act(row)
         except IllegalMove as exc:
             raise HTTPException(409, str(exc)) from exc
+        except NoSuchFile as exc:  # forgotten (its raw file replaced) since the page was drawn
+            raise HTTPException(404, "no such file") from exc
         pages = {"file": f"/files/{row.id}", "queue": "/queue", "now": "/"}
         back = form.get("back")
         return RedirectResponse(pages.get(back if isinstance(back, str) else "", default), 303)
