@@ -101,10 +101,7 @@ class Claimer(Claims):
     def ending(self, file_id: int) -> None:
         self._settled.add(file_id)
 
-    async def give_back(self, file_id: int) -> None:
-        await self._given_back(file_id)
-
-    async def _given_back(self, file_id: int) -> bool:
+    async def give_back(self, file_id: int) -> bool:
         """Release a claim (False: this worker no longer held it); if the state cannot be
         reached, its lease runs out instead."""
         try:
@@ -272,7 +269,7 @@ class Claimer(Claims):
                     log.info("%s: stopped; it goes on when work may", name)
             if claim.scope.cancelled_caught:
                 with anyio.CancelScope(shield=True):  # a stop asked: this worker holds it
-                    stopped = await self._given_back(row.id)
+                    stopped = await self.give_back(row.id)
                 if stopped:
                     log.info("%s: stopped as asked from the web page", name)
                 else:

@@ -66,8 +66,9 @@ class Claims(Protocol):
         """The held file is about to be recorded done or failed, which ends its claim: the
         heartbeat must not take that for a lost claim."""
 
-    async def give_back(self, file_id: int) -> None:
-        """Release the file's claim: another claim goes on from its parts."""
+    async def give_back(self, file_id: int) -> bool:
+        """Release the file's claim: another claim goes on from its parts (False: this
+        worker no longer held it, or the state could not be reached)."""
 
 
 async def _explained(source: Source, exc: BaseException) -> BaseException:
